@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "hamn-events",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hamn-events", targets: ["hamn-events"]),
+        .library(name: "RulesParser", targets: ["RulesParser"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // Text -> syntax trees + diagnostics. Pure: no clocks, no processes, no sockets.
+        .target(name: "RulesParser"),
+        // Reads files and configuration and runs RulesParser's checks over them.
+        .target(
+            name: "RulesValidation",
+            dependencies: [
+                "RulesParser",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "hamn-events",
+            dependencies: [
+                "RulesParser",
+                "RulesValidation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Benchmarks: generate inputs, run the release binary as a user does, print figures.
+        .executableTarget(
+            name: "hamn-bench",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]
+        ),
+        .testTarget(
+            name: "RulesParserTests",
+            dependencies: ["RulesParser"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "RulesValidationTests",
+            dependencies: ["RulesParser", "RulesValidation"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

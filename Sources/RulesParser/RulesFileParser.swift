@@ -1,0 +1,304 @@
+/// Parses `rules.hacmprd` (SPEC section 2): every line that is not a comment is a field, fields
+/// are taken nine at a time, each nine making one event definition.
+///
+/// This is the one place the nine-line format is defined. It is pure: the caller reads the
+/// file; checks that need the file system (R009, R020) belong to the validator.
+public struct RulesFileParser: Sendable {
+    public var catalogue: VariableCatalogue
+
+    public init(catalogue: VariableCatalogue = .builtIn) {
+        self.catalogue = catalogue
+    }
+
+    public func parse(_ text: String, file: String) -> RulesFile {
+        var copy = text
+        return copy.withUTF8 { parse(bytes: $0, file: file) }
+    }
+
+    public func parse(bytes: UnsafeBufferPointer<UInt8>, file: String) -> RulesFile {
+        var state = ParseState(bytes: bytes, file: file, catalogue: catalogue)
+        state.collectFields()
+        state.buildDefinitions()
+        return RulesFile(
+            definitions: state.definitions, diagnostics: state.diagnostics, definitionCount: state.fields.count / 9,
+            recoveryProgramReferences: state.references)
+    }
+}
+
+/// One field: its line and the byte range of its text, blanks trimmed.
+private struct Field {
+    var line: Int
+    var lineStart: Int
+    var start: Int
+    var end: Int
+
+    var column: Int { start - lineStart + 1 }
+    var isEmpty: Bool { start == end }
+}
+
+private struct ParseState {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let file: String
+    let catalogue: VariableCatalogue
+    var fields: [Field] = []
+    /// Display names from `Beginning of the Event Definition:` comments, by definition index.
+    var displayNames: [Int: String] = [:]
+    var diagnostics: [Diagnostic] = []
+    var errorCount = 0
+    var references: [RulesFile.Reference] = []
+    var definitions: [EventDefinition] = []
+
+    init(bytes: UnsafeBufferPointer<UInt8>, file: String, catalogue: VariableCatalogue) {
+        self.bytes = bytes
+        self.file = file
+        self.catalogue = catalogue
+    }
+
+    mutating func report(_ line: Int, _ column: Int, _ code: DiagnosticCode, _ message: String) {
+        diagnostics.append(Diagnostic(file: file, line: line, column: column, code: code, message: message))
+        if code.severity == .error { errorCount += 1 }
+    }
+
+    func text(_ field: Field) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[field.start..<field.end]), as: UTF8.self)
+    }
+
+    // MARK: Lines to fields
+
+    mutating func collectFields() {
+        for line in SourceLines(bytes: bytes) {
+            if line.hadCarriageReturn {
+                report(line.number, line.end - line.start + 1, .R017, "CRLF line end (stripped)")
+            }
+            var start = line.start
+            while start < line.end, isBlank(bytes[start]) { start += 1 }
+            if start < line.end, bytes[start] == 0x23 {
+                noteDisplayName(from: start + 1, to: line.end)
+                continue
+            }
+            var end = line.end
+            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+            if end < line.end {
+                report(line.number, end - line.start + 1, .R018, "trailing white space in a field (stripped)")
+            }
+            fields.append(Field(line: line.number, lineStart: line.start, start: start, end: end))
+        }
+    }
+
+    /// `##### Beginning of the Event Definition: NAME` names the next definition to start.
+    mutating func noteDisplayName(from start: Int, to end: Int) {
+        let marker = "Beginning of the Event Definition:".utf8
+        var p = start
+        while p < end, bytes[p] == 0x23 || isBlank(bytes[p]) { p += 1 }
+        guard end - p > marker.count, bytes[p..<(p + marker.count)].elementsEqual(marker) else { return }
+        var nameStart = p + marker.count
+        var nameEnd = end
+        while nameStart < nameEnd, isBlank(bytes[nameStart]) { nameStart += 1 }
+        while nameEnd > nameStart, isBlank(bytes[nameEnd - 1]) { nameEnd -= 1 }
+        guard nameStart < nameEnd else { return }
+        let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[nameStart..<nameEnd]), as: UTF8.self)
+        // Fields already taken belong to earlier definitions; a partly read one is the current one.
+        displayNames[(fields.count + 8) / 9] = name
+    }
+
+    // MARK: Fields to definitions
+
+    mutating func buildDefinitions() {
+        let complete = fields.count / 9
+        var triggers: [EventDefinition.Trigger: Int] = [:]
+        var statesByName: [String: (state: Int, line: Int)] = [:]
+        for index in 0..<complete {
+            let errorsBefore = errorCount
+            let group = fields[(index * 9)..<(index * 9 + 9)]
+            if let definition = buildDefinition(index: index, Array(group)) {
+                if let first = triggers[definition.trigger] {
+                    report(
+                        definition.line, 1, .R005,
+                        "duplicate trigger \(definition.trigger.name.quotedForMessage()) state \(definition.trigger.state) (first defined at line \(first))"
+                    )
+                } else {
+                    triggers[definition.trigger] = definition.line
+                }
+                checkStates(definition, &statesByName)
+                if errorCount == errorsBefore {
+                    definitions.append(definition)
+                }
+            }
+        }
+        let remainder = fields[(complete * 9)...]
+        if let first = remainder.first {
+            if remainder.allSatisfy(\.isEmpty) {
+                report(
+                    first.line, 1, .R002,
+                    "\(remainder.count == 1 ? "an empty line" : "\(remainder.count) empty lines") at the end of the file \(remainder.count == 1 ? "starts" : "start") an incomplete event definition (HACMP ES hangs on this): delete \(remainder.count == 1 ? "it" : "them")"
+                )
+            } else {
+                report(
+                    first.line, first.column, .R001,
+                    "incomplete event definition at end of file: \(remainder.count) of 9 fields (an event definition has exactly nine lines besides comments)"
+                )
+            }
+        } else if complete == 0 {
+            report(1, 1, .R019, "no event definitions")
+        }
+    }
+
+
+    /// R006: one event name with several states, except the states SPEC section 6 gives a built-in trigger.
+    mutating func checkStates(_ definition: EventDefinition, _ statesByName: inout [String: (state: Int, line: Int)]) {
+        let trigger = definition.trigger
+        if let builtIn = BuiltInTrigger(rawValue: trigger.name), builtIn.states.contains(trigger.state) { return }
+        if let seen = statesByName[trigger.name] {
+            if seen.state != trigger.state {
+                report(
+                    definition.line, 1, .R006,
+                    "event \(trigger.name.quotedForMessage()) is defined with state \(trigger.state) here and state \(seen.state) at line \(seen.line)"
+                )
+            }
+        } else {
+            statesByName[trigger.name] = (trigger.state, definition.line)
+        }
+    }
+
+    /// A definition with the values that could be read; nil when field 1 or 2 is unusable.
+    /// Errors are reported as found.
+    mutating func buildDefinition(index: Int, _ f: [Field]) -> EventDefinition? {
+        // Field 1: the event name.
+        let name = text(f[0])
+        if f[0].isEmpty {
+            report(f[0].line, 1, .R003, "event name is empty")
+        } else if let blank = bytes[f[0].start..<f[0].end].firstIndex(where: isBlank) {
+            report(
+                f[0].line, blank - f[0].lineStart + 1, .R003,
+                "event name \(name.quotedForMessage()) contains white space")
+        }
+        // Fields 2, 4, 5: integers.
+        let state = integer(f[1], "state")
+        let recoveryType = integer(f[3], "recovery type")
+        let recoveryLevel = integer(f[4], "recovery level")
+        // Field 3: the recovery program.
+        let program = text(f[2])
+        if f[2].isEmpty {
+            report(f[2].line, 1, .R008, "recovery program path is empty")
+        } else if bytes[f[2].start] != 0x2F {
+            report(
+                f[2].line, f[2].column, .R008,
+                "recovery program path \(program.quotedForMessage()) is not absolute")
+        } else {
+            references.append(.init(path: program, line: f[2].line, column: f[2].column))
+        }
+        let monitoring = buildMonitoring(f)
+        var displayName = displayNames[index] ?? ""
+        if displayName.isEmpty {
+            let base = program.split(separator: "/").last.map(String.init) ?? program
+            displayName = base.hasSuffix(".rp") ? String(base.dropLast(3)) : base
+        }
+        guard let state, !f[0].isEmpty else { return nil }
+        return EventDefinition(
+            trigger: .init(name: name, state: state), displayName: displayName, recoveryProgram: program,
+            recoveryType: recoveryType ?? 0, recoveryLevel: recoveryLevel ?? 0, monitoring: monitoring,
+            line: f[0].line, recoveryProgramLine: f[2].line)
+    }
+
+    mutating func integer(_ field: Field, _ what: String) -> Int? {
+        var p = field.start
+        if p < field.end, bytes[p] == 0x2D || bytes[p] == 0x2B { p += 1 }
+        let digits = field.end - p
+        if digits > 0, digits <= 18, bytes[p..<field.end].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            return Int(text(field))
+        }
+        report(
+            field.line, field.isEmpty ? 1 : field.column, .R007,
+            field.isEmpty ? "\(what) is empty (expected an integer)" : "\(what) \(text(field).quotedForMessage()) is not an integer")
+        return nil
+    }
+
+    /// Fields 6 to 9.
+    mutating func buildMonitoring(_ f: [Field]) -> EventDefinition.Monitoring? {
+        if f[5].isEmpty {
+            for (field, what) in [(f[6], "instance vector"), (f[7], "predicate"), (f[8], "rearm predicate")]
+            where !field.isEmpty {
+                report(
+                    field.line, field.column, .R012,
+                    "\(what) without a resource variable (fields 7 to 9 must be empty when field 6 is)")
+            }
+            return nil
+        }
+        let name = text(f[5])
+        let variable = catalogue[name]
+        if variable == nil {
+            report(
+                f[5].line, f[5].column, .R014,
+                "resource variable \(name.quotedForMessage()) is neither built in nor configured")
+        }
+        var instances = InstanceVector.everyNode
+        if f[6].isEmpty {
+            report(f[6].line, 1, .R021, "resource variable with an empty instance vector (taken as NodeNum=*)")
+        } else {
+            let (parsed, problems) = InstanceVector.parse(text(f[6]), allowedNames: variable?.instanceElements)
+            for problem in problems {
+                report(f[6].line, f[6].column + problem.offset, .R013, problem.message)
+            }
+            instances = parsed
+        }
+        let predicate: Predicate?
+        if f[7].isEmpty {
+            report(f[7].line, 1, .R011, "resource variable \(name.quotedForMessage()) without a predicate")
+            predicate = nil
+        } else {
+            predicate = parsePredicate(f[7], variable, .R015, "predicate")
+        }
+        var rearm: Predicate?
+        if !f[8].isEmpty {
+            rearm = parsePredicate(f[8], variable, .R016, "rearm predicate")
+            if let rearm, let predicate, rearm == predicate {
+                report(
+                    f[8].line, f[8].column, .R022,
+                    "rearm predicate is identical to the predicate (the instance would rearm as soon as it fires)")
+            }
+        }
+        guard let predicate else { return nil }
+        return .init(variable: name, instances: instances, predicate: predicate, rearmPredicate: rearm)
+    }
+
+    mutating func parsePredicate(
+        _ field: Field, _ variable: ResourceVariable?, _ code: DiagnosticCode, _ what: String
+    ) -> Predicate? {
+        let source = text(field)
+        let predicate: Predicate
+        do {
+            predicate = try PredicateParser.parse(source)
+        } catch {
+            report(field.line, field.column + error.offset, code, "\(what): \(error.message)")
+            return nil
+        }
+        var ok = true
+        for problem in PredicateTypeChecker.check(predicate, variable: variable) {
+            ok = false
+            report(
+                field.line, field.column + problem.offset, problem.kind == .type ? .R023 : code,
+                "\(what): \(problem.message)")
+        }
+        return ok ? predicate.withoutOffsets : nil
+    }
+}
+
+extension Predicate {
+    /// The same predicate with every offset 0, so that two predicates that differ only in
+    /// spacing compare equal (R022) and a definition does not depend on its source layout.
+    var withoutOffsets: Predicate {
+        Predicate(expression: expression.withoutOffsets, qualifier: qualifier)
+    }
+}
+
+extension Expression {
+    var withoutOffsets: Expression {
+        switch self {
+        case .literal(let literal, _): .literal(literal, at: 0)
+        case .list(let items, _): .list(items, at: 0)
+        case .variable(let reference, _): .variable(reference, at: 0)
+        case .unary(let op, let operand, _): .unary(op, operand.withoutOffsets, at: 0)
+        case .binary(let op, let lhs, let rhs, _): .binary(op, lhs.withoutOffsets, rhs.withoutOffsets, at: 0)
+        }
+    }
+}

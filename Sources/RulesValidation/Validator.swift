@@ -1,0 +1,267 @@
+import RulesParser
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Checks rules files and recovery programs as `hamn-events validate` does (SPEC section 8):
+/// reads them, runs RulesParser over them, and adds what needs the file system: R009 (a `.rp`
+/// that is not there), R020 (files others could change), P006 and P007 (the commands).
+public struct Validator: Sendable {
+    public struct Options: Sendable {
+        /// Absolute paths named in rules and `.rp` files are looked up under this directory;
+        /// command existence (P007) is not checked.
+        public var root: String?
+        /// Built-in variables and those of the configuration.
+        public var catalogue: VariableCatalogue
+        /// Where bundled event scripts (relative commands) live; by default `events/` beside the
+        /// rules file (or beside a `.rp` given directly).
+        public var eventScriptDirectory: String?
+        /// The user the service runs as: files must belong to it or to root (R020).
+        public var serviceUser: UInt32
+        /// Larger rules or `.rp` files are refused (F003) rather than read.
+        public var sizeLimit: Int
+
+        public init(
+            root: String? = nil, catalogue: VariableCatalogue = .builtIn, eventScriptDirectory: String? = nil,
+            serviceUser: UInt32 = UInt32(geteuid()), sizeLimit: Int = 64 << 20
+        ) {
+            self.root = root
+            self.catalogue = catalogue
+            self.eventScriptDirectory = eventScriptDirectory
+            self.serviceUser = serviceUser
+            self.sizeLimit = sizeLimit
+        }
+    }
+
+    public var options: Options
+    public var fileSystem: any FileSystem
+
+    public init(options: Options = Options(), fileSystem: any FileSystem = LocalFileSystem()) {
+        self.options = options
+        self.fileSystem = fileSystem
+    }
+
+    /// Validates each path: a name ending in `.rp` is a recovery program, anything else a rules
+    /// file whose `.rp` files are validated too, each once however often it is named.
+    public func validate(_ paths: [String]) -> ValidationReport {
+        var run = Run(validator: self)
+        for path in paths {
+            if path.hasSuffix(".rp") {
+                run.validateRecoveryProgram(at: path, shownAs: path, eventScripts: eventScripts(beside: path))
+            } else {
+                run.validateRules(at: path)
+            }
+        }
+        return ValidationReport(diagnostics: run.diagnostics, definitions: run.definitions)
+    }
+
+    /// `path` under `--root`, when one is given.
+    func resolve(_ path: String) -> String {
+        guard let root = options.root, path.hasPrefix("/") else { return path }
+        return root.hasSuffix("/") ? String(root.dropLast()) + path : root + path
+    }
+
+    func eventScripts(beside file: String) -> String {
+        if let configured = options.eventScriptDirectory { return resolve(configured) }
+        guard let slash = file.lastIndex(of: "/") else { return "events" }
+        return String(file[..<slash]) + "/events"
+    }
+
+    /// R020's finding for a file, nil when only root or the service user can change it.
+    func ownershipProblem(_ status: FileStatus) -> String? {
+        if status.mode & 0o022 != 0 {
+            let who = status.mode & 0o002 != 0 ? "others" : "its group"
+            return "is writable by \(who) (mode \(String(status.mode, radix: 8))); it runs as root: chmod go-w"
+        }
+        if status.owner != 0, status.owner != options.serviceUser {
+            return "is owned by uid \(status.owner), not by root or the service's user (uid \(options.serviceUser))"
+        }
+        return nil
+    }
+}
+
+/// The state of one `validate` call.
+private struct Run {
+    let validator: Validator
+    var diagnostics: [Diagnostic] = []
+    var definitions = 0
+    /// Recovery programs already validated, by resolved path, with what was found of them.
+    var programs: [String: ProgramCheck] = [:]
+    /// Commands already looked up, by resolved path.
+    var commands: [String: FileStatus?] = [:]
+
+    enum ProgramCheck {
+        case ok
+        case missing(String)
+    }
+
+    init(validator: Validator) {
+        self.validator = validator
+    }
+
+    var fileSystem: any FileSystem { validator.fileSystem }
+
+    mutating func report(_ file: String, _ line: Int, _ column: Int, _ code: DiagnosticCode, _ message: String) {
+        diagnostics.append(Diagnostic(file: file, line: line, column: column, code: code, message: message))
+    }
+
+    /// Why a file's text cannot be had: where, the code and what to say after "the file".
+    struct Unreadable: Error {
+        var line = 1
+        var column = 1
+        var code: DiagnosticCode
+        var why: String
+    }
+
+    func load(_ path: String) -> Result<[UInt8], Unreadable> {
+        let bytes: [UInt8]
+        do {
+            bytes = try fileSystem.read(path, limit: validator.options.sizeLimit)
+        } catch {
+            switch error {
+            case .cannotRead(let why): return .failure(Unreadable(code: .F001, why: "cannot be read: \(why)"))
+            case .notRegularFile: return .failure(Unreadable(code: .F001, why: "is not a regular file"))
+            case .tooLarge(let size, let limit):
+                return .failure(
+                    Unreadable(code: .F003, why: "is \(byteCount(size)); the validator reads files of up to \(byteCount(limit))"))
+            }
+        }
+        if let nul = bytes.firstIndex(of: 0) {
+            let line = bytes[..<nul].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            let lineStart = bytes[..<nul].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            return .failure(Unreadable(line: line, column: nul - lineStart + 1, code: .F002, why: "is not a text file (NUL byte)"))
+        }
+        return .success(bytes)
+    }
+
+    /// The file's bytes, or nil after reporting why they cannot be had.
+    mutating func readText(_ path: String, shownAs shown: String) -> [UInt8]? {
+        switch load(path) {
+        case .success(let bytes): return bytes
+        case .failure(let problem):
+            report(shown, problem.line, problem.column, problem.code, "the file \(problem.why)")
+            return nil
+        }
+    }
+
+    mutating func checkOwnership(_ path: String, shownAs shown: String, what: String) {
+        guard let status = fileSystem.status(path), let problem = validator.ownershipProblem(status) else { return }
+        report(shown, 1, 1, .R020, "\(what) \(problem)")
+    }
+
+    mutating func validateRules(at path: String) {
+        guard let bytes = readText(path, shownAs: path) else { return }
+        checkOwnership(path, shownAs: path, what: "rules file")
+        let rules = bytes.withUnsafeBufferPointer { buffer in
+            RulesFileParser(catalogue: validator.options.catalogue).parse(bytes: buffer, file: path)
+        }
+        definitions += rules.definitionCount
+        var found = rules.diagnostics
+        // The rules file's findings come first, in line order; those of its .rp files after.
+        let earlier = diagnostics
+        diagnostics = []
+        let eventScripts = validator.eventScripts(beside: path)
+        for reference in rules.recoveryProgramReferences {
+            let resolved = validator.resolve(reference.path)
+            guard programs[resolved] == nil else { continue }
+            let check = validateRecoveryProgram(at: resolved, shownAs: resolved, eventScripts: eventScripts, quiet: true)
+            programs[resolved] = check
+            if case .missing(let why) = check {
+                found.append(
+                    Diagnostic(
+                        file: path, line: reference.line, column: reference.column, code: .R009,
+                        message: "recovery program \(reference.path.quotedForMessage(limit: 200)) \(why)"))
+            }
+        }
+        diagnostics = earlier + found.sorted { ($0.line, $0.column) < ($1.line, $1.column) } + diagnostics
+    }
+
+    /// Validates one `.rp` file. `quiet`: a file that cannot be had is returned as `.missing`
+    /// for the rules file to report (R009) rather than reported here.
+    @discardableResult
+    mutating func validateRecoveryProgram(
+        at path: String, shownAs shown: String, eventScripts: String, quiet: Bool = false
+    ) -> ProgramCheck {
+        let text: [UInt8]
+        if quiet {
+            guard fileSystem.status(path) != nil else { return .missing("not found") }
+            switch load(path) {
+            case .success(let bytes): text = bytes
+            case .failure(let problem): return .missing(problem.why)
+            }
+        } else {
+            guard let bytes = readText(path, shownAs: shown) else { return .ok }
+            text = bytes
+        }
+        checkOwnership(path, shownAs: shown, what: "recovery program")
+        let (program, found) = text.withUnsafeBufferPointer { RecoveryProgramParser.parse(bytes: $0, file: shown) }
+        diagnostics += found
+        for step in program.commands {
+            checkCommand(step, in: shown, eventScripts: eventScripts)
+        }
+        return .ok
+    }
+
+    /// P006, P007 and R020 for the program a command starts.
+    mutating func checkCommand(_ step: CommandStep, in file: String, eventScripts: String) {
+        guard let program = step.program, !program.isEmpty else { return }
+        let underRoot = validator.options.root != nil
+        let shownProgram = program.quotedForMessage(limit: 200)
+        let path: String
+        if program.hasPrefix("/") {
+            path = validator.resolve(program)
+        } else if program.contains("/") {
+            report(
+                file, step.line, step.column, .P006,
+                "relative command path \(shownProgram): only bundled event scripts may be relative; give the absolute path")
+            return
+        } else {
+            path = eventScripts + "/" + program
+            if lookUp(path).map(\.isRegularFile) != true {
+                report(
+                    file, step.line, step.column, .P006,
+                    "\(shownProgram) is not a bundled event script (none in \(eventScripts)); give the absolute path")
+                return
+            }
+        }
+        guard let status = lookUp(path) else {
+            if !underRoot { report(file, step.line, step.column, .P007, "command \(shownProgram) not found") }
+            return
+        }
+        if !status.isExecutable {
+            if !underRoot {
+                report(file, step.line, step.column, .P007, "command \(shownProgram) is not an executable file")
+            }
+            return
+        }
+        if let problem = validator.ownershipProblem(status) {
+            report(file, step.line, step.column, .R020, "command \(shownProgram) \(problem)")
+        }
+    }
+
+    mutating func lookUp(_ path: String) -> FileStatus? {
+        if let known = commands[path] { return known }
+        let status = fileSystem.status(path)
+        commands[path] = status
+        return status
+    }
+}
+
+func byteCount(_ bytes: Int) -> String {
+    if bytes >= 1 << 30 { return String(format1: Double(bytes) / Double(1 << 30)) + " GiB" }
+    if bytes >= 1 << 20 { return String(format1: Double(bytes) / Double(1 << 20)) + " MiB" }
+    return "\(bytes) bytes"
+}
+
+extension String {
+    /// One decimal place.
+    init(format1 value: Double) {
+        let tenths = Int((value * 10).rounded())
+        self = "\(tenths / 10).\(tenths % 10)"
+    }
+}
