@@ -3,6 +3,11 @@
 public struct PredicateSyntaxError: Error, Sendable, Hashable {
     public var offset: Int
     public var message: String
+
+    public init(offset: Int, message: String) {
+        self.offset = offset
+        self.message = message
+    }
 }
 
 /// Parses the expression language of SPEC section 4 into a `Predicate`.
@@ -108,10 +113,14 @@ private struct Parsing {
         String(decoding: bytes[start..<min(end, bytes.count)], as: UTF8.self)
     }
 
-    /// The token at `token`, quoted for a message.
-    private var tokenText: String {
-        if case .end = token.kind { return "end of predicate" }
-        return text(token.start, token.end).quotedForMessage()
+    /// "unexpected token 'x' (expected ...)", or "unexpected end of expression (expected ...)".
+    private func unexpected(expected: String) -> Failure {
+        if case .end = token.kind {
+            return Failure(offset: token.start, message: "unexpected end of expression (expected \(expected))")
+        }
+        return Failure(
+            offset: token.start,
+            message: "unexpected token \(text(token.start, token.end).quotedForMessage()) (expected \(expected))")
     }
 
     mutating func advance() throws(Failure) {
@@ -348,7 +357,7 @@ private struct Parsing {
             qualifier = try parseQualifier()
         }
         guard case .end = token.kind else {
-            throw Failure(offset: token.start, message: "unexpected token \(tokenText) (expected an operator)")
+            throw unexpected(expected: "an operator")
         }
         return Predicate(expression: expression, qualifier: qualifier)
     }
@@ -399,7 +408,7 @@ private struct Parsing {
 
     private mutating func parseQualifierNumber() throws(Failure) -> (Double, Int) {
         guard case .number(let value) = token.kind else {
-            throw Failure(offset: token.start, message: "unexpected token \(tokenText) (expected a number)")
+            throw unexpected(expected: "a number")
         }
         let at = token.start
         try advance()
@@ -408,7 +417,7 @@ private struct Parsing {
 
     private mutating func expect(_ punct: Punct, _ what: String) throws(Failure) {
         guard case .punct(punct) = token.kind else {
-            throw Failure(offset: token.start, message: "unexpected token \(tokenText) (expected \(what))")
+            throw unexpected(expected: "\(what)")
         }
         try advance()
     }
@@ -440,7 +449,7 @@ private struct Parsing {
         while let op = try peekBinary(), op.precedence >= minimumPrecedence {
             if case .punct(.ampamp) = token.kind, isAndBeforeQualifier() { break }
             let at = token.start
-            if op == .notIn || op == .notLike { try advance() }
+            if case .word(.not) = token.kind { try advance() }  // the NOT of NOT IN, NOT LIKE
             try advance()
             let (rhs, rhsDepth) = try parseExpression(minimumPrecedence: op.precedence + 1, depth: depth + 1)
             lhsDepth = max(lhsDepth, rhsDepth) + 1
@@ -475,7 +484,7 @@ private struct Parsing {
             try advance()
             let (inner, innerDepth) = try parseExpression(minimumPrecedence: 0, depth: depth + 1)
             guard case .punct(.rparen) = token.kind else {
-                throw Failure(offset: token.start, message: "unexpected token \(tokenText) (expected ')')")
+                throw unexpected(expected: "')'")
             }
             try advance()
             return (inner, innerDepth)
@@ -501,10 +510,8 @@ private struct Parsing {
             try advance()
             let (operand, operandDepth) = try parseExpression(minimumPrecedence: 0, depth: depth + 1)
             return (.unary(.not, operand, at: at), operandDepth + 1)
-        case .end:
-            throw Failure(offset: token.start, message: "unexpected end of expression (expected an operand)")
         default:
-            throw Failure(offset: token.start, message: "unexpected token \(tokenText) (expected an operand)")
+            throw unexpected(expected: "an operand")
         }
     }
 
@@ -526,7 +533,7 @@ private struct Parsing {
             case .number(let value): items.append(.number(sign * value))
             case .string(let value) where sign > 0: items.append(.string(value))
             default:
-                throw Failure(offset: token.start, message: "unexpected token \(tokenText) (expected a number or a string in the list)")
+                throw unexpected(expected: "a number or a string in the list")
             }
             try advance()
             if case .punct(.comma) = token.kind {
@@ -534,7 +541,7 @@ private struct Parsing {
                 continue
             }
             guard case .punct(.rbrace) = token.kind else {
-                throw Failure(offset: token.start, message: "unexpected token \(tokenText) (expected ',' or '}' in the list)")
+                throw unexpected(expected: "',' or '}' in the list")
             }
             try advance()
             return .list(items, at: at)

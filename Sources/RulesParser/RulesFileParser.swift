@@ -78,8 +78,9 @@ private struct ParseState {
             }
             var end = line.end
             while end > start, isBlank(bytes[end - 1]) { end -= 1 }
-            if end < line.end {
-                report(line.number, end - line.start + 1, .R018, "trailing white space in a field (stripped)")
+            if end < line.end || (start == line.end && line.end > line.start) {
+                let blankFrom = start == line.end ? line.start : end
+                report(line.number, blankFrom - line.start + 1, .R018, "trailing white space in a field (stripped)")
             }
             fields.append(Field(line: line.number, lineStart: line.start, start: start, end: end))
         }
@@ -147,17 +148,20 @@ private struct ParseState {
     /// R006: one event name with several states, except the states SPEC section 6 gives a built-in trigger.
     mutating func checkStates(_ definition: EventDefinition, _ statesByName: inout [String: (state: Int, line: Int)]) {
         let trigger = definition.trigger
-        if let builtIn = BuiltInTrigger(rawValue: trigger.name), builtIn.states.contains(trigger.state) { return }
-        if let seen = statesByName[trigger.name] {
-            if seen.state != trigger.state {
-                report(
-                    definition.line, 1, .R006,
-                    "event \(trigger.name.quotedForMessage()) is defined with state \(trigger.state) here and state \(seen.state) at line \(seen.line)"
-                )
-            }
-        } else {
+        guard let seen = statesByName[trigger.name] else {
             statesByName[trigger.name] = (trigger.state, definition.line)
+            return
         }
+        guard seen.state != trigger.state else { return }
+        if let builtIn = BuiltInTrigger(rawValue: trigger.name), builtIn.states.contains(trigger.state),
+            builtIn.states.contains(seen.state)
+        {
+            return
+        }
+        report(
+            definition.line, 1, .R006,
+            "event \(trigger.name.quotedForMessage()) is defined with state \(trigger.state) here and state \(seen.state) at line \(seen.line)"
+        )
     }
 
     /// A definition with the values that could be read; nil when field 1 or 2 is unusable.

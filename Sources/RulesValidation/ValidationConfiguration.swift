@@ -30,7 +30,7 @@ public struct ValidationConfiguration: Sendable {
 
     public static func parse(_ text: String, file: String) throws(Problem) -> Self {
         func problem(_ node: Node?, _ message: String) -> Problem {
-            Problem(file: file, line: (node?.mark?.line ?? 0) + 1, column: (node?.mark?.column ?? 0) + 1, message: message)
+            Problem(file: file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: message)
         }
         let root: Node?
         do {

@@ -1,5 +1,9 @@
 import ArgumentParser
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @main
 struct HamnEvents: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,4 +15,18 @@ struct HamnEvents: ParsableCommand {
             """,
         subcommands: [Validate.self]
     )
+
+    /// As ParsableCommand's, but a usage error exits 2 (SPEC section 8), not 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                printError(fullMessage(for: error))
+                Glibc.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
