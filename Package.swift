@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // Text -> syntax trees + diagnostics. Pure: no clocks, no processes, no sockets.
@@ -23,11 +24,30 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // A parsed .rp + a node's role -> that node's plan; the executor that runs a segment.
+        .target(
+            name: "RecoveryPrograms",
+            dependencies: [
+                "RulesParser",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        // Predicate evaluation and arming, the cluster coordinator, transports, simulation.
+        .target(
+            name: "RulesEngine",
+            dependencies: [
+                "RulesParser",
+                "RulesValidation",
+                "RecoveryPrograms",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "hamn-events",
             dependencies: [
                 "RulesParser",
                 "RulesValidation",
+                "RulesEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -35,7 +55,9 @@ let package = Package(
         .executableTarget(
             name: "hamn-bench",
             dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser")
+                "RulesParser",
+                "RulesEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
@@ -46,6 +68,18 @@ let package = Package(
         .testTarget(
             name: "RulesValidationTests",
             dependencies: ["RulesParser", "RulesValidation"]
+        ),
+        .testTarget(
+            name: "RecoveryProgramsTests",
+            dependencies: ["RulesParser", "RecoveryPrograms"]
+        ),
+        .testTarget(
+            name: "RulesEngineTests",
+            dependencies: ["RulesParser", "RulesEngine"]
+        ),
+        .testTarget(
+            name: "BarrierTests",
+            dependencies: ["RulesParser", "RecoveryPrograms", "RulesEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]
