@@ -25,6 +25,9 @@ public struct Validator: Sendable {
         public var serviceUser: UInt32
         /// Larger rules or `.rp` files are refused (F003) rather than read.
         public var sizeLimit: Int
+        /// Whether absolute commands must exist and be executable (P007). Off under `root`,
+        /// and for simulations, which run no command.
+        public var checksCommandsExist = true
 
         public init(
             root: String? = nil, catalogue: VariableCatalogue = .builtIn, eventScriptDirectory: String? = nil,
@@ -60,6 +63,23 @@ public struct Validator: Sendable {
         return ValidationReport(diagnostics: run.diagnostics, definitions: run.definitions)
     }
 
+    /// Validates a rules file and, when it has no errors, returns its definitions with their
+    /// parsed recovery programs: what the service and the simulator run. Warnings are allowed.
+    public func load(_ rulesFile: String) -> (rules: LoadedRules?, report: ValidationReport) {
+        var run = Run(validator: self)
+        run.validateRules(at: rulesFile)
+        let report = ValidationReport(diagnostics: run.diagnostics, definitions: run.definitions)
+        guard report.errorCount == 0 else { return (nil, report) }
+        var programs: [String: RecoveryProgram] = [:]
+        for definition in run.loadedDefinitions {
+            guard case .ok(let program?) = run.programs[resolve(definition.recoveryProgram)] else {
+                return (nil, report)
+            }
+            programs[definition.recoveryProgram] = program
+        }
+        return (LoadedRules(definitions: run.loadedDefinitions, programs: programs), report)
+    }
+
     /// `path` under `--root`, when one is given.
     func resolve(_ path: String) -> String {
         guard let root = options.root, path.hasPrefix("/") else { return path }
@@ -90,13 +110,15 @@ private struct Run {
     let validator: Validator
     var diagnostics: [Diagnostic] = []
     var definitions = 0
+    /// The error-free definitions of every rules file, in file order.
+    var loadedDefinitions: [EventDefinition] = []
     /// Recovery programs already validated, by resolved path, with what was found of them.
     var programs: [String: ProgramCheck] = [:]
     /// Commands already looked up, by resolved path.
     var commands: [String: FileStatus?] = [:]
 
     enum ProgramCheck {
-        case ok
+        case ok(RecoveryProgram?)
         case missing(String)
     }
 
@@ -161,6 +183,7 @@ private struct Run {
             RulesFileParser(catalogue: validator.options.catalogue).parse(bytes: buffer, file: path)
         }
         definitions += rules.definitionCount
+        loadedDefinitions += rules.definitions
         var found = rules.diagnostics
         // The rules file's findings come first, in line order; those of its .rp files after.
         let earlier = diagnostics
@@ -195,22 +218,23 @@ private struct Run {
             case .failure(let problem): return .missing(problem.why)
             }
         } else {
-            guard let bytes = readText(path, shownAs: shown) else { return .ok }
+            guard let bytes = readText(path, shownAs: shown) else { return .ok(nil) }
             text = bytes
         }
         checkOwnership(path, shownAs: shown, what: "recovery program")
         let (program, found) = text.withUnsafeBufferPointer { RecoveryProgramParser.parse(bytes: $0, file: shown) }
+        let programErrors = found.contains { $0.severity == .error }
         diagnostics += found
         for step in program.commands {
             checkCommand(step, in: shown, eventScripts: eventScripts)
         }
-        return .ok
+        return .ok(programErrors ? nil : program)
     }
 
     /// P006, P007 and R020 for the program a command starts.
     mutating func checkCommand(_ step: CommandStep, in file: String, eventScripts: String) {
         guard let program = step.program, !program.isEmpty else { return }
-        let underRoot = validator.options.root != nil
+        let skipsExistence = validator.options.root != nil || !validator.options.checksCommandsExist
         let shownProgram = program.quotedForMessage(limit: 200)
         let path: String
         if program.hasPrefix("/") {
@@ -230,11 +254,11 @@ private struct Run {
             }
         }
         guard let status = lookUp(path) else {
-            if !underRoot { report(file, step.line, step.column, .P007, "command \(shownProgram) not found") }
+            if !skipsExistence { report(file, step.line, step.column, .P007, "command \(shownProgram) not found") }
             return
         }
         if !status.isExecutable {
-            if !underRoot {
+            if !skipsExistence {
                 report(file, step.line, step.column, .P007, "command \(shownProgram) is not an executable file")
             }
             return
@@ -264,4 +288,11 @@ extension String {
         let tenths = Int((value * 10).rounded())
         self = "\(tenths / 10).\(tenths % 10)"
     }
+}
+
+/// Rules that validated without errors: the definitions and, by the path the rules file
+/// names, their recovery programs.
+public struct LoadedRules: Sendable {
+    public var definitions: [EventDefinition]
+    public var programs: [String: RecoveryProgram]
 }

@@ -1,0 +1,42 @@
+import RecoveryPrograms
+
+/// What nodes multicast to the group, delivered to every member in one order.
+public enum ClusterMessage: Sendable, Hashable, Codable {
+    /// Raise an event (a predicate became true, `trigger`, a network interface changed,
+    /// `TE_CONFIG_TOO_LONG` from a late node).
+    case raise(EventRequest)
+    /// The sender finished its commands of a segment of an event.
+    case segmentDone(eventID: Int, segment: Int, results: [CommandResult])
+    /// `hamn-events resume [--cancel-queued]`.
+    case resume(cancelQueued: Bool)
+    /// `hamn-events recovery off|on`: events whose event node is one of `nodes` are suppressed.
+    case recovery(enabled: Bool, nodes: [String])
+    /// `ha-cmd NODE STOP|TAKE|FORCE`: `node` stops cluster services after its `TE_FAIL_NODE`.
+    case stopServices(node: String, mode: StopMode)
+    /// The cluster's state as of the membership change `view`, for members that just joined.
+    case snapshot(for: [String], view: Int, state: ReplicatedState)
+}
+
+/// A change of membership, delivered in the same place of the order on every member.
+public struct MembershipChange: Sendable, Hashable, Codable {
+    /// Numbers the views; a snapshot names the view it was taken at.
+    public var view: Int
+    public var members: [ClusterNode]
+    public var joined: [ClusterNode]
+    public var left: [ClusterNode]
+
+    public init(view: Int, members: [ClusterNode], joined: [ClusterNode], left: [ClusterNode]) {
+        self.view = view
+        self.members = members.sorted()
+        self.joined = joined.sorted()
+        self.left = left.sorted()
+    }
+}
+
+/// One input of the coordinator.
+public enum Delivery: Sendable, Hashable {
+    case message(from: ClusterNode, ClusterMessage)
+    case membership(MembershipChange)
+    /// Local time passing: only for `config_too_long`. Never ordered, never replicated.
+    case tick
+}

@@ -1,0 +1,422 @@
+import RecoveryPrograms
+import RulesParser
+
+/// The cluster coordinator: a deterministic state machine, `apply(delivery) -> [Effect]`, with
+/// no I/O and no clock (the time of a delivery is an argument, used only for this node's
+/// `config_too_long` warnings).
+///
+/// Every member is fed the same totally ordered stream of messages and membership changes, so
+/// every member reaches the same decisions without a leader: which event runs next, who takes
+/// part, when a barrier is complete, when an event failed or was resumed (SPEC section 7).
+public struct Coordinator: Sendable {
+    public let local: ClusterNode
+    public let rules: RuleBook
+    public var priorities: EventPriorities
+    /// Seconds an event may run on this node before `TE_CONFIG_TOO_LONG`, and between repeats.
+    public var configTooLong: Double
+
+    public private(set) var state: ReplicatedState
+    /// False from joining a cluster that already had members until its state arrives.
+    public private(set) var isSynchronised: Bool
+    /// Whether this node is a member at all (it is not before its first membership change).
+    public var isMember: Bool { state.members.contains(local) }
+
+    /// Deliveries held while waiting for the cluster's state, and the members that hold it.
+    private var buffered: [Delivery] = []
+    private var stateHolders: Set<String> = []
+    /// This node's part in the events that run: the segment it runs and since when.
+    private var localRuns: [Int: LocalRun] = [:]
+
+    private struct LocalRun: Sendable {
+        var busy: Bool
+        var failedHere = false
+        var lastWarning: Double
+    }
+
+    /// - Parameter initialMembers: the members of a cluster formed before the first delivery
+    ///   (a scenario's nodes): no `TE_JOIN_NODE` for them. nil for a node that joins through
+    ///   its first membership change.
+    public init(
+        local: ClusterNode, rules: RuleBook, priorities: EventPriorities = .init(), configTooLong: Double = 360,
+        initialMembers: [ClusterNode]? = nil
+    ) {
+        self.local = local
+        self.rules = rules
+        self.priorities = priorities
+        self.configTooLong = configTooLong
+        self.state = ReplicatedState(members: initialMembers ?? [])
+        self.isSynchronised = initialMembers != nil
+    }
+
+    // MARK: Input
+
+    public mutating func apply(_ delivery: Delivery, now: Double) -> [Effect] {
+        guard isSynchronised else { return applyWhileJoining(delivery, now: now) }
+        switch delivery {
+        case .tick:
+            return tick(now: now)
+        case .membership(let change):
+            return membershipChanged(change, now: now)
+        case .message(let sender, let message):
+            switch message {
+            case .raise(let request):
+                return raise(request, now: now)
+            case .segmentDone(let eventID, let segment, let results):
+                return segmentDone(by: sender, eventID: eventID, segment: segment, results: results, now: now)
+            case .resume(let cancelQueued):
+                return resume(cancelQueued: cancelQueued, now: now)
+            case .recovery(let enabled, let nodes):
+                if enabled {
+                    state.recoveryOff.subtract(nodes)
+                } else {
+                    state.recoveryOff.formUnion(nodes)
+                }
+                return [.journal(.recovery(enabled: enabled, nodes: nodes))]
+            case .stopServices(let name, let mode):
+                return stopServices(name, mode: mode, now: now)
+            case .snapshot(let names, _, _):
+                state.awaitingSnapshot.removeAll { names.contains($0.name) }
+                return []
+            }
+        }
+    }
+
+    /// Before this node has the cluster's state, deliveries wait; the snapshot addressed to it
+    /// replaces its state with the cluster's as of the view it names, and the deliveries after
+    /// that view are replayed.
+    private mutating func applyWhileJoining(_ delivery: Delivery, now: Double) -> [Effect] {
+        switch delivery {
+        case .tick:
+            return []
+        case .membership(let change) where buffered.isEmpty:
+            guard change.members.contains(local) else { return [] }
+            let before = Set(change.members).subtracting(change.joined)
+            if before.isEmpty {
+                // The cluster forms now: nobody has state to send.
+                isSynchronised = true
+                state = ReplicatedState()
+                return [.journal(.synchronised(view: change.view))] + membershipChanged(change, now: now)
+            }
+            stateHolders = Set(before.map(\.name))
+            buffered = [delivery]
+            return []
+        case .membership(let change):
+            buffered.append(delivery)
+            stateHolders.subtract(change.left.map(\.name))
+            if stateHolders.isEmpty {
+                // Every member that had the state left before sending it: start afresh.
+                isSynchronised = true
+                buffered = []
+                state = ReplicatedState(members: change.members)
+                return [.journal(.synchronised(view: change.view))]
+            }
+            return []
+        case .message(_, .snapshot(let names, let view, let snapshot)) where names.contains(local.name):
+            guard
+                let index = buffered.firstIndex(where: {
+                    if case .membership(let change) = $0 { change.view == view } else { false }
+                })
+            else {
+                buffered.append(delivery)
+                return []
+            }
+            let replay = buffered[(index + 1)...]
+            buffered = []
+            state = snapshot
+            isSynchronised = true
+            var effects: [Effect] = [.journal(.synchronised(view: view))]
+            for held in replay { effects += apply(held, now: now) }
+            effects += apply(delivery, now: now)
+            // This node's share of a segment that started while it waited.
+            for run in runningEvents where run.participants.contains(local) && localRuns[run.event.id] == nil {
+                if !run.reached.contains(local.name) && run.failure == nil {
+                    effects += startLocalSegment(run, now: now)
+                }
+            }
+            return effects
+        case .message:
+            if !buffered.isEmpty { buffered.append(delivery) }
+            return []
+        }
+    }
+
+    // MARK: Membership
+
+    private mutating func membershipChanged(_ change: MembershipChange, now: Double) -> [Effect] {
+        var effects: [Effect] = [.journal(.membership(change))]
+        let forming = state.members.isEmpty
+        state.members = change.members
+        for node in change.left {
+            state.awaitingSnapshot.removeAll { $0 == node }
+            effects += dropParticipant(node, now: now)
+            if state.stopping.removeValue(forKey: node.name) == nil {
+                effects += raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: 0, node: node), now: now)
+            }
+        }
+        for node in change.joined {
+            if !forming { state.awaitingSnapshot.append(node) }
+            effects += raise(EventRequest(name: BuiltInTrigger.joinNode.rawValue, state: 0, node: node), now: now)
+        }
+        // The lowest-numbered member that has the state sends it to those that joined.
+        let holders = state.members.filter { !state.awaitingSnapshot.contains($0) }
+        if !state.awaitingSnapshot.isEmpty, holders.first == local {
+            effects.append(
+                .multicast(.snapshot(for: state.awaitingSnapshot.map(\.name), view: change.view, state: state)))
+        }
+        return effects
+    }
+
+    /// A participant that left is dropped from every barrier it has not reached.
+    private mutating func dropParticipant(_ node: ClusterNode, now: Double) -> [Effect] {
+        var effects: [Effect] = []
+        for id in runningEvents.map(\.event.id) {
+            effects += updateRun(id) { run in
+                guard run.participants.contains(node) else { return [] }
+                run.participants.removeAll { $0 == node }
+                run.reached.remove(node.name)
+                return [.journal(.participantLeft(eventID: run.event.id, node: node))]
+            }
+            effects += checkBarrier(id, now: now)
+        }
+        return effects
+    }
+
+    // MARK: Events
+
+    /// Every event that runs now: the current one, then the notifications beside it.
+    public var runningEvents: [RunningEvent] {
+        (state.current.map { [$0] } ?? []) + state.notifications
+    }
+
+    private mutating func raise(_ request: EventRequest, now: Double) -> [Effect] {
+        guard let rule = rules[request.name, request.state] else {
+            var effects: [Effect] = [.journal(.unmatched(request))]
+            effects += stopEventEnded(name: request.name, state: request.state, node: request.node)
+            return effects
+        }
+        let event = ClusterEvent(
+            id: state.nextEventID, name: request.name, state: request.state, node: request.node,
+            resource: request.resource, priority: priorities.priority(of: request.name), arrival: state.nextArrival)
+        state.nextEventID += 1
+        state.nextArrival += 1
+        if state.recoveryOff.contains(request.node.name) {
+            return [.journal(.finished(event, outcome: .suppressed))] + stopEventEnded(event)
+        }
+        if event.isNotification {
+            return start(event, rule: rule, now: now)
+        }
+        let position = state.queue.firstIndex { $0.priority < event.priority } ?? state.queue.endIndex
+        state.queue.insert(event, at: position)
+        return [.journal(.queued(event))] + startNextIfIdle(now: now)
+    }
+
+    private mutating func startNextIfIdle(now: Double) -> [Effect] {
+        guard state.current == nil, !state.queue.isEmpty else { return [] }
+        let event = state.queue.removeFirst()
+        guard let rule = rules[event.name, event.state] else { return startNextIfIdle(now: now) }
+        return start(event, rule: rule, now: now)
+    }
+
+    private mutating func start(_ event: ClusterEvent, rule: RuleBook.Rule, now: Double) -> [Effect] {
+        let run = RunningEvent(
+            event: event, displayName: rule.definition.displayName, segmentCount: rule.segmentCount,
+            participants: state.members, members: state.members, segment: 0, reached: [], failure: nil)
+        if event.isNotification {
+            state.notifications.append(run)
+        } else {
+            state.current = run
+        }
+        var effects: [Effect] = [.journal(.started(event, displayName: run.displayName, participants: run.participants))]
+        if run.participants.contains(local) {
+            effects += startLocalSegment(run, now: now)
+        }
+        return effects
+    }
+
+    /// This node's commands of the run's current segment.
+    private mutating func startLocalSegment(_ run: RunningEvent, now: Double) -> [Effect] {
+        guard let rule = rules[run.event.name, run.event.state] else { return [] }
+        let plan = NodePlan(program: rule.program, isEventNode: run.event.node == local, isMember: true)
+        let commands = run.segment < plan.segments.count ? plan.segments[run.segment] : []
+        let warning = localRuns[run.event.id]?.lastWarning ?? now
+        localRuns[run.event.id] = LocalRun(busy: true, lastWarning: warning)
+        return [
+            .runSegment(
+                SegmentRun(event: run.event, segment: run.segment, commands: commands, environment: environment(for: run)))
+        ]
+    }
+
+    /// The event as commands see it (SPEC section 7): in their environment, never in their text.
+    public func environment(for run: RunningEvent) -> [String: String] {
+        var environment = [
+            "HAMN_EVENT": run.event.name,
+            "HAMN_EVENT_STATE": String(run.event.state),
+            "HAMN_EVENT_ID": String(run.event.id),
+            "HAMN_EVENT_NODE": run.event.node.name,
+            "HAMN_EVENT_NODE_NUMBER": String(run.event.node.number),
+            "HAMN_LOCAL_NODE": local.name,
+            "HAMN_LOCAL_NODE_NUMBER": String(local.number),
+            "HAMN_MEMBERS": run.members.map(\.name).joined(separator: " "),
+            "HAMN_SEGMENT": String(run.segment),
+        ]
+        if let resource = run.event.resource {
+            environment["HAMN_RV_NAME"] = resource.variable
+            environment["HAMN_RV_INSTANCE"] = resource.instance
+            environment["HAMN_RV_VALUE"] = resource.value
+        }
+        return environment
+    }
+
+    private mutating func segmentDone(
+        by node: ClusterNode, eventID: Int, segment: Int, results: [CommandResult], now: Double
+    ) -> [Effect] {
+        var effects = results.map { Effect.journal(.commandFinished(eventID: eventID, node: node, segment: segment, result: $0)) }
+        if node == local { localRuns[eventID]?.busy = false }
+        guard let run = runningEvents.first(where: { $0.event.id == eventID }), run.segment == segment,
+            run.participants.contains(node)
+        else {
+            return effects  // late results of a resumed or finished event: recorded, nothing more
+        }
+        if results.contains(where: { !$0.accepted }) {
+            effects += commandFailed(on: node, eventID: eventID, segment: segment, now: now)
+        } else {
+            effects += updateRun(eventID) { run in
+                run.reached.insert(node.name)
+                return []
+            }
+            effects += checkBarrier(eventID, now: now)
+        }
+        return effects
+    }
+
+    /// A command failed its expected status on `node`: the event is held (a notification
+    /// event just ends), and `TE_EVENT_ERROR` is raised for that node.
+    private mutating func commandFailed(on node: ClusterNode, eventID: Int, segment: Int, now: Double) -> [Effect] {
+        var effects: [Effect] = []
+        var failedEvent: ClusterEvent?
+        effects += updateRun(eventID) { run in
+            if run.failure == nil { run.failure = .init(node: node, segment: segment) }
+            failedEvent = run.event
+            return [.journal(.failed(run.event, node: node, segment: segment))]
+        }
+        if node == local { localRuns[eventID]?.failedHere = true }
+        guard let event = failedEvent else { return effects }
+        if event.isNotification {
+            return effects + finish(eventID, outcome: .failed, now: now)
+        }
+        return effects
+            + raise(EventRequest(name: BuiltInTrigger.eventError.rawValue, state: 0, node: node), now: now)
+    }
+
+    /// The barrier rule: when every remaining participant has finished the current segment of
+    /// an event that has not failed, the barrier is passed and the next segment starts; after
+    /// the last segment the event is complete.
+    private mutating func checkBarrier(_ eventID: Int, now: Double) -> [Effect] {
+        guard let run = runningEvents.first(where: { $0.event.id == eventID }), run.failure == nil,
+            run.waitingFor.isEmpty
+        else { return [] }
+        if run.segment == run.segmentCount - 1 {
+            return finish(eventID, outcome: .completed, now: now)
+        }
+        var next = run
+        next.segment += 1
+        next.reached = []
+        _ = updateRun(eventID) { stored in
+            stored = next
+            return []
+        }
+        var effects: [Effect] = [.journal(.barrierPassed(eventID: eventID, index: run.segment, participants: run.participants))]
+        if next.participants.contains(local) {
+            effects += startLocalSegment(next, now: now)
+        }
+        return effects
+    }
+
+    private mutating func finish(_ eventID: Int, outcome: EventOutcome, now: Double) -> [Effect] {
+        localRuns[eventID] = nil
+        if let current = state.current, current.event.id == eventID {
+            state.current = nil
+            return [.journal(.finished(current.event, outcome: outcome))] + stopEventEnded(current.event)
+                + startNextIfIdle(now: now)
+        }
+        guard let index = state.notifications.firstIndex(where: { $0.event.id == eventID }) else { return [] }
+        let run = state.notifications.remove(at: index)
+        return [.journal(.finished(run.event, outcome: outcome))]
+    }
+
+    /// Applies `change` to the running event `eventID`, wherever it is kept.
+    private mutating func updateRun(_ eventID: Int, _ change: (inout RunningEvent) -> [Effect]) -> [Effect] {
+        if var current = state.current, current.event.id == eventID {
+            let effects = change(&current)
+            state.current = current
+            return effects
+        }
+        if let index = state.notifications.firstIndex(where: { $0.event.id == eventID }) {
+            return change(&state.notifications[index])
+        }
+        return []
+    }
+
+    // MARK: Operator requests
+
+    private mutating func resume(cancelQueued: Bool, now: Double) -> [Effect] {
+        var effects: [Effect] = []
+        var resumed = false
+        if let current = state.current, current.failure != nil {
+            resumed = true
+            localRuns[current.event.id] = nil
+            state.current = nil
+            effects.append(.journal(.finished(current.event, outcome: .failed)))
+            effects += stopEventEnded(current.event)
+        } else {
+            effects.append(.journal(.nothingToResume))
+        }
+        if cancelQueued {
+            let dropped = state.queue
+            state.queue = []
+            for event in dropped {
+                effects.append(.journal(.finished(event, outcome: .skipped)))
+                effects += stopEventEnded(event)
+            }
+        }
+        if resumed || cancelQueued { effects += startNextIfIdle(now: now) }
+        return effects
+    }
+
+    private mutating func stopServices(_ name: String, mode: StopMode, now: Double) -> [Effect] {
+        guard let node = state.members.first(where: { $0.name == name }), state.stopping[name] == nil else {
+            return []
+        }
+        state.stopping[name] = mode
+        return [.journal(.stopRequested(node: name, mode: mode))]
+            + raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: mode.state, node: node), now: now)
+    }
+
+    /// A stopping node leaves once its own `TE_FAIL_NODE` has ended, however it ended.
+    private func stopEventEnded(_ event: ClusterEvent) -> [Effect] {
+        stopEventEnded(name: event.name, state: event.state, node: event.node)
+    }
+
+    private func stopEventEnded(name: String, state eventState: Int, node: ClusterNode) -> [Effect] {
+        guard name == BuiltInTrigger.failNode.rawValue, eventState != 0, node == local,
+            state.stopping[node.name]?.state == eventState
+        else { return [] }
+        return [.leaveCluster]
+    }
+
+    // MARK: Time
+
+    /// `TE_CONFIG_TOO_LONG` for this node when it has been running (or stuck in) its part of
+    /// an event longer than `configTooLong`, and again each period while it lasts.
+    private mutating func tick(now: Double) -> [Effect] {
+        var effects: [Effect] = []
+        guard let current = state.current, var mine = localRuns[current.event.id],
+            mine.busy || mine.failedHere, now - mine.lastWarning >= configTooLong
+        else { return effects }
+        mine.lastWarning = now
+        localRuns[current.event.id] = mine
+        effects.append(
+            .multicast(.raise(EventRequest(name: BuiltInTrigger.configTooLong.rawValue, state: 0, node: local))))
+        return effects
+    }
+}

@@ -1,0 +1,222 @@
+import RecoveryPrograms
+import RulesParser
+
+/// Several nodes, each with its own `Coordinator`, on a `LoopbackGroup`, on a virtual clock.
+/// Commands are not run: an oracle says how each one ends and how long it takes.
+///
+/// This is what `simulate` and `test` run, and what the randomised barrier tests drive.
+public struct ClusterSimulation: Sendable {
+    /// How a simulated command ends.
+    public struct CommandOutcome: Sendable, Hashable {
+        public var status: Int32
+        /// Seconds on the virtual clock.
+        public var duration: Double
+
+        public init(status: Int32 = 0, duration: Double = 0) {
+            self.status = status
+            self.duration = duration
+        }
+    }
+
+    public typealias CommandOracle =
+        @Sendable (_ node: ClusterNode, _ event: ClusterEvent, _ segment: Int, _ command: CommandStep) -> CommandOutcome
+
+    /// Something that happens at a time.
+    public enum Action: Sendable {
+        /// The node crashes: it leaves the membership at once, losing what it had not sent.
+        case crash(String)
+        /// `ha-cmd NODE STOP|TAKE|FORCE`.
+        case stop(String, StopMode)
+        /// The node (re)starts and joins.
+        case join(ClusterNode)
+        /// A member multicasts (a trigger, resume, recovery off/on).
+        case multicast(from: String, ClusterMessage)
+        /// A node's commands of a segment have finished.
+        case segmentFinished(ClusterNode, incarnation: Int, SegmentRun, [CommandResult])
+    }
+
+    public struct TraceEntry: Sendable {
+        public enum Kind: Sendable {
+            case journal(JournalEntry)
+            /// The node starts its commands of a segment.
+            case segmentStarted(SegmentRun)
+            /// The node's commands of a segment ended.
+            case segmentFinished(eventID: Int, segment: Int, results: [CommandResult])
+            case crashed
+            case joined
+            /// The node left after stopping cluster services.
+            case stopped
+            /// A predicate became true on this node and it raised the event.
+            case raised(EventRequest)
+            /// A predicate could not be evaluated (division by zero), once per definition and instance.
+            case evaluationFault(String)
+        }
+
+        public var time: Double
+        public var node: ClusterNode
+        public var kind: Kind
+    }
+
+    public let rules: RuleBook
+    public let nodes: [ClusterNode]
+    public private(set) var clock: Double = 0
+    public private(set) var group: LoopbackGroup
+    /// The running nodes' coordinators, by node name.
+    public private(set) var coordinators: [String: Coordinator] = [:]
+    public private(set) var trace: [TraceEntry] = []
+    /// True when `run` stopped because it reached its step limit.
+    public private(set) var exhausted = false
+    /// Deliveries made, for reports.
+    public private(set) var deliveries = 0
+
+    private let oracle: CommandOracle
+    private let priorities: EventPriorities
+    private let configTooLong: Double
+    private var timed: [(time: Double, sequence: Int, action: Action)] = []
+    private var scheduled = 0
+    private var incarnations: [String: Int] = [:]
+    private let catalogue: VariableCatalogue
+    /// Ticks (for `config_too_long`) once a second while an event runs.
+    public var ticks = true
+    /// Called with every delivery as it is made, before it is applied (for checks in tests).
+    public var observer: (@Sendable (Delivery, [ClusterNode], Double) -> Void)?
+
+    /// - Parameter members: the nodes that are members at time 0 (no `TE_JOIN_NODE` for them).
+    public init(
+        nodes: [ClusterNode], members: [ClusterNode]? = nil, rules: RuleBook, catalogue: VariableCatalogue = .builtIn,
+        priorities: EventPriorities = .init(), configTooLong: Double = 360, seed: UInt64? = nil,
+        oracle: @escaping CommandOracle = { _, _, _, _ in CommandOutcome() }
+    ) {
+        let members = (members ?? nodes).sorted()
+        self.nodes = nodes.sorted()
+        self.rules = rules
+        self.catalogue = catalogue
+        self.priorities = priorities
+        self.configTooLong = configTooLong
+        self.oracle = oracle
+        self.group = LoopbackGroup(members: members, seed: seed)
+        for node in members {
+            coordinators[node.name] = Coordinator(
+                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, initialMembers: members)
+            incarnations[node.name] = 1
+        }
+    }
+
+    public mutating func schedule(at time: Double, _ action: Action) {
+        scheduled += 1
+        let entry = (time: time, sequence: scheduled, action: action)
+        let index = timed.firstIndex { ($0.time, $0.sequence) > (time, scheduled) } ?? timed.endIndex
+        timed.insert(entry, at: index)
+    }
+
+    /// Whether any node is running an event.
+    public var isBusy: Bool {
+        coordinators.values.contains { !$0.runningEvents.isEmpty }
+    }
+
+    /// Runs until `until` (virtual seconds), or, without it, until nothing more can happen:
+    /// no action is scheduled and nothing is waiting to be delivered. A held (failed) event
+    /// does not keep the simulation going without `until`.
+    public mutating func run(until: Double? = nil, maximumSteps: Int = 5_000_000) {
+        var steps = 0
+        while true {
+            drain()
+            steps += 1
+            if steps > maximumSteps {
+                exhausted = true
+                return
+            }
+            let nextAction = timed.first?.time
+            let nextTick: Double? = ticks && isBusy ? (clock + 1).rounded(.down) : nil
+            guard nextAction != nil || (until != nil && nextTick != nil) else { return }
+            let next = [nextAction, nextTick].compactMap { $0 }.min()!
+            if let until, next > until {
+                clock = until
+                return
+            }
+            clock = next
+            if let nextTick, nextTick == next, nextAction.map({ nextTick < $0 }) ?? true {
+                for name in coordinators.keys.sorted() {
+                    apply(.tick, to: name)
+                }
+                continue
+            }
+            perform(timed.removeFirst().action)
+        }
+    }
+
+    private mutating func perform(_ action: Action) {
+        switch action {
+        case .crash(let name):
+            guard let node = nodes.first(where: { $0.name == name }), coordinators[name] != nil else { return }
+            coordinators[name] = nil
+            incarnations[name, default: 0] += 1
+            group.crash(node)
+            trace.append(TraceEntry(time: clock, node: node, kind: .crashed))
+        case .stop(let name, let mode):
+            guard let node = nodes.first(where: { $0.name == name }) else { return }
+            group.multicast(from: node, .stopServices(node: name, mode: mode))
+        case .join(let node):
+            guard coordinators[node.name] == nil else { return }
+            incarnations[node.name, default: 0] += 1
+            coordinators[node.name] = Coordinator(
+                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong)
+            group.join(node)
+            trace.append(TraceEntry(time: clock, node: node, kind: .joined))
+        case .multicast(let name, let message):
+            guard let node = nodes.first(where: { $0.name == name }) else { return }
+            group.multicast(from: node, message)
+        case .segmentFinished(let node, let incarnation, let run, let results):
+            guard incarnations[node.name] == incarnation, coordinators[node.name] != nil else { return }
+            trace.append(
+                TraceEntry(time: clock, node: node, kind: .segmentFinished(eventID: run.event.id, segment: run.segment, results: results)))
+            group.multicast(from: node, .segmentDone(eventID: run.event.id, segment: run.segment, results: results))
+        }
+    }
+
+    /// Delivers everything sequenced, to every recipient, handling the effects as they come.
+    private mutating func drain() {
+        while let (delivery, recipients) = group.next() {
+            deliveries += 1
+            observer?(delivery, recipients, clock)
+            for node in recipients {
+                apply(delivery, to: node.name)
+            }
+        }
+    }
+
+    private mutating func apply(_ delivery: Delivery, to name: String) {
+        guard var coordinator = coordinators[name] else { return }
+        let effects = coordinator.apply(delivery, now: clock)
+        coordinators[name] = coordinator
+        let node = coordinator.local
+        for effect in effects {
+            switch effect {
+            case .runSegment(let run):
+                trace.append(TraceEntry(time: clock, node: node, kind: .segmentStarted(run)))
+                var longest = 0.0
+                let results = run.commands.map { step in
+                    let outcome = oracle(node, run.event, run.segment, step)
+                    longest = max(longest, outcome.duration)
+                    let termination = Termination.exited(outcome.status)
+                    return CommandResult(
+                        command: step.command, line: step.line, termination: termination,
+                        accepted: CommandResult.accepts(step.expected, termination), duration: outcome.duration,
+                        outputTail: "")
+                }
+                schedule(
+                    at: clock + longest,
+                    .segmentFinished(node, incarnation: incarnations[name] ?? 0, run, results))
+            case .multicast(let message):
+                group.multicast(from: node, message)
+            case .journal(let entry):
+                trace.append(TraceEntry(time: clock, node: node, kind: .journal(entry)))
+            case .leaveCluster:
+                coordinators[name] = nil
+                    incarnations[name, default: 0] += 1
+                group.leave(node)
+                trace.append(TraceEntry(time: clock, node: node, kind: .stopped))
+            }
+        }
+    }
+}
