@@ -149,6 +149,7 @@ public struct Coordinator: Sendable {
         for node in change.left {
             state.awaitingSnapshot.removeAll { $0 == node }
             effects += dropParticipant(node, now: now)
+            state.departing.remove(node.name)
             if state.stopping.removeValue(forKey: node.name) == nil {
                 effects += raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: 0, node: node), now: now)
             }
@@ -220,7 +221,8 @@ public struct Coordinator: Sendable {
     private mutating func start(_ event: ClusterEvent, rule: RuleBook.Rule, now: Double) -> [Effect] {
         let run = RunningEvent(
             event: event, displayName: rule.definition.displayName, segmentCount: rule.segmentCount,
-            participants: state.members, members: state.members, segment: 0, reached: [], failure: nil)
+            participants: state.members.filter { !state.departing.contains($0.name) }, members: state.members,
+            segment: 0, reached: [], failure: nil)
         if event.isNotification {
             state.notifications.append(run)
         } else {
@@ -392,16 +394,18 @@ public struct Coordinator: Sendable {
             + raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: mode.state, node: node), now: now)
     }
 
-    /// A stopping node leaves once its own `TE_FAIL_NODE` has ended, however it ended.
-    private func stopEventEnded(_ event: ClusterEvent) -> [Effect] {
+    /// A stopping node leaves once its own `TE_FAIL_NODE` has ended, however it ended; from
+    /// then on it takes part in no new event.
+    private mutating func stopEventEnded(_ event: ClusterEvent) -> [Effect] {
         stopEventEnded(name: event.name, state: event.state, node: event.node)
     }
 
-    private func stopEventEnded(name: String, state eventState: Int, node: ClusterNode) -> [Effect] {
-        guard name == BuiltInTrigger.failNode.rawValue, eventState != 0, node == local,
+    private mutating func stopEventEnded(name: String, state eventState: Int, node: ClusterNode) -> [Effect] {
+        guard name == BuiltInTrigger.failNode.rawValue, eventState != 0,
             state.stopping[node.name]?.state == eventState
         else { return [] }
-        return [.leaveCluster]
+        state.departing.insert(node.name)
+        return node == local ? [.leaveCluster] : []
     }
 
     // MARK: Time

@@ -17,6 +17,8 @@ public struct ReplicatedState: Sendable, Hashable, Codable {
     public var recoveryOff: Set<String> = []
     /// Nodes stopping cluster services: their departure raises no event.
     public var stopping: [String: StopMode] = [:]
+    /// Stopping nodes whose `TE_FAIL_NODE` has ended: they take part in no new event.
+    public var departing: Set<String> = []
     public var nextEventID = 1
     public var nextArrival = 1
 

@@ -216,6 +216,7 @@ public struct ClusterSimulation: Sendable {
                     incarnations[name, default: 0] += 1
                 group.leave(node)
                 trace.append(TraceEntry(time: clock, node: node, kind: .stopped))
+                return  // what it would have done next, it does not do: it is gone
             }
         }
     }
