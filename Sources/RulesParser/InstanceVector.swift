@@ -58,9 +58,13 @@ public struct InstanceVector: Sendable, Hashable, CustomStringConvertible {
     /// Parses the text of field 7. Elements for which `allowedNames` (when given) has no place
     /// are problems too. One trailing `;` is accepted.
     public static func parse(_ text: String, allowedNames: [String]? = nil) -> (InstanceVector, [Problem]) {
+        parse(bytes: Array(text.utf8), allowedNames: allowedNames)
+    }
+
+    /// Parses UTF-8 bytes; problem offsets are byte offsets, whatever the bytes are.
+    public static func parse(bytes: [UInt8], allowedNames: [String]? = nil) -> (InstanceVector, [Problem]) {
         var elements: [Element] = []
         var problems: [Problem] = []
-        let bytes = Array(text.utf8)
         var start = 0
         var seen: Set<String> = []
         while start <= bytes.count {

@@ -22,7 +22,12 @@ public enum PredicateParser {
     public static let maximumDepth = 200
 
     public static func parse(_ text: String) throws(PredicateSyntaxError) -> Predicate {
-        var parser = Parsing(bytes: Array(text.utf8))
+        try parse(bytes: Array(text.utf8))
+    }
+
+    /// Parses UTF-8 bytes; offsets in errors are byte offsets, whatever the bytes are.
+    public static func parse(bytes: [UInt8]) throws(PredicateSyntaxError) -> Predicate {
+        var parser = Parsing(bytes: bytes)
         return try parser.parsePredicate()
     }
 }

@@ -47,10 +47,38 @@ public enum PredicateTypeChecker {
 
     /// `variable` is nil when the variable is unknown: then only the literals are checked.
     public static func check(_ predicate: Predicate, variable: ResourceVariable?) -> [Problem] {
+        var cache: [String: String?] = [:]
+        return check(predicate, variable: variable, regularExpressions: &cache)
+    }
+
+    /// As `check(_:variable:)`, remembering in `regularExpressions` what `regcomp` said of each
+    /// pattern, for files that repeat their patterns.
+    public static func check(
+        _ predicate: Predicate, variable: ResourceVariable?, regularExpressions: inout [String: String?]
+    ) -> [Problem] {
         var problems: [Problem] = []
-        let type = infer(predicate.expression, variable, &problems)
+        var checker = Checker(variable: variable, regularExpressions: regularExpressions)
+        let type = checker.infer(predicate.expression, &problems)
         requireTruth(type, predicate.expression, &problems)
+        regularExpressions = checker.regularExpressions
         return problems
+    }
+
+    /// The variable being checked against and the patterns compiled so far.
+    private struct Checker {
+        let variable: ResourceVariable?
+        var regularExpressions: [String: String?]
+
+        mutating func infer(_ expression: Expression, _ problems: inout [Problem]) -> Inferred {
+            PredicateTypeChecker.infer(expression, variable, &problems, &self)
+        }
+
+        mutating func regularExpressionError(_ pattern: String) -> String? {
+            if let known = regularExpressions[pattern] { return known }
+            let error = PredicateTypeChecker.regularExpressionError(pattern)
+            regularExpressions[pattern] = .some(error)
+            return error
+        }
     }
 
     private static func requireTruth(_ type: Inferred, _ expression: Expression, _ problems: inout [Problem]) {
@@ -67,7 +95,9 @@ public enum PredicateTypeChecker {
         }
     }
 
-    private static func infer(_ expression: Expression, _ variable: ResourceVariable?, _ problems: inout [Problem]) -> Inferred {
+    private static func infer(
+        _ expression: Expression, _ variable: ResourceVariable?, _ problems: inout [Problem], _ checker: inout Checker
+    ) -> Inferred {
         switch expression {
         case .literal(.number, _): return .number
         case .literal(.string, _): return .string
@@ -82,7 +112,7 @@ public enum PredicateTypeChecker {
         case .variable(let reference, let at):
             return infer(reference, at, variable, &problems)
         case .unary(let op, let operand, let at):
-            let type = infer(operand, variable, &problems)
+            let type = infer(operand, variable, &problems, &checker)
             if op == .not {
                 requireTruth(type, operand, &problems)
             } else if !isNumeric(type) {
@@ -91,9 +121,9 @@ public enum PredicateTypeChecker {
             }
             return .number
         case .binary(let op, let lhs, let rhs, let at):
-            let left = infer(lhs, variable, &problems)
-            let right = infer(rhs, variable, &problems)
-            checkBinary(op, left, right, lhs, rhs, at, &problems)
+            let left = infer(lhs, variable, &problems, &checker)
+            let right = infer(rhs, variable, &problems, &checker)
+            checkBinary(op, left, right, lhs, rhs, at, &problems, &checker)
             return .number
         }
     }
@@ -139,7 +169,7 @@ public enum PredicateTypeChecker {
 
     private static func checkBinary(
         _ op: BinaryOperator, _ left: Inferred, _ right: Inferred, _ lhs: Expression, _ rhs: Expression,
-        _ at: Int, _ problems: inout [Problem]
+        _ at: Int, _ problems: inout [Problem], _ checker: inout Checker
     ) {
         func fail(_ message: String) {
             problems.append(Problem(kind: .type, offset: at, message: message))
@@ -172,7 +202,7 @@ public enum PredicateTypeChecker {
                 fail("'\(op.rawValue)' compares strings, but its \(side) side is \(type.name)")
             }
             if op == .matches || op == .notMatches, case .literal(.string(let pattern), let patternAt) = rhs,
-                let error = regularExpressionError(pattern)
+                let error = checker.regularExpressionError(pattern)
             {
                 problems.append(
                     Problem(kind: .regularExpression, offset: patternAt, message: "regular expression does not compile: \(error)"))

@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Parses `rules.hacmprd` (SPEC section 2): every line that is not a comment is a field, fields
 /// are taken nine at a time, each nine making one event definition.
 ///
@@ -5,6 +13,9 @@
 /// file; checks that need the file system (R009, R020) belong to the validator.
 public struct RulesFileParser: Sendable {
     public var catalogue: VariableCatalogue
+    /// Whether `RulesFile.definitions` is filled; a check that only wants the diagnostics
+    /// (`validate`) saves building and freeing them.
+    public var keepsDefinitions = true
 
     public init(catalogue: VariableCatalogue = .builtIn) {
         self.catalogue = catalogue
@@ -17,6 +28,7 @@ public struct RulesFileParser: Sendable {
 
     public func parse(bytes: UnsafeBufferPointer<UInt8>, file: String) -> RulesFile {
         var state = ParseState(bytes: bytes, file: file, catalogue: catalogue)
+        state.keepsDefinitions = keepsDefinitions
         state.collectFields()
         state.buildDefinitions()
         return RulesFile(
@@ -41,11 +53,15 @@ private struct ParseState {
     let file: String
     let catalogue: VariableCatalogue
     var fields: [Field] = []
-    /// Display names from `Beginning of the Event Definition:` comments, by definition index.
-    var displayNames: [Int: String] = [:]
+    /// Display names from `Beginning of the Event Definition:` comments, with the index of the
+    /// definition they name, in file order.
+    var displayNames: [(definition: Int, name: String)] = []
     var diagnostics: [Diagnostic] = []
     var errorCount = 0
     var references: [RulesFile.Reference] = []
+    var keepsDefinitions = true
+    /// What `regcomp` said of each pattern already seen.
+    var regularExpressions: [String: String?] = [:]
     var definitions: [EventDefinition] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, file: String, catalogue: VariableCatalogue) {
@@ -62,6 +78,13 @@ private struct ParseState {
     func text(_ field: Field) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: bytes[field.start..<field.end]), as: UTF8.self)
     }
+
+    /// The field's bytes as they are in the file, so offsets into them are file columns.
+    func rawBytes(_ field: Field) -> [UInt8] {
+        Array(UnsafeBufferPointer(rebasing: bytes[field.start..<field.end]))
+    }
+
+    static let marker: [UInt8] = Array("Beginning of the Event Definition:".utf8)
 
     // MARK: Lines to fields
 
@@ -88,30 +111,40 @@ private struct ParseState {
 
     /// `##### Beginning of the Event Definition: NAME` names the next definition to start.
     mutating func noteDisplayName(from start: Int, to end: Int) {
-        let marker = "Beginning of the Event Definition:".utf8
         var p = start
         while p < end, bytes[p] == 0x23 || isBlank(bytes[p]) { p += 1 }
-        guard end - p > marker.count, bytes[p..<(p + marker.count)].elementsEqual(marker) else { return }
-        var nameStart = p + marker.count
+        guard end - p > Self.marker.count, let base = bytes.baseAddress,
+            memcmp(base + p, Self.marker, Self.marker.count) == 0
+        else { return }
+        var nameStart = p + Self.marker.count
         var nameEnd = end
         while nameStart < nameEnd, isBlank(bytes[nameStart]) { nameStart += 1 }
         while nameEnd > nameStart, isBlank(bytes[nameEnd - 1]) { nameEnd -= 1 }
         guard nameStart < nameEnd else { return }
         let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[nameStart..<nameEnd]), as: UTF8.self)
         // Fields already taken belong to earlier definitions; a partly read one is the current one.
-        displayNames[(fields.count + 8) / 9] = name
+        let index = (fields.count + 8) / 9
+        if displayNames.last?.definition == index { displayNames.removeLast() }
+        displayNames.append((index, name))
     }
 
     // MARK: Fields to definitions
 
     mutating func buildDefinitions() {
         let complete = fields.count / 9
-        var triggers: [EventDefinition.Trigger: Int] = [:]
-        var statesByName: [String: (state: Int, line: Int)] = [:]
+        var triggers: [EventDefinition.Trigger: Int] = Dictionary(minimumCapacity: complete)
+        var statesByName: [String: (state: Int, line: Int)] = Dictionary(minimumCapacity: complete)
+        if keepsDefinitions { definitions.reserveCapacity(complete) }
+        var nextDisplayName = 0
         for index in 0..<complete {
+            var displayName: String?
+            while nextDisplayName < displayNames.count, displayNames[nextDisplayName].definition <= index {
+                if displayNames[nextDisplayName].definition == index { displayName = displayNames[nextDisplayName].name }
+                nextDisplayName += 1
+            }
             let errorsBefore = errorCount
             let group = fields[(index * 9)..<(index * 9 + 9)]
-            if let definition = buildDefinition(index: index, Array(group)) {
+            if let definition = buildDefinition(Array(group), displayName: displayName) {
                 if let first = triggers[definition.trigger] {
                     report(
                         definition.line, 1, .R005,
@@ -121,7 +154,7 @@ private struct ParseState {
                     triggers[definition.trigger] = definition.line
                 }
                 checkStates(definition, &statesByName)
-                if errorCount == errorsBefore {
+                if errorCount == errorsBefore, keepsDefinitions {
                     definitions.append(definition)
                 }
             }
@@ -166,7 +199,7 @@ private struct ParseState {
 
     /// A definition with the values that could be read; nil when field 1 or 2 is unusable.
     /// Errors are reported as found.
-    mutating func buildDefinition(index: Int, _ f: [Field]) -> EventDefinition? {
+    mutating func buildDefinition(_ f: [Field], displayName commented: String?) -> EventDefinition? {
         // Field 1: the event name.
         let name = text(f[0])
         if f[0].isEmpty {
@@ -192,7 +225,7 @@ private struct ParseState {
             references.append(.init(path: program, line: f[2].line, column: f[2].column))
         }
         let monitoring = buildMonitoring(f)
-        var displayName = displayNames[index] ?? ""
+        var displayName = commented ?? ""
         if displayName.isEmpty {
             let base = program.split(separator: "/").last.map(String.init) ?? program
             displayName = base.hasSuffix(".rp") ? String(base.dropLast(3)) : base
@@ -209,7 +242,8 @@ private struct ParseState {
         if p < field.end, bytes[p] == 0x2D || bytes[p] == 0x2B { p += 1 }
         let digits = field.end - p
         if digits > 0, digits <= 18, bytes[p..<field.end].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-            return Int(text(field))
+            let magnitude = bytes[p..<field.end].reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            return bytes[field.start] == 0x2D ? -magnitude : magnitude
         }
         report(
             field.line, field.isEmpty ? 1 : field.column, .R007,
@@ -239,7 +273,7 @@ private struct ParseState {
         if f[6].isEmpty {
             report(f[6].line, 1, .R021, "resource variable with an empty instance vector (taken as NodeNum=*)")
         } else {
-            let (parsed, problems) = InstanceVector.parse(text(f[6]), allowedNames: variable?.instanceElements)
+            let (parsed, problems) = InstanceVector.parse(bytes: rawBytes(f[6]), allowedNames: variable?.instanceElements)
             for problem in problems {
                 report(f[6].line, f[6].column + problem.offset, .R013, problem.message)
             }
@@ -255,7 +289,7 @@ private struct ParseState {
         var rearm: Predicate?
         if !f[8].isEmpty {
             rearm = parsePredicate(f[8], variable, .R016, "rearm predicate")
-            if let rearm, let predicate, rearm == predicate {
+            if let rearm, let predicate, rearm.isSame(as: predicate) {
                 report(
                     f[8].line, f[8].column, .R022,
                     "rearm predicate is identical to the predicate (the instance would rearm as soon as it fires)")
@@ -268,41 +302,41 @@ private struct ParseState {
     mutating func parsePredicate(
         _ field: Field, _ variable: ResourceVariable?, _ code: DiagnosticCode, _ what: String
     ) -> Predicate? {
-        let source = text(field)
         let predicate: Predicate
         do {
-            predicate = try PredicateParser.parse(source)
+            predicate = try PredicateParser.parse(bytes: rawBytes(field))
         } catch {
             report(field.line, field.column + error.offset, code, "\(what): \(error.message)")
             return nil
         }
         var ok = true
-        for problem in PredicateTypeChecker.check(predicate, variable: variable) {
+        for problem in PredicateTypeChecker.check(predicate, variable: variable, regularExpressions: &regularExpressions) {
             ok = false
             report(
                 field.line, field.column + problem.offset, problem.kind == .type ? .R023 : code,
                 "\(what): \(problem.message)")
         }
-        return ok ? predicate.withoutOffsets : nil
+        return ok ? predicate : nil
     }
 }
 
 extension Predicate {
-    /// The same predicate with every offset 0, so that two predicates that differ only in
-    /// spacing compare equal (R022) and a definition does not depend on its source layout.
-    var withoutOffsets: Predicate {
-        Predicate(expression: expression.withoutOffsets, qualifier: qualifier)
+    /// Whether two predicates are the same but for spacing: the same tree, offsets aside (R022).
+    func isSame(as other: Predicate) -> Bool {
+        qualifier == other.qualifier && expression.isSame(as: other.expression)
     }
 }
 
 extension Expression {
-    var withoutOffsets: Expression {
-        switch self {
-        case .literal(let literal, _): .literal(literal, at: 0)
-        case .list(let items, _): .list(items, at: 0)
-        case .variable(let reference, _): .variable(reference, at: 0)
-        case .unary(let op, let operand, _): .unary(op, operand.withoutOffsets, at: 0)
-        case .binary(let op, let lhs, let rhs, _): .binary(op, lhs.withoutOffsets, rhs.withoutOffsets, at: 0)
+    func isSame(as other: Expression) -> Bool {
+        switch (self, other) {
+        case (.literal(let a, _), .literal(let b, _)): a == b
+        case (.list(let a, _), .list(let b, _)): a == b
+        case (.variable(let a, _), .variable(let b, _)): a == b
+        case (.unary(let opA, let a, _), .unary(let opB, let b, _)): opA == opB && a.isSame(as: b)
+        case (.binary(let opA, let a1, let a2, _), .binary(let opB, let b1, let b2, _)):
+            opA == opB && a1.isSame(as: b1) && a2.isSame(as: b2)
+        default: false
         }
     }
 }

@@ -61,20 +61,22 @@ public struct LocalFileSystem: FileSystem {
         let status = FileStatus(info)
         guard status.isRegularFile else { throw .notRegularFile }
         guard status.size <= limit else { throw .tooLarge(size: status.size, limit: limit) }
-        var bytes = [UInt8](repeating: 0, count: status.size)
-        var filled = 0
-        while filled < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { buffer in
-                readBytes(fd, buffer.baseAddress! + filled, buffer.count - filled)
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: status.size) { buffer, initialized in
+            var filled = 0
+            while filled < buffer.count {
+                let n = readBytes(fd, buffer.baseAddress! + filled, buffer.count - filled)
+                if n < 0 {
+                    if errno == EINTR || errno == EAGAIN { continue }
+                    failure = errno
+                    break
+                }
+                if n == 0 { break }  // the file shrank while we read it
+                filled += n
             }
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw .cannotRead(String(cString: strerror(errno)))
-            }
-            if n == 0 { break }  // the file shrank while we read it
-            filled += n
+            initialized = filled
         }
-        bytes.removeSubrange(filled...)
+        if failure != 0 { throw .cannotRead(String(cString: strerror(failure))) }
         return bytes
     }
 }

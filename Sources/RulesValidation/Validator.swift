@@ -67,6 +67,7 @@ public struct Validator: Sendable {
     /// parsed recovery programs: what the service and the simulator run. Warnings are allowed.
     public func load(_ rulesFile: String) -> (rules: LoadedRules?, report: ValidationReport) {
         var run = Run(validator: self)
+        run.keepsDefinitions = true
         run.validateRules(at: rulesFile)
         let report = ValidationReport(diagnostics: run.diagnostics, definitions: run.definitions)
         guard report.errorCount == 0 else { return (nil, report) }
@@ -110,8 +111,9 @@ private struct Run {
     let validator: Validator
     var diagnostics: [Diagnostic] = []
     var definitions = 0
-    /// The error-free definitions of every rules file, in file order.
+    /// The error-free definitions of every rules file, in file order, when loading.
     var loadedDefinitions: [EventDefinition] = []
+    var keepsDefinitions = false
     /// Recovery programs already validated, by resolved path, with what was found of them.
     var programs: [String: ProgramCheck] = [:]
     /// Commands already looked up, by resolved path.
@@ -153,12 +155,19 @@ private struct Run {
                     Unreadable(code: .F003, why: "is \(byteCount(size)); the validator reads files of up to \(byteCount(limit))"))
             }
         }
-        if let nul = bytes.firstIndex(of: 0) {
+        if let nul = Self.firstNUL(bytes) {
             let line = bytes[..<nul].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
             let lineStart = bytes[..<nul].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
             return .failure(Unreadable(line: line, column: nul - lineStart + 1, code: .F002, why: "is not a text file (NUL byte)"))
         }
         return .success(bytes)
+    }
+
+    static func firstNUL(_ bytes: [UInt8]) -> Int? {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, let found = memchr(base, 0, buffer.count) else { return nil }
+            return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+        }
     }
 
     /// The file's bytes, or nil after reporting why they cannot be had.
@@ -179,11 +188,11 @@ private struct Run {
     mutating func validateRules(at path: String) {
         guard let bytes = readText(path, shownAs: path) else { return }
         checkOwnership(path, shownAs: path, what: "rules file")
-        let rules = bytes.withUnsafeBufferPointer { buffer in
-            RulesFileParser(catalogue: validator.options.catalogue).parse(bytes: buffer, file: path)
-        }
+        var parser = RulesFileParser(catalogue: validator.options.catalogue)
+        parser.keepsDefinitions = keepsDefinitions
+        let rules = bytes.withUnsafeBufferPointer { parser.parse(bytes: $0, file: path) }
         definitions += rules.definitionCount
-        loadedDefinitions += rules.definitions
+        if keepsDefinitions { loadedDefinitions += rules.definitions }
         var found = rules.diagnostics
         // The rules file's findings come first, in line order; those of its .rp files after.
         let earlier = diagnostics
