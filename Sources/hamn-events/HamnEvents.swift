@@ -13,7 +13,7 @@ struct HamnEvents: ParsableCommand {
             Administrators write a rules.hacmprd file of nine-line event definitions and .rp
             recovery programs; hamn-events checks them and runs them across the cluster nodes.
             """,
-        subcommands: [Validate.self]
+        subcommands: [Validate.self, Simulate.self, Test.self]
     )
 
     /// As ParsableCommand's, but a usage error exits 2 (SPEC section 8), not 64.

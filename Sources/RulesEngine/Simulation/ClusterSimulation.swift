@@ -31,6 +31,10 @@ public struct ClusterSimulation: Sendable {
         case join(ClusterNode)
         /// A member multicasts (a trigger, resume, recovery off/on).
         case multicast(from: String, ClusterMessage)
+        /// An operator's command on whichever node is up (the lowest numbered member).
+        case fromAnyMember(ClusterMessage)
+        /// A node observes a sample of a resource variable's instance.
+        case sample(node: String, SampleObservation)
         /// A node's commands of a segment have finished.
         case segmentFinished(ClusterNode, incarnation: Int, SegmentRun, [CommandResult])
     }
@@ -75,6 +79,7 @@ public struct ClusterSimulation: Sendable {
     private var timed: [(time: Double, sequence: Int, action: Action)] = []
     private var scheduled = 0
     private var incarnations: [String: Int] = [:]
+    private var monitors: [String: NodeMonitors] = [:]
     private let catalogue: VariableCatalogue
     /// Ticks (for `config_too_long`) once a second while an event runs.
     public var ticks = true
@@ -98,6 +103,7 @@ public struct ClusterSimulation: Sendable {
         for node in members {
             coordinators[node.name] = Coordinator(
                 local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, initialMembers: members)
+            monitors[node.name] = NodeMonitors(rules: rules, catalogue: catalogue)
             incarnations[node.name] = 1
         }
     }
@@ -150,6 +156,7 @@ public struct ClusterSimulation: Sendable {
         case .crash(let name):
             guard let node = nodes.first(where: { $0.name == name }), coordinators[name] != nil else { return }
             coordinators[name] = nil
+            monitors[name] = nil
             incarnations[name, default: 0] += 1
             group.crash(node)
             trace.append(TraceEntry(time: clock, node: node, kind: .crashed))
@@ -161,11 +168,28 @@ public struct ClusterSimulation: Sendable {
             incarnations[node.name, default: 0] += 1
             coordinators[node.name] = Coordinator(
                 local: node, rules: rules, priorities: priorities, configTooLong: configTooLong)
+            monitors[node.name] = NodeMonitors(rules: rules, catalogue: catalogue)
             group.join(node)
             trace.append(TraceEntry(time: clock, node: node, kind: .joined))
         case .multicast(let name, let message):
             guard let node = nodes.first(where: { $0.name == name }) else { return }
             group.multicast(from: node, message)
+        case .fromAnyMember(let message):
+            guard let node = nodes.first(where: { coordinators[$0.name]?.isMember == true }) else { return }
+            group.multicast(from: node, message)
+        case .sample(let name, let observation):
+            guard let node = nodes.first(where: { $0.name == name }), coordinators[name] != nil,
+                var monitor = monitors[name]
+            else { return }
+            let outcome = monitor.observe(observation, on: node, at: clock)
+            monitors[name] = monitor
+            for fault in outcome.faults {
+                trace.append(TraceEntry(time: clock, node: node, kind: .evaluationFault(fault)))
+            }
+            for request in outcome.raised {
+                trace.append(TraceEntry(time: clock, node: node, kind: .raised(request)))
+                group.multicast(from: node, .raise(request))
+            }
         case .segmentFinished(let node, let incarnation, let run, let results):
             guard incarnations[node.name] == incarnation, coordinators[node.name] != nil else { return }
             trace.append(

@@ -35,6 +35,7 @@ public struct Scenario: Sendable {
         public var at: Double
         public var fault: Fault
         public var line: Int
+        public var column: Int
     }
 
     public struct ExpectedEvent: Sendable, Hashable, CustomStringConvertible {
@@ -58,6 +59,14 @@ public struct Scenario: Sendable {
         public var segment: Int?
         public var command: String
         public var status: Int32?
+
+        public init(event: String? = nil, node: String? = nil, segment: Int? = nil, command: String, status: Int32? = nil) {
+            self.event = event
+            self.node = node
+            self.segment = segment
+            self.command = command
+            self.status = status
+        }
 
         public var description: String {
             var text = "\"\(command)\""

@@ -43,7 +43,7 @@ public enum ScenarioParser {
         for timed in faults {
             for name in timed.fault.nodeNames where !names.contains(name) {
                 throw YAMLError(
-                    file: file, line: timed.line, column: 1,
+                    file: file, line: timed.line, column: timed.column,
                     message: "faults: no node '\(name)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
             }
         }
@@ -239,7 +239,7 @@ public enum ScenarioParser {
         case "recovery_off": fault = .recoveryOff(try nodeList(field))
         default: fault = .recoveryOn(try nodeList(field))
         }
-        return Scenario.TimedFault(at: time, fault: fault, line: value.line)
+        return Scenario.TimedFault(at: time, fault: fault, line: value.line, column: value.column)
     }
 
     private static func nodeList(_ value: YAMLValue) throws(YAMLError) -> [String] {

@@ -1,0 +1,107 @@
+import RulesParser
+
+/// One sample of one instance of a resource variable, as a node observed it.
+public struct SampleObservation: Sendable, Hashable {
+    public var variable: String
+    /// The instance's element values, e.g. `["NodeNum": "2", "ProgName": "nfsd"]`.
+    public var instance: [String: String]
+    public var value: SampleValue
+
+    public init(variable: String, instance: [String: String], value: SampleValue) {
+        self.variable = variable
+        self.instance = instance
+        self.value = value
+    }
+
+    /// `Name=value;...`, in element name order: how the instance is named in events.
+    public var instanceText: String {
+        instance.keys.sorted().map { "\($0)=\(instance[$0]!)" }.joined(separator: ";")
+    }
+}
+
+/// A node's predicate evaluation: for every Event Management definition and every instance
+/// it matches, the arming state; a sample that makes an armed predicate true raises the event.
+/// Pure: time is the sample's, given by the caller.
+public struct NodeMonitors: Sendable {
+    private struct Watch: Sendable {
+        var definition: EventDefinition
+        var rule: CompiledRule
+    }
+
+    private struct InstanceKey: Hashable, Sendable {
+        var trigger: EventDefinition.Trigger
+        var instance: String
+    }
+
+    /// The definitions watching each variable, in rules file order.
+    private var watches: [String: [Watch]] = [:]
+    private var arming: [InstanceKey: InstanceArming] = [:]
+    /// Definitions and instances whose predicate divided by zero, reported once each.
+    private var faulted: Set<InstanceKey> = []
+    /// Definitions that could not be compiled (validated rules have none), with why.
+    public private(set) var problems: [String] = []
+
+    public init(rules: RuleBook, catalogue: VariableCatalogue) {
+        for definition in rules.monitored {
+            do {
+                guard let rule = try CompiledRule(definition, catalogue: catalogue) else { continue }
+                watches[rule.variable, default: []].append(Watch(definition: definition, rule: rule))
+            } catch {
+                problems.append("\(definition.displayName): \(error)")
+            }
+        }
+    }
+
+    /// The variables some definition watches.
+    public var variables: [String] { watches.keys.sorted() }
+
+    /// Whether an instance is armed for a definition (true before its first sample).
+    public func isArmed(_ trigger: EventDefinition.Trigger, instance: String) -> Bool {
+        arming[InstanceKey(trigger: trigger, instance: instance)]?.armed ?? true
+    }
+
+    /// Every (definition, instance) seen so far, with its arming and last value.
+    public var instances: [(trigger: EventDefinition.Trigger, instance: String, armed: Bool, last: SampleValue?)] {
+        arming.map { ($0.key.trigger, $0.key.instance, $0.value.armed, $0.value.lastValue) }
+            .sorted { ($0.trigger.name, $0.trigger.state, $0.instance) < ($1.trigger.name, $1.trigger.state, $1.instance) }
+    }
+
+    public struct Outcome: Sendable {
+        /// Events to raise: a predicate became true on an armed instance.
+        public var raised: [EventRequest] = []
+        /// Instances that were rearmed.
+        public var rearmed: [(EventDefinition.Trigger, String)] = []
+        /// Messages for predicates that divided by zero (once per definition and instance).
+        public var faults: [String] = []
+    }
+
+    public mutating func observe(_ observation: SampleObservation, on node: ClusterNode, at time: Double) -> Outcome {
+        var outcome = Outcome()
+        guard let watching = watches[observation.variable] else { return outcome }
+        let instanceText = observation.instanceText
+        for watch in watching where watch.rule.matches(instance: observation.instance) {
+            let key = InstanceKey(trigger: watch.definition.trigger, instance: instanceText)
+            var state = arming[key] ?? InstanceArming(watch.rule)
+            let result = state.observe(observation.value, at: time)
+            arming[key] = state
+            if result.predicateDividedByZero || result.rearmDividedByZero, faulted.insert(key).inserted {
+                outcome.faults.append(
+                    "\(watch.definition.displayName) (\(instanceText)): the \(result.predicateDividedByZero ? "predicate" : "rearm predicate") divides by zero; it counts as false"
+                )
+            }
+            switch result.transition {
+            case .fired?:
+                outcome.raised.append(
+                    EventRequest(
+                        name: watch.definition.trigger.name, state: watch.definition.trigger.state, node: node,
+                        resource: ResourceObservation(
+                            variable: observation.variable, instance: instanceText, value: observation.value.description)))
+            case .rearmed?:
+                outcome.rearmed.append((watch.definition.trigger, instanceText))
+            case nil:
+                break
+            }
+        }
+        return outcome
+    }
+}
