@@ -1,0 +1,84 @@
+/// Ordered group messaging and membership: what a node's service needs of the cluster.
+///
+/// Every member gets the same deliveries (messages and membership changes) in the same order;
+/// each sender's messages in the order sent. Two implementations: `LoopbackTransport`, in
+/// process (one node for the embedded default, or several for tests), and Corosync CPG.
+public protocol ClusterTransport: Sendable {
+    /// This node.
+    var node: ClusterNode { get }
+    /// The deliveries for this node, starting with the membership change that shows it joined.
+    var deliveries: AsyncStream<Delivery> { get }
+    /// Sends `message` to every member, this node included, in agreed order.
+    func multicast(_ message: ClusterMessage) async
+    /// Leaves the group after what this node has sent is delivered.
+    func leave() async
+}
+
+/// The in-process group that `LoopbackTransport`s share: a `LoopbackGroup` behind an actor,
+/// pushing each delivery to the members' streams as soon as it is sequenced.
+public actor LoopbackHub {
+    private var group: LoopbackGroup
+    private var streams: [ClusterNode: AsyncStream<Delivery>.Continuation] = [:]
+
+    /// With a seed, which sender's message is sequenced next is random (see `LoopbackGroup`).
+    public init(seed: UInt64? = nil) {
+        group = LoopbackGroup(members: [], seed: seed)
+    }
+
+    /// Joins `node` to the group; its deliveries start with the membership change of its join.
+    public func join(_ node: ClusterNode) -> LoopbackTransport {
+        let (stream, continuation) = AsyncStream<Delivery>.makeStream()
+        streams[node] = continuation
+        group.join(node)
+        pump()
+        return LoopbackTransport(node: node, hub: self, deliveries: stream)
+    }
+
+    func multicast(from node: ClusterNode, _ message: ClusterMessage) {
+        group.multicast(from: node, message)
+        pump()
+    }
+
+    func leave(_ node: ClusterNode) {
+        group.leave(node)
+        pump()
+        streams.removeValue(forKey: node)?.finish()
+    }
+
+    /// The node is gone at once, as a crashed process: what it had not sent is lost.
+    public func crash(_ node: ClusterNode) {
+        group.crash(node)
+        streams.removeValue(forKey: node)?.finish()
+        pump()
+    }
+
+    public var members: [ClusterNode] { group.members }
+
+    private func pump() {
+        while let (delivery, recipients) = group.next() {
+            for recipient in recipients {
+                streams[recipient]?.yield(delivery)
+            }
+        }
+    }
+}
+
+/// One node's end of a `LoopbackHub`.
+public struct LoopbackTransport: ClusterTransport {
+    public let node: ClusterNode
+    let hub: LoopbackHub
+    public let deliveries: AsyncStream<Delivery>
+
+    /// A one-node cluster of its own: the embedded default.
+    public static func alone(_ node: ClusterNode) async -> LoopbackTransport {
+        await LoopbackHub().join(node)
+    }
+
+    public func multicast(_ message: ClusterMessage) async {
+        await hub.multicast(from: node, message)
+    }
+
+    public func leave() async {
+        await hub.leave(node)
+    }
+}
