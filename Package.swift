@@ -56,6 +56,7 @@ let package = Package(
             name: "hamn-bench",
             dependencies: [
                 "RulesParser",
+                "RulesValidation",
                 "RulesEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

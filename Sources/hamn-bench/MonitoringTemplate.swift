@@ -1,9 +1,10 @@
+import RulesEngine
 /// How the benchmark writes Event Management definitions (rules fields 6 to 9) for one built-in
 /// resource variable: the instance vectors, predicates and rearm predicates an administrator
 /// would write for it (SPEC sections 4 and 5), with thresholds drawn at random so that the
 /// file is not the same few lines over and over.
 struct MonitoringTemplate: Sendable {
-    typealias Text = @Sendable (inout SplitMix64) -> String
+    typealias Text = @Sendable (inout SeededGenerator) -> String
 
     var variable: String
     /// The stem of the generated event names, e.g. `paging_high`.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RulesValidation
 import RulesEngine
 import RulesParser
 
@@ -93,7 +94,7 @@ struct PredicateBenchmark: ParsableCommand {
 
     private func jsonReport(_ results: [PredicateBenchmarkCore.Result]) -> String {
         let items = results.map { result in
-            "{\"case\": \(Self.json(result.name)), \"predicate\": \(Self.json(result.predicate)), "
+            "{\"case\": \(JSON.string(result.name)), \"predicate\": \(JSON.string(result.predicate)), "
                 + "\"evaluationsPerSecond\": \(Self.decimal(result.best, 0)), "
                 + "\"rounds\": [\(result.rounds.map { Self.decimal($0, 0) }.joined(separator: ", "))], "
                 + "\"trueCount\": \(result.trueCount), \"evaluations\": \(result.evaluations)}"
@@ -125,19 +126,6 @@ struct PredicateBenchmark: ParsableCommand {
         return text
     }
 
-    private static func json(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20:
-                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
 extension String {

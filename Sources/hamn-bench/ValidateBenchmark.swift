@@ -1,4 +1,5 @@
 import ArgumentParser
+import RulesValidation
 
 #if canImport(Glibc)
 import Glibc
@@ -190,7 +191,7 @@ struct ValidateBenchmark: ParsableCommand {
             "{\"seconds\": \($0.wallSeconds.fixed(6)), \"cpuSeconds\": \($0.cpuSeconds.fixed(6)), "
                 + "\"peakRSSBytes\": \($0.peakRSSBytes)}"
         }
-        var out = "{\"benchmark\": \"validate\", \"binary\": \(jsonString(executable)), "
+        var out = "{\"benchmark\": \"validate\", \"binary\": \(JSON.string(executable)), "
         out += "\"rulesBytes\": \(corpus.rulesBytes), \"definitions\": \(corpus.definitions), "
         out += "\"clusterEvents\": \(corpus.clusterEvents), \"monitoringEvents\": \(corpus.monitoringEvents), "
         out += "\"programs\": \(corpus.programPaths.count), \"programBytes\": \(corpus.programBytes), "
@@ -204,19 +205,6 @@ struct ValidateBenchmark: ParsableCommand {
         return out
     }
 
-    private func jsonString(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20:
-                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
 }
 
 // MARK: Small I/O helpers

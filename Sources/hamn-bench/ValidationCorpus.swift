@@ -1,3 +1,4 @@
+import RulesEngine
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -44,7 +45,7 @@ struct ValidationCorpus {
     static func generate(
         in directory: String, definitions: Int, programs: Int, seed: UInt64, progress: (Double) -> Void
     ) throws(BenchError) -> ValidationCorpus {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         let programDirectory = directory + "/programs"
         if mkdir(programDirectory, 0o755) != 0, errno != EEXIST {
             throw BenchError("cannot create \(programDirectory): \(String(cString: strerror(errno)))")
@@ -107,7 +108,7 @@ struct ValidationCorpus {
 
     /// Nine fields in the layout of SPEC section 2's `node_up` example.
     private static func definition(
-        displayName: String, name: String, state: Int, program: String, fields6to9: [String], _ rng: inout SplitMix64
+        displayName: String, name: String, state: Int, program: String, fields6to9: [String], _ rng: inout SeededGenerator
     ) -> String {
         var out = "##### Beginning of the Event Definition: \(displayName)\n#\n"
         out += "\(name)\n\(state)\n\(program)\n\(rng.pick([2, 2, 2, 0, 1]))\n\(rng.pick([0, 0, 1]))\n"
@@ -120,7 +121,7 @@ struct ValidationCorpus {
 
     /// The built-in triggers first, then user-defined events whose names carry the definition's
     /// index, so that every trigger is unique (R005) and no name has two states (R006).
-    private static func clusterDefinition(index: Int, ordinal: Int, program: String, _ rng: inout SplitMix64)
+    private static func clusterDefinition(index: Int, ordinal: Int, program: String, _ rng: inout SeededGenerator)
         -> String
     {
         let name: String
@@ -137,7 +138,7 @@ struct ValidationCorpus {
             displayName: displayName, name: name, state: state, program: program, fields6to9: ["", "", "", ""], &rng)
     }
 
-    private static func monitoringDefinition(index: Int, program: String, _ rng: inout SplitMix64) -> String {
+    private static func monitoringDefinition(index: Int, program: String, _ rng: inout SeededGenerator) -> String {
         let template = rng.pick(MonitoringTemplate.all)
         let name = template.eventStem + "_" + padded(index, 6)
         let predicate = rng.pick(template.predicates)(&rng)

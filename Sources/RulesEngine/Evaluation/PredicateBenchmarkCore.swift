@@ -45,7 +45,7 @@ public enum PredicateBenchmarkCore {
     /// The standard cases: the simple `X > 70`, compound ones, fields, lists, patterns, and
     /// arming. Samples vary (seeded) so that nothing can be hoisted out of the loop.
     public static func standardCases(seed: UInt64 = 1) -> [Case] {
-        var random = Generator(seed: seed)
+        var random = SeededGenerator(seed: seed)
         let count = 4096
         let catalogue = VariableCatalogue.builtIn
         let paging = catalogue["IBM.PSSP.aixos.PagSp.%totalused"]
@@ -190,23 +190,5 @@ public enum PredicateBenchmarkCore {
     private static func seconds(in duration: Duration) -> Double {
         let (whole, attoseconds) = duration.components
         return Double(whole) + Double(attoseconds) * 1e-18
-    }
-
-    /// SplitMix64, for reproducible samples.
-    private struct Generator {
-        var state: UInt64
-
-        init(seed: UInt64) { state = seed }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// A number in 0..<bound (bound > 0).
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
     }
 }

@@ -1,20 +1,8 @@
-/// SplitMix64: a small, fast, seeded generator, so that a given `--seed` always generates the
-/// same corpus and two benchmark runs measure the same input.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
+import RulesEngine
 
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// What the corpus generators draw with RulesEngine's seeded SplitMix64, so that a given
+/// `--seed` always generates the same corpus and two benchmark runs measure the same input.
+extension SeededGenerator {
     /// A number in `range`.
     mutating func int(_ range: ClosedRange<Int>) -> Int {
         Int.random(in: range, using: &self)
