@@ -1,0 +1,114 @@
+/// The service's configuration: one YAML file (README, "Configuration"). Every value has a
+/// default, so that `hamn-events run` with no file runs a one-node cluster.
+public struct ServiceConfiguration: Sendable {
+    public enum TransportKind: String, Sendable, Hashable {
+        case local
+        case corosync
+    }
+
+    /// How often a built-in variable is sampled, and for which instances beyond those the rules name.
+    public struct Monitor: Sendable, Hashable {
+        public var variable: String
+        /// Seconds between samples.
+        public var interval: Double
+        /// For `HAMN.DB2.HADR`: the `db2pd` program (run as `db2pd -d DATABASE -hadr`).
+        public var command: String?
+
+        public init(variable: String, interval: Double, command: String? = nil) {
+            self.variable = variable
+            self.interval = interval
+            self.command = command
+        }
+    }
+
+    /// An administrator-defined variable: a command run at an interval, its output parsed.
+    public struct Variable: Sendable, Hashable {
+        public enum Parser: String, Sendable, Hashable, CaseIterable {
+            /// The output is one number.
+            case number
+            /// The output, trimmed, is one string.
+            case string
+            /// `key = value` lines: a structured value.
+            case fields
+            /// `db2pd -hadr` or `db2 get snapshot` output: the fields of `HAMN.DB2.HADR`.
+            case db2Hadr = "db2-hadr"
+        }
+
+        public var name: String
+        /// Run by `/bin/sh -c`; must be an absolute path.
+        public var command: String
+        public var interval: Double
+        public var parser: Parser
+        /// For `fields`: the declared fields and their types (nil: any fields, no type checks).
+        public var fields: [(name: String, isNumber: Bool)]?
+        /// Its instance elements; `NodeNum` is always this node.
+        public var instanceElements: [String]
+        /// Seconds the command may run before it is killed and the sample counts as failed.
+        public var timeout: Double
+
+        public init(
+            name: String, command: String, interval: Double = 10, parser: Parser = .number,
+            fields: [(name: String, isNumber: Bool)]? = nil, instanceElements: [String] = ["NodeNum"], timeout: Double = 10
+        ) {
+            self.name = name
+            self.command = command
+            self.interval = interval
+            self.parser = parser
+            self.fields = fields
+            self.instanceElements = instanceElements
+            self.timeout = timeout
+        }
+
+        public static func == (lhs: Variable, rhs: Variable) -> Bool {
+            lhs.name == rhs.name && lhs.command == rhs.command && lhs.interval == rhs.interval
+                && lhs.parser == rhs.parser && lhs.instanceElements == rhs.instanceElements && lhs.timeout == rhs.timeout
+                && lhs.fields?.map(\.name) == rhs.fields?.map(\.name)
+                && lhs.fields?.map(\.isNumber) == rhs.fields?.map(\.isNumber)
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(name)
+            hasher.combine(command)
+        }
+    }
+
+    /// This node.
+    public var node: ClusterNode
+    /// Every node of the cluster, this one included.
+    public var nodes: [ClusterNode]
+    public var transport: TransportKind = .local
+    /// The rules file.
+    public var rules: String
+    /// Where bundled event scripts live; nil: `events/` beside the rules file.
+    public var eventScripts: String?
+    /// The SQLite journal.
+    public var journal: String
+    /// The control socket.
+    public var socket: String
+    /// Event priorities by event name; the defaults of `EventPriorities` otherwise.
+    public var priorities: [String: Int] = [:]
+    /// Per-event command timeouts in seconds, by event name; `defaultTimeout` for the others.
+    public var timeouts: [String: Double] = [:]
+    public var defaultTimeout: Double?
+    /// Seconds before `TE_CONFIG_TOO_LONG`, and between repeats.
+    public var configTooLong: Double = 360
+    /// What `ha-cmd NODES START` runs for a node that is not running the service, with
+    /// `HAMN_START_NODE` in its environment, e.g. `ssh $HAMN_START_NODE systemctl start hamn-events`.
+    public var startCommand: String?
+    /// Cluster network interfaces to watch (`TE_FAIL_NETWORK` / `TE_JOIN_NETWORK`).
+    public var networks: [String] = []
+    /// Seconds between looks at the network interfaces.
+    public var networkInterval: Double = 2
+    /// Sampling of built-in variables; the rules' variables not listed are sampled every `defaultInterval`.
+    public var monitors: [Monitor] = []
+    public var defaultInterval: Double = 10
+    public var variables: [Variable] = []
+
+    public init(node: ClusterNode, nodes: [ClusterNode], rules: String, journal: String, socket: String) {
+        self.node = node
+        self.nodes = nodes
+        self.rules = rules
+        self.journal = journal
+        self.socket = socket
+    }
+}
