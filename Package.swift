@@ -46,6 +46,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -54,7 +55,9 @@ let package = Package(
                 "RulesParser",
                 "RulesValidation",
                 "RulesEngine",
+                "RecoveryPrograms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Benchmarks: generate inputs, run the release binary as a user does, print figures.
@@ -83,6 +86,11 @@ let package = Package(
         .testTarget(
             name: "RulesEngineTests",
             dependencies: ["RulesParser", "RulesEngine"]
+        ),
+        // Starts the real service as a process and drives it through the command line.
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["RulesEngine"]
         ),
         .testTarget(
             name: "BarrierTests",

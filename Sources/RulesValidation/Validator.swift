@@ -28,6 +28,10 @@ public struct Validator: Sendable {
         /// Whether absolute commands must exist and be executable (P007). Off under `root`,
         /// and for simulations, which run no command.
         public var checksCommandsExist = true
+        /// Whether `root` applies to commands too (`validate --root`: a staged tree), or only
+        /// to rules and `.rp` paths (the service's `rules_root`: commands run from the real
+        /// file system, so they are checked there).
+        public var commandsUnderRoot = true
 
         public init(
             root: String? = nil, catalogue: VariableCatalogue = .builtIn, eventScriptDirectory: String? = nil,
@@ -243,11 +247,12 @@ private struct Run {
     /// P006, P007 and R020 for the program a command starts.
     mutating func checkCommand(_ step: CommandStep, in file: String, eventScripts: String) {
         guard let program = step.program, !program.isEmpty else { return }
-        let skipsExistence = validator.options.root != nil || !validator.options.checksCommandsExist
+        let skipsExistence =
+            (validator.options.root != nil && validator.options.commandsUnderRoot) || !validator.options.checksCommandsExist
         let shownProgram = program.quotedForMessage(limit: 200)
         let path: String
         if program.hasPrefix("/") {
-            path = validator.resolve(program)
+            path = validator.options.commandsUnderRoot ? validator.resolve(program) : program
         } else if program.contains("/") {
             report(
                 file, step.line, step.column, .P006,

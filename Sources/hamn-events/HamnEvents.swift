@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 @main
-struct HamnEvents: ParsableCommand {
+struct HamnEvents: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hamn-events",
         abstract: "An HACMP ES-style cluster event manager for Linux.",
@@ -13,14 +13,21 @@ struct HamnEvents: ParsableCommand {
             Administrators write a rules.hacmprd file of nine-line event definitions and .rp \
             recovery programs; hamn-events checks them and runs them across the cluster nodes.
             """,
-        subcommands: [Validate.self, Simulate.self, Test.self]
+        subcommands: [
+            Validate.self, Simulate.self, Test.self, Run.self, Status.self, History.self, Resume.self, Trigger.self,
+            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self,
+        ]
     )
 
     /// As ParsableCommand's, but a usage error exits 2 (SPEC section 8), not 64.
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
         } catch {
             if exitCode(for: error) == .validationFailure {
                 printError(fullMessage(for: error))

@@ -79,6 +79,10 @@ public struct ServiceConfiguration: Sendable {
     public var transport: TransportKind = .local
     /// The rules file.
     public var rules: String
+    /// When set, the absolute `.rp` paths of the rules are looked up under this directory (as
+    /// `validate --root` does), so that a tree of rules can run where it is; commands still run
+    /// from the real file system. The embedded default uses it for the shipped rules.
+    public var rulesRoot: String?
     /// Where bundled event scripts live; nil: `events/` beside the rules file.
     public var eventScripts: String?
     /// The SQLite journal.

@@ -10,7 +10,7 @@ import RulesParser
 /// part, when a barrier is complete, when an event failed or was resumed (SPEC section 7).
 public struct Coordinator: Sendable {
     public let local: ClusterNode
-    public let rules: RuleBook
+    public private(set) var rules: RuleBook
     public var priorities: EventPriorities
     /// Seconds an event may run on this node before `TE_CONFIG_TOO_LONG`, and between repeats.
     public var configTooLong: Double
@@ -26,6 +26,8 @@ public struct Coordinator: Sendable {
     private var stateHolders: Set<String> = []
     /// This node's part in the events that run: the segment it runs and since when.
     private var localRuns: [Int: LocalRun] = [:]
+    /// The rule each running event started with: a reload changes the events after it only.
+    private var startedRules: [Int: RuleBook.Rule] = [:]
 
     private struct LocalRun: Sendable {
         var busy: Bool
@@ -218,7 +220,13 @@ public struct Coordinator: Sendable {
         return start(event, rule: rule, now: now)
     }
 
+    /// New rules (SIGHUP): events that start from now on use them; running ones keep theirs.
+    public mutating func replaceRules(_ rules: RuleBook) {
+        self.rules = rules
+    }
+
     private mutating func start(_ event: ClusterEvent, rule: RuleBook.Rule, now: Double) -> [Effect] {
+        startedRules[event.id] = rule
         let run = RunningEvent(
             event: event, displayName: rule.definition.displayName, segmentCount: rule.segmentCount,
             participants: state.members.filter { !state.departing.contains($0.name) }, members: state.members,
@@ -237,7 +245,7 @@ public struct Coordinator: Sendable {
 
     /// This node's commands of the run's current segment.
     private mutating func startLocalSegment(_ run: RunningEvent, now: Double) -> [Effect] {
-        guard let rule = rules[run.event.name, run.event.state] else { return [] }
+        guard let rule = startedRules[run.event.id] ?? rules[run.event.name, run.event.state] else { return [] }
         let plan = NodePlan(program: rule.program, isEventNode: run.event.node == local, isMember: true)
         let commands = run.segment < plan.segments.count ? plan.segments[run.segment] : []
         let warning = localRuns[run.event.id]?.lastWarning ?? now
@@ -336,6 +344,7 @@ public struct Coordinator: Sendable {
 
     private mutating func finish(_ eventID: Int, outcome: EventOutcome, now: Double) -> [Effect] {
         localRuns[eventID] = nil
+        startedRules[eventID] = nil
         if let current = state.current, current.event.id == eventID {
             state.current = nil
             return [.journal(.finished(current.event, outcome: outcome))] + stopEventEnded(current.event)
@@ -367,6 +376,7 @@ public struct Coordinator: Sendable {
         if let current = state.current, current.failure != nil {
             resumed = true
             localRuns[current.event.id] = nil
+            startedRules[current.event.id] = nil
             state.current = nil
             effects.append(.journal(.finished(current.event, outcome: .failed)))
             effects += stopEventEnded(current.event)

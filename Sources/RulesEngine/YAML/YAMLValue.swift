@@ -58,7 +58,7 @@ public struct YAMLValue {
 
     /// The entries of a mapping, in order; an error when this is not a mapping or a key is not
     /// one of `allowed`.
-    public func mapping(allowed: Set<String>) throws(YAMLError) -> [(key: String, value: YAMLValue)] {
+    public func mapping(allowed: Set<String>?) throws(YAMLError) -> [(key: String, value: YAMLValue)] {
         guard let mapping = node.mapping else { throw error("expected a mapping of keys") }
         var entries: [(key: String, value: YAMLValue)] = []
         for (key, value) in mapping {
@@ -66,7 +66,7 @@ public struct YAMLValue {
                 throw YAMLValue(node: key, file: file, path: path).error("keys must be strings")
             }
             let entry = child(value, path.isEmpty ? name : ".\(name)")
-            guard allowed.contains(name) else {
+            if let allowed, !allowed.contains(name) {
                 let keyValue = YAMLValue(node: key, file: file, path: path)
                 throw keyValue.error("unknown key '\(name)' (expected one of: \(allowed.sorted().joined(separator: ", ")))")
             }

@@ -1,0 +1,35 @@
+import Foundation
+
+extension Journal: EventJournal {
+    public func historyReport(limit: Int) throws -> (text: String, json: String) {
+        let events = try history(limit: limit)
+        var lines: [String] = []
+        for event in events {
+            let started = event.startedAt.map { " started " + JournalText.stamp($0, timeZone: .current) } ?? ""
+            lines.append(
+                "run \(event.run) event \(event.id): \(event.name) state \(event.state) node \(event.node.name)"
+                    + " \(event.status)\(started)\(event.displayName.map { " (\($0))" } ?? "")")
+            if let failure = event.failure {
+                lines.append("    failed on \(failure.node.name) in segment \(failure.segment)")
+            }
+            for command in event.commands {
+                let duration = String(format: "%.2f", command.duration)
+                lines.append(
+                    "    \(command.node.name) segment \(command.segment): \"\(command.command)\" \(command.termination)"
+                        + "\(command.accepted ? "" : " (not the expected status)") in \(duration) s")
+            }
+        }
+        if lines.isEmpty { lines.append("no events yet") }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = String(decoding: try encoder.encode(["events": events]), as: UTF8.self)
+        return (lines.joined(separator: "\n"), json)
+    }
+
+    public func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?) {
+        let rows = try rowID.map { try log(after: $0, limit: limit) } ?? lastLog(limit: limit)
+        return (rows.map { $0.formatted() }, rows.last?.rowID ?? rowID)
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import RulesParser
+import RulesValidation
+import ServiceLifecycle
+import UnixSignals
+
+/// `hamn-events run`: loads the rules, opens the journal, joins the cluster, listens on the
+/// control socket, samples the monitors, and runs until SIGTERM (or until this node stops
+/// cluster services). Lifecycle through swift-service-lifecycle.
+public enum ServiceRunner {
+    public struct Failure: Error, CustomStringConvertible {
+        public var message: String
+        /// The rules' findings, when that is why.
+        public var report: ValidationReport?
+        public var description: String { message }
+    }
+
+    /// The rules of `configuration`, validated; nil with the report when they have errors.
+    public static func loadRules(_ configuration: ServiceConfiguration) -> (RuleBook?, ValidationReport, VariableCatalogue) {
+        let catalogue = VariableCatalogue.builtIn.adding(configuration.resourceVariables)
+        var options = Validator.Options(
+            root: configuration.rulesRoot, catalogue: catalogue, eventScriptDirectory: configuration.eventScripts)
+        options.commandsUnderRoot = false
+        let (loaded, report) = Validator(options: options).load(configuration.rules)
+        guard let loaded else { return (nil, report, catalogue) }
+        let book = RuleBook(
+            loaded.definitions.map { RuleBook.Rule(definition: $0, program: loaded.programs[$0.recoveryProgram]!) })
+        return (book, report, catalogue)
+    }
+
+    /// Runs the service to its end.
+    /// - Parameters:
+    ///   - openJournal: opens the journal at a path.
+    ///   - monitoring: samples the monitors into the service until cancelled.
+    public static func run(
+        configuration: ServiceConfiguration, logger: Logger,
+        openJournal: (String) throws -> any EventJournal,
+        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
+    ) async throws {
+        let (rules, report, catalogue) = loadRules(configuration)
+        guard let rules else {
+            throw Failure(message: "the rules in \(configuration.rules) have errors: \(report.summary)", report: report)
+        }
+        for warning in report.diagnostics { logger.warning("\(warning.formatted)") }
+        let journal: any EventJournal
+        do {
+            journal = try openJournal(configuration.journal)
+        } catch {
+            throw Failure(message: "cannot open the journal \(configuration.journal): \(error)")
+        }
+        let transport: any ClusterTransport
+        switch configuration.transport {
+        case .local:
+            transport = await LoopbackTransport.alone(configuration.node)
+        case .corosync:
+            throw Failure(message: "transport: corosync is not available in this build yet; use local")
+        }
+        let service = NodeService(
+            configuration: configuration, rules: rules, catalogue: catalogue, transport: transport, journal: journal,
+            logger: logger)
+        let server: ControlServer
+        do {
+            server = try ControlServer(path: configuration.socket)
+        } catch {
+            throw Failure(message: error.message)
+        }
+        server.start { request, connection in
+            if request.command == .mon {
+                await service.follow(connection)
+            } else {
+                connection.send(await service.handle(request))
+            }
+        }
+        defer { server.stop() }
+        try? journal.note(
+            "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
+            kind: "service", at: Date())
+        logger.notice(
+            "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions, control socket \(configuration.socket)")
+        let node = NodeLifecycle(
+            service: service, configuration: configuration, rules: rules, catalogue: catalogue, logger: logger,
+            monitoring: monitoring)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.notice("hamn-events stopped")
+    }
+}
+
+/// The node's service in the service group: deliveries, ticks, monitors and SIGHUP, until
+/// the node leaves; a graceful shutdown lets the running segment finish first.
+struct NodeLifecycle: Service {
+    let service: NodeService
+    let configuration: ServiceConfiguration
+    let rules: RuleBook
+    let catalogue: VariableCatalogue
+    let logger: Logger
+    let monitoring: @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
+
+    func run() async throws {
+        let service = self.service
+        let configuration = self.configuration
+        let logger = self.logger
+        let monitoring = self.monitoring
+        let monitors = MonitorSupervisor()
+        let (rules, catalogue) = (self.rules, self.catalogue)
+        await monitors.restart { await monitoring(service, rules, catalogue) }
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await service.run() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        await service.tick()
+                    }
+                }
+                group.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        let (rules, report, catalogue) = ServiceRunner.loadRules(configuration)
+                        guard let rules else {
+                            for finding in report.diagnostics where finding.severity == .error {
+                                logger.error("\(finding.formatted)")
+                            }
+                            await service.reloadRefused(report.summary)
+                            continue
+                        }
+                        await service.replaceRules(rules)
+                        await monitors.restart { await monitoring(service, rules, catalogue) }
+                    }
+                }
+                // The first to end is `service.run()`: the node left the cluster.
+                await group.next()
+                group.cancelAll()
+            }
+            await monitors.stop()
+        } onGracefulShutdown: {
+            Task {
+                await monitors.stop()
+                await service.shutDown()
+            }
+        }
+    }
+}

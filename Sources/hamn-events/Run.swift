@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RulesEngine
+
+extension HamnEvents {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the service in the foreground (systemd runs it).",
+            discussion: """
+                With no configuration: one node named after the host, the local transport, the \
+                rules installed in /etc/hamn/rules.hacmprd (or the shipped example), a journal in \
+                the state directory. SIGTERM lets the running command segment finish, journals \
+                and exits 0; SIGHUP re-reads the rules, keeping the old ones if the new ones \
+                have errors.
+                """)
+
+        @Option(help: "The configuration file (YAML).")
+        var config: String?
+
+        @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+        var logLevel: Logger.Level = .info
+
+        func run() async throws {
+            let level = logLevel
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "hamn-events")
+            let configuration = try loadConfiguration(config)
+            do {
+                try await ServiceRunner.run(
+                    configuration: configuration, logger: logger,
+                    openJournal: { try Journal(path: $0) },
+                    monitoring: { service, rules, catalogue in
+                        await Monitoring.run(service: service, rules: rules, catalogue: catalogue, configuration: configuration)
+                    })
+            } catch let failure as ServiceRunner.Failure {
+                if let report = failure.report { writeStdout(report.text) }
+                printError("hamn-events: \(failure.message)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

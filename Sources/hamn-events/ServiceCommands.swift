@@ -1,0 +1,212 @@
+import ArgumentParser
+import Foundation
+import RulesEngine
+import RulesValidation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the command line finds the service: `--socket`, else the configuration's socket, else
+/// the default.
+struct ServiceOptions: ParsableArguments {
+    @Option(help: "The service's configuration file, to find its control socket.")
+    var config: String?
+
+    @Option(help: "The service's control socket.")
+    var socket: String?
+
+    func socketPath() throws -> String {
+        if let socket { return socket }
+        return try loadConfiguration(config).socket
+    }
+
+    /// Sends one request and prints the answer; exits as the service says.
+    func send(_ request: ControlRequest, format: OutputFormat = .text) throws {
+        let path = try socketPath()
+        var status: Int32 = 0
+        do {
+            try ControlClient.send(request, to: path) { response in
+                if response.ok {
+                    let text = format == .json ? (response.json ?? jsonText(response.text ?? "")) : (response.text ?? "")
+                    if !text.isEmpty { writeStdout(text + "\n") }
+                } else {
+                    printError("hamn-events: \(response.error ?? "failed")")
+                }
+                status = response.exitCode ?? (response.ok ? 0 : 1)
+                return true
+            }
+        } catch {
+            printError("hamn-events: \(error.message)")
+            throw ExitCode(1)
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    private func jsonText(_ text: String) -> String {
+        "{\"text\": \(JSON.string(text))}"
+    }
+}
+
+/// The configuration named by `--config`, or the embedded default.
+func loadConfiguration(_ path: String?) throws -> ServiceConfiguration {
+    let defaults = ConfigurationLoader.Defaults.forThisProcess(shipped: shippedRules())
+    guard let path else { return ConfigurationLoader.embeddedDefault(defaults) }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        printError("hamn-events: cannot read the configuration \(path)")
+        throw ExitCode(2)
+    }
+    do {
+        return try ConfigurationLoader.parse(String(decoding: data, as: UTF8.self), file: path, defaults: defaults)
+    } catch {
+        printError(error.description)
+        throw ExitCode(2)
+    }
+}
+
+/// The rules shipped with hamn-events and the root of their tree, for the embedded default
+/// when none are installed in /etc/hamn: found from the executable up (a source checkout or
+/// an installed share directory), or given by HAMN_EVENTS_SHIPPED (the tree's root).
+func shippedRules() -> (rules: String, root: String)? {
+    let relative = "etc/hamn/rules/rules.hacmprd"
+    if let root = ProcessInfo.processInfo.environment["HAMN_EVENTS_SHIPPED"] { return (root + "/" + relative, root) }
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<6 {
+        for tree in ["share/hamn-events/quickstart", "examples/quickstart"] {
+            let root = directory.appendingPathComponent(tree).path
+            if FileManager.default.fileExists(atPath: root + "/" + relative) { return (root + "/" + relative, root) }
+        }
+        directory = directory.deletingLastPathComponent()
+    }
+    return nil
+}
+
+extension HamnEvents {
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Membership, the running event and who a barrier waits for, the queue, armed and disarmed instances.")
+        @OptionGroup var service: ServiceOptions
+        @Option(help: "text or json.") var format: OutputFormat = .text
+
+        func run() throws { try service.send(ControlRequest(command: .status), format: format) }
+    }
+
+    struct History: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Past events from the journal, newest first.")
+        @OptionGroup var service: ServiceOptions
+        @Option(help: "How many events.") var limit = 20
+        @Option(help: "text or json.") var format: OutputFormat = .text
+
+        func run() throws {
+            var request = ControlRequest(command: .history)
+            request.limit = limit
+            try service.send(request, format: format)
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Skip the rest of the failed event everywhere and move on.",
+            discussion: "Fix the cause first. --cancel-queued also drops the events waiting in the queue.")
+        @OptionGroup var service: ServiceOptions
+        @Flag(help: "Also drop the queued events.") var cancelQueued = false
+
+        func run() throws {
+            var request = ControlRequest(command: .resume)
+            request.cancelQueued = cancelQueued
+            try service.send(request)
+        }
+    }
+
+    struct Trigger: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Raise an event by hand.")
+        @OptionGroup var service: ServiceOptions
+        @Argument(help: "The event name.") var event: String
+        @Option(help: "Its state.") var state = 0
+        @Option(help: "Its event node (default: this node).") var node: String?
+
+        func run() throws {
+            var request = ControlRequest(command: .trigger)
+            request.event = event
+            request.state = state
+            request.node = node
+            try service.send(request)
+        }
+    }
+
+    struct Recovery: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Turn recovery off or on for nodes: events whose event node has it off are suppressed.")
+        enum Switch: String, ExpressibleByArgument { case off, on }
+        @OptionGroup var service: ServiceOptions
+        @Argument(help: "off or on.") var setting: Switch
+        @Argument(help: "NODERANGE: 1-16, 1,2,3, 1-4,7, names, all.") var nodes: String
+
+        func run() throws {
+            var request = ControlRequest(command: .recovery)
+            request.enabled = setting == .on
+            request.nodes = nodes
+            try service.send(request)
+        }
+    }
+
+    struct HaCmd: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ha-cmd", abstract: "Start or stop cluster services on nodes.",
+            discussion: """
+                STOP, TAKE and FORCE stop the nodes' cluster services through the cluster \
+                (TE_FAIL_NODE state 1, 2 and 3: graceful, with takeover, forced). START runs the \
+                configuration's start_command for each node that is not running them.
+                """)
+        enum Action: String, ExpressibleByArgument { case START, STOP, TAKE, FORCE }
+        @OptionGroup var service: ServiceOptions
+        @Argument(help: "NODERANGE.") var nodes: String
+        @Argument(help: "START, STOP, TAKE or FORCE.") var action: Action
+
+        func run() throws {
+            var request = ControlRequest(command: .haCmd)
+            request.nodes = nodes
+            request.action = action.rawValue
+            try service.send(request)
+        }
+    }
+
+    struct WaitEvent: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "wait-event",
+            abstract: "Wait until an event of that name completes (exit 0) or the timeout passes (exit 1).")
+        @OptionGroup var service: ServiceOptions
+        @Argument(help: "The event name.") var name: String
+        @Option(help: "Seconds; 0 waits for ever.") var timeout: Double = 0
+
+        func run() throws {
+            var request = ControlRequest(command: .waitEvent)
+            request.event = name
+            request.timeout = timeout
+            try service.send(request)
+        }
+    }
+
+    struct Mon: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Follow the event log as it is written (like tail -f of hacmp.out).")
+        @OptionGroup var service: ServiceOptions
+        @Option(help: "Only lines about this node.") var node: String?
+
+        func run() throws {
+            var request = ControlRequest(command: .mon)
+            request.onlyNode = node
+            let path = try service.socketPath()
+            do {
+                try ControlClient.send(request, to: path) { response in
+                    if let text = response.text, node.map({ text.contains($0) }) ?? true { writeStdout(text + "\n") }
+                    if let error = response.error { printError("hamn-events: \(error)") }
+                    return true
+                }
+            } catch {
+                printError("hamn-events: \(error.message)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
