@@ -1,5 +1,6 @@
 import ArgumentParser
 import RulesParser
+import RulesEngine
 import RulesValidation
 
 #if canImport(Glibc)
@@ -47,14 +48,10 @@ extension HamnEvents {
                 throw ExitCode(2)
             }
             if let config {
-                do {
-                    let configuration = try ValidationConfiguration.load(config)
-                    options.catalogue = options.catalogue.adding(configuration.variables)
-                    options.eventScriptDirectory = configuration.eventScriptDirectory
-                } catch {
-                    printError(error.description)
-                    throw ExitCode(2)
-                }
+                // The service's own reader: validate sees the configuration exactly as `run` does.
+                let configuration = try loadConfiguration(config)
+                options.catalogue = options.catalogue.adding(configuration.resourceVariables)
+                options.eventScriptDirectory = configuration.eventScripts
             }
             let report = Validator(options: options).validate(paths)
             switch format {

@@ -164,35 +164,6 @@ struct ValidatorTests {
         #expect(report.exitCode(strict: false) == 0)
         #expect(report.exitCode(strict: true) == 1)
     }
-
-    @Test("configured variables from --config")
-    func configuration() throws {
-        let configuration = try ValidationConfiguration.parse(
-            """
-            node: n1
-            event_scripts: /etc/hamn/events
-            variables:
-              - name: Site.Queue.Depth
-                command: /usr/local/sbin/queue-depth
-                interval: 30s
-              - name: Site.App
-                parser: fields
-                fields: {Status: string, Clients: number}
-                instance: [App, NodeNum]
-            """, file: "hamn.yaml")
-        #expect(configuration.eventScriptDirectory == "/etc/hamn/events")
-        #expect(configuration.variables.map(\.name) == ["Site.Queue.Depth", "Site.App"])
-        #expect(configuration.variables[1].instanceElements == ["App", "NodeNum"])
-        #expect(throws: ValidationConfiguration.Problem.self) {
-            try ValidationConfiguration.parse("variables:\n  - name: A\n    parser: xml\n", file: "c.yaml")
-        }
-        do {
-            _ = try ValidationConfiguration.parse("variables:\n  - name: A\n    parser: xml\n", file: "c.yaml")
-        } catch {
-            #expect(error.line == 3)
-            #expect(error.column == 13)
-        }
-    }
 }
 
 @Suite("validate: the command line")

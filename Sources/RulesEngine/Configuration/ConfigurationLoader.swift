@@ -21,6 +21,14 @@ public enum ConfigurationLoader {
         public var stateDirectory: String
         public var runtimeDirectory: String
 
+        public init(hostName: String, rules: String, rulesRoot: String?, stateDirectory: String, runtimeDirectory: String) {
+            self.hostName = hostName
+            self.rules = rules
+            self.rulesRoot = rulesRoot
+            self.stateDirectory = stateDirectory
+            self.runtimeDirectory = runtimeDirectory
+        }
+
         /// - Parameter shipped: the shipped rules file and the root of its tree, used when no rules
         ///   are installed in /etc/hamn.
         public static func forThisProcess(shipped: (rules: String, root: String)? = nil) -> Defaults {

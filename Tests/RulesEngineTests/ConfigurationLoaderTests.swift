@@ -1,0 +1,71 @@
+import RulesEngine
+import RulesParser
+import Testing
+
+@Suite("configuration")
+struct ConfigurationLoaderTests {
+    let defaults = ConfigurationLoader.Defaults(
+        hostName: "host", rules: "/etc/hamn/rules.hacmprd", rulesRoot: nil, stateDirectory: "/var/lib/h",
+        runtimeDirectory: "/run/h")
+
+    @Test("no file: the embedded default")
+    func embedded() throws {
+        let configuration = try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults)
+        #expect(configuration.node == ClusterNode(name: "host", number: 1))
+        #expect(configuration.nodes == [configuration.node])
+        #expect(configuration.journal == "/var/lib/h/journal.sqlite")
+        #expect(configuration.socket == "/run/h/control.sock")
+        #expect(configuration.configTooLong == 360)
+    }
+
+    @Test("every key read, and configured variables typed for the rules")
+    func full() throws {
+        let configuration = try ConfigurationLoader.parse(
+            """
+            node: b
+            nodes: [a, b]
+            event_scripts: /etc/hamn/events
+            priorities: {db2_paging: 15}
+            timeouts: {default: 30m, db2_paging: 10s}
+            config_too_long: 2m
+            networks: [eth1]
+            variables:
+              - name: Site.Queue.Depth
+                command: /usr/local/sbin/queue-depth
+                interval: 30s
+              - name: Site.App
+                command: /usr/local/sbin/app
+                parser: fields
+                fields: {Status: string, Clients: number}
+                instance: [App, NodeNum]
+            """, file: "c.yaml", defaults: defaults)
+        #expect(configuration.node == ClusterNode(name: "b", number: 2))
+        #expect(configuration.eventScripts == "/etc/hamn/events")
+        #expect(configuration.priorities == ["db2_paging": 15])
+        #expect(configuration.defaultTimeout == 1800 && configuration.timeouts == ["db2_paging": 10])
+        #expect(configuration.configTooLong == 120)
+        #expect(configuration.networks == ["eth1"])
+        let variables = configuration.resourceVariables
+        #expect(variables.map(\.name) == ["Site.Queue.Depth", "Site.App"])
+        #expect(variables[0].kind == .scalar(.number))
+        #expect(variables[1].kind == .structured([.init("Status", .string), .init("Clients", .number)]))
+        #expect(variables[1].instanceElements == ["App", "NodeNum"])
+    }
+
+    @Test("unknown keys and wrong types name the key and the line", arguments: [
+        ("speed: 3\n", "c.yaml:1:1: error: unknown key 'speed'"),
+        ("config_too_long: soon\n", "c.yaml:1:18: error: config_too_long: expected a duration"),
+        ("variables:\n  - name: A\n    command: /bin/a\n    parser: xml\n", "c.yaml:4:13: error: variables[0].parser: expected one of"),
+        ("variables:\n  - name: A\n    command: relative\n", "c.yaml:2:5: error: variables[0]: variable A: command must start with an absolute path"),
+        ("node: z\nnodes: [a, b]\n", "c.yaml:1:7: error: node: this node, 'z', is not among the nodes"),
+        ("transport: carrier-pigeon\n", "c.yaml:1:12: error: transport: expected local or corosync"),
+    ])
+    func errors(_ text: String, _ expected: String) {
+        do {
+            _ = try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)
+            Issue.record("no error for \(text)")
+        } catch {
+            #expect(error.description.hasPrefix(expected), "\(error.description)")
+        }
+    }
+}
