@@ -36,14 +36,21 @@ public struct CommandResult: Sendable, Hashable, Codable {
     public var duration: Double
     /// The last bytes of its standard output and standard error, interleaved as written.
     public var outputTail: String
+    /// When the node that ran it saw it end (seconds since 1970, that node's clock); nil for
+    /// simulated commands. With a barrier's passage, it gives the barrier's latency.
+    public var endedAt: Double?
 
-    public init(command: String, line: Int, termination: Termination, accepted: Bool, duration: Double, outputTail: String) {
+    public init(
+        command: String, line: Int, termination: Termination, accepted: Bool, duration: Double, outputTail: String,
+        endedAt: Double? = nil
+    ) {
         self.command = command
         self.line = line
         self.termination = termination
         self.accepted = accepted
         self.duration = duration
         self.outputTail = outputTail
+        self.endedAt = endedAt
     }
 
     /// Whether `termination` satisfies `expected`.

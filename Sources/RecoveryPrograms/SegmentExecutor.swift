@@ -19,7 +19,8 @@ import Darwin
 /// Runs one segment of a recovery program on this node: the commands between two barriers,
 /// all started together and run in parallel (SPEC sections 3 and 7).
 ///
-/// Each command is run as `/bin/sh -c COMMAND` through swift-subprocess:
+/// Each command is run as `/bin/sh -c COMMAND` through swift-subprocess, or, when its text has
+/// no shell syntax at all, directly, as make does (see "Direct execution" below):
 ///
 /// - in a new session (`setsid`), so the shell leads a process group of its own and a timeout
 ///   or a cancellation can kill the shell *and everything it started* with one
@@ -31,8 +32,26 @@ import Darwin
 ///   dictionary (`HAMN_EVENT`, `HAMN_EVENT_STATE`, `HAMN_EVENT_ID`, ...) merged over
 ///   ``baseEnvironment``. Nothing is ever spliced into the command text;
 /// - a relative command (a bundled event script such as `node_up_local arg`) gets
-///   ``eventScriptDirectory`` prepended to `PATH`, so the shell finds it there; an absolute
-///   command runs as given.
+///   ``eventScriptDirectory`` prepended to `PATH`, so it is found there (by the shell, or by
+///   the same search when it runs directly); an absolute command runs as given.
+///
+/// Direct execution. A command made only of plain words (``plainWords(_:)``: ASCII letters,
+/// digits and `_ - . / , : = + @ %`, words separated by single spaces; so no quote, `$`, glob,
+/// redirection, `;`, `&`, `|`, backslash, `~`, `#`, tab or newline), whose first word is neither
+/// an assignment (`VAR=...`) nor a shell reserved word or builtin (``shellWords``), means the
+/// same to every shell as its words do to `execve`. Such a command runs without the shell:
+/// argv = its words (argv[0] as written), the program found as the shell would find it (an
+/// absolute first word as is; a bare name in `PATH` of the command's environment, so a
+/// bundled event script in ``eventScriptDirectory``; a relative path with a slash, or a `PATH`
+/// with an empty or relative entry, is left to the shell), and `PWD` set as `sh` exports it.
+/// Everything else (session, process group, environment, output, timeout, cancellation,
+/// results) is the same; the program's argv[0] is what the shell would pass, but its parent is
+/// this process and it leads the process group itself (through `sh`, which forks for the
+/// command, both were the shell). Whenever the direct start
+/// is not certain to behave as the shell would, the shell runs the command as before: a
+/// program that is not found or not executable (the shell's exit 127 or 126 with its
+/// message), a file the kernel refuses to execute (`ENOEXEC`, a script without `#!`, which
+/// `sh` runs itself), any other failure to start it directly.
 ///
 /// Errors: nothing here throws. Every outcome is a ``CommandResult``:
 ///
@@ -109,6 +128,13 @@ public struct SegmentExecutor: Sendable {
         }
     }
 
+    /// CLOCK_REALTIME in seconds since 1970.
+    static func wallClock() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
     /// Runs one command to its end. Never throws; see ``run(_:environment:)``.
     public func run(_ step: CommandStep, environment: [String: String]) async -> CommandResult {
         let clock = ContinuousClock()
@@ -121,7 +147,8 @@ public struct SegmentExecutor: Sendable {
                 termination: termination,
                 accepted: CommandResult.accepts(step.expected, termination),
                 duration: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18,
-                outputTail: output
+                outputTail: output,
+                endedAt: Self.wallClock()
             )
         }
 
@@ -131,19 +158,65 @@ public struct SegmentExecutor: Sendable {
 
         var options = PlatformOptions()
         options.createSession = true
-        var subprocessEnvironment: [Environment.Key: String] = [:]
-        for (name, value) in self.environment(for: step, event: environment) {
-            guard let key = Environment.Key(rawValue: name) else { continue }
-            subprocessEnvironment[key] = value
+        let merged = self.environment(for: step, event: environment)
+        func configuration(_ launch: Launch) -> Configuration {
+            var variables = merged
+            let executable: String
+            let arguments: Arguments
+            switch launch {
+            case .shell:
+                executable = shellPath
+                arguments = ["-c", step.command]
+            case .direct(let path, let words):
+                executable = path
+                arguments = Arguments(executablePathOverride: words[0], remainingValues: Array(words.dropFirst()))
+                // What `sh` exports to the programs it runs.
+                if let pwd = Self.shellPWD(inherited: merged["PWD"], directory: workingDirectory) {
+                    variables["PWD"] = pwd
+                }
+            }
+            var subprocessEnvironment: [Environment.Key: String] = [:]
+            for (name, value) in variables {
+                guard let key = Environment.Key(rawValue: name) else { continue }
+                subprocessEnvironment[key] = value
+            }
+            return Configuration(
+                executable: .path(FilePath(executable)),
+                arguments: arguments,
+                environment: .custom(subprocessEnvironment),
+                workingDirectory: workingDirectory.map { FilePath($0) },
+                platformOptions: options
+            )
         }
-        let configuration = Configuration(
-            executable: .path(FilePath(shellPath)),
-            arguments: ["-c", step.command],
-            environment: .custom(subprocessEnvironment),
-            workingDirectory: workingDirectory.map { FilePath($0) },
-            platformOptions: options
-        )
 
+        var launch = self.launch(for: step, environment: merged)
+        while true {
+            let attempt = await run(configuration(launch))
+            // The program never started (ENOEXEC, removed since it was found, ...): the shell
+            // runs the command and reports whatever it reports.
+            if case .notStarted = attempt, launch != .shell, !Task.isCancelled {
+                launch = .shell
+                continue
+            }
+            switch attempt {
+            case .finished(let termination, let output):
+                return result(termination, output)
+            case .lostTrack(let error):
+                return result(.couldNotStart("lost track of the process after it started: \(error)"), "")
+            case .notStarted(let error):
+                return result(.couldNotStart(Task.isCancelled ? "cancelled before it started" : "\(error)"), "")
+            }
+        }
+    }
+
+    private enum Attempt {
+        case finished(Termination, String)
+        case notStarted(any Error)
+        case lostTrack(any Error)
+    }
+
+    /// Starts one process and supervises it to its end.
+    private func run(_ configuration: Configuration) async -> Attempt {
         let timeout = self.timeout
         let tailLimit = outputTailBytes
         let started = Mutex(false)
@@ -172,13 +245,111 @@ public struct SegmentExecutor: Sendable {
                 case .signaled(let signal): termination = .signaled(signal)
                 }
             }
-            return result(termination, supervision.output)
+            return .finished(termination, supervision.output)
         } catch {
-            if started.withLock({ $0 }) {
-                return result(.couldNotStart("lost track of the process after it started: \(error)"), "")
-            }
-            return result(.couldNotStart(Task.isCancelled ? "cancelled before it started" : "\(error)"), "")
+            return started.withLock({ $0 }) ? .lostTrack(error) : .notStarted(error)
         }
+    }
+
+    // MARK: Direct execution
+
+    /// How a command is started.
+    enum Launch: Sendable, Equatable {
+        /// `shellPath -c COMMAND`.
+        case shell
+        /// `execve(path, words)`: `words[0]` as written in the command.
+        case direct(path: String, words: [String])
+    }
+
+    /// How `step` is started, given the environment it runs with (``environment(for:event:)``):
+    /// directly when its text is plain words (``plainWords(_:)``) whose program is found as the
+    /// shell would find it, otherwise through the shell.
+    func launch(for step: CommandStep, environment: [String: String]) -> Launch {
+        guard let words = Self.plainWords(step.command) else { return .shell }
+        let program = words[0]
+        if program.contains("/") {
+            // Relative to the working directory: left to the shell.
+            guard program.hasPrefix("/"), Self.isExecutableFile(program) else { return .shell }
+            return .direct(path: program, words: words)
+        }
+        guard !Self.shellWords.contains(program) else { return .shell }
+        // `sh`'s search: the first regular, executable file in PATH order. An empty or relative
+        // entry (the working directory) is left to the shell.
+        let path = environment["PATH"] ?? Self.defaultPath
+        for directory in path.split(separator: ":", omittingEmptySubsequences: false) {
+            guard directory.hasPrefix("/") else { return .shell }
+            let candidate = directory.hasSuffix("/") ? "\(directory)\(program)" : "\(directory)/\(program)"
+            if Self.isExecutableFile(candidate) { return .direct(path: candidate, words: words) }
+        }
+        return .shell // not found: the shell's exit 127 and its message
+    }
+
+    /// The words of a command that has no shell syntax at all, nil otherwise: only ASCII
+    /// letters, digits and `_ - . / , : = + @ %`, words separated by single spaces, no space
+    /// first or last, and a first word without `=` (not an assignment).
+    public static func plainWords(_ command: String) -> [String]? {
+        let bytes = Array(command.utf8)
+        guard let first = bytes.first, let last = bytes.last, first != 0x20, last != 0x20 else { return nil }
+        var previous: UInt8 = 0
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                break
+            case UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: ","),
+                UInt8(ascii: ":"), UInt8(ascii: "="), UInt8(ascii: "+"), UInt8(ascii: "@"), UInt8(ascii: "%"):
+                break
+            case 0x20:
+                guard previous != 0x20 else { return nil }
+            default:
+                return nil
+            }
+            previous = byte
+        }
+        let words = command.split(separator: " ").map(String.init)
+        guard let program = words.first, !program.contains("=") else { return nil }
+        return words
+    }
+
+    /// The first words that mean something else to a shell than a program in `PATH`: reserved
+    /// words and the builtins of `dash` and `bash` (a builtin such as `echo`, `kill` or `test`
+    /// differs from the program of the same name). A command starting with one runs through
+    /// the shell.
+    public static let shellWords: Set<String> = [
+        // reserved words
+        "case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for", "function", "if", "in", "select",
+        "then", "time", "until", "while",
+        // special and regular builtins (POSIX, dash, bash)
+        ".", ":", "alias", "bg", "bind", "break", "builtin", "caller", "cd", "chdir", "command", "compgen",
+        "complete", "compopt", "continue", "declare", "dirs", "disown", "echo", "enable", "eval", "exec",
+        "exit", "export", "false", "fc", "fg", "getopts", "hash", "help", "history", "jobs", "kill", "let",
+        "local", "login", "logout", "mapfile", "newgrp", "popd", "printf", "pushd", "pwd", "read", "readarray",
+        "readonly", "return", "set", "shift", "shopt", "source", "suspend", "test", "times", "trap", "true",
+        "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait",
+    ]
+
+    /// Whether `path` is a regular file this process may execute (what `sh` looks for).
+    static func isExecutableFile(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return false }
+        return access(path, X_OK) == 0
+    }
+
+    /// `PWD` as `sh` exports it to a command it runs in `directory` (nil: this process's
+    /// working directory): the inherited value when it is an absolute name of that directory,
+    /// otherwise its physical path.
+    static func shellPWD(inherited: String?, directory: String?) -> String? {
+        var here = stat()
+        guard stat(directory ?? ".", &here) == 0 else { return inherited }
+        if let inherited, inherited.hasPrefix("/") {
+            var named = stat()
+            if stat(inherited, &named) == 0, named.st_dev == here.st_dev, named.st_ino == here.st_ino {
+                return inherited
+            }
+        }
+        guard let resolved = realpath(directory ?? ".", nil) else { return inherited }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// The environment a command runs with: ``baseEnvironment``, the event's variables over it,

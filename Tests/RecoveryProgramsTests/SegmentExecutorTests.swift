@@ -9,8 +9,8 @@ import Glibc
 import Musl
 #endif
 
-// These tests run real processes through /bin/sh. None asserts a timing threshold: overlap is
-// shown by a rendezvous, kills by the pid being gone.
+// These tests run real processes, through /bin/sh or directly (commands without shell syntax).
+// None asserts a timing threshold: overlap is shown by a rendezvous, kills by the pid being gone.
 
 func step(_ command: String, _ expected: ExpectedStatus = .exactly(0), line: Int = 1) -> CommandStep {
     CommandStep(relationship: .all, command: command, expected: expected, line: line, column: 5)
@@ -309,6 +309,181 @@ struct SegmentExecutorTests {
             let lateResults = await late.value
             #expect({ if case .couldNotStart = lateResults.first?.termination { true } else { false } }())
             #expect(!exists("\(dir)/ran"))
+        }
+    }
+}
+
+/// A directory with `probe` (writes its `$#`, its arguments one a line, its parent pid and
+/// `$PWD` to `out`), `spawner` (starts a background `sleep 30`, writes its pid to `pid`, waits)
+/// and `fakesh` (appends a line to `shell-used`, then execs /bin/sh): a `SegmentExecutor` with
+/// `shellPath: fakesh` leaves a trace of every command it ran through the shell.
+private func withProbes<T>(_ body: (String) async throws -> T) async throws -> T {
+    try await withTemporaryDirectory { dir in
+        let scripts = [
+            "probe": "#!/bin/sh\n{ echo \"$#\"; for a in \"$@\"; do echo \"$a\"; done; cut -d' ' -f4 /proc/$$/stat; echo \"$PWD\"; } > \(dir)/out\n",
+            "spawner": "#!/bin/sh\nsleep 30 &\necho $! > \(dir)/pid\nwait\n",
+            "fakesh": "#!/bin/sh\necho \"$2\" >> \(dir)/shell-used\nexec /bin/sh \"$@\"\n",
+        ]
+        for (name, text) in scripts {
+            try text.write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8)
+            chmod("\(dir)/\(name)", 0o755)
+        }
+        return try await body(dir)
+    }
+}
+
+private func shellUses(_ dir: String) -> [String] {
+    (read("\(dir)/shell-used") ?? "").split(separator: "\n").map(String.init)
+}
+
+@Suite("segment executor: direct execution")
+struct DirectExecutionTests {
+    @Test("plain words are split; any shell syntax, builtin or reserved word, assignment or odd spacing is left to the shell")
+    func selection() throws {
+        #expect(SegmentExecutor.plainWords("/usr/bin/x a,b k=v +1 @h %p -q --o=a:b ./rel ../up")
+            == ["/usr/bin/x", "a,b", "k=v", "+1", "@h", "%p", "-q", "--o=a:b", "./rel", "../up"])
+        #expect(SegmentExecutor.plainWords("node_up_local") == ["node_up_local"])
+        let shellSyntax = [
+            "", " ", "x  y", " x", "x ", "x\ty", "x\ny", "x 'a'", "x \"a\"", "x $HOME", "x ${A}", "x `id`", "x $(id)",
+            "x *", "x a?", "x [ab]", "x > f", "x < f", "x 2>&1", "x; y", "x && y", "x | y", "x &", "x \\a", "~/x",
+            "x ~", "x # c", "x {a,b}", "!x", "(x)", "A=1 x", "A=1", "x é", "x\u{0}",
+        ]
+        for command in shellSyntax {
+            #expect(SegmentExecutor.plainWords(command) == nil, "\(command.debugDescription) has shell syntax")
+        }
+        let executor = SegmentExecutor(baseEnvironment: ["PATH": "/usr/bin:/bin"])
+        func launch(_ command: String, path: String? = nil) -> SegmentExecutor.Launch {
+            var environment = executor.environment(for: step(command), event: [:])
+            if let path { environment["PATH"] = path }
+            return executor.launch(for: step(command), environment: environment)
+        }
+        #expect(launch("/bin/cat /proc/self/stat") == .direct(path: "/bin/cat", words: ["/bin/cat", "/proc/self/stat"]))
+        #expect(launch("cat a") == .direct(path: "/usr/bin/cat", words: ["cat", "a"]))
+        #expect(launch("cat a", path: "/nonexistent:/bin") == .direct(path: "/bin/cat", words: ["cat", "a"]))
+        for builtin in ["echo hi", "true", "false", "kill -TERM 1", "test -e x", "exit 3", "cd /", "exec /bin/true",
+            "printf x", "pwd", "wait", ". x", "if", "time cat"]
+        {
+            #expect(launch(builtin) == .shell, "\(builtin) is the shell's")
+        }
+        #expect(launch("cat $HOME") == .shell)
+        #expect(launch("no_such_program_hamn x") == .shell)  // not found: the shell's 127
+        #expect(launch("/nonexistent/x") == .shell)
+        #expect(launch("/tmp") == .shell)  // a directory: the shell's 126
+        #expect(launch("bin/cat x") == .shell)  // relative to the working directory
+        #expect(launch("cat x", path: ":/usr/bin") == .shell)  // PATH searches the working directory
+        #expect(launch("cat x", path: "bin:/usr/bin") == .shell)
+    }
+
+    @Test("a command without shell syntax runs directly: no shell, arguments intact, its parent is this process")
+    func direct() async throws {
+        try await withProbes { dir in
+            let executor = SegmentExecutor(shellPath: "\(dir)/fakesh", workingDirectory: dir)
+            let result = await executor.run(
+                step("\(dir)/probe a,b k=v +1 @host %p -q --opt=a:b:c ../x"), environment: event)
+            #expect(result.termination == .exited(0))
+            #expect(result.accepted)
+            #expect(shellUses(dir) == [])
+            let resolved = try #require(realpath(dir, nil))
+            defer { free(resolved) }
+            #expect(
+                read("\(dir)/out")
+                    == "8\na,b\nk=v\n+1\n@host\n%p\n-q\n--opt=a:b:c\n../x\n\(getpid())\n\(String(cString: resolved))\n")
+            // argv[0] as written, as the shell passes it (a script's $0 is its path: ask cat).
+            let cat = await executor.run(step("cat /proc/self/cmdline"), environment: [:])
+            #expect(cat.outputTail == "cat\0/proc/self/cmdline\0")
+            #expect(shellUses(dir) == [])
+            // A bundled event script, found in the event-script directory as the shell found it.
+            let bundled = await SegmentExecutor(eventScriptDirectory: dir, shellPath: "\(dir)/fakesh").run(
+                step("probe x"), environment: event)
+            #expect(bundled.termination == .exited(0))
+            #expect(read("\(dir)/out")?.hasPrefix("1\nx\n\(getpid())\n") == true)
+            #expect(shellUses(dir) == [])
+        }
+    }
+
+    @Test("any shell syntax runs through the shell, as before")
+    func throughShell() async throws {
+        try await withProbes { dir in
+            let executor = SegmentExecutor(shellPath: "\(dir)/fakesh")
+            let commands = [
+                "\(dir)/probe 'a b'", "\(dir)/probe $HAMN_EVENT", "X=1 \(dir)/probe", "\(dir)/probe a;", "echo hi",
+                "\(dir)/probe  two-spaces",
+            ]
+            for command in commands {
+                let result = await executor.run(step(command), environment: event)
+                #expect(result.termination == .exited(0), "\(command)")
+            }
+            #expect(shellUses(dir) == commands)
+            // The probe's parent was the shell, not this process.
+            #expect(read("\(dir)/out")?.hasPrefix("1\ntwo-spaces\n\(getpid())\n") == false)
+        }
+    }
+
+    @Test("the environment of a direct command is the one the shell gave it, PWD included")
+    func sameEnvironment() async throws {
+        try await withProbes { dir in
+            let executor = SegmentExecutor(shellPath: "\(dir)/fakesh", workingDirectory: dir)
+            let direct = await executor.run(step("/usr/bin/env"), environment: event)
+            let shell = await executor.run(step("/usr/bin/env;"), environment: event)
+            #expect(shellUses(dir) == ["/usr/bin/env;"])
+            func lines(_ text: String) -> [Substring] { text.split(separator: "\n").sorted() }
+            #expect(lines(direct.outputTail) == lines(shell.outputTail))
+            #expect(lines(direct.outputTail).contains { $0.hasPrefix("PWD=/") })
+            #expect(lines(direct.outputTail).contains("HAMN_EVENT=TE_JOIN_NODE"))
+        }
+    }
+
+    @Test("a missing, non-executable or #!-less program gets the shell's outcome: 127, 126, run by sh")
+    func notDirectlyExecutable() async throws {
+        try await withProbes { dir in
+            let executor = SegmentExecutor(eventScriptDirectory: dir, shellPath: "\(dir)/fakesh")
+            let missing = await executor.run(step("no_such_program_hamn arg"), environment: [:])
+            #expect(missing.termination == .exited(127))
+            #expect(missing.outputTail.contains("no_such_program_hamn: not found"))
+            let absent = await executor.run(step("\(dir)/absent arg"), environment: [:])
+            #expect(absent.termination == .exited(127))
+            try "#!/bin/sh\nexit 0\n".write(toFile: "\(dir)/plain", atomically: true, encoding: .utf8)
+            chmod("\(dir)/plain", 0o644)
+            let notExecutable = await executor.run(step("\(dir)/plain"), environment: [:])
+            #expect(notExecutable.termination == .exited(126))
+            #expect(notExecutable.outputTail.contains("Permission denied"))
+            // No #! line: the kernel refuses it (ENOEXEC), the direct start falls back to sh,
+            // which runs it as a shell script, as it always did.
+            try "echo \"no shebang $1\"\nexit 4\n".write(toFile: "\(dir)/legacy", atomically: true, encoding: .utf8)
+            chmod("\(dir)/legacy", 0o755)
+            let legacy = await executor.run(step("legacy arg", .exactly(4)), environment: [:])
+            #expect(legacy.termination == .exited(4))
+            #expect(legacy.accepted)
+            #expect(legacy.outputTail == "no shebang arg\n")
+            #expect(shellUses(dir) == ["no_such_program_hamn arg", "\(dir)/absent arg", "\(dir)/plain", "legacy arg"])
+        }
+    }
+
+    @Test("a timeout still kills a direct command's whole process group")
+    func timeoutKillsDirectGroup() async throws {
+        try await withProbes { dir in
+            let executor = SegmentExecutor(timeout: .seconds(1), shellPath: "\(dir)/fakesh")
+            let result = await executor.run(step("\(dir)/spawner"), environment: event)
+            #expect(result.termination == .timedOut)
+            #expect(!result.accepted)
+            #expect(result.duration < 25)
+            #expect(shellUses(dir) == [])
+            let child = try #require(await pid(in: "\(dir)/pid"))
+            #expect(await eventually { !isAlive(child) }, "background sleep \(child) survived the timeout")
+        }
+    }
+
+    @Test("cancelling the caller kills a direct command's process group")
+    func cancellationKillsDirectGroup() async throws {
+        try await withProbes { dir in
+            let executor = SegmentExecutor(shellPath: "\(dir)/fakesh")
+            let task = Task { await executor.run([step("\(dir)/spawner")], environment: event) }
+            let child = try #require(await pid(in: "\(dir)/pid"))
+            task.cancel()
+            let results = await task.value
+            #expect(results.map(\.termination) == [.signaled(SIGKILL)])
+            #expect(shellUses(dir) == [])
+            #expect(await eventually { !isAlive(child) }, "background sleep \(child) survived cancellation")
         }
     }
 }

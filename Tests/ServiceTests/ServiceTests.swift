@@ -62,6 +62,11 @@ struct ServiceTests {
         waiter.arguments = ["wait-event", "--socket", harness.socketPath, "network_up_complete", "--timeout", "20"]
         try waiter.run()
         Thread.sleep(forTimeInterval: 0.3)
+        // Another caller's timeout ends only that caller's wait.
+        let impatient = try harness.cli(["wait-event", "network_up_complete", "--timeout", "1"])
+        #expect(impatient.status == 1)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(waiter.isRunning, "the 20 s waiter still waits after the 1 s waiter timed out")
         try harness.cli(["trigger", "network_up_complete"])
         waiter.waitUntilExit()
         #expect(waiter.terminationStatus == 0)

@@ -14,12 +14,13 @@ import Synchronization
 /// arming changes, membership changes, and the event log that `mon` follows.
 ///
 /// Durability. The database is in WAL mode with `PRAGMA synchronous = FULL`: every `append`
-/// is one transaction, and its commit does not return before the write-ahead log has been
-/// fsynced. With `NORMAL` (the usual WAL setting, and GRDB's default) a commit only writes the
+/// is one transaction, and so is every `append(contentsOf:)` whatever its number of entries
+/// (the service writes the entries of one coordinator step together); a commit does not
+/// return before the write-ahead log has been fsynced. With `NORMAL` (the usual WAL setting, and GRDB's default) a commit only writes the
 /// log into the operating system's cache and fsyncs at checkpoints: that survives the service
 /// being killed (SIGKILL, a crash: the kernel still writes the cache out), but a power loss or
 /// a kernel crash can lose the last transactions that were reported committed. `FULL` closes
-/// that window, at the cost of one fsync per entry, which a few entries a second easily pay.
+/// that window, at the cost of one fsync per transaction, which a few a second easily pay.
 /// Either way the database is never corrupted and a transaction is all or nothing, so a kill
 /// between two entries loses nothing already appended.
 ///
@@ -177,6 +178,16 @@ public final class Journal: Sendable {
     /// Records `entry`, in a transaction of its own, with its line in the event log.
     public func append(_ entry: JournalEntry, at time: Date) throws(JournalError) {
         try write("append \(JournalWriter.kind(of: entry))", at: time) { try $0.append(entry) }
+    }
+
+    /// Records `entries`, in order, in one transaction (one commit, one fsync), each with its
+    /// line in the event log: all of them, or none when one fails. Nothing for no entry.
+    public func append(contentsOf entries: [JournalEntry], at time: Date) throws(JournalError) {
+        guard !entries.isEmpty else { return }
+        let what = entries.count == 1 ? "append \(JournalWriter.kind(of: entries[0]))" : "append \(entries.count) entries"
+        try write(what, at: time) { writer in
+            for entry in entries { try writer.append(entry) }
+        }
     }
 
     /// A predicate instance was armed (its predicate may fire) or disarmed (it fired and waits

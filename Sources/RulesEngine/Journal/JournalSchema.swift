@@ -12,8 +12,14 @@ enum JournalSchema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: v1)
-        // migrator.registerMigration("v2") { db in ... }
+        migrator.registerMigration("v2", migrate: v2)
         return migrator
+    }
+
+    /// `command.ended_at`: when the node that ran the command saw it end (its own clock);
+    /// `finished_at` is when this node journaled the result.
+    static func v2(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE command ADD COLUMN ended_at REAL")
     }
 
     static func v1(_ db: Database) throws {

@@ -174,12 +174,12 @@ struct JournalWriter {
             try execute(
                 sql: """
                     INSERT INTO command (run, event_id, node, node_number, segment, line, command, termination,
-                        exit_status, signal, reason, accepted, duration, output_tail, finished_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        exit_status, signal, reason, accepted, duration, output_tail, finished_at, ended_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     run, eventID, node.name, node.number, segment, result.line, result.command, termination,
-                    status, signal, reason, result.accepted, result.duration, result.outputTail, time,
+                    status, signal, reason, result.accepted, result.duration, result.outputTail, time, result.endedAt,
                 ])
             try log(
                 "command", node: node.name, eventID: eventID,

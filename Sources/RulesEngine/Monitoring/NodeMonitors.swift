@@ -23,9 +23,19 @@ public struct SampleObservation: Sendable, Hashable {
 /// it matches, the arming state; a sample that makes an armed predicate true raises the event.
 /// Pure: time is the sample's, given by the caller.
 public struct NodeMonitors: Sendable {
-    private struct Watch: Sendable {
-        var definition: EventDefinition
-        var rule: CompiledRule
+    /// A class: `observe` walks every watch of a variable at every sample, and copying the
+    /// struct (a definition and a compiled rule, dozens of references) cost more than the
+    /// predicates themselves.
+    private final class Watch: Sendable {
+        let definition: EventDefinition
+        let rule: CompiledRule
+        let instances: InstanceVector
+
+        init(definition: EventDefinition, rule: CompiledRule) {
+            self.definition = definition
+            self.rule = rule
+            instances = rule.instances
+        }
     }
 
     private struct InstanceKey: Hashable, Sendable {
@@ -79,11 +89,11 @@ public struct NodeMonitors: Sendable {
         var outcome = Outcome()
         guard let watching = watches[observation.variable] else { return outcome }
         let instanceText = observation.instanceText
-        for watch in watching where watch.rule.matches(instance: observation.instance) {
+        for watch in watching where watch.instances.matches(observation.instance) {
             let key = InstanceKey(trigger: watch.definition.trigger, instance: instanceText)
-            var state = arming[key] ?? InstanceArming(watch.rule)
-            let result = state.observe(observation.value, at: time)
-            arming[key] = state
+            // In place: a copy of the arming (its compiled rule, dozens of references) per
+            // observation cost more than the predicates.
+            let result = arming[key, default: InstanceArming(watch.rule)].observe(observation.value, at: time)
             if result.predicateDividedByZero || result.rearmDividedByZero, faulted.insert(key).inserted {
                 outcome.faults.append(
                     "\(watch.definition.displayName) (\(instanceText)): the \(result.predicateDividedByZero ? "predicate" : "rearm predicate") divides by zero; it counts as false"
