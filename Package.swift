@@ -35,6 +35,12 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
+        // Corosync's C client libraries (libcpg, libvotequorum), for the Corosync transport.
+        .systemLibrary(
+            name: "CCorosync",
+            pkgConfig: "libcpg",
+            providers: [.apt(["libcpg-dev", "libvotequorum-dev"])]
+        ),
         // Predicate evaluation and arming, the cluster coordinator, transports, simulation.
         .target(
             name: "RulesEngine",
@@ -42,6 +48,7 @@ let package = Package(
                 "RulesParser",
                 "RulesValidation",
                 "RecoveryPrograms",
+                "CCorosync",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,9 +100,21 @@ let package = Package(
             name: "ServiceTests",
             dependencies: ["RulesEngine"]
         ),
+        // The shipped rules and samples: their scripts run with stand-in db2, xcatd, ... on PATH.
+        .testTarget(
+            name: "SampleTests",
+            dependencies: ["RulesParser", "RulesValidation", "RulesEngine"]
+        ),
+        // Real corosync: engine processes on one corosync, raw CPG clients.
+        .testTarget(
+            name: "CorosyncTests",
+            dependencies: ["RulesEngine", "CCorosync"]
+        ),
         .testTarget(
             name: "BarrierTests",
-            dependencies: ["RulesParser", "RecoveryPrograms", "RulesEngine"]
+            dependencies: [
+                "RulesParser", "RecoveryPrograms", "RulesEngine", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

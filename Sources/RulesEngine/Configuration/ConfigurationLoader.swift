@@ -71,6 +71,7 @@ public enum ConfigurationLoader {
     public static let keys: Set<String> = [
         "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities", "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
+        "corosync",
     ]
 
     public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration {
@@ -124,6 +125,17 @@ public enum ConfigurationLoader {
             case "default_interval": configuration.defaultInterval = try positiveDuration(value)
             case "monitors": configuration.monitors = try value.sequence().map(parseMonitor)
             case "variables": configuration.variables = try value.sequence().map(parseVariable)
+            case "corosync":
+                for (name, field) in try value.mapping(allowed: ["group", "form_timeout"]) {
+                    if name == "group" {
+                        let group = try field.string()
+                        // CPG group names are at most 128 bytes.
+                        guard !group.isEmpty, group.utf8.count <= 127 else { throw field.error("a group name of 1 to 127 bytes") }
+                        configuration.corosyncGroup = group
+                    } else {
+                        configuration.formTimeout = try positiveDuration(field)
+                    }
+                }
             default: break
             }
         }

@@ -85,6 +85,13 @@ public struct ServiceConfiguration: Sendable {
     public var rulesRoot: String?
     /// Where bundled event scripts live; nil: `events/` beside the rules file.
     public var eventScripts: String?
+
+    /// Where bundled event scripts are looked up: `eventScripts`, or `events/` beside the rules.
+    public var eventScriptDirectory: String {
+        if let eventScripts { return eventScripts }
+        guard let slash = rules.lastIndex(of: "/") else { return "events" }
+        return String(rules[..<slash]) + "/events"
+    }
     /// The SQLite journal.
     public var journal: String
     /// The control socket.
@@ -107,6 +114,11 @@ public struct ServiceConfiguration: Sendable {
     public var monitors: [Monitor] = []
     public var defaultInterval: Double = 10
     public var variables: [Variable] = []
+    /// The CPG group the engines of this cluster join (`transport: corosync`).
+    public var corosyncGroup = "hamn-events"
+    /// Seconds a joining engine waits for another engine to answer before it starts a cluster
+    /// (only when other processes are in the group; see `EngineMembership`).
+    public var formTimeout: Double = 5
 
     public init(node: ClusterNode, nodes: [ClusterNode], rules: String, journal: String, socket: String) {
         self.node = node

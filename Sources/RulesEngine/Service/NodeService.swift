@@ -23,10 +23,21 @@ public actor NodeService {
     /// This node's segments being run, by event id and segment.
     private var running: [String: Task<Void, Never>] = [:]
     /// `wait-event` callers, by event name.
-    private var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+    private var nextWaiter = 0
     private var monitorFailures: [String: String] = [:]
     private var shuttingDown = false
     public private(set) var hasLeft = false
+    /// Without quorum, no recovery program runs: this node's segments wait here.
+    private var quorate = true
+    private var parked: [SegmentRun] = []
+    /// The engines the transport reports, and how their configurations differ from this one's.
+    private var engines: [EngineEntry] = []
+    private var configurationDifferences: [String] = []
+    /// Why the node must stop (the transport's fatal notice): the service then exits non-zero.
+    public private(set) var fatalReason: String?
+    /// Transport warnings journaled in the current hour (a flood is only logged).
+    private var warningBudget = (hour: 0, count: 0)
 
     public init(
         configuration: ServiceConfiguration, rules: RuleBook, catalogue: VariableCatalogue, transport: any ClusterTransport,
@@ -59,15 +70,66 @@ public actor NodeService {
         let sender = Task {
             for await message in outboxStream { await transport.multicast(message) }
         }
+        let notices = Task {
+            for await notice in transport.notices { await self.noticed(notice) }
+        }
         for await delivery in transport.deliveries {
             apply(delivery)
         }
         hasLeft = true
         outbox.finish()
         await sender.value
+        // The transport ends its notices with its deliveries: a fatal notice is not missed.
+        await notices.value
+    }
+
+    private func noticed(_ notice: TransportNotice) {
+        switch notice {
+        case .quorum(let now):
+            quorumChanged(now)
+        case .engines(let entries, let differences):
+            engines = entries
+            for line in differences where !configurationDifferences.contains(line) {
+                logger.warning("\(line)")
+                note(line, kind: "configuration")
+            }
+            configurationDifferences = differences
+        case .warning(let text):
+            logger.warning("\(text)")
+            let hour = Int(Date().timeIntervalSince1970 / 3600)
+            if warningBudget.hour != hour { warningBudget = (hour, 0) }
+            warningBudget.count += 1
+            if warningBudget.count <= 100 {
+                note(text, kind: "transport")
+            } else if warningBudget.count == 101 {
+                note("more than 100 transport warnings this hour: the rest are only logged", kind: "transport")
+            }
+        case .fatal(let reason):
+            fatalReason = reason
+            logger.critical("\(reason)")
+            note(reason, kind: "service")
+        }
+    }
+
+    /// Quorum comes from the notices and, in the deliveries' order, from the transport's flag
+    /// as each delivery is applied: whichever sees a change first handles it.
+    private func quorumChanged(_ now: Bool) {
+        guard now != quorate else { return }
+        quorate = now
+        if now {
+            logger.notice("quorum regained: recovery programs run again")
+            note("quorum regained: recovery programs run again (\(parked.count) segment(s) waiting)", kind: "quorum")
+            let waiting = parked
+            parked = []
+            for run in waiting { start(run) }
+        } else {
+            logger.error("quorum lost: this partition runs no recovery program until it is back")
+            note("quorum lost: this partition runs no recovery program until it is back", kind: "quorum")
+        }
     }
 
     private func apply(_ delivery: Delivery) {
+        quorumChanged(transport.isQuorate)
         perform(coordinator.apply(delivery, now: now))
     }
 
@@ -77,14 +139,34 @@ public actor NodeService {
     }
 
     private func perform(_ effects: [Effect]) {
+        // The step's journal entries go in one transaction (one fsync). When the step starts an
+        // event, they are written before anything but the multicasts that precede them: an
+        // event's start is on disk before its commands run. Otherwise (results, a barrier
+        // passed) the next segment's commands start first and the entries follow in the same
+        // step: the fsync is not on the barrier's path.
+        var unwritten = effects.compactMap { effect -> JournalEntry? in
+            if case .journal(let entry) = effect { entry } else { nil }
+        }
+        let startsEvent = unwritten.contains { if case .started = $0 { true } else { false } }
         for effect in effects {
+            switch effect {
+            case .multicast:
+                break
+            case .runSegment where !startsEvent:
+                break
+            default:
+                if !unwritten.isEmpty {
+                    record(unwritten)
+                    unwritten = []
+                }
+            }
             switch effect {
             case .runSegment(let run):
                 start(run)
             case .multicast(let message):
                 outbox.yield(message)
-            case .journal(let entry):
-                record(entry)
+            case .journal:
+                break  // recorded with the step's other entries
             case .leaveCluster:
                 logger.notice("cluster services stopped on this node: leaving the cluster")
                 note("cluster services stopped on this node: leaving the cluster", kind: "service")
@@ -92,6 +174,7 @@ public actor NodeService {
                 Task { await transport.leave() }
             }
         }
+        if !unwritten.isEmpty { record(unwritten) }
     }
 
     private func start(_ run: SegmentRun) {
@@ -100,10 +183,19 @@ public actor NodeService {
             note("event \(run.event.id) segment \(run.segment) not started: the service is stopping", kind: "service")
             return
         }
+        guard quorate else {
+            parked.append(run)
+            logger.error("no quorum: event \(run.event.id) \(run.event.name) segment \(run.segment) waits for quorum")
+            note("no quorum: event \(run.event.id) \(run.event.name) segment \(run.segment) waits for quorum", kind: "quorum")
+            return
+        }
         let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
-        let executor = SegmentExecutor(eventScriptDirectory: eventScripts, timeout: timeout)
+        let executor = SegmentExecutor(eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout)
+        // Commands that call back (`hamn-events wait-event`, `ha-cmd`) find this service here.
+        var environment = run.environment
+        environment["HAMN_SOCKET"] = configuration.socket
         running[key] = Task {
-            let results = await executor.run(run.commands, environment: run.environment)
+            let results = await executor.run(run.commands, environment: environment)
             await self.segmentFinished(key: key, run: run, results: results)
         }
     }
@@ -113,31 +205,38 @@ public actor NodeService {
         outbox.yield(.segmentDone(eventID: run.event.id, segment: run.segment, results: results))
     }
 
-    private var eventScripts: String {
-        if let configured = configuration.eventScripts { return configured }
-        let rules = configuration.rules
-        guard let slash = rules.lastIndex(of: "/") else { return "events" }
-        return String(rules[..<slash]) + "/events"
-    }
-
-    private func record(_ entry: JournalEntry) {
+    /// Journals `entries` in one transaction; if that fails, one by one, so that an entry the
+    /// journal refuses does not take the others with it.
+    private func record(_ entries: [JournalEntry]) {
+        let time = Date()
         do {
-            try journal.append(entry, at: Date())
+            try journal.append(contentsOf: entries, at: time)
         } catch {
             logger.error("journal: \(error)")
-        }
-        switch entry {
-        case .finished(let event, let outcome):
-            logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name): \(outcome.rawValue)")
-            if outcome == .completed, let waiting = waiters.removeValue(forKey: event.name) {
-                for continuation in waiting { continuation.resume() }
+            if entries.count > 1 {
+                for entry in entries {
+                    do {
+                        try journal.append(entry, at: time)
+                    } catch {
+                        logger.error("journal: \(error)")
+                    }
+                }
             }
-        case .started(let event, let displayName, _):
-            logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name) starts (\(displayName))")
-        case .failed(let event, let node, let segment):
-            logger.error("event \(event.id) \(event.name) failed on \(node.name) in segment \(segment): held until resume")
-        default:
-            break
+        }
+        for entry in entries {
+            switch entry {
+            case .finished(let event, let outcome):
+                logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name): \(outcome.rawValue)")
+                if outcome == .completed, let waiting = waiters.removeValue(forKey: event.name) {
+                    for continuation in waiting.values { continuation.resume() }
+                }
+            case .started(let event, let displayName, _):
+                logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name) starts (\(displayName))")
+            case .failed(let event, let node, let segment):
+                logger.error("event \(event.id) \(event.name) failed on \(node.name) in segment \(segment): held until resume")
+            default:
+                break
+            }
         }
     }
 
@@ -162,8 +261,9 @@ public actor NodeService {
                 note(fault, kind: "monitor")
             }
             for request in outcome.raised {
-                recordArming(request.name, request.state, observation, armed: false)
+                // The raise goes out first: the arming record need not delay the event.
                 outbox.yield(.raise(request))
+                recordArming(request.name, request.state, observation, armed: false)
             }
             for (trigger, _) in outcome.rearmed {
                 recordArming(trigger.name, trigger.state, observation, armed: true)
@@ -205,6 +305,9 @@ public actor NodeService {
     /// SIGHUP with rules that validated: events from now on use them; monitors start afresh.
     public func replaceRules(_ rules: RuleBook) {
         coordinator.replaceRules(rules)
+        let transport = self.transport
+        let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
+        Task { await transport.announce(info) }
         monitors = NodeMonitors(rules: rules, catalogue: catalogue)
         logger.notice("rules reloaded: \(rules.rules.count) definitions")
         note("rules reloaded: \(rules.rules.count) definitions", kind: "service")
@@ -339,10 +442,12 @@ public actor NodeService {
     private func waitEvent(_ request: ControlRequest) async -> ControlResponse {
         guard let name = request.event else { return .failure("wait-event: which event?", exitCode: 2) }
         let timeout = request.timeout ?? 0
+        nextWaiter += 1
+        let waiter = nextWaiter
         let completed = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
-                    Task { await self.addWaiter(name, continuation) }
+                    Task { await self.addWaiter(name, waiter, continuation) }
                 }
                 return true
             }
@@ -353,7 +458,7 @@ public actor NodeService {
                 }
             }
             let first = await group.next() ?? false
-            if !first { await self.releaseWaiters(name) }
+            if !first { await self.releaseWaiter(name, waiter) }
             group.cancelAll()
             return first
         }
@@ -362,13 +467,26 @@ public actor NodeService {
             : ControlResponse(ok: true, text: "\(name): no completion within \(timeout) s", json: nil, error: nil, exitCode: 1)
     }
 
-    private func addWaiter(_ name: String, _ continuation: CheckedContinuation<Void, Never>) {
-        waiters[name, default: []].append(continuation)
+    private func addWaiter(_ name: String, _ waiter: Int, _ continuation: CheckedContinuation<Void, Never>) {
+        if releasedEarly.remove(waiter) != nil {
+            continuation.resume()
+            return
+        }
+        waiters[name, default: [:]][waiter] = continuation
     }
 
-    /// Ends the waits for `name` (one timed out: the task group needs every child to finish).
-    private func releaseWaiters(_ name: String) {
-        for continuation in waiters.removeValue(forKey: name) ?? [] { continuation.resume() }
+    /// Waiters that timed out before their continuation was registered.
+    private var releasedEarly: Set<Int> = []
+
+    /// Ends one caller's wait for `name` that timed out (its task group needs every child to
+    /// finish); the other callers waiting for `name` go on waiting.
+    private func releaseWaiter(_ name: String, _ waiter: Int) {
+        guard let continuation = waiters[name]?.removeValue(forKey: waiter) else {
+            releasedEarly.insert(waiter)
+            return
+        }
+        if waiters[name]?.isEmpty == true { waiters[name] = nil }
+        continuation.resume()
     }
 
     /// Follows the journal's log for `mon`, until the client goes away or the service stops.
@@ -394,6 +512,13 @@ public actor NodeService {
         var lines: [String] = []
         lines.append("node \(configuration.node.name) (\(configuration.node.number)), transport \(configuration.transport.rawValue)\(coordinator.isSynchronised ? "" : ", waiting for the cluster's state")")
         lines.append("members: \(state.members.map(\.name).joined(separator: " "))")
+        if configuration.transport == .corosync {
+            lines.append("quorum: \(quorate ? "yes" : "NO: no recovery program runs")\(parked.isEmpty ? "" : ", \(parked.count) segment(s) waiting")")
+            for engine in engines {
+                lines.append("  engine \(engine.info.node.name) (\(engine.info.node.number)) at corosync \(engine.address), configuration \(engine.info.digest.combined.prefix(12))")
+            }
+            for line in configurationDifferences { lines.append("WARNING: \(line)") }
+        }
         if !state.recoveryOff.isEmpty { lines.append("recovery off: \(state.recoveryOff.sorted().joined(separator: " "))") }
         for run in coordinator.runningEvents {
             var line = "running: event \(run.event.id) \(run.event.name) state \(run.event.state) node \(run.event.node.name) (\(run.displayName)), segment \(run.segment + 1) of \(run.segmentCount)"
@@ -416,7 +541,14 @@ public actor NodeService {
         }
         let json = StatusJSON(
             node: configuration.node.name, number: configuration.node.number, transport: configuration.transport.rawValue,
-            synchronised: coordinator.isSynchronised, members: state.members.map(\.name),
+            synchronised: coordinator.isSynchronised, members: state.members.map(\.name), quorate: quorate,
+            waitingForQuorum: parked.count,
+            engines: engines.map {
+                .init(
+                    node: $0.info.node.name, number: $0.info.node.number, address: $0.address.description,
+                    configuration: $0.info.digest.combined)
+            },
+            configurationDifferences: configurationDifferences,
             recoveryOff: state.recoveryOff.sorted(),
             running: coordinator.runningEvents.map {
                 .init(
@@ -466,11 +598,22 @@ struct StatusJSON: Encodable {
         var last: String?
     }
 
+    struct Engine: Encodable {
+        var node: String
+        var number: Int
+        var address: String
+        var configuration: String
+    }
+
     var node: String
     var number: Int
     var transport: String
     var synchronised: Bool
     var members: [String]
+    var quorate: Bool
+    var waitingForQuorum: Int
+    var engines: [Engine]
+    var configurationDifferences: [String]
     var recoveryOff: [String]
     var running: [Running]
     var queue: [Queued]

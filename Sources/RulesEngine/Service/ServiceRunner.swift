@@ -54,7 +54,16 @@ public enum ServiceRunner {
         case .local:
             transport = await LoopbackTransport.alone(configuration.node)
         case .corosync:
-            throw Failure(message: "transport: corosync is not available in this build yet; use local")
+            let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
+            do {
+                let corosync = try CorosyncTransport(
+                    info: info, group: configuration.corosyncGroup, formTimeout: configuration.formTimeout)
+                logger.notice(
+                    "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))")
+                transport = corosync
+            } catch {
+                throw Failure(message: "cannot join the corosync group \(configuration.corosyncGroup): \(error); is corosync running?")
+            }
         }
         let service = NodeService(
             configuration: configuration, rules: rules, catalogue: catalogue, transport: transport, journal: journal,
@@ -83,7 +92,10 @@ public enum ServiceRunner {
             monitoring: monitoring)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                // The node leaving the cluster (`ha-cmd STOP`) ends the service normally; a fatal
+                // transport notice ends it with the Failure thrown by `NodeLifecycle`.
+                services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.notice("hamn-events stopped")
     }
@@ -107,7 +119,7 @@ struct NodeLifecycle: Service {
         let monitors = MonitorSupervisor()
         let (rules, catalogue) = (self.rules, self.catalogue)
         await monitors.restart { await monitoring(service, rules, catalogue) }
-        await withGracefulShutdownHandler {
+        try await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await service.run() }
                 group.addTask {
@@ -135,6 +147,9 @@ struct NodeLifecycle: Service {
                 group.cancelAll()
             }
             await monitors.stop()
+            if let reason = await service.fatalReason {
+                throw ServiceRunner.Failure(message: "stopped: \(reason)")
+            }
         } onGracefulShutdown: {
             Task {
                 await monitors.stop()

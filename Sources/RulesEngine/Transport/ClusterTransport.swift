@@ -12,6 +12,14 @@ public protocol ClusterTransport: Sendable {
     func multicast(_ message: ClusterMessage) async
     /// Leaves the group after what this node has sent is delivered.
     func leave() async
+    /// Quorum, engines and warnings; see `TransportNotice`.
+    var notices: AsyncStream<TransportNotice> { get }
+    /// Tells the other engines this node's configuration digest changed.
+    func announce(_ info: EngineInfo) async
+    /// The quorum flag as of the latest delivery handed out: read when a delivery is applied,
+    /// so that a membership change that loses quorum never starts a segment. (`notices` also
+    /// reports changes, but on a stream of its own, in no set order with the deliveries.)
+    var isQuorate: Bool { get }
 }
 
 /// The in-process group that `LoopbackTransport`s share: a `LoopbackGroup` behind an actor,
@@ -81,4 +89,30 @@ public struct LoopbackTransport: ClusterTransport {
     public func leave() async {
         await hub.leave(node)
     }
+}
+
+/// What a transport tells its node beside the ordered deliveries.
+public enum TransportNotice: Sendable, Hashable {
+    /// The quorum flag (votequorum's): recovery programs run only while it is true.
+    case quorum(Bool)
+    /// The engines of the cluster with what they announced, and how their configurations differ
+    /// from this node's (one line per differing node, naming the files).
+    case engines([EngineEntry], differences: [String])
+    /// For the log and the journal.
+    case warning(String)
+    /// The node cannot go on (corosync went away, a merge lost): the service exits non-zero
+    /// for systemd to restart it. The deliveries end after this.
+    case fatal(String)
+}
+
+extension ClusterTransport {
+    /// In-process transports have nothing to report: always quorate, no other engines.
+    public var notices: AsyncStream<TransportNotice> {
+        AsyncStream { $0.finish() }
+    }
+
+    /// Announces a new digest of this node's configuration (after a reload).
+    public func announce(_ info: EngineInfo) async {}
+
+    public var isQuorate: Bool { true }
 }

@@ -1,0 +1,91 @@
+import Foundation
+
+/// What an engine says about itself when it joins: its node, and a digest of its rules, `.rp`
+/// files and commands, so that members can tell when their configurations differ.
+public struct EngineInfo: Sendable, Hashable, Codable {
+    public var node: ClusterNode
+    public var digest: ConfigurationDigest
+    /// hamn-events' wire version and build, for the log.
+    public var software: String
+
+    public init(node: ClusterNode, digest: ConfigurationDigest, software: String = WireFormat.software) {
+        self.node = node
+        self.digest = digest
+        self.software = software
+    }
+}
+
+/// One engine of the group: its CPG address and what it announced.
+public struct EngineEntry: Sendable, Hashable, Codable {
+    public var address: CPGAddress
+    public var info: EngineInfo
+}
+
+/// The engines' view as of the configuration change that showed `joined` joining: what a
+/// joining engine needs to take part (see `EngineMembership`).
+public struct Roster: Sendable, Hashable, Codable {
+    /// The change this roster answers: who joined, and the group after it.
+    public var joined: [CPGAddress]
+    public var group: [CPGAddress]
+    public var view: Int
+    public var engines: [EngineEntry]
+}
+
+/// A message between engines on the CPG group.
+public enum WireMessage: Sendable, Hashable, Codable {
+    /// Sent once on joining (and again after a reload or a `form`).
+    case hello(EngineInfo)
+    /// Sent by every synchronised engine after a configuration change with joined members.
+    case roster(Roster)
+    /// Sent by a joining engine that heard no roster: the engines still joining start a cluster.
+    case form
+    /// The coordinator's messages.
+    case cluster(ClusterMessage)
+}
+
+/// The bytes on the wire: `HAMN`, one version byte, then the message as JSON. A message with
+/// another magic or version, or that does not decode, is refused with a reason; the transport
+/// logs it and drops it.
+public enum WireFormat {
+    public static let magic: [UInt8] = Array("HAMN".utf8)
+    public static let version: UInt8 = 1
+    public static let software = "hamn-events wire 1"
+
+    public struct DecodingFailure: Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    public static func encode(_ message: WireMessage) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        // Encoding our own value types cannot fail: no floats that are not finite, no custom encoders.
+        let body = (try? encoder.encode(message)) ?? Data()
+        return magic + [version] + Array(body)
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodingFailure) -> WireMessage {
+        guard bytes.count >= magic.count + 1, Array(bytes[0..<magic.count]) == magic else {
+            throw DecodingFailure(description: "not a hamn-events message (\(bytes.count) bytes, no HAMN header)")
+        }
+        let received = bytes[magic.count]
+        guard received == version else {
+            throw DecodingFailure(description: "message format version \(received); this engine speaks version \(version)")
+        }
+        do {
+            return try JSONDecoder().decode(WireMessage.self, from: Data(bytes[(magic.count + 1)...]))
+        } catch {
+            throw DecodingFailure(description: "malformed version \(version) message (\(bytes.count) bytes): \(Self.summary(error))")
+        }
+    }
+
+    private static func summary(_ error: Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),
+            DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import RulesEngine
+import Synchronization
+import Testing
+
+/// A transport driven by the test: it hands out the deliveries it is given, echoes this node's
+/// multicasts, and reports the quorum flag it is set to. Its notices are given separately, so a
+/// test can hold a quorum notice back (as a busy notice task does on the real transport).
+private final class ScriptedTransport: ClusterTransport {
+    let node: ClusterNode
+    let deliveries: AsyncStream<Delivery>
+    let notices: AsyncStream<TransportNotice>
+    let deliver: AsyncStream<Delivery>.Continuation
+    let notice: AsyncStream<TransportNotice>.Continuation
+    let quorate = Mutex(true)
+
+    init(node: ClusterNode) {
+        self.node = node
+        (deliveries, deliver) = AsyncStream.makeStream()
+        (notices, notice) = AsyncStream.makeStream()
+    }
+
+    var isQuorate: Bool { quorate.withLock { $0 } }
+
+    func multicast(_ message: ClusterMessage) async {
+        deliver.yield(.message(from: node, message))
+    }
+
+    func leave() async {
+        deliver.finish()
+        notice.finish()
+    }
+}
+
+/// The journal's notes, in memory.
+private final class NotesJournal: EventJournal {
+    let notes = Mutex<[String]>([])
+
+    func append(_ entry: JournalEntry, at time: Date) throws {}
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {}
+    func note(_ text: String, kind: String, at time: Date) throws {
+        notes.withLock { $0.append(text) }
+    }
+    func historyReport(limit: Int) throws -> (text: String, json: String) { ("", "[]") }
+    func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?) { ([], nil) }
+}
+
+private func eventually(_ seconds: Double, _ condition: () -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
+
+@Suite("the service and quorum")
+struct NodeServiceQuorumTests {
+    /// The CI failure this guards against: the quorum notice and the membership change that
+    /// lost quorum came on two streams, and the membership change won, so a partition without
+    /// quorum ran a TE_FAIL_NODE segment.
+    @Test("a membership change applied after quorum is lost starts nothing, even before the quorum notice")
+    func membershipAfterQuorumLost() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hamn-quorum-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let marker = directory.appendingPathComponent("ran").path
+
+        let n1 = ClusterNode(name: "n1", number: 1)
+        let n2 = ClusterNode(name: "n2", number: 2)
+        let configuration = ServiceConfiguration(
+            node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd", journal: directory.path + "/journal.db",
+            socket: directory.path + "/socket")
+        let rules = ruleBook([("TE_FAIL_NODE", 0, "other \"/usr/bin/touch \(marker)\" 0 NULL\n")])
+        let transport = ScriptedTransport(node: n1)
+        let journal = NotesJournal()
+        let service = NodeService(
+            configuration: configuration, rules: rules, catalogue: .builtIn, transport: transport, journal: journal,
+            logger: Logger(label: "test"))
+        let running = Task { await service.run() }
+
+        transport.deliver.yield(.membership(MembershipChange(view: 1, members: [n1, n2], joined: [n1, n2], left: [])))
+        // Quorum goes with n2: the flag is down before the change is handed out; the notice
+        // is held back.
+        transport.quorate.withLock { $0 = false }
+        transport.deliver.yield(.membership(MembershipChange(view: 2, members: [n1], joined: [], left: [n2])))
+
+        #expect(
+            await eventually(5) {
+                journal.notes.withLock { $0.contains("no quorum: event 1 TE_FAIL_NODE segment 0 waits for quorum") }
+            }, "\(journal.notes.withLock { $0 })")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!FileManager.default.fileExists(atPath: marker))
+
+        // Quorum back: the waiting segment runs.
+        transport.quorate.withLock { $0 = true }
+        transport.notice.yield(.quorum(true))
+        #expect(await eventually(10) { FileManager.default.fileExists(atPath: marker) })
+        #expect(journal.notes.withLock { $0.first } == "quorum lost: this partition runs no recovery program until it is back")
+
+        await transport.leave()
+        await running.value
+    }
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+
+/// Engines (`hamn-events run`, transport corosync) on a cluster of corosync nodes in network
+/// namespaces made by `scripts/ns-cluster` for this test, in a temporary directory. Everything
+/// it starts is stopped and removed by `tearDown()`, which every test calls through `withCluster`.
+final class EngineCluster: @unchecked Sendable {
+    let root: String
+    let corosyncNodes: Int
+    let group: String
+    let nodeNames: [String]
+    private var engines: [String: Process] = [:]
+    private var logs: [String: FileHandle] = [:]
+
+    static var repository: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    static var script: String { repository + "/scripts/ns-cluster" }
+
+    static var binary: String {
+        if let explicit = ProcessInfo.processInfo.environment["HAMN_EVENTS_BIN"] { return explicit }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("hamn-events").path
+    }
+
+    var clusterDirectory: String { root + "/cluster" }
+    var outputDirectory: String { root + "/out" }
+    var binDirectory: String { root + "/bin" }
+
+    /// - Parameters:
+    ///   - corosyncNodes: namespaces, one corosync each.
+    ///   - nodes: the engines' node names (numbers from 1), all in the configuration.
+    init(corosyncNodes: Int, nodes: [String]) throws {
+        var template = Array((NSTemporaryDirectory() + "hamn-cpg-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw EngineClusterError("mkdtemp failed") }
+        root = String(cString: made)
+        chmod(root, 0o755)
+        self.corosyncNodes = corosyncNodes
+        nodeNames = nodes
+        group = "hamn-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        for directory in ["etc", "etc/events", "bin", "out", "cluster"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+            chmod(root + "/" + directory, 0o755)
+        }
+        // A command step: records node, word, start and end (ns) to out/steps, sleeping $2 s between.
+        try write(
+            binDirectory + "/step",
+            """
+            #!/bin/sh
+            start=$(date +%s%N)
+            [ -n "$2" ] && sleep "$2"
+            end=$(date +%s%N)
+            echo "$HAMN_LOCAL_NODE $1 $HAMN_EVENT $HAMN_EVENT_NODE $start $end" >> \(outputDirectory)/steps
+            """, mode: 0o755)
+        let prefix = "ht\(UInt32.random(in: 0..<0xFFFF))"
+        let up = try runTool(Self.script, ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix])
+        guard up.status == 0 else {
+            tearDown()
+            throw EngineClusterError("ns-cluster up failed (\(up.status)):\n\(up.out)\n\(up.err)")
+        }
+    }
+
+    func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, mode)
+    }
+
+    /// `definitions`: (event name, state, .rp text); the .rp files go in etc/.
+    func writeRules(_ definitions: [(String, Int, String)], rpDirectory: String? = nil) throws -> String {
+        let directory = rpDirectory ?? root + "/etc"
+        var text = ""
+        for (name, state, program) in definitions {
+            let rp = directory + "/\(name)_\(state).rp"
+            try write(rp, program.replacingOccurrences(of: "STEP", with: binDirectory + "/step"))
+            text += [name, "\(state)", rp, "2", "0", "", "", "", ""].joined(separator: "\n") + "\n"
+        }
+        let rules = directory + "/rules.hacmprd"
+        try write(rules, text)
+        return rules
+    }
+
+    func socket(_ node: String) -> String { root + "/\(node).sock" }
+    func configuration(_ node: String) -> String { root + "/\(node).yaml" }
+
+    /// Starts node `name`'s engine in corosync namespace `corosyncNode` (1-based).
+    func startEngine(_ name: String, corosyncNode: Int, rules: String, extra: String = "") throws {
+        let nodes = nodeNames.enumerated().map { "  - {name: \($0.element), number: \($0.offset + 1)}" }.joined(separator: "\n")
+        try write(
+            configuration(name),
+            """
+            node: \(name)
+            nodes:
+            \(nodes)
+            transport: corosync
+            corosync:
+              group: \(group)
+              form_timeout: 3s
+            rules: \(rules)
+            journal: \(root)/\(name).sqlite
+            socket: \(socket(name))
+            config_too_long: 300s
+            \(extra)
+            """)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.script)
+        process.arguments = ["exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", configuration(name)]
+        FileManager.default.createFile(atPath: root + "/\(name).log", contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/\(name).log"))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        engines[name] = process
+        logs[name] = log
+        guard eventually(30, { (try? cli(name, ["status"]))?.status == 0 }) else {
+            throw EngineClusterError("engine \(name) did not come up:\n\(engineLog(name))")
+        }
+    }
+
+    func engineLog(_ name: String) -> String {
+        (FileManager.default.contents(atPath: root + "/\(name).log")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    /// The engine's pid (the `hamn-events run` process inside the namespace).
+    func enginePID(_ name: String) -> Int32? {
+        guard let result = try? runTool("/usr/bin/pgrep", ["-f", "run --config \(configuration(name))"]) else { return nil }
+        return result.out.split(separator: "\n").compactMap { Int32($0) }.filter { pid in
+            // The hamn-events process itself, not the wrappers that started it.
+            (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("hamn-events") == true
+        }.first
+    }
+
+    func killEngine(_ name: String) {
+        if let pid = enginePID(name) { kill(pid, SIGKILL) }
+    }
+
+    func killCorosync(_ node: Int) throws {
+        let result = try runTool(Self.script, ["kill", clusterDirectory, "\(node)"])
+        guard result.status == 0 else { throw EngineClusterError("ns-cluster kill: \(result.err)") }
+    }
+
+    func link(_ node: Int, up: Bool) throws {
+        let result = try runTool(Self.script, ["link", clusterDirectory, "\(node)", up ? "up" : "down"])
+        guard result.status == 0 else { throw EngineClusterError("ns-cluster link: \(result.err)") }
+    }
+
+    @discardableResult
+    func cli(_ node: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        try runTool(Self.binary, [arguments[0], "--socket", socket(node)] + arguments.dropFirst())
+    }
+
+    func status(_ node: String) -> [String: Any]? {
+        guard let result = try? cli(node, ["status", "--format", "json"]), result.status == 0 else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(result.out.utf8))) as? [String: Any]
+    }
+
+    func members(_ node: String) -> [String]? {
+        status(node)?["members"] as? [String]
+    }
+
+    /// The recorded steps: (node, word, event, event node, start ns, end ns).
+    func steps() -> [EngineStep] {
+        guard let text = FileManager.default.contents(atPath: outputDirectory + "/steps") else { return [] }
+        return String(decoding: text, as: UTF8.self).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 6, let start = Int64(fields[4]), let end = Int64(fields[5]) else { return nil }
+            return EngineStep(node: fields[0], word: fields[1], event: fields[2], eventNode: fields[3], start: start, end: end)
+        }
+    }
+
+    func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return condition()
+    }
+
+    func tearDown() {
+        for name in engines.keys { killEngine(name) }
+        for process in engines.values where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+        engines = [:]
+        // Commands left running by killed engines (step sleeps) are in this tree's bin.
+        _ = try? runTool("/usr/bin/pkill", ["-9", "-f", binDirectory + "/step"])
+        _ = try? runTool(Self.script, ["down", clusterDirectory])
+        for log in logs.values { try? log.close() }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+struct EngineStep: Equatable, CustomStringConvertible {
+    var node: String
+    var word: String
+    var event: String
+    var eventNode: String
+    var start: Int64
+    var end: Int64
+    var description: String { "\(node) \(word) \(event)@\(eventNode)" }
+}
+
+struct EngineClusterError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+@discardableResult
+func runTool(_ executable: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Standard error is read on a thread of its own, so that neither pipe fills up.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let box = Box()
+    let done = DispatchSemaphore(value: 0)
+    Thread {
+        box.data = err.fileHandleForReading.readDataToEndOfFile()
+        done.signal()
+    }.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    done.wait()
+    let errData = box.data
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// Runs `body` with a cluster, tearing it down whatever happens.
+func withCluster(corosyncNodes: Int, nodes: [String], _ body: (EngineCluster) throws -> Void) throws {
+    let cluster = try EngineCluster(corosyncNodes: corosyncNodes, nodes: nodes)
+    defer { cluster.tearDown() }
+    do {
+        try body(cluster)
+    } catch {
+        for name in nodes { print("---- \(name)'s log\n\(cluster.engineLog(name))") }
+        throw error
+    }
+}
+
+/// Whether this machine can run the namespace tests (root, ip, corosync).
+var namespaceClustersAvailable: Bool {
+    getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/corosync")
+        && FileManager.default.isExecutableFile(atPath: EngineCluster.script)
+}

@@ -1,0 +1,238 @@
+import Foundation
+import RulesEngine
+import Testing
+
+/// Rules shared by the engine tests: `ping` (a segment with event and other lines, a barrier,
+/// an all line), `slow` (node n3 sleeps 30 s in the first segment), and `TE_FAIL_NODE` with
+/// event, other and all lines.
+private func standardRules(_ cluster: EngineCluster) throws -> String {
+    try cluster.write(
+        cluster.binDirectory + "/napper",
+        """
+        #!/bin/sh
+        # napper WORD NODE: 30 s on NODE, 0.2 s elsewhere.
+        if [ "$HAMN_LOCAL_NODE" = "$2" ]; then exec \(cluster.binDirectory)/step "$1" 30; fi
+        exec \(cluster.binDirectory)/step "$1" 0.2
+        """, mode: 0o755)
+    let napper = cluster.binDirectory + "/napper"
+    return try cluster.writeRules([
+        (
+            "ping", 0,
+            """
+            event "STEP ping-event 0.5" 0 NULL
+            other "STEP ping-other 0.5" 0 NULL
+            barrier
+            all "STEP ping-all" 0 NULL
+            """
+        ),
+        (
+            "slow", 0,
+            """
+            event "\(napper) slow-event n3" 0 NULL
+            other "\(napper) slow-other n3" 0 NULL
+            barrier
+            all "STEP slow-all" 0 NULL
+            """
+        ),
+        (
+            "TE_FAIL_NODE", 0,
+            """
+            event "STEP fail-event" 0 NULL
+            other "STEP fail-other" 0 NULL
+            barrier
+            all "STEP fail-all" 0 NULL
+            """
+        ),
+    ])
+}
+
+/// The words each node recorded, in the order it ran them.
+private func words(_ steps: [EngineStep], _ node: String) -> [String] {
+    steps.filter { $0.node == node }.sorted { $0.start < $1.start }.map(\.word)
+}
+
+private func waitForMembers(_ cluster: EngineCluster, _ nodes: [String], expected: [String]) -> Bool {
+    cluster.eventually(60) { nodes.allSatisfy { cluster.members($0) == expected } }
+}
+
+/// kill -9 of n3 while n1 and n2 wait for it at the barrier of `slow`: the survivors pass the
+/// barrier, finish `slow`, then run `TE_FAIL_NODE` for n3 with only its other and all lines.
+private func killMidBarrier(_ cluster: EngineCluster, kill: () throws -> Void) throws -> (killed: Date, steps: [EngineStep]) {
+    try cluster.cli("n1", ["trigger", "slow", "--node", "n1"])
+    #expect(
+        cluster.eventually(30) {
+            let steps = cluster.steps().filter { $0.event == "slow" }
+            return Set(steps.map(\.node)) == ["n1", "n2"]
+        })
+    // n3 is in its 30 s sleep; n1 and n2 wait at the barrier.
+    let waiting = cluster.status("n1")?["running"] as? [[String: Any]]
+    #expect(waiting?.first?["waiting_for"] as? [String] == ["n3"])
+    let killed = Date()
+    try kill()
+    #expect(
+        cluster.eventually(60) {
+            cluster.steps().filter { $0.word == "fail-all" }.count == 2
+        }, "survivors did not run TE_FAIL_NODE:\n\(cluster.engineLog("n1"))")
+    let steps = cluster.steps().filter { $0.event == "slow" || $0.event == "TE_FAIL_NODE" }
+    #expect(words(steps, "n1") == ["slow-event", "slow-all", "fail-other", "fail-all"])
+    #expect(words(steps, "n2") == ["slow-other", "slow-all", "fail-other", "fail-all"])
+    #expect(steps.filter { $0.event == "TE_FAIL_NODE" }.allSatisfy { $0.eventNode == "n3" })
+    #expect(steps.filter { $0.node == "n3" }.map(\.word).isEmpty)
+    return (killed, steps)
+}
+
+@Suite("Engines on corosync", .serialized, .enabled(if: namespaceClustersAvailable, "needs root, corosync and scripts/ns-cluster"))
+struct EngineClusterTests {
+    @Test("three engines on one corosync: commands per node, parallel segments, a barrier, a killed engine")
+    func threeEnginesOneCorosync() throws {
+        try withCluster(corosyncNodes: 1, nodes: ["n1", "n2", "n3"]) { cluster in
+            let rules = try standardRules(cluster)
+            for name in ["n1", "n2", "n3"] { try cluster.startEngine(name, corosyncNode: 1, rules: rules) }
+            #expect(waitForMembers(cluster, ["n1", "n2", "n3"], expected: ["n1", "n2", "n3"]))
+
+            try cluster.cli("n1", ["trigger", "ping", "--node", "n2"])
+            #expect(cluster.eventually(30) { cluster.steps().filter { $0.word == "ping-all" }.count == 3 })
+            let steps = cluster.steps().filter { $0.event == "ping" }
+            #expect(words(steps, "n1") == ["ping-other", "ping-all"])
+            #expect(words(steps, "n2") == ["ping-event", "ping-all"])
+            #expect(words(steps, "n3") == ["ping-other", "ping-all"])
+            let first = steps.filter { $0.word != "ping-all" }
+            let second = steps.filter { $0.word == "ping-all" }
+            // Parallel: the three 0.5 s commands of the first segment overlap.
+            #expect(first.map(\.start).max()! < first.map(\.end).min()!)
+            // The barrier: no node starts the second segment before every node ended the first.
+            #expect(second.map(\.start).min()! > first.map(\.end).max()!)
+            for name in ["n1", "n2", "n3"] {
+                let history = try cluster.cli(name, ["history"])
+                #expect(history.out.contains("ping"), "\(name): \(history.out)")
+            }
+
+            _ = try killMidBarrier(cluster) { cluster.killEngine("n3") }
+            #expect(cluster.members("n1") == ["n1", "n2"])
+        }
+    }
+
+    @Test("garbage from a raw CPG client in the group is dropped with a warning; the engines go on")
+    func garbageFromRawClient() async throws {
+        let cluster = try EngineCluster(corosyncNodes: 1, nodes: ["n1", "n2"])
+        defer { cluster.tearDown() }
+        let rules = try standardRules(cluster)
+        try cluster.startEngine("n1", corosyncNode: 1, rules: rules)
+        try cluster.startEngine("n2", corosyncNode: 1, rules: rules)
+        #expect(waitForMembers(cluster, ["n1", "n2"], expected: ["n1", "n2"]))
+        let namespace = try runTool(EngineCluster.script, ["netns", cluster.clusterDirectory, "1"]).out
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let group = cluster.group
+        let raw = try await CPGTestCluster.inNamespace(namespace) { try CPGConnection(group: group, trackQuorum: false) }
+        defer { raw.close() }
+        var random = SystemRandomNumberGenerator()
+        let garbage: [[UInt8]] = [
+            [],
+            [0xFF, 0x00, 0x13],
+            Array("HAMN".utf8) + [99] + Array("{}".utf8),
+            Array("HAMN".utf8) + [1] + Array("{\"cluster\":{\"_0\":".utf8),
+            (0..<65_536).map { _ in UInt8.random(in: 0...255, using: &random) },
+            // Well formed, from a process that never announced itself as an engine.
+            WireFormat.encode(.cluster(.resume(cancelQueued: true))),
+        ]
+        for bytes in garbage { try await raw.multicast(bytes) }
+        let address = raw.local.description
+        #expect(
+            cluster.eventually(20) {
+                ["n1", "n2"].allSatisfy { node in
+                    cluster.engineLog(node).components(separatedBy: "dropped a message from group member \(address)").count - 1
+                        == garbage.count
+                }
+            }, "\(cluster.engineLog("n1"))")
+        #expect(cluster.engineLog("n1").contains("message format version 99; this engine speaks version 1"))
+        // Still a cluster of two engines that runs events.
+        #expect(cluster.members("n1") == ["n1", "n2"])
+        try cluster.cli("n2", ["trigger", "ping", "--node", "n1"])
+        #expect(cluster.eventually(30) { cluster.steps().filter { $0.word == "ping-all" }.count == 2 })
+        #expect(words(cluster.steps(), "n1") == ["ping-event", "ping-all"])
+        #expect(words(cluster.steps(), "n2") == ["ping-other", "ping-all"])
+    }
+
+    @Test("status shows every engine; a differing .rp file is named in a warning on both sides")
+    func configurationDigests() throws {
+        try withCluster(corosyncNodes: 1, nodes: ["n1", "n2"]) { cluster in
+            let rules = try standardRules(cluster)
+            try cluster.startEngine("n1", corosyncNode: 1, rules: rules)
+            // n2's rules are a copy with one .rp file changed.
+            let other = cluster.root + "/etc2"
+            try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+            chmod(other, 0o755)
+            let copy = try cluster.writeRules(
+                [("ping", 0, "all \"STEP ping-all\" 0 NULL\n")], rpDirectory: other)
+            try cluster.startEngine("n2", corosyncNode: 1, rules: copy)
+            #expect(waitForMembers(cluster, ["n1", "n2"], expected: ["n1", "n2"]))
+            #expect(cluster.eventually(10) { (try? cluster.cli("n1", ["status"]))?.out.contains("WARNING: configuration of n2 differs") == true })
+            let status = try cluster.cli("n1", ["status"]).out
+            #expect(status.contains("engine n1 (1) at corosync"))
+            #expect(status.contains("engine n2 (2) at corosync"))
+            #expect(status.contains("quorum: yes"))
+            let json = cluster.status("n2")
+            let differences = json?["configuration_differences"] as? [String]
+            #expect(differences?.count == 1)
+            #expect(differences?.first?.hasPrefix("configuration of n1 differs from n2's: ") == true)
+            #expect(differences?.first?.contains(cluster.root + "/etc/slow_0.rp") == true)
+        }
+    }
+}
+
+@Suite(
+    "A three-node cluster of network namespaces", .serialized,
+    .enabled(if: namespaceClustersAvailable, "needs root, corosync and scripts/ns-cluster"))
+struct NamespaceClusterTests {
+    @Test("kill -9 of a node's corosync and engine mid-event: the survivors finish it, then TE_FAIL_NODE")
+    func nodeFailure() throws {
+        try withCluster(corosyncNodes: 3, nodes: ["n1", "n2", "n3"]) { cluster in
+            let rules = try standardRules(cluster)
+            for (index, name) in ["n1", "n2", "n3"].enumerated() {
+                try cluster.startEngine(name, corosyncNode: index + 1, rules: rules)
+            }
+            #expect(waitForMembers(cluster, ["n1", "n2", "n3"], expected: ["n1", "n2", "n3"]))
+            let (killed, steps) = try killMidBarrier(cluster) {
+                try cluster.killCorosync(3)
+                cluster.killEngine("n3")
+            }
+            let firstFail = steps.filter { $0.event == "TE_FAIL_NODE" }.map(\.start).min()!
+            let seconds = Double(firstFail) / 1e9 - killed.timeIntervalSince1970
+            print("failover: kill -9 to the first TE_FAIL_NODE command: \(String(format: "%.2f", seconds)) s")
+        }
+    }
+
+    @Test("a partition 2|1: only the two-node side runs recovery; the lone node says it has no quorum")
+    func partition() throws {
+        try withCluster(corosyncNodes: 3, nodes: ["n1", "n2", "n3"]) { cluster in
+            let rules = try standardRules(cluster)
+            for (index, name) in ["n1", "n2", "n3"].enumerated() {
+                try cluster.startEngine(name, corosyncNode: index + 1, rules: rules)
+            }
+            #expect(waitForMembers(cluster, ["n1", "n2", "n3"], expected: ["n1", "n2", "n3"]))
+            try cluster.link(3, up: false)
+            #expect(cluster.eventually(60) { cluster.steps().filter { $0.word == "fail-all" }.count == 2 })
+            // n3 saw n1 and n2 leave: their TE_FAIL_NODE events queue, and the first one's
+            // segment waits for quorum (events run one at a time).
+            #expect(
+                cluster.eventually(30) {
+                    (try? cluster.cli("n3", ["status"]))?.out.contains("quorum: NO: no recovery program runs, 1 segment(s) waiting") == true
+                }, "\((try? cluster.cli("n3", ["status"]))?.out ?? "")")
+            // Time for n3 to have run something if it were going to.
+            Thread.sleep(forTimeInterval: 2)
+            let steps = cluster.steps()
+            #expect(words(steps, "n1") == ["fail-other", "fail-all"])
+            #expect(words(steps, "n2") == ["fail-other", "fail-all"])
+            #expect(steps.filter { $0.node == "n3" }.isEmpty)
+            #expect(steps.allSatisfy { $0.eventNode == "n3" })
+            // The journal says so, for each segment that waits.
+            let journal = try runTool(
+                "/usr/bin/sqlite3", [cluster.root + "/n3.sqlite", "SELECT text FROM log WHERE kind = 'quorum' ORDER BY id"]).out
+            let lines = journal.split(separator: "\n").map(String.init)
+            #expect(lines.first == "quorum lost: this partition runs no recovery program until it is back", "\(journal)")
+            #expect(lines.filter { $0.hasPrefix("no quorum: event ") && $0.hasSuffix("TE_FAIL_NODE segment 0 waits for quorum") }.count == 1, "\(journal)")
+            #expect(cluster.status("n3")?["quorate"] as? Bool == false)
+            #expect(cluster.status("n1")?["quorate"] as? Bool == true)
+        }
+    }
+}
