@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RulesEngineTests",
-            dependencies: ["RulesParser", "RulesEngine"]
+            dependencies: ["RulesParser", "RulesEngine", .product(name: "Logging", package: "swift-log")]
         ),
         // Starts the real service as a process and drives it through the command line.
         .testTarget(

@@ -116,6 +116,8 @@ public struct SegmentExecutor: Sendable {
     ///   - environment: the event's variables, merged over ``baseEnvironment``.
     public func run(_ commands: [CommandStep], environment: [String: String]) async -> [CommandResult] {
         guard !commands.isEmpty else { return [] }
+        // One command (the usual segment): no child task to hop through.
+        if commands.count == 1 { return [await run(commands[0], environment: environment)] }
         return await withTaskGroup(of: (Int, CommandResult).self, returning: [CommandResult].self) { group in
             for (index, command) in commands.enumerated() {
                 group.addTask { (index, await self.run(command, environment: environment)) }

@@ -1,5 +1,6 @@
 import Foundation
 import RulesEngine
+import Synchronization
 import Testing
 
 /// CPGConnection against a real corosync: a one-node cluster in a network namespace per test
@@ -182,6 +183,52 @@ struct CPGConnectionTests {
             // Sending after leaving is an error (corosync itself would take the message silently).
             await #expect(throws: CPGError.left) { try await a.connection.multicast([1]) }
             a.connection.close()
+        }
+    }
+
+    @Test("handler mode: events on the dispatch thread in corosync's order, trySend from inside the handler, nil at the end")
+    func handlerMode() async throws {
+        try await withCPGCluster { cluster in
+            let group = group()
+            // The handler sends "ping 0" at its own join, then "ping k+1" on each "ping k":
+            // 100 round trips, each started from inside cpg_dispatch.
+            let seen = Mutex<[String]>([])
+            let connection = Mutex<CPGConnection?>(nil)
+            let handler: @Sendable (CPGEvent?) -> Void = { event in
+                var next: Int?
+                switch event {
+                case nil:
+                    seen.withLock { $0.append("end") }
+                case .configuration(_, let joined, _):
+                    seen.withLock { $0.append("join") }
+                    if !joined.isEmpty { next = 0 }
+                case .message(_, let bytes):
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    seen.withLock { $0.append(text) }
+                    if let k = Int(text.dropFirst(5)), k < 99 { next = k + 1 }
+                default:
+                    break
+                }
+                if let next, let connection = connection.withLock({ $0 }) {
+                    #expect((try? connection.trySend(Array("ping \(next)".utf8))) == true)
+                }
+            }
+            let made = try await CPGTestCluster.inNamespace(cluster.namespace(1)) {
+                try CPGConnection(group: group, trackQuorum: false, handler: handler)
+            }
+            connection.withLock { $0 = made }
+            // The join may have come before `connection` was set: start the pings here then.
+            if seen.withLock({ $0 == ["join"] }) { _ = try made.trySend(Array("ping 0".utf8)) }
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline, !seen.withLock({ $0.contains("ping 99") }) { try await Task.sleep(for: .milliseconds(20)) }
+            made.leave()
+            while Date() < deadline, seen.withLock({ $0.last }) != "end" { try await Task.sleep(for: .milliseconds(20)) }
+            let lines = seen.withLock { $0 }
+            #expect(lines.first == "join")
+            #expect(lines.filter { $0.hasPrefix("ping ") } == (0...99).map { "ping \($0)" }, "\(lines)")
+            #expect(lines.last == "end")
+            #expect(lines.filter { $0 == "end" }.count == 1)
+            made.close()
         }
     }
 

@@ -135,6 +135,12 @@ struct ServiceTests {
         #expect(harness.read("after") == nil, "no new segment starts while stopping")
         let rows = try runProcess("/usr/bin/sqlite3", [harness.journalPath, "SELECT count(*) FROM command;"])
         #expect(rows.out == "1\n", "\(rows)")
+        // The run's end is recorded (the next start will not take it for a crash), and the
+        // event it left unfinished is marked at once.
+        let run = try runProcess("/usr/bin/sqlite3", [harness.journalPath, "SELECT end_reason, crash_noticed_at IS NULL FROM run;"])
+        #expect(run.out == "shutdown|1\n", "\(run)")
+        let event = try runProcess("/usr/bin/sqlite3", [harness.journalPath, "SELECT name, outcome FROM event;"])
+        #expect(event.out == "slow|interrupted\n", "\(event)")
     }
 
     @Test("a paging predicate fires from real samples (a configured variable stands in for the swap monitor)")

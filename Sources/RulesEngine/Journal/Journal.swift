@@ -196,16 +196,33 @@ public final class Journal: Sendable {
         trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date
     ) throws(JournalError) {
         try write("record an arming change", at: time) { writer in
-            try writer.execute(
-                sql: """
-                    INSERT INTO arming (run, time, "trigger", state, instance, armed, value)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [writer.run, writer.time, trigger, state, instance, armed, value])
-            try writer.log(
-                "arming",
-                text: JournalText.arming(trigger: trigger, state: state, instance: instance, armed: armed, value: value)
-            )
+            try writer.recordArming(trigger: trigger, state: state, instance: instance, armed: armed, value: value)
+        }
+    }
+
+    /// Records `writes`, in order, each at its own time, in one transaction (one commit, one
+    /// fsync): all of them, or none when one fails. Nothing for no write.
+    public func write(_ writes: [TimedJournalWrite]) throws(JournalError) {
+        guard let first = writes.first else { return }
+        let what: String
+        switch (writes.count, first.write) {
+        case (1, .entry(let entry)): what = "append \(JournalWriter.kind(of: entry))"
+        case (1, .arming): what = "record an arming change"
+        case (1, .note): what = "note"
+        default: what = "write \(writes.count) entries"
+        }
+        try write(what, at: first.time) { writer in
+            for item in writes {
+                writer.time = item.time.timeIntervalSince1970
+                switch item.write {
+                case .entry(let entry):
+                    try writer.append(entry)
+                case .arming(let trigger, let state, let instance, let armed, let value):
+                    try writer.recordArming(trigger: trigger, state: state, instance: instance, armed: armed, value: value)
+                case .note(let text, let kind):
+                    try writer.log(kind, text: text)
+                }
+            }
         }
     }
 

@@ -7,8 +7,8 @@ struct JournalWriter {
     let db: Database
     /// The current run; `append` may start a new one (see `Journal`'s "Runs").
     var run: Int64
-    /// Seconds since 1970.
-    let time: Double
+    /// Seconds since 1970 (a batch of writes sets it for each).
+    var time: Double
     let pid: Int32
     let host: String
 
@@ -78,6 +78,18 @@ struct JournalWriter {
     }
 
     // MARK: Entries
+
+    /// A predicate instance armed or disarmed, with its line in the event log.
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String) throws {
+        try execute(
+            sql: """
+                INSERT INTO arming (run, time, "trigger", state, instance, armed, value)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [run, time, trigger, state, instance, armed, value])
+        try log(
+            "arming", text: JournalText.arming(trigger: trigger, state: state, instance: instance, armed: armed, value: value))
+    }
 
     static func kind(of entry: JournalEntry) -> String {
         switch entry {

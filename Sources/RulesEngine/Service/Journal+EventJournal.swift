@@ -1,6 +1,10 @@
 import Foundation
 
 extension Journal: EventJournal {
+    public func close() throws {
+        try close(at: Date())
+    }
+
     public func historyReport(limit: Int) throws -> (text: String, json: String) {
         let events = try history(limit: limit)
         var lines: [String] = []

@@ -15,6 +15,8 @@ public actor NodeService {
     private let catalogue: VariableCatalogue
     private let transport: any ClusterTransport
     private let journal: any EventJournal
+    /// The journal's writes, committed off this actor.
+    private let writes: JournalWrites
     private let logger: Logger
     private let started = ContinuousClock.now
     /// Multicasts go through one ordered outbox, so this node's messages keep their order.
@@ -47,6 +49,7 @@ public actor NodeService {
         self.catalogue = catalogue
         self.transport = transport
         self.journal = journal
+        writes = JournalWrites(journal: journal, logger: logger)
         self.logger = logger
         coordinator = Coordinator(
             local: configuration.node, rules: rules, priorities: EventPriorities(configuration.priorities),
@@ -128,6 +131,18 @@ public actor NodeService {
         }
     }
 
+    /// To the cluster, in this node's order: straight from here when the transport can (no
+    /// task in between), else through the outbox.
+    private func send(_ message: ClusterMessage) {
+        Self.send(message, transport: transport, outbox: outbox)
+    }
+
+    private static func send(
+        _ message: ClusterMessage, transport: any ClusterTransport, outbox: AsyncStream<ClusterMessage>.Continuation
+    ) {
+        if !transport.sendWithoutWaiting(message) { outbox.yield(message) }
+    }
+
     private func apply(_ delivery: Delivery) {
         quorumChanged(transport.isQuorate)
         perform(coordinator.apply(delivery, now: now))
@@ -139,32 +154,20 @@ public actor NodeService {
     }
 
     private func perform(_ effects: [Effect]) {
-        // The step's journal entries go in one transaction (one fsync). When the step starts an
-        // event, they are written before anything but the multicasts that precede them: an
-        // event's start is on disk before its commands run. Otherwise (results, a barrier
-        // passed) the next segment's commands start first and the entries follow in the same
-        // step: the fsync is not on the barrier's path.
-        var unwritten = effects.compactMap { effect -> JournalEntry? in
+        // The step's journal entries are queued together (one transaction, committed off this
+        // actor). When the step starts an event, its commands wait until the entries are on
+        // disk; otherwise (results, a barrier passed) nothing waits for the journal.
+        let entries = effects.compactMap { effect -> JournalEntry? in
             if case .journal(let entry) = effect { entry } else { nil }
         }
-        let startsEvent = unwritten.contains { if case .started = $0 { true } else { false } }
+        let ticket = entries.isEmpty ? nil : record(entries)
+        let startsEvent = entries.contains { if case .started = $0 { true } else { false } }
         for effect in effects {
             switch effect {
-            case .multicast:
-                break
-            case .runSegment where !startsEvent:
-                break
-            default:
-                if !unwritten.isEmpty {
-                    record(unwritten)
-                    unwritten = []
-                }
-            }
-            switch effect {
             case .runSegment(let run):
-                start(run)
+                start(run, after: startsEvent ? ticket : nil)
             case .multicast(let message):
-                outbox.yield(message)
+                send(message)
             case .journal:
                 break  // recorded with the step's other entries
             case .leaveCluster:
@@ -174,10 +177,10 @@ public actor NodeService {
                 Task { await transport.leave() }
             }
         }
-        if !unwritten.isEmpty { record(unwritten) }
     }
 
-    private func start(_ run: SegmentRun) {
+    /// Starts this node's commands of `run`; with a ticket, once the journal has it.
+    private func start(_ run: SegmentRun, after ticket: JournalWrites.Ticket? = nil) {
         let key = "\(run.event.id)/\(run.segment)"
         guard !shuttingDown else {
             note("event \(run.event.id) segment \(run.segment) not started: the service is stopping", kind: "service")
@@ -194,41 +197,34 @@ public actor NodeService {
         // Commands that call back (`hamn-events wait-event`, `ha-cmd`) find this service here.
         var environment = run.environment
         environment["HAMN_SOCKET"] = configuration.socket
-        running[key] = Task {
+        let (writes, transport, outbox) = (self.writes, self.transport, self.outbox)
+        // Off the actor: the results go to the cluster from the task that saw the commands
+        // end, not after a hop back to this actor (which may be busy with a delivery).
+        running[key] = Task.detached {
+            if let ticket { await writes.written(ticket) }
             let results = await executor.run(run.commands, environment: environment)
-            await self.segmentFinished(key: key, run: run, results: results)
+            Self.send(
+                .segmentDone(eventID: run.event.id, segment: run.segment, results: results), transport: transport,
+                outbox: outbox)
+            await self.segmentFinished(key: key)
         }
     }
 
-    private func segmentFinished(key: String, run: SegmentRun, results: [CommandResult]) {
+    private func segmentFinished(key: String) {
         running[key] = nil
-        outbox.yield(.segmentDone(eventID: run.event.id, segment: run.segment, results: results))
     }
 
-    /// Journals `entries` in one transaction; if that fails, one by one, so that an entry the
-    /// journal refuses does not take the others with it.
-    private func record(_ entries: [JournalEntry]) {
-        let time = Date()
-        do {
-            try journal.append(contentsOf: entries, at: time)
-        } catch {
-            logger.error("journal: \(error)")
-            if entries.count > 1 {
-                for entry in entries {
-                    do {
-                        try journal.append(entry, at: time)
-                    } catch {
-                        logger.error("journal: \(error)")
-                    }
-                }
-            }
-        }
+    /// Queues `entries` for the journal (one transaction) and logs them; `wait-event` callers
+    /// of an event that completed are released once its end is on disk.
+    @discardableResult
+    private func record(_ entries: [JournalEntry]) -> JournalWrites.Ticket {
+        var released: [CheckedContinuation<Void, Never>] = []
         for entry in entries {
             switch entry {
             case .finished(let event, let outcome):
                 logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name): \(outcome.rawValue)")
                 if outcome == .completed, let waiting = waiters.removeValue(forKey: event.name) {
-                    for continuation in waiting.values { continuation.resume() }
+                    released += waiting.values
                 }
             case .started(let event, let displayName, _):
                 logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name) starts (\(displayName))")
@@ -238,14 +234,22 @@ public actor NodeService {
                 break
             }
         }
+        let release = released
+        var afterCommit: (@Sendable () -> Void)?
+        if !release.isEmpty {
+            afterCommit = { @Sendable in for continuation in release { continuation.resume() } }
+        }
+        return writes.enqueue(entries.map(JournalWrite.entry), afterCommit: afterCommit)
     }
 
     private func note(_ text: String, kind: String) {
-        do {
-            try journal.note(text, kind: kind, at: Date())
-        } catch {
-            logger.error("journal: \(error)")
-        }
+        writes.enqueue([.note(text, kind: kind)])
+    }
+
+    /// Commits what is queued for the journal and records the run's end: the last thing the
+    /// service does.
+    public func closeJournal() async {
+        await writes.close()
     }
 
     // MARK: Monitors
@@ -262,7 +266,7 @@ public actor NodeService {
             }
             for request in outcome.raised {
                 // The raise goes out first: the arming record need not delay the event.
-                outbox.yield(.raise(request))
+                send(.raise(request))
                 recordArming(request.name, request.state, observation, armed: false)
             }
             for (trigger, _) in outcome.rearmed {
@@ -272,13 +276,11 @@ public actor NodeService {
     }
 
     private func recordArming(_ name: String, _ state: Int, _ observation: SampleObservation, armed: Bool) {
-        do {
-            try journal.recordArming(
+        writes.enqueue([
+            .arming(
                 trigger: name, state: state, instance: observation.instanceText, armed: armed,
-                value: observation.value.description, at: Date())
-        } catch {
-            logger.error("journal: \(error)")
-        }
+                value: observation.value.description)
+        ])
     }
 
     public func monitorFailed(variable: String, message: String) {
@@ -297,7 +299,7 @@ public actor NodeService {
     /// A network interface went down or came up here.
     public func raise(_ request: EventRequest) {
         guard coordinator.isMember, !shuttingDown else { return }
-        outbox.yield(.raise(request))
+        send(.raise(request))
     }
 
     // MARK: Reload
@@ -339,6 +341,8 @@ public actor NodeService {
         switch request.command {
         case .status: return status()
         case .history:
+            // What is queued is part of the history.
+            await writes.flush()
             do {
                 let report = try journal.historyReport(limit: request.limit ?? 20)
                 return .success(text: report.text, json: report.json)
@@ -349,7 +353,7 @@ public actor NodeService {
             guard coordinator.state.current?.failure != nil || request.cancelQueued == true else {
                 return .failure("nothing to resume: no event is held in the failed state")
             }
-            outbox.yield(.resume(cancelQueued: request.cancelQueued ?? false))
+            send(.resume(cancelQueued: request.cancelQueued ?? false))
             return .success(text: "resume sent\(request.cancelQueued == true ? " (queued events cancelled)" : "")")
         case .trigger:
             guard let name = request.event, !name.isEmpty, !name.contains(where: \.isWhitespace) else {
@@ -359,13 +363,13 @@ public actor NodeService {
             guard let node = configuration.nodes.first(where: { $0.name == nodeName }) else {
                 return .failure("trigger: no node '\(nodeName)' in the configuration", exitCode: 2)
             }
-            outbox.yield(.raise(EventRequest(name: name, state: request.state ?? 0, node: node)))
+            send(.raise(EventRequest(name: name, state: request.state ?? 0, node: node)))
             return .success(text: "raised \(name) state \(request.state ?? 0) on \(node.name)")
         case .recovery:
             let selection = selectNodes(request.nodes ?? "")
             guard case .success(let nodes) = selection else { return selection.failureResponse }
             let enabled = request.enabled ?? true
-            outbox.yield(.recovery(enabled: enabled, nodes: nodes.map(\.name)))
+            send(.recovery(enabled: enabled, nodes: nodes.map(\.name)))
             return .success(text: "recovery \(enabled ? "on" : "off") for \(nodes.map(\.name).joined(separator: " "))")
         case .haCmd:
             return await haCmd(request)
@@ -409,7 +413,7 @@ public actor NodeService {
             var lines: [String] = []
             for node in nodes {
                 if members.contains(node) {
-                    outbox.yield(.stopServices(node: node.name, mode: mode))
+                    send(.stopServices(node: node.name, mode: mode))
                     lines.append("\(node.name): stopping cluster services (\(mode.rawValue), TE_FAIL_NODE state \(mode.state))")
                 } else {
                     lines.append("\(node.name): not running cluster services")

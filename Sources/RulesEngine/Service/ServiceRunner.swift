@@ -96,7 +96,14 @@ public enum ServiceRunner {
                 // transport notice ends it with the Failure thrown by `NodeLifecycle`.
                 services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await service.closeJournal()
+            throw error
+        }
+        // The run's end is recorded: the next start does not take this one for a crash.
+        await service.closeJournal()
         logger.notice("hamn-events stopped")
     }
 }

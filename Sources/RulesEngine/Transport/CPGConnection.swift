@@ -145,7 +145,15 @@ public final class CPGConnection: Sendable {
 
     /// Connects to the local corosync (cpg_model_initialize with deliver, confchg and totem confchg callbacks; cpg_context_set to reach Swift state from C), joins `group`, and starts a dispatch thread of its own (poll on cpg_fd_get and the votequorum fd, cpg_dispatch(CS_DISPATCH_ALL)) feeding `events`. Throws a clear error (with the cs_error_t name) when corosync is not running. `trackQuorum: false` skips votequorum (e.g. for a raw test client).
     public init(group: String, trackQuorum: Bool = true) throws {
-        core = try CPGCore(group: group, trackQuorum: trackQuorum)
+        core = try CPGCore(group: group, trackQuorum: trackQuorum, handler: nil)
+    }
+
+    /// As `init(group:trackQuorum:)`, but the events go to `handler`, called on the dispatch
+    /// thread in corosync's order (then once with nil when they end), not to `events`: one
+    /// thread hop less on every delivery. `handler` must not block, and must not call `close()`
+    /// itself (from another task it may); it may call `trySend`.
+    public init(group: String, trackQuorum: Bool = true, handler: @escaping @Sendable (CPGEvent?) -> Void) throws {
+        core = try CPGCore(group: group, trackQuorum: trackQuorum, handler: handler)
     }
 
     deinit {
@@ -177,6 +185,12 @@ public final class CPGConnection: Sendable {
     /// one caller's messages are delivered in the order its calls returned.
     public func multicast(_ bytes: [UInt8]) async throws {
         try await core.multicast(bytes)
+    }
+
+    /// One cpg_mcast_joined(CPG_TYPE_AGREED), from the caller's thread: false on
+    /// CS_ERR_TRY_AGAIN (corosync's queue is full: try again later); throws as `multicast`.
+    public func trySend(_ bytes: [UInt8]) throws -> Bool {
+        try core.trySend(bytes)
     }
 
     /// cpg_leave; the events stream ends after the configuration change that shows this member left (or soon after).
@@ -217,6 +231,8 @@ final class CPGCore: Sendable {
     let maxMessageSize: Int
     let events: AsyncStream<CPGEvent>
     let continuation: AsyncStream<CPGEvent>.Continuation
+    /// Where the events go instead of `events`, when given.
+    let handler: (@Sendable (CPGEvent?) -> Void)?
     let state = Mutex(CPGState())
     /// Serializes the request calls on the handles and their finalization.
     let requests = Mutex(())
@@ -228,7 +244,8 @@ final class CPGCore: Sendable {
     /// How long multicast retries CS_ERR_TRY_AGAIN.
     static let tryAgainLimit: UInt64 = 30_000_000_000
 
-    init(group: String, trackQuorum: Bool) throws {
+    init(group: String, trackQuorum: Bool, handler: (@Sendable (CPGEvent?) -> Void)?) throws {
+        self.handler = handler
         guard !group.isEmpty, group.utf8.count <= Int(CPG_MAX_NAME_LENGTH) else {
             throw CPGError.invalidGroupName(group)
         }
@@ -372,7 +389,8 @@ final class CPGCore: Sendable {
     /// Yields `event` unless the stream is finished.
     private func yield(_ event: CPGEvent) {
         let finished = state.withLock { $0.finished }
-        if !finished { continuation.yield(event) }
+        guard !finished else { return }
+        if let handler { handler(event) } else { continuation.yield(event) }
     }
 
     /// Ends the stream (once), after `last` if given.
@@ -384,7 +402,12 @@ final class CPGCore: Sendable {
             return true
         }
         guard first else { return }
-        if let last { continuation.yield(last) }
+        if let handler {
+            if let last { handler(last) }
+            handler(nil)
+        } else if let last {
+            continuation.yield(last)
+        }
         continuation.finish()
     }
 
@@ -502,34 +525,42 @@ final class CPGCore: Sendable {
     // MARK: Requests
 
     func multicast(_ bytes: [UInt8]) async throws {
-        guard bytes.count <= maxMessageSize else {
-            throw CPGError.messageTooBig(size: bytes.count, limit: maxMessageSize)
-        }
         let start = Self.now()
         var delay: UInt64 = 500_000
         while true {
-            let result = try requests.withLock { _ -> cs_error_t in
-                let (closed, lost, left) = state.withLock { ($0.closed, $0.lostReason, $0.leaveDeadline != nil) }
-                if closed { throw CPGError.closed }
-                if let lost { throw CPGError.lost(reason: lost) }
-                if left { throw CPGError.left }
-                return bytes.withUnsafeBytes { buffer in
-                    var byte: UInt8 = 0
-                    return withUnsafeMutablePointer(to: &byte) { empty in
-                        var vector = iovec(
-                            iov_base: buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(empty),
-                            iov_len: buffer.count)
-                        return cpg_mcast_joined(cpgHandle, CPG_TYPE_AGREED, &vector, 1)
-                    }
-                }
-            }
-            if result == CS_OK { return }
-            guard result == CS_ERR_TRY_AGAIN, Self.now() - start < Self.tryAgainLimit else {
-                throw CPGError.call(function: "cpg_mcast_joined", error: CSError(result))
+            if try trySend(bytes) { return }
+            guard Self.now() - start < Self.tryAgainLimit else {
+                throw CPGError.call(function: "cpg_mcast_joined", error: CSError(CS_ERR_TRY_AGAIN))
             }
             try await Task.sleep(nanoseconds: delay)
             delay = min(delay * 2, 50_000_000)
         }
+    }
+
+    func trySend(_ bytes: [UInt8]) throws -> Bool {
+        guard bytes.count <= maxMessageSize else {
+            throw CPGError.messageTooBig(size: bytes.count, limit: maxMessageSize)
+        }
+        let result = try requests.withLock { _ -> cs_error_t in
+            let (closed, lost, left) = state.withLock { ($0.closed, $0.lostReason, $0.leaveDeadline != nil) }
+            if closed { throw CPGError.closed }
+            if let lost { throw CPGError.lost(reason: lost) }
+            if left { throw CPGError.left }
+            return bytes.withUnsafeBytes { buffer in
+                var byte: UInt8 = 0
+                return withUnsafeMutablePointer(to: &byte) { empty in
+                    var vector = iovec(
+                        iov_base: buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(empty),
+                        iov_len: buffer.count)
+                    return cpg_mcast_joined(cpgHandle, CPG_TYPE_AGREED, &vector, 1)
+                }
+            }
+        }
+        if result == CS_OK { return true }
+        guard result == CS_ERR_TRY_AGAIN else {
+            throw CPGError.call(function: "cpg_mcast_joined", error: CSError(result))
+        }
+        return false
     }
 
     func leave() {

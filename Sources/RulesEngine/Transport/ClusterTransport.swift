@@ -20,6 +20,10 @@ public protocol ClusterTransport: Sendable {
     /// so that a membership change that loses quorum never starts a segment. (`notices` also
     /// reports changes, but on a stream of its own, in no set order with the deliveries.)
     var isQuorate: Bool { get }
+    /// Sends `message` from the caller's thread without waiting, in the order of the calls
+    /// (and after what `multicast` sent before), when the transport can; false when it cannot,
+    /// and the caller uses `multicast`.
+    func sendWithoutWaiting(_ message: ClusterMessage) -> Bool
 }
 
 /// The in-process group that `LoopbackTransport`s share: a `LoopbackGroup` behind an actor,
@@ -115,4 +119,6 @@ extension ClusterTransport {
     public func announce(_ info: EngineInfo) async {}
 
     public var isQuorate: Bool { true }
+
+    public func sendWithoutWaiting(_ message: ClusterMessage) -> Bool { false }
 }

@@ -22,51 +22,46 @@ public final class CorosyncTransport: ClusterTransport {
         case leave
     }
 
+    /// What waits to be sent, in order, while corosync says CS_ERR_TRY_AGAIN.
+    private struct Sending {
+        var queue: [Outgoing] = []
+        var retrying = false
+        var ended = false
+    }
+
     private let connection: CPGConnection
     private let membership: Mutex<EngineMembership>
     private let deliveryOut: AsyncStream<Delivery>.Continuation
     private let noticeOut: AsyncStream<TransportNotice>.Continuation
-    private let outgoing: AsyncStream<Outgoing>.Continuation
+    private let sending = Mutex(Sending())
     private let formTimeout: Double
     private let quorate = Mutex(true)
 
     public var isQuorate: Bool { quorate.withLock { $0 } }
 
+    /// How long a message may meet CS_ERR_TRY_AGAIN before it is dropped with a warning.
+    private static let tryAgainLimit: Duration = .seconds(30)
+
     /// Connects to the local corosync and joins `group`; throws when corosync is not running.
+    ///
+    /// The connection's events are handled on its dispatch thread (the membership's state is
+    /// behind a lock), and messages go out from the caller's thread: from a command's end to
+    /// corosync, and from corosync to the service's actor, no task of the transport's own sits
+    /// in between.
     public init(info: EngineInfo, group: String, formTimeout: Double = 5) throws {
         node = info.node
         self.formTimeout = formTimeout
-        connection = try CPGConnection(group: group)
-        address = connection.local
-        membership = Mutex(EngineMembership(local: connection.local, info: info))
         (deliveries, deliveryOut) = AsyncStream<Delivery>.makeStream()
         (notices, noticeOut) = AsyncStream<TransportNotice>.makeStream()
-        let (outgoingStream, outgoing) = AsyncStream<Outgoing>.makeStream()
-        self.outgoing = outgoing
-        let connection = self.connection
-        let noticeOut = self.noticeOut
-        // One sender, so that this engine's messages go out in the order they were made.
-        Task {
-            for await item in outgoingStream {
-                switch item {
-                case .bytes(let bytes):
-                    do {
-                        try await connection.multicast(bytes)
-                    } catch {
-                        noticeOut.yield(.warning("corosync: a message of \(bytes.count) bytes was not sent: \(error)"))
-                    }
-                case .leave:
-                    connection.leave()
-                }
-            }
-        }
+        // The handler needs `self`, which exists only once the connection does: it reaches it
+        // through this box, filled before anything is delivered that matters (the dispatch
+        // thread may run before; what comes before `self` is set is held back in the box).
+        let box = TransportBox()
+        connection = try CPGConnection(group: group) { event in box.receive(event) }
+        address = connection.local
+        membership = Mutex(EngineMembership(local: connection.local, info: info))
         perform(membership.withLock { $0.start() })
-        Task { [self] in
-            for await event in connection.events { receive(event) }
-            deliveryOut.finish()
-            noticeOut.finish()
-            outgoing.finish()
-        }
+        box.attach(self)
     }
 
     deinit {
@@ -74,15 +69,95 @@ public final class CorosyncTransport: ClusterTransport {
     }
 
     public func multicast(_ message: ClusterMessage) async {
-        outgoing.yield(.bytes(WireFormat.encode(.cluster(message))))
+        send(.bytes(WireFormat.encode(.cluster(message))))
+    }
+
+    public func sendWithoutWaiting(_ message: ClusterMessage) -> Bool {
+        send(.bytes(WireFormat.encode(.cluster(message))))
+        return true
     }
 
     public func leave() async {
-        outgoing.yield(.leave)
+        send(.leave)
     }
 
     public func announce(_ info: EngineInfo) async {
         perform(membership.withLock { $0.announce(info) })
+    }
+
+    // MARK: Sending
+
+    /// Sends `item` now when nothing waits before it, else queues it behind what waits.
+    private func send(_ item: Outgoing) {
+        let startRetrying = sending.withLock { sending -> Bool in
+            guard !sending.ended else { return false }
+            if sending.queue.isEmpty, !sending.retrying, attempt(item) { return false }
+            sending.queue.append(item)
+            guard !sending.retrying else { return false }
+            sending.retrying = true
+            return true
+        }
+        if startRetrying { Task { await self.retry() } }
+    }
+
+    /// true when done with `item` (sent, or failed and reported); false on CS_ERR_TRY_AGAIN.
+    private func attempt(_ item: Outgoing) -> Bool {
+        switch item {
+        case .bytes(let bytes):
+            do {
+                return try connection.trySend(bytes)
+            } catch {
+                noticeOut.yield(.warning("corosync: a message of \(bytes.count) bytes was not sent: \(error)"))
+                return true
+            }
+        case .leave:
+            connection.leave()
+            return true
+        }
+    }
+
+    /// Sends what is queued, in order, backing off while corosync says CS_ERR_TRY_AGAIN.
+    private func retry() async {
+        var delay = Duration.microseconds(500)
+        var since = ContinuousClock.now
+        while true {
+            let (done, progressed) = sending.withLock { sending -> (Bool, Bool) in
+                var progressed = false
+                while let first = sending.queue.first {
+                    guard attempt(first) else { return (false, progressed) }
+                    sending.queue.removeFirst()
+                    progressed = true
+                }
+                sending.retrying = false
+                return (true, progressed)
+            }
+            if done { return }
+            if progressed {
+                since = .now
+                delay = .microseconds(500)
+            } else if ContinuousClock.now - since > Self.tryAgainLimit {
+                let dropped = sending.withLock { $0.queue.isEmpty ? nil : $0.queue.removeFirst() }
+                if case .bytes(let bytes) = dropped {
+                    noticeOut.yield(.warning("corosync: a message of \(bytes.count) bytes was not sent: CS_ERR_TRY_AGAIN for 30 s"))
+                }
+                since = .now
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .milliseconds(50))
+        }
+    }
+
+    // MARK: Receiving
+
+    /// On the connection's dispatch thread; nil when its events end.
+    fileprivate func handle(_ event: CPGEvent?) {
+        guard let event else {
+            deliveryOut.finish()
+            noticeOut.finish()
+            sending.withLock { $0.ended = true }
+            return
+        }
+        receive(event)
     }
 
     private func receive(_ event: CPGEvent) {
@@ -113,7 +188,7 @@ public final class CorosyncTransport: ClusterTransport {
             case .deliver(let delivery):
                 deliveryOut.yield(delivery)
             case .send(let message):
-                outgoing.yield(.bytes(WireFormat.encode(message)))
+                send(.bytes(WireFormat.encode(message)))
             case .startFormTimer:
                 let timeout = formTimeout
                 Task { [weak self] in
@@ -135,7 +210,42 @@ public final class CorosyncTransport: ClusterTransport {
         noticeOut.yield(.fatal(reason))
         noticeOut.finish()
         deliveryOut.finish()
-        outgoing.finish()
-        connection.close()
+        sending.withLock { $0.ended = true }
+        // Not from here: this may be the dispatch thread, inside cpg_dispatch.
+        let connection = self.connection
+        Task { connection.close() }
+    }
+}
+
+/// Hands the connection's events to the transport once it exists; holds back those that come
+/// before (the dispatch thread starts inside the connection's init).
+private final class TransportBox: Sendable {
+    private struct State {
+        weak var transport: CorosyncTransport?
+        var attached = false
+        var early: [CPGEvent?] = []
+    }
+
+    private let state = Mutex(State())
+
+    func receive(_ event: CPGEvent?) {
+        let transport = state.withLock { state -> CorosyncTransport? in
+            guard state.attached else {
+                state.early.append(event)
+                return nil
+            }
+            return state.transport
+        }
+        transport?.handle(event)
+    }
+
+    func attach(_ transport: CorosyncTransport) {
+        // The early events are handed over under the lock, so that none overtakes them.
+        state.withLock { state in
+            for event in state.early { transport.handle(event) }
+            state.early = []
+            state.transport = transport
+            state.attached = true
+        }
     }
 }

@@ -1,0 +1,141 @@
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// The service's journal writes, off its actor.
+///
+/// The actor queues each step's writes, in order, and goes on at once; one serial queue commits
+/// everything queued since its last commit in one transaction (group commit: the three
+/// `segmentDone`s that reach a barrier together cost one fsync, not three fsyncs one after the
+/// other ahead of the one that passes the barrier). What must be on disk before something
+/// happens waits for its ticket: an event's commands wait for the event's start, `wait-event`
+/// callers for the event's end, `history` for everything queued before it.
+///
+/// A kill -9 loses what was queued and not yet committed: at most the writes of the last commit
+/// in progress, about a millisecond. The journal is never corrupted, and the next start marks
+/// an event left unfinished `interrupted`, as before.
+final class JournalWrites: Sendable {
+    typealias Ticket = UInt64
+
+    private struct Pending {
+        var writes: [TimedJournalWrite] = []
+        var afterCommit: [@Sendable () -> Void] = []
+        /// Tickets handed out, and the last one committed (or failed: see `commit`).
+        var queued: Ticket = 0
+        var written: Ticket = 0
+        var draining = false
+        var closed = false
+        var waiters: [(ticket: Ticket, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let journal: any EventJournal
+    private let logger: Logger
+    private let pending = Mutex(Pending())
+    private let queue = DispatchQueue(label: "hamn-events.journal", qos: .userInitiated)
+
+    init(journal: any EventJournal, logger: Logger) {
+        self.journal = journal
+        self.logger = logger
+    }
+
+    /// Queues `writes` (all at `time`); `afterCommit` runs once they are committed. Returns the
+    /// ticket to wait for. After `close()` the writes are only logged.
+    @discardableResult
+    func enqueue(_ writes: [JournalWrite], at time: Date = Date(), afterCommit: (@Sendable () -> Void)? = nil) -> Ticket {
+        let (ticket, start, closed) = pending.withLock { pending -> (Ticket, Bool, Bool) in
+            guard !pending.closed else { return (pending.queued, false, true) }
+            pending.writes += writes.map { TimedJournalWrite($0, at: time) }
+            if let afterCommit { pending.afterCommit.append(afterCommit) }
+            pending.queued += 1
+            let start = !pending.draining
+            pending.draining = true
+            return (pending.queued, start, false)
+        }
+        if closed {
+            logger.error("journal closed: \(writes.count) write(s) not recorded")
+            afterCommit?()
+        }
+        if start { queue.async { self.drain() } }
+        return ticket
+    }
+
+    /// Returns once the writes of `ticket` (and all before them) are committed, or failed and
+    /// logged.
+    func written(_ ticket: Ticket) async {
+        await withCheckedContinuation { continuation in
+            let ready = pending.withLock { pending -> Bool in
+                guard pending.written < ticket else { return true }
+                pending.waiters.append((ticket, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Returns once everything queued so far is committed.
+    func flush() async {
+        await written(pending.withLock { $0.queued })
+    }
+
+    /// Commits what is queued, then records the end of the run; later writes are only logged.
+    func close() async {
+        await flush()
+        pending.withLock { $0.closed = true }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                do {
+                    try self.journal.close()
+                } catch {
+                    self.logger.error("journal: \(error)")
+                }
+                continuation.resume()
+            }
+        }
+    }
+
+    private func drain() {
+        while true {
+            let batch = pending.withLock { pending -> (writes: [TimedJournalWrite], afterCommit: [@Sendable () -> Void], upTo: Ticket)? in
+                guard pending.written < pending.queued else {
+                    pending.draining = false
+                    return nil
+                }
+                defer {
+                    pending.writes = []
+                    pending.afterCommit = []
+                }
+                return (pending.writes, pending.afterCommit, pending.queued)
+            }
+            guard let batch else { return }
+            commit(batch.writes)
+            let ready = pending.withLock { pending -> [CheckedContinuation<Void, Never>] in
+                pending.written = batch.upTo
+                let ready = pending.waiters.filter { $0.ticket <= batch.upTo }.map(\.continuation)
+                pending.waiters.removeAll { $0.ticket <= batch.upTo }
+                return ready
+            }
+            for action in batch.afterCommit { action() }
+            for continuation in ready { continuation.resume() }
+        }
+    }
+
+    /// One transaction; if it fails, one write at a time, so that a write the journal refuses
+    /// does not take the others with it. Failures are logged: the service goes on.
+    private func commit(_ writes: [TimedJournalWrite]) {
+        guard !writes.isEmpty else { return }
+        do {
+            try journal.write(writes)
+        } catch {
+            logger.error("journal: \(error)")
+            guard writes.count > 1 else { return }
+            for write in writes {
+                do {
+                    try journal.write([write])
+                } catch {
+                    logger.error("journal: \(error)")
+                }
+            }
+        }
+    }
+}
