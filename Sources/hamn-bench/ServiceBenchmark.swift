@@ -44,9 +44,9 @@ struct ServiceBenchmark: ParsableCommand {
             /usr/bin/cc, CLOCK_REALTIME) - the sample command's stamp written just before it \
             prints the value. It excludes the sampling interval and includes the sample \
             command's exit, the service reaping it and parsing its output, predicate \
-            evaluation, the raise through the loopback transport, the arming journal write, \
-            the coordinator, the EVENT QUEUED + START journal write (one transaction), \
-            starting the command (directly, no shell) and the stamp's exec. Target: p99 < 5 ms.
+            evaluation, the raise through the loopback transport, the coordinator, the EVENT \
+            QUEUED + START journal commit (one transaction, waited for; the arming record is \
+            committed off this path), starting the command (directly, no shell) and the stamp's exec. Target: p99 < 5 ms.
             """
     )
 
@@ -807,8 +807,8 @@ struct ServiceReport {
                 "includes:",
                 "from the sample command's stamp (just before it prints the value) to the recovery "
                     + "command's first statement: the sample command's exit, reaping and parsing it, the predicate, "
-                    + "the raise through the loopback transport, the arming journal write, the coordinator, the "
-                    + "event's journal write (QUEUED + START, one transaction), starting the command directly (no "
+                    + "the raise through the loopback transport, the coordinator, the event's journal commit "
+                    + "(QUEUED + START, one transaction, waited for; the arming record is committed off this path), starting the command directly (no "
                     + "shell) and the C stamp's exec; not the sampling interval")
         }
         return out

@@ -14,8 +14,8 @@ import Synchronization
 /// arming changes, membership changes, and the event log that `mon` follows.
 ///
 /// Durability. The database is in WAL mode with `PRAGMA synchronous = FULL`: every `append`
-/// is one transaction, and so is every `append(contentsOf:)` whatever its number of entries
-/// (the service writes the entries of one coordinator step together); a commit does not
+/// is one transaction, and so is every `append(contentsOf:)` and `write(_:)` whatever its number
+/// of entries (the service's writer commits everything it has queued together); a commit does not
 /// return before the write-ahead log has been fsynced. With `NORMAL` (the usual WAL setting, and GRDB's default) a commit only writes the
 /// log into the operating system's cache and fsyncs at checkpoints: that survives the service
 /// being killed (SIGKILL, a crash: the kernel still writes the cache out), but a power loss or
