@@ -153,6 +153,31 @@ struct EngineClusterTests {
         #expect(words(cluster.steps(), "n2") == ["ping-other", "ping-all"])
     }
 
+    @Test("SIGHUP on one node reloads the rules on every node, at one place in the order")
+    func clusterReload() throws {
+        try withCluster(corosyncNodes: 1, nodes: ["n1", "n2"]) { cluster in
+            let rules = try standardRules(cluster)
+            for name in ["n1", "n2"] { try cluster.startEngine(name, corosyncNode: 1, rules: rules) }
+            #expect(waitForMembers(cluster, ["n1", "n2"], expected: ["n1", "n2"]))
+            // The administrator puts the new ping on both nodes (here one file), then sends
+            // SIGHUP to n1 only.
+            try cluster.write(cluster.root + "/etc/ping_0.rp", "all \"\(cluster.binDirectory)/step ping-new\" 0 NULL\n")
+            let pid = try #require(cluster.enginePID("n1"))
+            kill(pid, SIGHUP)
+            let journal = { (node: String) -> [String] in
+                let text = (try? runTool(
+                    "/usr/bin/sqlite3", [cluster.root + "/\(node).sqlite", "SELECT text FROM log WHERE text LIKE 'rules reloaded%' ORDER BY id"]))?.out ?? ""
+                return text.split(separator: "\n").map(String.init)
+            }
+            #expect(cluster.eventually(10) { !journal("n2").isEmpty }, "\(cluster.engineLog("n2"))")
+            #expect(journal("n1") == ["rules reloaded: 3 definitions (SIGHUP)"])
+            #expect(journal("n2") == ["rules reloaded: 3 definitions (requested by n1)"])
+            try cluster.cli("n2", ["trigger", "ping"])
+            #expect(cluster.eventually(30) { cluster.steps().filter { $0.word == "ping-new" }.count == 2 })
+            #expect(cluster.steps().filter { $0.event == "ping" }.map(\.word).sorted() == ["ping-new", "ping-new"])
+        }
+    }
+
     @Test("status shows every engine; a differing .rp file is named in a warning on both sides")
     func configurationDigests() throws {
         try withCluster(corosyncNodes: 1, nodes: ["n1", "n2"]) { cluster in

@@ -13,6 +13,9 @@ public enum ClusterMessage: Sendable, Hashable, Codable {
     case recovery(enabled: Bool, nodes: [String])
     /// `ha-cmd NODE STOP|TAKE|FORCE`: `node` stops cluster services after its `TE_FAIL_NODE`.
     case stopServices(node: String, mode: StopMode)
+    /// SIGHUP on the sender, whose new rules validated: every node re-reads its own rules at
+    /// this place in the order, so that the events after it use the new rules everywhere.
+    case reloadRules
     /// The cluster's state as of the membership change `view`, for members that just joined.
     case snapshot(for: [String], view: Int, state: ReplicatedState)
 }

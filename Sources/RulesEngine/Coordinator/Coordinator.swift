@@ -76,6 +76,8 @@ public struct Coordinator: Sendable {
                 return [.journal(.recovery(enabled: enabled, nodes: nodes))]
             case .stopServices(let name, let mode):
                 return stopServices(name, mode: mode, now: now)
+            case .reloadRules:
+                return [.reloadRules(requestedBy: sender.name)]
             case .snapshot(let names, _, _):
                 state.awaitingSnapshot.removeAll { names.contains($0.name) }
                 return []

@@ -12,6 +12,9 @@ public enum Effect: Sendable, Hashable {
     case journal(JournalEntry)
     /// This node has finished stopping cluster services: leave the group.
     case leaveCluster
+    /// Re-read and validate this node's rules now, before the next delivery (`reloadRules`
+    /// from the node named): keep them if they have errors.
+    case reloadRules(requestedBy: String)
 }
 
 /// One node's share of one segment of an event.

@@ -38,6 +38,9 @@ public actor NodeService {
     private var configurationDifferences: [String] = []
     /// Why the node must stop (the transport's fatal notice): the service then exits non-zero.
     public private(set) var fatalReason: String?
+    /// Rules this node took up (a reload), for the monitors to restart with.
+    public nonisolated let reloads: AsyncStream<Reload>
+    private let reloadsOut: AsyncStream<Reload>.Continuation
     /// Transport warnings journaled in the current hour (a flood is only logged).
     private var warningBudget = (hour: 0, count: 0)
 
@@ -56,6 +59,13 @@ public actor NodeService {
             configTooLong: configuration.configTooLong)
         monitors = NodeMonitors(rules: rules, catalogue: catalogue)
         (outboxStream, outbox) = AsyncStream<ClusterMessage>.makeStream()
+        (reloads, reloadsOut) = AsyncStream<Reload>.makeStream()
+    }
+
+    /// New rules and the variables they were checked against.
+    public struct Reload: Sendable {
+        public var rules: RuleBook
+        public var catalogue: VariableCatalogue
     }
 
     private var now: Double {
@@ -170,6 +180,8 @@ public actor NodeService {
                 send(message)
             case .journal:
                 break  // recorded with the step's other entries
+            case .reloadRules(let requestedBy):
+                reloadFromDisk(requestedBy: requestedBy)
             case .leaveCluster:
                 logger.notice("cluster services stopped on this node: leaving the cluster")
                 note("cluster services stopped on this node: leaving the cluster", kind: "service")
@@ -304,15 +316,33 @@ public actor NodeService {
 
     // MARK: Reload
 
-    /// SIGHUP with rules that validated: events from now on use them; monitors start afresh.
-    public func replaceRules(_ rules: RuleBook) {
+    /// SIGHUP, with rules that validated here: the reload goes through the cluster, so that
+    /// every node takes up its new rules at the same place in the order (`reloadFromDisk`).
+    public func requestReload() {
+        send(.reloadRules)
+    }
+
+    /// A reload delivered (from this node's SIGHUP or another's): this node's rules are read and
+    /// validated again now, before the next delivery; events from now on use them, and the
+    /// monitors start afresh. With errors, the old rules stay.
+    private func reloadFromDisk(requestedBy: String) {
+        let cause = requestedBy == configuration.node.name ? "SIGHUP" : "requested by \(requestedBy)"
+        let (loaded, report, catalogue) = ServiceRunner.loadRules(configuration)
+        guard let rules = loaded else {
+            for finding in report.diagnostics where finding.severity == .error {
+                logger.error("\(finding.formatted)")
+            }
+            reloadRefused("\(report.summary) (\(cause))")
+            return
+        }
         coordinator.replaceRules(rules)
         let transport = self.transport
         let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
         Task { await transport.announce(info) }
         monitors = NodeMonitors(rules: rules, catalogue: catalogue)
-        logger.notice("rules reloaded: \(rules.rules.count) definitions")
-        note("rules reloaded: \(rules.rules.count) definitions", kind: "service")
+        logger.notice("rules reloaded: \(rules.rules.count) definitions (\(cause))")
+        note("rules reloaded: \(rules.rules.count) definitions (\(cause))", kind: "service")
+        reloadsOut.yield(Reload(rules: rules, catalogue: catalogue))
     }
 
     /// A reload that was refused, for the journal and `mon`.

@@ -137,16 +137,22 @@ struct NodeLifecycle: Service {
                 }
                 group.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                        let (rules, report, catalogue) = ServiceRunner.loadRules(configuration)
-                        guard let rules else {
+                        // Checked here first: rules with errors go no further than this node.
+                        let (rules, report, _) = ServiceRunner.loadRules(configuration)
+                        guard rules != nil else {
                             for finding in report.diagnostics where finding.severity == .error {
                                 logger.error("\(finding.formatted)")
                             }
                             await service.reloadRefused(report.summary)
                             continue
                         }
-                        await service.replaceRules(rules)
-                        await monitors.restart { await monitoring(service, rules, catalogue) }
+                        await service.requestReload()
+                    }
+                }
+                // The rules this node took up, when the reload came back through the cluster.
+                group.addTask {
+                    for await reload in service.reloads {
+                        await monitors.restart { await monitoring(service, reload.rules, reload.catalogue) }
                     }
                 }
                 // The first to end is `service.run()`: the node left the cluster.

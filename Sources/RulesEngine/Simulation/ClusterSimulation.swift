@@ -235,6 +235,8 @@ public struct ClusterSimulation: Sendable {
                 group.multicast(from: node, message)
             case .journal(let entry):
                 trace.append(TraceEntry(time: clock, node: node, kind: .journal(entry)))
+            case .reloadRules:
+                break  // a simulation's rules are given, not files to read again
             case .leaveCluster:
                 coordinators[name] = nil
                     incarnations[name, default: 0] += 1
