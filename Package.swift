@@ -75,6 +75,7 @@ let package = Package(
                 "RulesParser",
                 "RulesValidation",
                 "RulesEngine",
+                "RecoveryPrograms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

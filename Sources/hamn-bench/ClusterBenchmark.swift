@@ -10,7 +10,8 @@ import Foundation
 ///   released" the latest stamp of segment i+1: the figure includes the command's exit, the
 ///   engine reaping it, the agreed multicast of the results, the coordinator, and starting the
 ///   next command (`/bin/sh -c`, then the stamp program). The same event on one engine with the
-///   in-process transport gives the part that is not the cluster's.
+///   in-process transport gives the part that is not the cluster's; the same barrier between
+///   raw CPG peers (`hamn-bench cpg-peer`, no engine) gives what the substrate alone takes.
 /// - Failover: kill -9 of node 3's corosync and engine, to the first `TE_FAIL_NODE` command on
 ///   a survivor, beside corosync's own membership time (the survivors' log line "A new
 ///   membership ... was formed" after the kill).
@@ -49,6 +50,8 @@ struct ClusterBenchmark: ParsableCommand {
         let baseline = try barrierRun(tools, stamp, root: root + "/local", corosync: false)
         progress("barrier latency, three engines on three corosync namespaces")
         let cluster = try barrierRun(tools, stamp, root: root + "/cluster", corosync: true)
+        progress("barrier latency, raw CPG peers (no engine) on three corosync namespaces")
+        let floor = try cpgFloor(tools, root: root + "/cpg")
         var shared: BarrierTimes?
         if oneCorosync {
             progress("barrier latency, three engines on one corosync")
@@ -63,7 +66,7 @@ struct ClusterBenchmark: ParsableCommand {
             barriers: barriers * events, baseline: Summary(baseline.commandToCommand), cluster: Summary(cluster.commandToCommand),
             shared: shared.map { Summary($0.commandToCommand) },
             engineBaseline: Summary(baseline.engine), engineCluster: Summary(cluster.engine),
-            engineShared: shared.map { Summary($0.engine) },
+            engineShared: shared.map { Summary($0.engine) }, cpgFloor: Summary(floor),
             failovers: failoverRuns,
             token: token, load: loadAverage())
         switch format {
@@ -133,6 +136,46 @@ struct ClusterBenchmark: ParsableCommand {
             if let reach = ended[key] { times.engine.append(release - reach) }
         }
         return times
+    }
+
+    /// The same barrier with no engine: a `cpg-peer` in each namespace runs /bin/true, multicasts
+    /// the round and waits for all three. Per round: the last peer ready (its command ended) to
+    /// the last peer released.
+    private func cpgFloor(_ tools: Tools, root: String) throws -> [Double] {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let cluster = try NamespaceCluster.up(tools, directory: root + "/ns", nodes: 3, token: token)
+        defer { cluster.down() }
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let rounds = barriers * events
+        var peers: [Process] = []
+        for node in 1...3 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: tools.nsCluster)
+            process.arguments = [
+                "exec", cluster.directory, "\(node)", me, "cpg-peer", "--group", "hamn-bench-cpg", "--peers", "3",
+                "--rounds", "\(rounds)", "--command", "/bin/true", "--out", root + "/peer\(node)",
+            ]
+            try process.run()
+            peers.append(process)
+        }
+        for process in peers {
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw BenchError("cpg-peer exited \(process.terminationStatus)") }
+        }
+        var ready = [Double](repeating: 0, count: rounds)
+        var released = [Double](repeating: 0, count: rounds)
+        for node in 1...3 {
+            let text = try String(contentsOfFile: root + "/peer\(node)", encoding: .utf8)
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                guard fields.count == 3, let round = Int(fields[0]), round < rounds,
+                    let readyAt = Double(fields[1]), let releasedAt = Double(fields[2])
+                else { continue }
+                ready[round] = max(ready[round], readyAt)
+                released[round] = max(released[round], releasedAt)
+            }
+        }
+        return zip(ready, released).map { $1 - $0 }
     }
 
     private func sqlite(_ path: String, _ query: String) throws -> [[String]] {
@@ -443,6 +486,7 @@ private struct Report: Encodable {
     var engineBaseline: Summary
     var engineCluster: Summary
     var engineShared: Summary?
+    var cpgFloor: Summary
     var failovers: [ClusterBenchmark.Failover]
     var token: Int
     var load: String
@@ -457,6 +501,7 @@ private struct Report: Encodable {
         if let engineShared {
             lines.append("  three engines on one corosync:             p50 \(ms(engineShared.p50))  p99 \(ms(engineShared.p99))  max \(ms(engineShared.max))")
         }
+        lines.append("  no engine: raw CPG peers, 3 namespaces:    p50 \(ms(cpgFloor.p50))  p99 \(ms(cpgFloor.p99))  max \(ms(cpgFloor.max))  (each round: /bin/true, multicast, wait for all 3)")
         lines += [
             "command to command across a barrier: last stamp of a segment -> last stamp of the next (adds process exit, reaping and the next start)",
             "  three engines, three corosync namespaces:  p50 \(ms(cluster.p50))  p99 \(ms(cluster.p99))  max \(ms(cluster.max))",
