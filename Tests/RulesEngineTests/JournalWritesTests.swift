@@ -12,6 +12,8 @@ private final class BatchJournal: EventJournal {
     let batches = Mutex<[[String]]>([])
     let closed = Mutex(false)
     let hold = DispatchSemaphore(value: 0)
+    /// Signalled when the held first write has begun.
+    let entered = DispatchSemaphore(value: 0)
     let holding: Bool
     private let first = Mutex(true)
 
@@ -20,7 +22,10 @@ private final class BatchJournal: EventJournal {
     }
 
     func write(_ writes: [TimedJournalWrite]) throws {
-        if holding, first.withLock({ let was = $0; $0 = false; return was }) { hold.wait() }
+        if holding, first.withLock({ let was = $0; $0 = false; return was }) {
+            entered.signal()
+            hold.wait()
+        }
         let texts = writes.map { item -> String in
             if case .note(let text, _) = item.write { text } else { "?" }
         }
@@ -36,6 +41,16 @@ private final class BatchJournal: EventJournal {
     func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?) { ([], nil) }
 }
 
+/// Waits, off the cooperative threads, until the journal's held write has begun.
+private func waitEntered(_ journal: BatchJournal) async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().async {
+            journal.entered.wait()
+            continuation.resume()
+        }
+    }
+}
+
 @Suite("journal writes off the service's actor")
 struct JournalWritesTests {
     @Test("what is queued while a commit runs goes in the next one, in order; a ticket waits for its commit")
@@ -44,7 +59,7 @@ struct JournalWritesTests {
         let writes = JournalWrites(journal: journal, logger: Logger(label: "test"))
         writes.enqueue([.note("a", kind: "t")])
         // "a" is being committed (held); these queue behind it.
-        try await Task.sleep(for: .milliseconds(50))
+        await waitEntered(journal)
         writes.enqueue([.note("b", kind: "t"), .note("c", kind: "t")])
         let committed = Mutex(false)
         let last = writes.enqueue([.note("d", kind: "t")], afterCommit: { committed.withLock { $0 = true } })
@@ -65,7 +80,7 @@ struct JournalWritesTests {
         let journal = BatchJournal(holding: true)
         let writes = JournalWrites(journal: journal, logger: Logger(label: "test"))
         writes.enqueue([.note("first", kind: "t")])
-        try? await Task.sleep(for: .milliseconds(50))
+        await waitEntered(journal)
         writes.enqueue([.note("ok", kind: "t"), .note("bad", kind: "t")])
         writes.enqueue([.note("after", kind: "t")])
         journal.hold.signal()
