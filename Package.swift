@@ -86,11 +86,16 @@ let package = Package(
         ),
         .testTarget(
             name: "RulesValidationTests",
-            dependencies: ["RulesParser", "RulesValidation"]
+            dependencies: ["TestSupport", "RulesParser", "RulesValidation"]
         ),
         .testTarget(
             name: "RecoveryProgramsTests",
             dependencies: ["RulesParser", "RecoveryPrograms"]
+        ),
+        // What several test targets share: running a program and reading its output.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport"
         ),
         .testTarget(
             name: "RulesEngineTests",
@@ -99,17 +104,17 @@ let package = Package(
         // Starts the real service as a process and drives it through the command line.
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["RulesEngine"]
+            dependencies: ["TestSupport", "RulesEngine"]
         ),
         // The shipped rules and samples: their scripts run with stand-in db2, xcatd, ... on PATH.
         .testTarget(
             name: "SampleTests",
-            dependencies: ["RulesParser", "RulesValidation", "RulesEngine"]
+            dependencies: ["TestSupport", "RulesParser", "RulesValidation", "RulesEngine"]
         ),
         // Real corosync: engine processes on one corosync, raw CPG clients.
         .testTarget(
             name: "CorosyncTests",
-            dependencies: ["RulesEngine", "CCorosync"]
+            dependencies: ["TestSupport", "RulesEngine", "CCorosync"]
         ),
         .testTarget(
             name: "BarrierTests",

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Engines (`hamn-events run`, transport corosync) on a cluster of corosync nodes in network
 /// namespaces made by `scripts/ns-cluster` for this test, in a temporary directory. Everything
@@ -203,31 +204,6 @@ struct EngineStep: Equatable, CustomStringConvertible {
 struct EngineClusterError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-@discardableResult
-func runTool(_ executable: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Standard error is read on a thread of its own, so that neither pipe fills up.
-    final class Box: @unchecked Sendable { var data = Data() }
-    let box = Box()
-    let done = DispatchSemaphore(value: 0)
-    Thread {
-        box.data = err.fileHandleForReading.readDataToEndOfFile()
-        done.signal()
-    }.start()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    done.wait()
-    let errData = box.data
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
 /// Runs `body` with a cluster, tearing it down whatever happens.

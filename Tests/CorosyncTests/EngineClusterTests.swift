@@ -1,6 +1,7 @@
 import Foundation
 import RulesEngine
 import Testing
+import TestSupport
 
 /// Rules shared by the engine tests: `ping` (a segment with event and other lines, a barrier,
 /// an all line), `slow` (node n3 sleeps 30 s in the first segment), and `TE_FAIL_NODE` with

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A directory of real files for a test, removed when the test ends.
 final class TempTree {
@@ -54,16 +55,5 @@ func hamnEventsBinary() -> String {
 
 /// Runs the CLI and returns its exit status, standard output and standard error.
 func runCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: hamnEventsBinary())
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    try runTool(hamnEventsBinary(), arguments)
 }

@@ -3,6 +3,7 @@ import RulesEngine
 import RulesParser
 import RulesValidation
 import Testing
+import TestSupport
 
 /// What is true of every shipped tree (rules/, samples/db2, samples/xcat-hamn) as a whole:
 /// it validates clean, its files have the modes the validator and the scripts require, its
@@ -103,19 +104,4 @@ struct ShippedTreeTests {
         let check = ScenarioCheck(try ScenarioRunner.run(scenario))
         #expect(!check.passed)
     }
-}
-
-func runTool(_ executable: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }

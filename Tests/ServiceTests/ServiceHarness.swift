@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// A service under test: a temporary tree with rules, scripts and a configuration, the real
 /// `hamn-events run` started as a process, and the command line to drive it.
@@ -114,7 +115,7 @@ final class ServiceHarness: @unchecked Sendable {
         if let first = arguments.first, !["validate", "simulate", "test", "run", "maintenance"].contains(first) {
             full = [first, "--socket", socketPath] + arguments.dropFirst()
         }
-        return try runProcess(Self.binary, full)
+        return try runTool(Self.binary, full)
     }
 
     func signal(_ signal: Int32) {
@@ -148,19 +149,4 @@ final class ServiceHarness: @unchecked Sendable {
 struct ServiceError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The real service, started as a process on the loopback transport and driven only through
 /// the command line.
@@ -111,7 +112,7 @@ struct ServiceTests {
         Thread.sleep(forTimeInterval: 0.3)
         harness.signal(SIGKILL)
         _ = harness.waitForExit(seconds: 5)
-        let integrity = try runProcess("/usr/bin/sqlite3", [harness.journalPath, "PRAGMA integrity_check;"])
+        let integrity = try runTool("/usr/bin/sqlite3", [harness.journalPath, "PRAGMA integrity_check;"])
         #expect(integrity.out == "ok\n", "\(integrity)")
         try harness.start()
         let history = try harness.cli(["history", "--format", "json"])
@@ -133,13 +134,13 @@ struct ServiceTests {
         #expect(harness.waitForExit(seconds: 10) == 0, "\(harness.stderrText)")
         #expect(harness.read("finished") != nil)
         #expect(harness.read("after") == nil, "no new segment starts while stopping")
-        let rows = try runProcess("/usr/bin/sqlite3", [harness.journalPath, "SELECT count(*) FROM command;"])
+        let rows = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT count(*) FROM command;"])
         #expect(rows.out == "1\n", "\(rows)")
         // The run's end is recorded (the next start will not take it for a crash), and the
         // event it left unfinished is marked at once.
-        let run = try runProcess("/usr/bin/sqlite3", [harness.journalPath, "SELECT end_reason, crash_noticed_at IS NULL FROM run;"])
+        let run = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT end_reason, crash_noticed_at IS NULL FROM run;"])
         #expect(run.out == "shutdown|1\n", "\(run)")
-        let event = try runProcess("/usr/bin/sqlite3", [harness.journalPath, "SELECT name, outcome FROM event;"])
+        let event = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT name, outcome FROM event;"])
         #expect(event.out == "slow|interrupted\n", "\(event)")
     }
 
