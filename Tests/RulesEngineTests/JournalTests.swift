@@ -296,42 +296,48 @@ struct JournalTests {
         try journal.close()
     }
 
-    @Test("append(contentsOf:): several entries in one transaction, in order; all or none")
-    func appendSeveral() throws {
+    @Test("write(_:): writes of every kind in one transaction, in order, each at its own time; all or none")
+    func writeSeveral() throws {
         let scratch = Scratch()
         defer { scratch.remove() }
         let journal = try Journal(path: scratch.path("journal.db"), now: at(0))
         let event = clusterEvent(1)
-        try journal.append(contentsOf: [], at: at(1))  // nothing, no transaction
+        try journal.write([])  // nothing, no transaction
         let before = try journal.lastLogRowID()
-        try journal.append(
-            contentsOf: [.queued(event), .started(event, displayName: "DB2 paging", participants: [n1, n2])], at: at(2))
+        try journal.write([
+            TimedJournalWrite(.arming(trigger: "db2_paging", state: 0, instance: "NodeNum=1", armed: false, value: "91"), at: at(2)),
+            TimedJournalWrite(.entry(.queued(event)), at: at(3)),
+            TimedJournalWrite(.entry(.started(event, displayName: "DB2 paging", participants: [n1, n2])), at: at(3)),
+            TimedJournalWrite(.note("a note", kind: "service"), at: at(4)),
+        ])
         let lines = try journal.log(after: before, limit: 10)
-        #expect(lines.map(\.kind) == ["queued", "start"])
-        #expect(lines.allSatisfy { $0.time == at(2) })
+        #expect(lines.map(\.kind) == ["arming", "queued", "start", "service"])
+        #expect(lines.map(\.time) == [at(2), at(3), at(3), at(4)])
         let read = try #require(try journal.event(run: journal.run, id: 1))
-        #expect(read.queuedAt == at(2) && read.startedAt == at(2))
+        #expect(read.queuedAt == at(3) && read.startedAt == at(3))
         #expect(read.participants.map(\.node) == [n1, n2])
 
         // A refused entry (a NaN duration is stored as NULL in a NOT NULL column) takes the
-        // whole transaction with it: the entry before it is not written either.
+        // whole transaction with it: the writes before it are not written either.
         let last = try journal.lastLogRowID()
         #expect(throws: JournalError.self) {
-            try journal.append(
-                contentsOf: [
-                    .barrierPassed(eventID: 1, index: 0, participants: [n1, n2]),
-                    .commandFinished(eventID: 1, node: n1, segment: 0, result: result("/bin/x", duration: .nan)),
-                ], at: at(3))
+            try journal.write([
+                TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 0, participants: [n1, n2])), at: at(5)),
+                TimedJournalWrite(.note("before the refused one", kind: "service"), at: at(5)),
+                TimedJournalWrite(
+                    .entry(.commandFinished(eventID: 1, node: n1, segment: 0, result: result("/bin/x", duration: .nan))),
+                    at: at(5)),
+            ])
         }
         #expect(try journal.lastLogRowID() == last)
         #expect(try journal.event(run: journal.run, id: 1)?.barriers == [])
-        // Through the protocol, as the service calls it.
+        // Through the protocol, as the service's writer calls it.
         let service: any EventJournal = journal
-        try service.append(contentsOf: [.finished(event, outcome: .completed)], at: at(4))
+        try service.write([TimedJournalWrite(.entry(.finished(event, outcome: .completed)), at: at(6))])
         #expect(try journal.event(run: journal.run, id: 1)?.outcome == .completed)
         #expect(try journal.integrityCheck() == ["ok"])
         try journal.close()
-        #expect(throws: JournalError.self) { try journal.append(contentsOf: [.nothingToResume], at: at(5)) }
+        #expect(throws: JournalError.self) { try journal.write([TimedJournalWrite(.entry(.nothingToResume), at: at(7))]) }
     }
 
     @Test("wait-event: the first completion after a log row")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The repository's root, from this file's place in it (Tests/SampleTests/Sandbox.swift).
 let repositoryRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -60,20 +61,7 @@ final class Sandbox: @unchecked Sendable {
 
     /// A stand-in for `name` on PATH: records its arguments, then runs `body`.
     func standIn(_ name: String, _ body: String = "exit 0") throws {
-        let script = """
-            #!/bin/sh
-            line=\(name)
-            for a in "$@"; do
-                case $a in
-                '' | *[!A-Za-z0-9_./:=@%+,-]*) line="$line '$a'" ;;
-                *) line="$line $a" ;;
-                esac
-            done
-            printf '%s\\n' "$line" >>"$STANDIN_LOG"
-            \(body)
-
-            """
-        try write(bin + "/" + name, script, mode: 0o755)
+        try write(bin + "/" + name, standInScript(name, log: "$STANDIN_LOG", body: body), mode: 0o755)
     }
 
     /// Stand-ins that only record and succeed.

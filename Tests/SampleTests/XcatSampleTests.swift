@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The xCAT HA management node sample's scripts (samples/xcat-hamn/usr/local/sbin), run for
 /// real with stand-ins for db2, db2pd, db2stop, db2gcf, ip, arping, hostnamectl, systemctl,
@@ -79,26 +80,6 @@ struct XcatSampleTests {
         "HAMN_MEMBERS": "aixmn2", "HAMN_EVENT_ID": "12",
     ]
 
-    static let failoverCommands = [
-        "db2pd -d XCATDB -hadr",
-        "db2 takeover hadr on database XCATDB by force",
-        "db2 stop hadr on database XCATDB",
-        "db2 connect reset",
-        "db2 force applications all",
-        "db2 terminate",
-        "db2stop",
-        "ip -o addr show dev eth1",
-        "ip addr add 9.114.47.103/26 dev eth1",
-        "arping -U -c 3 -I eth1 9.114.47.103",
-        "hostnamectl set-hostname aixmn1",
-        "db2gcf -u -p 0 -i xcatdb",
-        "systemctl start xcatd",
-        "makedns -n",
-        "makedhcp -n",
-        "makedhcp -a",
-        "makeconservercf",
-        "wall 'hamn-events: aixmn2 is now the xCAT management node (9.114.47.103/26): check the OS deployment setup (section 8.8)'",
-    ]
 
     @Test("the failover steps on the standby, in the .rp's order, issue the commands of section 8 in order")
     func failover() throws {
@@ -107,7 +88,7 @@ struct XcatSampleTests {
             let result = try node.run(step, Self.crash)
             #expect(result.status == 0, "\(step): \(result.err)")
         }
-        #expect(node.box.commands == Self.failoverCommands)
+        #expect(node.box.commands == xcatFailoverCommands)
         #expect(node.box.read(node.state + "/failover") == nil, "the failover is over")
     }
 
@@ -184,7 +165,7 @@ struct XcatSampleTests {
                 "xcat_takeover_address", "xcat_takeover_address", "xcat_takeover_address", "xcat_db2_update_config",
                 "xcat_xcatd_start", "xcat_network_services", "xcat_network_services", "xcat_network_services",
                 "xcat_network_services", "xcat_network_services",
-            ], Self.failoverCommands.filter { $0 != "db2pd -d XCATDB -hadr" && $0 != "ip -o addr show dev eth1" }
+            ], xcatFailoverCommands.filter { $0 != "db2pd -d XCATDB -hadr" && $0 != "ip -o addr show dev eth1" }
         ).map { "\($0): would run: \($1)\n" }.joined()
         #expect(out == expected)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The shipped samples end to end on the real service (`hamn-events run`, loopback transport):
 /// the samples' own rules and recovery programs, their scripts from this repository, a real
@@ -135,26 +136,7 @@ struct SampleEndToEndTests {
             environment: ["HAMN_XCAT_CONF": service.root + "/etc/xcat-hamn.conf"])
         let trigger = try service.harness.cli(["trigger", "xcat_failover", "--node", "aixmn2"])
         #expect(trigger.status == 0, "\(trigger.err)")
-        let expected = [
-            "db2pd -d XCATDB -hadr",
-            "db2 takeover hadr on database XCATDB by force",
-            "db2 stop hadr on database XCATDB",
-            "db2 connect reset",
-            "db2 force applications all",
-            "db2 terminate",
-            "db2stop",
-            "ip -o addr show dev eth1",
-            "ip addr add 9.114.47.103/26 dev eth1",
-            "arping -U -c 3 -I eth1 9.114.47.103",
-            "hostnamectl set-hostname aixmn1",
-            "db2gcf -u -p 0 -i xcatdb",
-            "systemctl start xcatd",
-            "makedns -n",
-            "makedhcp -n",
-            "makedhcp -a",
-            "makeconservercf",
-            "wall 'hamn-events: aixmn2 is now the xCAT management node (9.114.47.103/26): check the OS deployment setup (section 8.8)'",
-        ]
+        let expected = xcatFailoverCommands
         service.expectRan(expected, event: "xcat_failover", within: 30)
         let history = try service.harness.cli(["history", "--format", "json"])
         for step in ["xcat_hadr_takeover", "xcat_db2_stop", "xcat_takeover_address", "xcat_db2_update_config", "xcat_xcatd_start", "xcat_network_services"] {
@@ -276,21 +258,7 @@ final class SampleService: @unchecked Sendable {
     /// A stand-in on the service's PATH: records `name ARGS` (an argument quoted when it holds
     /// anything but letters, digits and _./:=@%+,-), then runs `body`.
     func standIn(_ name: String, _ body: String = "exit 0") throws {
-        try write(
-            standInDirectory + "/" + name,
-            """
-            #!/bin/sh
-            line=\(name)
-            for a in "$@"; do
-                case $a in
-                '' | *[!A-Za-z0-9_./:=@%+,-]*) line="$line '$a'" ;;
-                *) line="$line $a" ;;
-                esac
-            done
-            printf '%s\\n' "$line" >>"\(logPath)"
-            \(body)
-
-            """, mode: 0o755)
+        try write(standInDirectory + "/" + name, standInScript(name, log: logPath, body: body), mode: 0o755)
     }
 
     func standIns(_ names: [String]) throws {

@@ -14,8 +14,8 @@ import Synchronization
 /// arming changes, membership changes, and the event log that `mon` follows.
 ///
 /// Durability. The database is in WAL mode with `PRAGMA synchronous = FULL`: every `append`
-/// is one transaction, and so is every `append(contentsOf:)` and `write(_:)` whatever its number
-/// of entries (the service's writer commits everything it has queued together); a commit does not
+/// is one transaction, and so is every `write(_:)` whatever its number of entries (the
+/// service's writer commits everything it has queued together); a commit does not
 /// return before the write-ahead log has been fsynced. With `NORMAL` (the usual WAL setting, and GRDB's default) a commit only writes the
 /// log into the operating system's cache and fsyncs at checkpoints: that survives the service
 /// being killed (SIGKILL, a crash: the kernel still writes the cache out), but a power loss or
@@ -178,16 +178,6 @@ public final class Journal: Sendable {
     /// Records `entry`, in a transaction of its own, with its line in the event log.
     public func append(_ entry: JournalEntry, at time: Date) throws(JournalError) {
         try write("append \(JournalWriter.kind(of: entry))", at: time) { try $0.append(entry) }
-    }
-
-    /// Records `entries`, in order, in one transaction (one commit, one fsync), each with its
-    /// line in the event log: all of them, or none when one fails. Nothing for no entry.
-    public func append(contentsOf entries: [JournalEntry], at time: Date) throws(JournalError) {
-        guard !entries.isEmpty else { return }
-        let what = entries.count == 1 ? "append \(JournalWriter.kind(of: entries[0]))" : "append \(entries.count) entries"
-        try write(what, at: time) { writer in
-            for entry in entries { try writer.append(entry) }
-        }
     }
 
     /// A predicate instance was armed (its predicate may fire) or disarmed (it fired and waits

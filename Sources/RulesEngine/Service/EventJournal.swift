@@ -4,8 +4,6 @@ import Foundation
 /// `Journal` is the implementation.
 public protocol EventJournal: Sendable {
     func append(_ entry: JournalEntry, at time: Date) throws
-    /// Several entries in one transaction (one commit, one fsync), in order: all or none.
-    func append(contentsOf entries: [JournalEntry], at time: Date) throws
     func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws
     func note(_ text: String, kind: String, at time: Date) throws
     /// The newest `limit` events, newest first, as text and as JSON.
@@ -40,11 +38,6 @@ public struct TimedJournalWrite: Sendable {
 }
 
 extension EventJournal {
-    /// For journals without transactions: one `append` per entry.
-    public func append(contentsOf entries: [JournalEntry], at time: Date) throws {
-        for entry in entries { try append(entry, at: time) }
-    }
-
     /// For journals without transactions: one call per write.
     public func write(_ writes: [TimedJournalWrite]) throws {
         for item in writes {
