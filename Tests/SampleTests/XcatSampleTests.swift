@@ -11,7 +11,7 @@ struct XcatSampleTests {
         let box: Sandbox
         var state: String { box.root + "/state" }
 
-        init(hadr: String = XcatSampleTests.db2pdStandby, addresses: String = "") throws {
+        init(hadr: String = db2pdStandbyPeer, addresses: String = "") throws {
             box = try Sandbox()
             let root = box.root
             try box.standIns([
@@ -55,20 +55,6 @@ struct XcatSampleTests {
                     environment) { _, new in new })
         }
     }
-
-    /// `db2pd -d xcatdb -hadr` of DB2 9.7, as the xCAT document shows it, on the standby.
-    static let db2pdStandby = """
-
-        Database Partition 0 -- Database XCATDB -- Active -- Up 0 days 01:17:11
-
-        HADR Information:
-        Role    State                SyncMode HeartBeatsMissed   LogGapRunAvg (bytes)
-        Standby Peer                 Nearsync 0                  0
-
-        ConnectStatus ConnectTime                           Timeout
-        Connected     Thu Aug  5 20:33:00 2010 (1281011580) 3
-
-        """
 
     static let steps = [
         "xcat_hadr_takeover", "xcat_db2_stop", "xcat_takeover_address", "xcat_db2_update_config", "xcat_xcatd_start",

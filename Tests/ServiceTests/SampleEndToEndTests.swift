@@ -89,7 +89,7 @@ struct SampleEndToEndTests {
         try service.writeXcatConfiguration()
         try service.standIn("wall")
         let hadr = service.root + "/hadr"
-        try service.write(hadr, Self.db2pdPeer)
+        try service.write(hadr, db2pdStandbyPeer)
         let monitor = service.root + "/mon/db2pd"
         try FileManager.default.createDirectory(atPath: service.root + "/mon", withIntermediateDirectories: true)
         try service.write(monitor, "#!/bin/sh\n[ \"$1 $2 $3\" = \"-d XCATDB -hadr\" ] || exit 2\ncat \(hadr)\n", mode: 0o755)
@@ -191,20 +191,6 @@ struct SampleEndToEndTests {
         #expect(service.eventually(20) { service.process?.isRunning == false }, "the node left: \(service.output)")
         #expect(service.commands == ["wall 'hamn-events: cluster services stopped on aixmn1 (with takeover)'"])
     }
-
-    /// `db2pd -d xcatdb -hadr` of DB2 9.7 (the xCAT document's layout) for a healthy standby.
-    static let db2pdPeer = """
-
-        Database Partition 0 -- Database XCATDB -- Active -- Up 0 days 01:17:11
-
-        HADR Information:
-        Role    State                SyncMode HeartBeatsMissed   LogGapRunAvg (bytes)
-        Standby Peer                 Nearsync 0                  0
-
-        ConnectStatus ConnectTime                           Timeout
-        Connected     Thu Aug  5 20:33:00 2010 (1281011580) 3
-
-        """
 }
 
 /// The service of ServiceHarness's tree, started with an environment of our own: PATH is the

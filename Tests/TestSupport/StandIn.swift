@@ -39,3 +39,18 @@ public let xcatFailoverCommands = [
     "makeconservercf",
     "wall 'hamn-events: aixmn2 is now the xCAT management node (9.114.47.103/26): check the OS deployment setup (section 8.8)'",
 ]
+
+/// `db2pd -d xcatdb -hadr` of DB2 9.7, as the xCAT document shows it, on a healthy standby
+/// (Standby, Peer, Connected).
+public let db2pdStandbyPeer = """
+
+    Database Partition 0 -- Database XCATDB -- Active -- Up 0 days 01:17:11
+
+    HADR Information:
+    Role    State                SyncMode HeartBeatsMissed   LogGapRunAvg (bytes)
+    Standby Peer                 Nearsync 0                  0
+
+    ConnectStatus ConnectTime                           Timeout
+    Connected     Thu Aug  5 20:33:00 2010 (1281011580) 3
+
+    """
