@@ -165,7 +165,7 @@ struct EngineMembershipTests {
         let raw = FakeGroup.address(9, pid: 7)
         group.joinRaw(raw)
         let before = group.log[a]!.count
-        for bytes: [UInt8] in [[], [0xff, 0x00], Array("HAMN".utf8) + [99, 1, 2], Array("HAMN".utf8) + [1] + Array("{\"x\":1}".utf8)] {
+        for bytes: [UInt8] in [[], [0xff, 0x00], Array("HAMN".utf8) + [99, 1, 2], Array("HAMN".utf8) + [2, 0] + Array("{\"x\":1}".utf8)] {
             group.pending.append((raw, bytes))
         }
         // Well formed, but from a process that never said hello.

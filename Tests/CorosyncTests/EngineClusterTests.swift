@@ -131,7 +131,9 @@ struct EngineClusterTests {
             [],
             [0xFF, 0x00, 0x13],
             Array("HAMN".utf8) + [99] + Array("{}".utf8),
-            Array("HAMN".utf8) + [1] + Array("{\"cluster\":{\"_0\":".utf8),
+            Array("HAMN".utf8) + [2, 0] + Array("{\"cluster\":{\"_0\":".utf8),
+            // A binary segmentDone that claims 2^32-1 results and ends.
+            Array("HAMN".utf8) + [2, 1] + [UInt8](repeating: 0, count: 16) + [0xFF, 0xFF, 0xFF, 0xFF],
             (0..<65_536).map { _ in UInt8.random(in: 0...255, using: &random) },
             // Well formed, from a process that never announced itself as an engine.
             WireFormat.encode(.cluster(.resume(cancelQueued: true))),
@@ -145,7 +147,7 @@ struct EngineClusterTests {
                         == garbage.count
                 }
             }, "\(cluster.engineLog("n1"))")
-        #expect(cluster.engineLog("n1").contains("message format version 99; this engine speaks version 1"))
+        #expect(cluster.engineLog("n1").contains("message format version 99; this engine speaks version 2"))
         // Still a cluster of two engines that runs events.
         #expect(cluster.members("n1") == ["n1", "n2"])
         try cluster.cli("n2", ["trigger", "ping", "--node", "n1"])

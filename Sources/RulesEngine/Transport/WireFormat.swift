@@ -43,38 +43,72 @@ public enum WireMessage: Sendable, Hashable, Codable {
     case cluster(ClusterMessage)
 }
 
-/// The bytes on the wire: `HAMN`, one version byte, then the message as JSON. A message with
-/// another magic or version, or that does not decode, is refused with a reason; the transport
-/// logs it and drops it.
+/// The bytes on the wire: `HAMN`, one version byte, one byte for the body's encoding, then the
+/// body. `segmentDone`, the message of every barrier, has a binary body (`SegmentDoneBody`);
+/// every other message is JSON (rare, and a snapshot of the cluster's state is a nested
+/// structure that is Codable already). A message with another magic, version or encoding, or
+/// whose body does not decode, is refused with a reason; the transport logs it and drops it.
 public enum WireFormat {
     public static let magic: [UInt8] = Array("HAMN".utf8)
-    public static let version: UInt8 = 1
-    public static let software = "hamn-events wire 1"
+    /// 1: JSON only (no encoding byte). 2: the encoding byte, and binary `segmentDone`.
+    public static let version: UInt8 = 2
+    public static let software = "hamn-events wire 2"
+
+    /// The byte after the version.
+    enum Body: UInt8 {
+        case json = 0
+        case segmentDone = 1
+    }
 
     public struct DecodingFailure: Error, CustomStringConvertible, Equatable {
         public var description: String
     }
 
     public static func encode(_ message: WireMessage) -> [UInt8] {
+        var bytes = magic
+        bytes.append(version)
+        if case .cluster(.segmentDone(let eventID, let segment, let results)) = message {
+            bytes.append(Body.segmentDone.rawValue)
+            SegmentDoneBody.encode(eventID: eventID, segment: segment, results: results, into: &bytes)
+            return bytes
+        }
+        bytes.append(Body.json.rawValue)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         // Encoding our own value types cannot fail: no floats that are not finite, no custom encoders.
-        let body = (try? encoder.encode(message)) ?? Data()
-        return magic + [version] + Array(body)
+        bytes += (try? encoder.encode(message)) ?? Data()
+        return bytes
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodingFailure) -> WireMessage {
-        guard bytes.count >= magic.count + 1, Array(bytes[0..<magic.count]) == magic else {
+        guard bytes.count >= magic.count + 1, bytes[0..<magic.count].elementsEqual(magic) else {
             throw DecodingFailure(description: "not a hamn-events message (\(bytes.count) bytes, no HAMN header)")
         }
         let received = bytes[magic.count]
         guard received == version else {
             throw DecodingFailure(description: "message format version \(received); this engine speaks version \(version)")
         }
-        do {
-            return try JSONDecoder().decode(WireMessage.self, from: Data(bytes[(magic.count + 1)...]))
-        } catch {
-            throw DecodingFailure(description: "malformed version \(version) message (\(bytes.count) bytes): \(Self.summary(error))")
+        guard bytes.count > magic.count + 1 else {
+            throw DecodingFailure(description: "malformed version \(version) message (\(bytes.count) bytes): no body")
+        }
+        let bodyStart = magic.count + 2
+        switch Body(rawValue: bytes[magic.count + 1]) {
+        case .segmentDone:
+            do {
+                return .cluster(try SegmentDoneBody.decode(bytes[bodyStart...]))
+            } catch {
+                throw DecodingFailure(
+                    description: "malformed version \(version) segmentDone (\(bytes.count) bytes): \(error.description)")
+            }
+        case .json:
+            do {
+                return try JSONDecoder().decode(WireMessage.self, from: Data(bytes[bodyStart...]))
+            } catch {
+                throw DecodingFailure(description: "malformed version \(version) message (\(bytes.count) bytes): \(Self.summary(error))")
+            }
+        case nil:
+            throw DecodingFailure(
+                description: "malformed version \(version) message (\(bytes.count) bytes): unknown body encoding \(bytes[magic.count + 1])")
         }
     }
 
