@@ -340,6 +340,42 @@ struct JournalTests {
         #expect(throws: JournalError.self) { try journal.write([TimedJournalWrite(.entry(.nothingToResume), at: at(7))]) }
     }
 
+    @Test("progress alone (results, barriers, arming) commits with synchronous NORMAL; anything else with FULL")
+    func synchronousPerTransaction() throws {
+        let scratch = Scratch()
+        defer { scratch.remove() }
+        let journal = try Journal(path: scratch.path("journal.db"), now: at(0))
+        func synchronous() throws -> Int? {
+            try journal.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+        }
+        let event = clusterEvent(1)
+        #expect(try synchronous() == 2)
+        try journal.write([
+            TimedJournalWrite(.entry(.queued(event)), at: at(1)),
+            TimedJournalWrite(.entry(.started(event, displayName: "paging", participants: [n1, n2])), at: at(1)),
+        ])
+        #expect(try synchronous() == 2)
+        try journal.write([
+            TimedJournalWrite(.entry(.commandFinished(eventID: 1, node: n1, segment: 0, result: result("/bin/true"))), at: at(2)),
+            TimedJournalWrite(.entry(.commandFinished(eventID: 1, node: n2, segment: 0, result: result("/bin/true"))), at: at(2)),
+            TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 0, participants: [n1, n2])), at: at(2)),
+            TimedJournalWrite(.arming(trigger: "db2_paging", state: 0, instance: "NodeNum=1", armed: true, value: "12"), at: at(2)),
+        ])
+        #expect(try synchronous() == 1)
+        // One durable write among progress makes the whole transaction FULL.
+        try journal.write([
+            TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 1, participants: [n1, n2])), at: at(3)),
+            TimedJournalWrite(.note("quorum lost", kind: "quorum"), at: at(3)),
+        ])
+        #expect(try synchronous() == 2)
+        try journal.write([TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 2, participants: [n1])), at: at(4))])
+        #expect(try synchronous() == 1)
+        try journal.append(.finished(event, outcome: .completed), at: at(5))
+        #expect(try synchronous() == 2)
+        #expect(try journal.event(run: journal.run, id: 1)?.barriers.count == 3)
+        try journal.close()
+    }
+
     @Test("wait-event: the first completion after a log row")
     func waitEvent() throws {
         let scratch = Scratch()

@@ -13,14 +13,19 @@ import Synchronization
 /// with node, segment, exit status, duration and the tail of its output, barrier passages,
 /// arming changes, membership changes, and the event log that `mon` follows.
 ///
-/// Durability. The database is in WAL mode with `PRAGMA synchronous = FULL`: every `append`
-/// is one transaction, and so is every `write(_:)` whatever its number of entries (the
-/// service's writer commits everything it has queued together); a commit does not
-/// return before the write-ahead log has been fsynced. With `NORMAL` (the usual WAL setting, and GRDB's default) a commit only writes the
-/// log into the operating system's cache and fsyncs at checkpoints: that survives the service
-/// being killed (SIGKILL, a crash: the kernel still writes the cache out), but a power loss or
-/// a kernel crash can lose the last transactions that were reported committed. `FULL` closes
-/// that window, at the cost of one fsync per transaction, which a few a second easily pay.
+/// Durability. The database is in WAL mode. Every `append` is one transaction, and so is every
+/// `write(_:)` whatever its number of entries (the service's writer commits everything it has
+/// queued together). With `PRAGMA synchronous = FULL` a commit does not return before the
+/// write-ahead log has been fsynced; with `NORMAL` (the usual WAL setting, and GRDB's default) a
+/// commit only writes the log into the operating system's cache and fsyncs at checkpoints:
+/// that survives the service being killed (SIGKILL, a crash: the kernel still writes the cache
+/// out), but a power loss or a kernel crash can lose the last transactions that were reported
+/// committed. Every transaction is `FULL` except one made only of an event's progress (command
+/// results, barrier passages) and arming changes, which is `NORMAL`: those come at every
+/// barrier, and an fsync each is most of the journal's cost there. The next `FULL` commit (the
+/// event's end, a failure, a note) fsyncs the log and, with it, everything before it. So a
+/// power loss can lose at most the progress of the event running since its start; that event
+/// has a start and no end, and is marked `interrupted` at the next start, as after a kill.
 /// Either way the database is never corrupted and a transaction is all or nothing, so a kill
 /// between two entries loses nothing already appended.
 ///
@@ -55,6 +60,8 @@ public final class Journal: Sendable {
         /// The descriptor of `PATH.lock`, -1 once released.
         var lockDescriptor: Int32
         var closed = false
+        /// The writer connection's `synchronous`: FULL (true) or NORMAL.
+        var synchronousFull = true
     }
 
     /// The current run: the `run` of the events appended now.
@@ -201,7 +208,7 @@ public final class Journal: Sendable {
         case (1, .note): what = "note"
         default: what = "write \(writes.count) entries"
         }
-        try write(what, at: first.time) { writer in
+        try write(what, at: first.time, durable: writes.contains { Self.isDurable($0.write) }) { writer in
             for item in writes {
                 writer.time = item.time.timeIntervalSince1970
                 switch item.write {
@@ -263,14 +270,29 @@ public final class Journal: Sendable {
         }
     }
 
+    /// Whether `write` is committed with `synchronous = FULL` (see "Durability").
+    static func isDurable(_ write: JournalWrite) -> Bool {
+        switch write {
+        case .entry(.commandFinished), .entry(.barrierPassed), .arming: false
+        case .entry, .note: true
+        }
+    }
+
     private func write(
-        _ what: String, at time: Date, _ body: (inout JournalWriter) throws -> Void
+        _ what: String, at time: Date, durable: Bool = true, _ body: (inout JournalWriter) throws -> Void
     ) throws(JournalError) {
         try current.withLock { (current: inout Current) throws(JournalError) in
             guard !current.closed else { throw JournalError("cannot \(what): the journal at \(path) is closed") }
             let run = current.run
             let newRun: Int64
             do {
+                if current.synchronousFull != durable {
+                    // Not inside the transaction: SQLite takes the setting between them.
+                    try pool.writeWithoutTransaction { db in
+                        try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                    }
+                    current.synchronousFull = durable
+                }
                 newRun = try pool.write { db in
                     var writer = JournalWriter(db: db, run: run, time: time.timeIntervalSince1970, pid: pid, host: host)
                     try body(&writer)

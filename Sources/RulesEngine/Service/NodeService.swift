@@ -19,6 +19,8 @@ public actor NodeService {
     private let writes: JournalWrites
     private let logger: Logger
     private let started = ContinuousClock.now
+    /// The environment every command starts from: the service's own, read once.
+    private let baseEnvironment = SegmentExecutor.processEnvironment()
     /// Multicasts go through one ordered outbox, so this node's messages keep their order.
     private let outbox: AsyncStream<ClusterMessage>.Continuation
     private let outboxStream: AsyncStream<ClusterMessage>
@@ -205,7 +207,8 @@ public actor NodeService {
             return
         }
         let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
-        let executor = SegmentExecutor(eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout)
+        let executor = SegmentExecutor(
+            eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment)
         // Commands that call back (`hamn-events wait-event`, `ha-cmd`) find this service here.
         var environment = run.environment
         environment["HAMN_SOCKET"] = configuration.socket
