@@ -77,7 +77,7 @@ struct NodeServiceQuorumTests {
         let journal = NotesJournal()
         let service = NodeService(
             configuration: configuration, rules: rules, catalogue: .builtIn, transport: transport, journal: journal,
-            logger: Logger(label: "test"))
+            logger: Logger(label: "test"), loop: try EventLoopThread(name: "quorum-test"))
         let running = Task { await service.run() }
 
         transport.deliver.yield(.membership(MembershipChange(view: 1, members: [n1, n2], joined: [n1, n2], left: [])))

@@ -186,8 +186,15 @@ struct CPGConnectionTests {
         }
     }
 
-    @Test("handler mode: events on the dispatch thread in corosync's order, trySend from inside the handler, nil at the end")
-    func handlerMode() async throws {
+    @Test(
+        "handler mode: events on the dispatch thread in corosync's order, trySend from inside the handler, nil at the end",
+        arguments: [false, true])
+    func handlerMode(sharedLoop: Bool) async throws {
+        // With a loop given (as the service gives its own), every event comes on that loop's
+        // thread, and closing the connection leaves the loop running.
+        let loop = sharedLoop ? try EventLoopThread(name: "test-shared") : nil
+        defer { loop?.stop() }
+        let offLoop = Mutex(0)
         try await withCPGCluster { cluster in
             let group = group()
             // The handler sends "ping 0" at its own join, then "ping k+1" on each "ping k":
@@ -202,6 +209,7 @@ struct CPGConnectionTests {
                 #expect((try? connection.trySend(Array("ping 0".utf8))) == true)
             }
             let handler: @Sendable (CPGEvent?) -> Void = { event in
+                if let loop, !loop.isCurrent, event != nil { offLoop.withLock { $0 += 1 } }
                 var next: Int?
                 switch event {
                 case nil:
@@ -221,7 +229,7 @@ struct CPGConnectionTests {
                 }
             }
             let made = try await CPGTestCluster.inNamespace(cluster.namespace(1)) {
-                try CPGConnection(group: group, trackQuorum: false, handler: handler)
+                try CPGConnection(group: group, trackQuorum: false, loop: loop, handler: handler)
             }
             connection.withLock { $0 = made }
             // The join may have come before `connection` was set: start the pings here then.
@@ -236,6 +244,13 @@ struct CPGConnectionTests {
             #expect(lines.last == "end")
             #expect(lines.filter { $0 == "end" }.count == 1)
             made.close()
+            #expect(offLoop.withLock { $0 } == 0)
+            if let loop {
+                let ran = Mutex(false)
+                loop.execute { ran.withLock { $0 = true } }
+                while Date() < deadline, !ran.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(ran.withLock { $0 }, "the shared loop still runs after close()")
+            }
         }
     }
 

@@ -16,6 +16,7 @@ struct ConfigurationLoaderTests {
         #expect(configuration.journal == "/var/lib/h/journal.sqlite")
         #expect(configuration.socket == "/run/h/control.sock")
         #expect(configuration.configTooLong == 360)
+        #expect(configuration.realtime)
     }
 
     @Test("every key read, and configured variables typed for the rules")
@@ -29,6 +30,8 @@ struct ConfigurationLoaderTests {
             timeouts: {default: 30m, db2_paging: 10s}
             config_too_long: 2m
             networks: [eth1]
+            transport: corosync
+            corosync: {group: site-a, form_timeout: 2s, realtime: false}
             variables:
               - name: Site.Queue.Depth
                 command: /usr/local/sbin/queue-depth
@@ -45,6 +48,8 @@ struct ConfigurationLoaderTests {
         #expect(configuration.defaultTimeout == 1800 && configuration.timeouts == ["db2_paging": 10])
         #expect(configuration.configTooLong == 120)
         #expect(configuration.networks == ["eth1"])
+        #expect(configuration.transport == .corosync && configuration.corosyncGroup == "site-a")
+        #expect(configuration.formTimeout == 2 && configuration.realtime == false)
         let variables = configuration.resourceVariables
         #expect(variables.map(\.name) == ["Site.Queue.Depth", "Site.App"])
         #expect(variables[0].kind == .scalar(.number))
@@ -59,6 +64,7 @@ struct ConfigurationLoaderTests {
         ("variables:\n  - name: A\n    command: relative\n", "c.yaml:2:5: error: variables[0]: variable A: command must start with an absolute path"),
         ("node: z\nnodes: [a, b]\n", "c.yaml:1:7: error: node: this node, 'z', is not among the nodes"),
         ("transport: carrier-pigeon\n", "c.yaml:1:12: error: transport: expected local or corosync"),
+        ("corosync:\n  realtime: sometimes\n", "c.yaml:2:13: error: corosync.realtime: expected"),
     ])
     func errors(_ text: String, _ expected: String) {
         do {

@@ -126,8 +126,10 @@ public enum ConfigurationLoader {
             case "monitors": configuration.monitors = try value.sequence().map(parseMonitor)
             case "variables": configuration.variables = try value.sequence().map(parseVariable)
             case "corosync":
-                for (name, field) in try value.mapping(allowed: ["group", "form_timeout"]) {
-                    if name == "group" {
+                for (name, field) in try value.mapping(allowed: ["group", "form_timeout", "realtime"]) {
+                    if name == "realtime" {
+                        configuration.realtime = try field.bool()
+                    } else if name == "group" {
                         let group = try field.string()
                         // CPG group names are at most 128 bytes.
                         guard !group.isEmpty, group.utf8.count <= 127 else { throw field.error("a group name of 1 to 127 bytes") }

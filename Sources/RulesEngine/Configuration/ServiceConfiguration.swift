@@ -119,6 +119,9 @@ public struct ServiceConfiguration: Sendable {
     /// Seconds a joining engine waits for another engine to answer before it starts a cluster
     /// (only when other processes are in the group; see `EngineMembership`).
     public var formTimeout: Double = 5
+    /// The service's thread (its actor and the Corosync dispatch) runs under SCHED_RR 1
+    /// (`transport: corosync` only; see `EventLoopThread`).
+    public var realtime = true
 
     public init(node: ClusterNode, nodes: [ClusterNode], rules: String, journal: String, socket: String) {
         self.node = node

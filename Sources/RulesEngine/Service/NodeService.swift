@@ -8,8 +8,17 @@ import RulesParser
 ///
 /// All state lives in this actor; deliveries, samples, ticks and requests are applied one at a
 /// time. Commands run in tasks of their own; their results come back through the transport.
+///
+/// The actor runs on an `EventLoopThread` of its own (its executor), not on the pool of
+/// threads that the tasks share. With Corosync, that thread is also the connection's dispatch
+/// thread: a delivery is applied where it arrives, so a barrier passes as soon as corosync hands
+/// over its last message, however busy the pool is with the commands just started. Nothing on
+/// the actor may block for long: commands, the journal's commits and the transport's retries
+/// run elsewhere.
 public actor NodeService {
     public let configuration: ServiceConfiguration
+    private nonisolated let loop: EventLoopThread
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
     private var coordinator: Coordinator
     private var monitors: NodeMonitors
     private let catalogue: VariableCatalogue
@@ -48,9 +57,10 @@ public actor NodeService {
 
     public init(
         configuration: ServiceConfiguration, rules: RuleBook, catalogue: VariableCatalogue, transport: any ClusterTransport,
-        journal: any EventJournal, logger: Logger
+        journal: any EventJournal, logger: Logger, loop: EventLoopThread
     ) {
         self.configuration = configuration
+        self.loop = loop
         self.catalogue = catalogue
         self.transport = transport
         self.journal = journal
@@ -87,6 +97,12 @@ public actor NodeService {
         }
         let notices = Task {
             for await notice in transport.notices { await self.noticed(notice) }
+        }
+        if let transportLoop = transport.eventLoop, transportLoop === loop {
+            // This is that loop's thread: from now on each delivery is applied as it arrives.
+            transport.deliverDirectly { [weak self] delivery in
+                self?.assumeIsolated { $0.apply(delivery) }
+            }
         }
         for await delivery in transport.deliveries {
             apply(delivery)
@@ -188,7 +204,8 @@ public actor NodeService {
                 logger.notice("cluster services stopped on this node: leaving the cluster")
                 note("cluster services stopped on this node: leaving the cluster", kind: "service")
                 let transport = self.transport
-                Task { await transport.leave() }
+                // Off this actor's thread: leaving may wait for corosync.
+                Task.detached { await transport.leave() }
             }
         }
     }

@@ -49,6 +49,18 @@ public enum ServiceRunner {
         } catch {
             throw Failure(message: "cannot open the journal \(configuration.journal): \(error)")
         }
+        // The service's thread: its actor runs there, and so does the Corosync dispatch.
+        let loop: EventLoopThread
+        do {
+            loop = try EventLoopThread(
+                name: "hamn-service", realtime: configuration.transport == .corosync && configuration.realtime)
+        } catch {
+            throw Failure(message: "cannot start the service's thread: \(error)")
+        }
+        defer { loop.stop() }
+        if let failure = loop.schedulingFailure {
+            logger.warning("\(failure): the service's thread runs as an ordinary one, and busy cores can delay barriers")
+        }
         let transport: any ClusterTransport
         switch configuration.transport {
         case .local:
@@ -57,7 +69,7 @@ public enum ServiceRunner {
             let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
             do {
                 let corosync = try CorosyncTransport(
-                    info: info, group: configuration.corosyncGroup, formTimeout: configuration.formTimeout)
+                    info: info, group: configuration.corosyncGroup, formTimeout: configuration.formTimeout, loop: loop)
                 logger.notice(
                     "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))")
                 transport = corosync
@@ -67,7 +79,7 @@ public enum ServiceRunner {
         }
         let service = NodeService(
             configuration: configuration, rules: rules, catalogue: catalogue, transport: transport, journal: journal,
-            logger: logger)
+            logger: logger, loop: loop)
         let server: ControlServer
         do {
             server = try ControlServer(path: configuration.socket)

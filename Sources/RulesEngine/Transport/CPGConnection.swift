@@ -7,17 +7,19 @@ import Glibc
 import Musl
 #endif
 
-// The raw Corosync CPG layer: one connection to the local corosync, one group, one dispatch
-// thread. The engine's protocol (hello, rosters, message format, quorum gating) sits on top.
+// The raw Corosync CPG layer: one connection to the local corosync, one group, dispatched on one
+// thread (an `EventLoopThread`: the connection's own, or the service's, which also runs the
+// service's actor). The engine's protocol (hello, rosters, message format, quorum gating) sits on
+// top.
 //
-// Threads: the dispatch thread is the only caller of cpg_dispatch/votequorum_dispatch and so of
+// Threads: the loop's thread is the only caller of cpg_dispatch/votequorum_dispatch and so of
 // the C callbacks; requests (cpg_mcast_joined, cpg_leave, the finalizes) are serialized by a lock
 // of their own. The callbacks find their connection through cpg_context_set /
-// votequorum_context_set (an unretained pointer: the dispatch thread holds the state alive for
+// votequorum_context_set (an unretained pointer: the loop holds the state alive for
 // as long as it can dispatch).
 //
 // Corosync going away: the CPG socket reports POLLHUP, or cpg_dispatch fails (CS_ERR_LIBRARY,
-// CS_ERR_BAD_HANDLE, ...): the stream gets `.lost(reason:)` and ends, the dispatch thread ends,
+// CS_ERR_BAD_HANDLE, ...): the stream gets `.lost(reason:)` and ends, the loop drops the connection,
 // multicast throws. Nothing reconnects: a new CPGConnection is the way back.
 //
 // Message size: at most `maxMessageSize` bytes (corosync 3.1.7: 1 MiB minus 1 KiB, i.e.
@@ -143,17 +145,23 @@ public enum CPGError: Error, Sendable, Equatable, CustomStringConvertible {
 public final class CPGConnection: Sendable {
     private let core: CPGCore
 
-    /// Connects to the local corosync (cpg_model_initialize with deliver, confchg and totem confchg callbacks; cpg_context_set to reach Swift state from C), joins `group`, and starts a dispatch thread of its own (poll on cpg_fd_get and the votequorum fd, cpg_dispatch(CS_DISPATCH_ALL)) feeding `events`. Throws a clear error (with the cs_error_t name) when corosync is not running. `trackQuorum: false` skips votequorum (e.g. for a raw test client).
+    /// Connects to the local corosync (cpg_model_initialize with deliver, confchg and totem confchg callbacks; cpg_context_set to reach Swift state from C), joins `group`, and dispatches it on a thread of its own (an `EventLoopThread`: poll on cpg_fd_get and the votequorum fd, cpg_dispatch(CS_DISPATCH_ALL)) feeding `events`. Throws a clear error (with the cs_error_t name) when corosync is not running. `trackQuorum: false` skips votequorum (e.g. for a raw test client).
     public init(group: String, trackQuorum: Bool = true) throws {
-        core = try CPGCore(group: group, trackQuorum: trackQuorum, handler: nil)
+        core = try CPGCore(group: group, trackQuorum: trackQuorum, handler: nil, loop: nil)
     }
 
     /// As `init(group:trackQuorum:)`, but the events go to `handler`, called on the dispatch
     /// thread in corosync's order (then once with nil when they end), not to `events`: one
     /// thread hop less on every delivery. `handler` must not block, and must not call `close()`
     /// itself (from another task it may); it may call `trySend`.
-    public init(group: String, trackQuorum: Bool = true, handler: @escaping @Sendable (CPGEvent?) -> Void) throws {
-        core = try CPGCore(group: group, trackQuorum: trackQuorum, handler: handler)
+    ///
+    /// With `loop`, the connection is dispatched on that thread (the service's, whose actor runs
+    /// there too) instead of a thread of its own; `close()` then leaves the loop running.
+    public init(
+        group: String, trackQuorum: Bool = true, loop: EventLoopThread? = nil,
+        handler: @escaping @Sendable (CPGEvent?) -> Void
+    ) throws {
+        core = try CPGCore(group: group, trackQuorum: trackQuorum, handler: handler, loop: loop)
     }
 
     deinit {
@@ -198,13 +206,14 @@ public final class CPGConnection: Sendable {
         core.leave()
     }
 
-    /// Stops the dispatch thread and finalizes the handles; idempotent; also called on deinit.
+    /// Stops dispatching (from another thread: returns once no callback runs or will run) and
+    /// finalizes the handles; idempotent; also called on deinit.
     public func close() {
         core.close()
     }
 }
 
-/// Mutable state shared by the dispatch thread and the callers.
+/// Mutable state shared by the loop's thread and the callers.
 struct CPGState: Sendable {
     var closed = false
     /// The stream is finished (lost, left, or closed).
@@ -215,17 +224,17 @@ struct CPGState: Sendable {
     var leaveDeadline: UInt64?
     var quorate: Bool?
     var totemNodes: [UInt32] = []
-    var dispatchThreadRunning = false
 }
 
-final class CPGCore: Sendable {
+final class CPGCore: EventLoopSource {
     let cpgHandle: cpg_handle_t
     let quorumHandle: votequorum_handle_t?
     let cpgFD: Int32
     let quorumFD: Int32?
-    /// poll()'s wake-up pipe: close() writes a byte.
-    let wakeRead: Int32
-    let wakeWrite: Int32
+    /// The thread that dispatches this connection.
+    let loop: EventLoopThread
+    /// Whether `loop` is this connection's own (stopped on close).
+    let ownsLoop: Bool
     let groupName: String
     let local: CPGAddress
     let maxMessageSize: Int
@@ -236,16 +245,29 @@ final class CPGCore: Sendable {
     let state = Mutex(CPGState())
     /// Serializes the request calls on the handles and their finalization.
     let requests = Mutex(())
-    /// The dispatch thread, for pthread_join.
-    let thread = Mutex<pthread_t?>(nil)
 
     /// How long after leave() the stream ends at the latest.
     static let leaveGrace: UInt64 = 2_000_000_000
     /// How long multicast retries CS_ERR_TRY_AGAIN.
     static let tryAgainLimit: UInt64 = 30_000_000_000
 
-    init(group: String, trackQuorum: Bool, handler: (@Sendable (CPGEvent?) -> Void)?) throws {
+    init(group: String, trackQuorum: Bool, handler: (@Sendable (CPGEvent?) -> Void)?, loop: EventLoopThread?) throws {
         self.handler = handler
+        let theLoop: EventLoopThread
+        if let loop {
+            theLoop = loop
+        } else {
+            do {
+                theLoop = try EventLoopThread(name: "cpg-dispatch")
+            } catch {
+                throw CPGError.call(function: "pthread_create", error: CSError(CS_ERR_NO_RESOURCES))
+            }
+        }
+        self.loop = theLoop
+        ownsLoop = loop == nil
+        // Every early exit below: a loop of our own is stopped.
+        var started = false
+        defer { if !started, loop == nil { theLoop.stop() } }
         guard !group.isEmpty, group.utf8.count <= Int(CPG_MAX_NAME_LENGTH) else {
             throw CPGError.invalidGroupName(group)
         }
@@ -315,17 +337,6 @@ final class CPGCore: Sendable {
             quorumFD = nil
         }
 
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else {
-            throw fail(.call(function: "pipe", error: CSError(CS_ERR_NO_RESOURCES)))
-        }
-        for fd in pipeFDs {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        }
-        wakeRead = pipeFDs[0]
-        wakeWrite = pipeFDs[1]
-        cleanup.append { _ = Glibc.close(pipeFDs[0]); _ = Glibc.close(pipeFDs[1]) }
         (events, continuation) = AsyncStream<CPGEvent>.makeStream(bufferingPolicy: .unbounded)
 
         // From here on the callbacks can find this object.
@@ -350,7 +361,8 @@ final class CPGCore: Sendable {
         }
         guard joined == CS_OK else { throw fail(.call(function: "cpg_join", error: CSError(joined))) }
 
-        try startDispatchThread()
+        started = true
+        self.loop.add(self)
     }
 
     // MARK: The C side
@@ -445,79 +457,47 @@ final class CPGCore: Sendable {
         if changed { yield(.quorum(quorate: quorate)) }
     }
 
-    // MARK: The dispatch thread
+    // MARK: Dispatch, on the loop's thread
 
-    private func startDispatchThread() throws {
-        let box = Unmanaged.passRetained(self)
-        state.withLock { $0.dispatchThreadRunning = true }
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { argument in
-            let core = Unmanaged<CPGCore>.fromOpaque(argument!).takeRetainedValue()
-            core.dispatchLoop()
-            return nil
-        }, box.toOpaque())
-        guard created == 0 else {
-            box.release()
-            state.withLock { $0.dispatchThreadRunning = false }
-            close()
-            throw CPGError.call(function: "pthread_create", error: CSError(CS_ERR_NO_RESOURCES))
+    func pollSet() -> (descriptors: [Int32], timeout: Int32)? {
+        let (closed, finished, deadline) = state.withLock { ($0.closed, $0.finished, $0.leaveDeadline) }
+        if closed || finished { return nil }
+        var timeout: Int32 = -1
+        if let deadline {
+            let now = Self.now()
+            if now >= deadline {
+                finish()
+                return nil
+            }
+            timeout = Int32(min((deadline - now) / 1_000_000 + 1, 1_000))
         }
-        self.thread.withLock { $0 = thread }
+        return (quorumFD.map { [cpgFD, $0] } ?? [cpgFD], timeout)
     }
 
-    private func dispatchLoop() {
-        defer { state.withLock { $0.dispatchThreadRunning = false } }
-        var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0), pollfd(fd: cpgFD, events: Int16(POLLIN), revents: 0)]
-        if let quorumFD { fds.append(pollfd(fd: quorumFD, events: Int16(POLLIN), revents: 0)) }
+    func ready(_ revents: [Int16]) {
+        guard !state.withLock({ $0.closed || $0.finished }) else { return }
         let broken = Int16(POLLHUP | POLLERR | POLLNVAL)
-        while true {
-            let (closed, finished, deadline) = state.withLock { ($0.closed, $0.finished, $0.leaveDeadline) }
-            if closed || finished { return }
-            var timeout: Int32 = -1
-            if let deadline {
-                let now = Self.now()
-                if now >= deadline {
-                    finish()
-                    return
-                }
-                timeout = Int32(min((deadline - now) / 1_000_000 + 1, 1_000))
-            }
-            for index in fds.indices { fds[index].revents = 0 }
-            let ready = poll(&fds, nfds_t(fds.count), timeout)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                finish(.lost(reason: "poll failed: errno \(errno)"))
+        // CPG first: it carries the group's order; then votequorum.
+        if revents[0] != 0 {
+            let result = cpg_dispatch(cpgHandle, CS_DISPATCH_ALL)
+            if result != CS_OK {
+                finish(.lost(reason: "cpg_dispatch: \(CSError(result).name)"))
                 return
             }
-            if ready == 0 { continue }
-            if fds[0].revents != 0 {
-                // close() or leave(): the loop's head sees which.
-                var drain = [UInt8](repeating: 0, count: 16)
-                while read(wakeRead, &drain, drain.count) > 0 {}
-                continue
+            if revents[0] & broken != 0 {
+                finish(.lost(reason: "corosync closed the CPG connection"))
+                return
             }
-            // CPG first: it carries the group's order; then votequorum.
-            if fds[1].revents != 0 {
-                let result = cpg_dispatch(cpgHandle, CS_DISPATCH_ALL)
-                if result != CS_OK {
-                    finish(.lost(reason: "cpg_dispatch: \(CSError(result).name)"))
-                    return
-                }
-                if fds[1].revents & broken != 0 {
-                    finish(.lost(reason: "corosync closed the CPG connection"))
-                    return
-                }
+        }
+        if revents.count > 1, revents[1] != 0, let quorumHandle {
+            let result = votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL)
+            if result != CS_OK {
+                finish(.lost(reason: "votequorum_dispatch: \(CSError(result).name)"))
+                return
             }
-            if fds.count > 2, fds[2].revents != 0, let quorumHandle {
-                let result = votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL)
-                if result != CS_OK {
-                    finish(.lost(reason: "votequorum_dispatch: \(CSError(result).name)"))
-                    return
-                }
-                if fds[2].revents & broken != 0 {
-                    finish(.lost(reason: "corosync closed the votequorum connection"))
-                    return
-                }
+            if revents[1] & broken != 0 {
+                finish(.lost(reason: "corosync closed the votequorum connection"))
+                return
             }
         }
     }
@@ -581,13 +561,8 @@ final class CPGCore: Sendable {
                 result = cpg_leave(cpgHandle, &name)
             }
         }
-        // The dispatch thread now waits with a timeout: wake it so it sees the deadline.
-        wake()
-    }
-
-    private func wake() {
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        // The loop now waits with a timeout: wake it so it sees the deadline.
+        loop.wake()
     }
 
     func close() {
@@ -597,20 +572,13 @@ final class CPGCore: Sendable {
             return true
         }
         guard first else { return }
-        wake()
-        if let thread = thread.withLock({ $0 }) {
-            if pthread_equal(thread, pthread_self()) != 0 {
-                pthread_detach(thread)
-            } else {
-                pthread_join(thread, nil)
-            }
-        }
+        // From another thread, this returns once the loop will not dispatch this connection again.
+        loop.remove(self)
+        if ownsLoop { loop.stop() }
         requests.withLock { _ in
             _ = cpg_finalize(cpgHandle)
             if let quorumHandle { _ = votequorum_finalize(quorumHandle) }
         }
-        _ = Glibc.close(wakeRead)
-        _ = Glibc.close(wakeWrite)
         finish()
     }
 }

@@ -24,6 +24,13 @@ public protocol ClusterTransport: Sendable {
     /// (and after what `multicast` sent before), when the transport can; false when it cannot,
     /// and the caller uses `multicast`.
     func sendWithoutWaiting(_ message: ClusterMessage) -> Bool
+    /// The thread this transport takes its deliveries on, when it has one (Corosync's dispatch):
+    /// the service's actor then runs there too, and takes them with `deliverDirectly`.
+    var eventLoop: EventLoopThread? { get }
+    /// Called once, on `eventLoop`'s thread: from now on each delivery goes to `handler`, on that
+    /// thread, in order (those held until now first), instead of to `deliveries`; `deliveries`
+    /// still ends when they end.
+    func deliverDirectly(_ handler: @escaping @Sendable (Delivery) -> Void)
 }
 
 /// The in-process group that `LoopbackTransport`s share: a `LoopbackGroup` behind an actor,
@@ -121,4 +128,8 @@ extension ClusterTransport {
     public var isQuorate: Bool { true }
 
     public func sendWithoutWaiting(_ message: ClusterMessage) -> Bool { false }
+
+    public var eventLoop: EventLoopThread? { nil }
+
+    public func deliverDirectly(_ handler: @escaping @Sendable (Delivery) -> Void) {}
 }

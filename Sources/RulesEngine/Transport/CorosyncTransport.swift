@@ -36,6 +36,14 @@ public final class CorosyncTransport: ClusterTransport {
     private let sending = Mutex(Sending())
     private let formTimeout: Double
     private let quorate = Mutex(true)
+    /// With a loop: the deliveries, held until `deliverDirectly` and then handed to its handler.
+    private struct Direct {
+        var handler: (@Sendable (Delivery) -> Void)?
+        var held: [Delivery] = []
+        var draining = false
+    }
+    private let direct = Mutex(Direct())
+    public let eventLoop: EventLoopThread?
 
     public var isQuorate: Bool { quorate.withLock { $0 } }
 
@@ -47,17 +55,20 @@ public final class CorosyncTransport: ClusterTransport {
     /// The connection's events are handled on its dispatch thread (the membership's state is
     /// behind a lock), and messages go out from the caller's thread: from a command's end to
     /// corosync, and from corosync to the service's actor, no task of the transport's own sits
-    /// in between.
-    public init(info: EngineInfo, group: String, formTimeout: Double = 5) throws {
+    /// in between. With `loop`, the dispatch thread is that loop, where the service's actor runs
+    /// as well: a delivery is applied on the thread that took it from corosync
+    /// (`deliverDirectly`).
+    public init(info: EngineInfo, group: String, formTimeout: Double = 5, loop: EventLoopThread? = nil) throws {
         node = info.node
         self.formTimeout = formTimeout
+        eventLoop = loop
         (deliveries, deliveryOut) = AsyncStream<Delivery>.makeStream()
         (notices, noticeOut) = AsyncStream<TransportNotice>.makeStream()
         // The handler needs `self`, which exists only once the connection does: it reaches it
         // through this box, filled before anything is delivered that matters (the dispatch
         // thread may run before; what comes before `self` is set is held back in the box).
         let box = TransportBox()
-        connection = try CPGConnection(group: group) { event in box.receive(event) }
+        connection = try CPGConnection(group: group, loop: loop) { event in box.receive(event) }
         address = connection.local
         membership = Mutex(EngineMembership(local: connection.local, info: info))
         perform(membership.withLock { $0.start() })
@@ -79,6 +90,63 @@ public final class CorosyncTransport: ClusterTransport {
 
     public func leave() async {
         send(.leave)
+    }
+
+    public func deliverDirectly(_ handler: @escaping @Sendable (Delivery) -> Void) {
+        direct.withLock { $0.handler = handler }
+        drainHeld()
+    }
+
+    /// Hands `delivery` on: to the stream, or, with a loop, to the direct handler on the loop's
+    /// thread. Called in the deliveries' order (under the membership's lock); the handler is
+    /// called outside it (`drainHeld`).
+    private func hand(_ delivery: Delivery) {
+        guard eventLoop != nil else {
+            deliveryOut.yield(delivery)
+            return
+        }
+        direct.withLock { $0.held.append(delivery) }
+    }
+
+    /// On the loop's thread: the held deliveries to the handler, in order. A call from inside the
+    /// handler returns at once: the outer call hands what was added meanwhile.
+    private func drainHeld() {
+        guard let loop = eventLoop else { return }
+        guard loop.isCurrent else {
+            loop.execute { self.drainHeld() }
+            return
+        }
+        let start = direct.withLock { direct -> Bool in
+            guard direct.handler != nil, !direct.draining else { return false }
+            direct.draining = true
+            return true
+        }
+        guard start else { return }
+        while true {
+            let (handler, batch) = direct.withLock { direct -> ((@Sendable (Delivery) -> Void)?, [Delivery]) in
+                guard !direct.held.isEmpty else {
+                    direct.draining = false
+                    return (nil, [])
+                }
+                defer { direct.held = [] }
+                return (direct.handler, direct.held)
+            }
+            guard let handler else { return }
+            for delivery in batch { handler(delivery) }
+        }
+    }
+
+    /// Ends the deliveries, after those held.
+    private func endDeliveries() {
+        guard let loop = eventLoop else {
+            deliveryOut.finish()
+            return
+        }
+        let out = deliveryOut
+        loop.execute {
+            self.drainHeld()
+            out.finish()
+        }
     }
 
     public func announce(_ info: EngineInfo) async {
@@ -152,7 +220,7 @@ public final class CorosyncTransport: ClusterTransport {
     /// On the connection's dispatch thread; nil when its events end.
     fileprivate func handle(_ event: CPGEvent?) {
         guard let event else {
-            deliveryOut.finish()
+            endDeliveries()
             noticeOut.finish()
             sending.withLock { $0.ended = true }
             return
@@ -175,18 +243,20 @@ public final class CorosyncTransport: ClusterTransport {
                 let outputs = state.handle(event)
                 perform(outputs, state: state)
             }
+            drainHeld()
         }
     }
 
     private func perform(_ outputs: [EngineMembership.Output]) {
         membership.withLock { perform(outputs, state: $0) }
+        drainHeld()
     }
 
     private func perform(_ outputs: [EngineMembership.Output], state: EngineMembership) {
         for output in outputs {
             switch output {
             case .deliver(let delivery):
-                deliveryOut.yield(delivery)
+                hand(delivery)
             case .send(let message):
                 send(.bytes(WireFormat.encode(message)))
             case .startFormTimer:
@@ -209,7 +279,7 @@ public final class CorosyncTransport: ClusterTransport {
     private func fail(_ reason: String) {
         noticeOut.yield(.fatal(reason))
         noticeOut.finish()
-        deliveryOut.finish()
+        endDeliveries()
         sending.withLock { $0.ended = true }
         // Not from here: this may be the dispatch thread, inside cpg_dispatch.
         let connection = self.connection
