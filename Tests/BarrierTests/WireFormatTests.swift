@@ -102,7 +102,7 @@ struct WireFormatTests {
 
     @Test("random bytes after a valid header are refused, never a crash (10,000 seeds)")
     func randomBodies() {
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         for _ in 0..<10_000 {
             let length = Int(generator.next() % 200)
             let body = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
@@ -112,17 +112,5 @@ struct WireFormatTests {
                 #expect(WireFormat.encode(message) == bytes)
             }
         }
-    }
-}
-
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -476,30 +476,28 @@ final class CPGCore: EventLoopSource {
 
     func ready(_ revents: [Int16]) {
         guard !state.withLock({ $0.closed || $0.finished }) else { return }
-        let broken = Int16(POLLHUP | POLLERR | POLLNVAL)
         // CPG first: it carries the group's order; then votequorum.
-        if revents[0] != 0 {
-            let result = cpg_dispatch(cpgHandle, CS_DISPATCH_ALL)
-            if result != CS_OK {
-                finish(.lost(reason: "cpg_dispatch: \(CSError(result).name)"))
-                return
-            }
-            if revents[0] & broken != 0 {
-                finish(.lost(reason: "corosync closed the CPG connection"))
-                return
-            }
+        if revents[0] != 0, !dispatch("cpg_dispatch", "CPG", revents[0], { cpg_dispatch(cpgHandle, CS_DISPATCH_ALL) }) {
+            return
         }
         if revents.count > 1, revents[1] != 0, let quorumHandle {
-            let result = votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL)
-            if result != CS_OK {
-                finish(.lost(reason: "votequorum_dispatch: \(CSError(result).name)"))
-                return
-            }
-            if revents[1] & broken != 0 {
-                finish(.lost(reason: "corosync closed the votequorum connection"))
-                return
-            }
+            _ = dispatch("votequorum_dispatch", "votequorum", revents[1]) { votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL) }
         }
+    }
+
+    /// One dispatch call for a ready descriptor; false (and the stream ended with `.lost`) when
+    /// it failed or corosync closed the connection.
+    private func dispatch(_ function: String, _ connection: String, _ revents: Int16, _ call: () -> cs_error_t) -> Bool {
+        let result = call()
+        if result != CS_OK {
+            finish(.lost(reason: "\(function): \(CSError(result).name)"))
+            return false
+        }
+        if revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+            finish(.lost(reason: "corosync closed the \(connection) connection"))
+            return false
+        }
+        return true
     }
 
     // MARK: Requests
