@@ -43,7 +43,8 @@ final class EngineCluster: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
             chmod(root + "/" + directory, 0o755)
         }
-        // A command step: records node, word, start and end (ns) to out/steps, sleeping $2 s between.
+        // A command step: records node, word, start and end (ns) to out/steps, sleeping $2 s
+        // between, and its scheduling policy (field 41 of /proc/PID/stat: 0 SCHED_OTHER, 2 SCHED_RR).
         try write(
             binDirectory + "/step",
             """
@@ -51,7 +52,8 @@ final class EngineCluster: @unchecked Sendable {
             start=$(date +%s%N)
             [ -n "$2" ] && sleep "$2"
             end=$(date +%s%N)
-            echo "$HAMN_LOCAL_NODE $1 $HAMN_EVENT $HAMN_EVENT_NODE $start $end" >> \(outputDirectory)/steps
+            policy=$(awk '{print $41}' /proc/$$/stat)
+            echo "$HAMN_LOCAL_NODE $1 $HAMN_EVENT $HAMN_EVENT_NODE $start $end $policy" >> \(outputDirectory)/steps
             """, mode: 0o755)
         let prefix = "ht\(UInt32.random(in: 0..<0xFFFF))"
         let up = try runTool(Self.script, ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix])
@@ -130,6 +132,25 @@ final class EngineCluster: @unchecked Sendable {
         }.first
     }
 
+    /// The engine's service thread (named `hamn-service`): its scheduling policy and real-time
+    /// priority (fields 41 and 40 of its /proc stat).
+    func serviceThread(_ name: String) -> (policy: Int, priority: Int)? {
+        guard let pid = enginePID(name),
+            let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+        else { return nil }
+        for task in tasks {
+            let base = "/proc/\(pid)/task/\(task)"
+            guard (try? String(contentsOfFile: base + "/comm", encoding: .utf8)) == "hamn-service\n",
+                let stat = try? String(contentsOfFile: base + "/stat", encoding: .utf8)
+            else { continue }
+            // After the command name in parentheses, fields 3 on.
+            let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
+            guard fields.count >= 39, let priority = Int(fields[37]), let policy = Int(fields[38]) else { return nil }
+            return (policy, priority)
+        }
+        return nil
+    }
+
     func killEngine(_ name: String) {
         if let pid = enginePID(name) { kill(pid, SIGKILL) }
     }
@@ -158,13 +179,16 @@ final class EngineCluster: @unchecked Sendable {
         status(node)?["members"] as? [String]
     }
 
-    /// The recorded steps: (node, word, event, event node, start ns, end ns).
+    /// The recorded steps: (node, word, event, event node, start ns, end ns, scheduling policy).
     func steps() -> [EngineStep] {
         guard let text = FileManager.default.contents(atPath: outputDirectory + "/steps") else { return [] }
         return String(decoding: text, as: UTF8.self).split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ").map(String.init)
-            guard fields.count == 6, let start = Int64(fields[4]), let end = Int64(fields[5]) else { return nil }
-            return EngineStep(node: fields[0], word: fields[1], event: fields[2], eventNode: fields[3], start: start, end: end)
+            guard fields.count == 7, let start = Int64(fields[4]), let end = Int64(fields[5]), let policy = Int(fields[6])
+            else { return nil }
+            return EngineStep(
+                node: fields[0], word: fields[1], event: fields[2], eventNode: fields[3], start: start, end: end,
+                policy: policy)
         }
     }
 
@@ -198,6 +222,8 @@ struct EngineStep: Equatable, CustomStringConvertible {
     var eventNode: String
     var start: Int64
     var end: Int64
+    /// The command's scheduling policy: 0, SCHED_OTHER, always (the service's thread is real-time, its commands not).
+    var policy: Int
     var description: String { "\(node) \(word) \(event)@\(eventNode)" }
 }
 

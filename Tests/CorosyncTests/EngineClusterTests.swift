@@ -103,6 +103,13 @@ struct EngineClusterTests {
             #expect(first.map(\.start).max()! < first.map(\.end).min()!)
             // The barrier: no node starts the second segment before every node ended the first.
             #expect(second.map(\.start).min()! > first.map(\.end).max()!)
+            // The service's thread is real-time (SCHED_RR 1: these tests run as root); the
+            // commands it starts are not.
+            for name in ["n1", "n2", "n3"] {
+                let thread = cluster.serviceThread(name)
+                #expect(thread?.policy == 2 && thread?.priority == 1, "\(name): \(String(describing: thread))")
+            }
+            #expect(steps.allSatisfy { $0.policy == 0 }, "\(steps.map(\.policy))")
             for name in ["n1", "n2", "n3"] {
                 let history = try cluster.cli(name, ["history"])
                 #expect(history.out.contains("ping"), "\(name): \(history.out)")
