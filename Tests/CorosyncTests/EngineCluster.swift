@@ -151,6 +151,12 @@ final class EngineCluster: @unchecked Sendable {
         return nil
     }
 
+    /// The engine's exit status once it has ended (through `ns-cluster exec`, which execs it).
+    func engineExitStatus(_ name: String) -> Int32? {
+        guard let process = engines[name], !process.isRunning else { return nil }
+        return process.terminationStatus
+    }
+
     func killEngine(_ name: String) {
         if let pid = enginePID(name) { kill(pid, SIGKILL) }
     }

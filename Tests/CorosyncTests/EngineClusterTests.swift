@@ -188,6 +188,30 @@ struct EngineClusterTests {
         }
     }
 
+    @Test("corosync killed under the engines: each journals the loss, runs nothing more and exits 1")
+    func corosyncLost() throws {
+        try withCluster(corosyncNodes: 1, nodes: ["n1", "n2"]) { cluster in
+            let rules = try standardRules(cluster)
+            try cluster.startEngine("n1", corosyncNode: 1, rules: rules)
+            try cluster.startEngine("n2", corosyncNode: 1, rules: rules)
+            #expect(waitForMembers(cluster, ["n1", "n2"], expected: ["n1", "n2"]))
+            try cluster.killCorosync(1)
+            #expect(
+                cluster.eventually(30) { ["n1", "n2"].allSatisfy { cluster.engineExitStatus($0) != nil } },
+                "\(cluster.engineLog("n1"))")
+            for name in ["n1", "n2"] {
+                #expect(cluster.engineExitStatus(name) == 1, "\(name): \(cluster.engineLog(name))")
+                let journal = try runTool(
+                    "/usr/bin/sqlite3",
+                    [cluster.root + "/\(name).sqlite", "SELECT text FROM log WHERE kind = 'service' ORDER BY id"]
+                ).out
+                #expect(journal.contains("the connection to corosync is lost"), "\(name): \(journal)")
+                #expect(cluster.engineLog(name).contains("this node runs nothing until it is restarted"))
+            }
+            #expect(cluster.steps().isEmpty)
+        }
+    }
+
     @Test("status shows every engine; a differing .rp file is named in a warning on both sides")
     func configurationDigests() throws {
         try withCluster(corosyncNodes: 1, nodes: ["n1", "n2"]) { cluster in
