@@ -14,9 +14,11 @@ private final class ScriptedTransport: ClusterTransport {
     let deliver: AsyncStream<Delivery>.Continuation
     let notice: AsyncStream<TransportNotice>.Continuation
     let quorate = Mutex(true)
+    let eventLoop: EventLoopThread?
 
-    init(node: ClusterNode) {
+    init(node: ClusterNode, eventLoop: EventLoopThread? = nil) {
         self.node = node
+        self.eventLoop = eventLoop
         (deliveries, deliver) = AsyncStream.makeStream()
         (notices, notice) = AsyncStream.makeStream()
     }
@@ -101,5 +103,25 @@ struct NodeServiceQuorumTests {
 
         await transport.leave()
         await running.value
+    }
+
+    @Test("a transport that delivers on another thread than the service's is a fatal error, not a silent hang")
+    func foreignLoop() async throws {
+        let n1 = ClusterNode(name: "n1", number: 1)
+        let configuration = ServiceConfiguration(
+            node: n1, nodes: [n1], rules: "/nonexistent/rules.hacmprd", journal: "/nonexistent/journal.db",
+            socket: "/nonexistent/socket")
+        let other = try EventLoopThread(name: "other-loop")
+        let own = try EventLoopThread(name: "service-loop")
+        defer {
+            other.stop()
+            own.stop()
+        }
+        let transport = ScriptedTransport(node: n1, eventLoop: other)
+        let service = NodeService(
+            configuration: configuration, rules: ruleBook([]), catalogue: .builtIn, transport: transport,
+            journal: NotesJournal(), logger: Logger(label: "test"), loop: own)
+        await service.run()
+        #expect(await service.fatalReason == "the transport delivers on the thread other-loop, not on the service's (service-loop)")
     }
 }

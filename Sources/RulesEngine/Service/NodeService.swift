@@ -98,7 +98,17 @@ public actor NodeService {
         let notices = Task {
             for await notice in transport.notices { await self.noticed(notice) }
         }
-        if let transportLoop = transport.eventLoop, transportLoop === loop {
+        if let transportLoop = transport.eventLoop {
+            guard transportLoop === loop else {
+                // A transport on a loop holds its deliveries for the service on that loop: with
+                // another, nothing would ever be applied. A wiring error, said at once.
+                fatalReason = "the transport delivers on the thread \(transportLoop.name), not on the service's (\(loop.name))"
+                logger.critical("\(fatalReason!)")
+                outbox.finish()
+                await sender.value
+                notices.cancel()
+                return
+            }
             // This is that loop's thread: from now on each delivery is applied as it arrives.
             transport.deliverDirectly { [weak self] delivery in
                 self?.assumeIsolated { $0.apply(delivery) }

@@ -56,8 +56,9 @@ public final class CorosyncTransport: ClusterTransport {
     /// behind a lock), and messages go out from the caller's thread: from a command's end to
     /// corosync, and from corosync to the service's actor, no task of the transport's own sits
     /// in between. With `loop`, the dispatch thread is that loop, where the service's actor runs
-    /// as well: a delivery is applied on the thread that took it from corosync
-    /// (`deliverDirectly`).
+    /// as well: a delivery is applied on the thread that took it from corosync. The deliveries
+    /// are then held until the service on that loop calls `deliverDirectly` (and `deliveries`
+    /// only ends); without a loop they go to `deliveries`.
     public init(info: EngineInfo, group: String, formTimeout: Double = 5, loop: EventLoopThread? = nil) throws {
         node = info.node
         self.formTimeout = formTimeout
