@@ -33,7 +33,7 @@ public final class EventLoopThread: SerialExecutor, Sendable {
         var closures: [@Sendable () -> Void] = []
         var sources: [any EventLoopSource] = []
         /// Sources to drop at the top of the next turn, with who waits for it.
-        var removals: [(source: any EventLoopSource, done: DispatchSemaphore?)] = []
+        var removals: [(source: any EventLoopSource, done: DispatchSemaphore)] = []
         /// The thread is in (or about to enter) poll: a new job must wake it.
         var polling = false
         var stopping = false
@@ -170,7 +170,9 @@ public final class EventLoopThread: SerialExecutor, Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    /// The thread ends once its jobs are run and its sources dropped.
+    /// The thread ends once its jobs are run and its sources dropped. A job enqueued after it
+    /// ended would never run: stop the loop only when nothing can call its actor any more (the
+    /// service stops it as its last step).
     public func stop() {
         state.withLock { $0.stopping = true }
         wake()
@@ -196,8 +198,6 @@ public final class EventLoopThread: SerialExecutor, Sendable {
         }
         scheduling.withLock { $0 = .some(outcome) }
         let executor = asUnownedSerialExecutor()
-        var descriptors: [pollfd] = []
-        var spans: [(source: any EventLoopSource, range: Range<Int>)] = []
         while true {
             // Jobs first, all that are queued.
             while true {
@@ -218,10 +218,10 @@ public final class EventLoopThread: SerialExecutor, Sendable {
                 for removal in removals { state.sources.removeAll { $0 === removal.source } }
                 return (state.sources, removals)
             }
-            for removal in removals { removal.done?.signal() }
+            for removal in removals { removal.done.signal() }
 
-            descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            spans = []
+            var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var spans: [(source: any EventLoopSource, range: Range<Int>)] = []
             var timeout: Int32 = -1
             var finished: [any EventLoopSource] = []
             for source in sources {
@@ -264,7 +264,7 @@ public final class EventLoopThread: SerialExecutor, Sendable {
             defer { state.removals = [] }
             return state.removals
         }
-        for removal in removals { removal.done?.signal() }
+        for removal in removals { removal.done.signal() }
     }
 }
 

@@ -8,6 +8,7 @@ import RecoveryPrograms
 enum SegmentDoneBody {
     static func encode(eventID: Int, segment: Int, results: [CommandResult], into bytes: inout [UInt8]) {
         var writer = ByteWriter(bytes: bytes)
+        bytes = []  // the writer's copy is then the only one: appended to in place
         writer.integer(Int64(eventID))
         writer.integer(Int64(segment))
         writer.integer(UInt32(results.count))
