@@ -153,6 +153,21 @@ struct CoordinatorRuleTests {
         #expect(sim.coordinators["n1"]?.state.members.map(\.name) == ["n1", "n3"])
     }
 
+    @Test("a stopping node that leaves before its stop event ends (killed mid-release) is taken over as a crash")
+    func leftBeforeStopEnded() {
+        let rules = ruleBook([
+            ("TE_FAIL_NODE", 1, "event \"release\" 0 NULL\nbarrier\nother \"after_release\" 0 NULL\n"),
+            ("TE_FAIL_NODE", 0, "other \"crash_recovery\" 0 NULL\n"),
+        ])
+        // n2's release takes 10 s; it is killed at 5, before it released anything.
+        var sim = ClusterSimulation(nodes: nodes(3), rules: rules, oracle: oracle(["release": (0, 10)]))
+        sim.schedule(at: 0, .stop("n2", .graceful))
+        sim.schedule(at: 5, .crash("n2"))
+        sim.run()
+        #expect(sim.processed() == ["TE_FAIL_NODE/1@n2:completed", "TE_FAIL_NODE@n2:completed"])
+        #expect(sim.commandsRun() == ["n2 0 release", "n1 1 after_release", "n3 1 after_release", "n1 0 crash_recovery", "n3 0 crash_recovery"])
+    }
+
     @Test("a joining node gets the cluster's state and takes part in its own TE_JOIN_NODE")
     func joinSynchronises() {
         let rules = ruleBook([

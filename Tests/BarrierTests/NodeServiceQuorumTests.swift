@@ -35,11 +35,14 @@ private final class ScriptedTransport: ClusterTransport {
     }
 }
 
-/// The journal's notes, in memory.
+/// The journal's entries and notes, in memory.
 private final class NotesJournal: EventJournal {
     let notes = Mutex<[String]>([])
+    let entries = Mutex<[JournalEntry]>([])
 
-    func append(_ entry: JournalEntry, at time: Date) throws {}
+    func append(_ entry: JournalEntry, at time: Date) throws {
+        entries.withLock { $0.append(entry) }
+    }
     func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {}
     func note(_ text: String, kind: String, at time: Date) throws {
         notes.withLock { $0.append(text) }
@@ -59,11 +62,13 @@ private func eventually(_ seconds: Double, _ condition: () -> Bool) async -> Boo
 
 @Suite("the service and quorum")
 struct NodeServiceQuorumTests {
-    /// The CI failure this guards against: the quorum notice and the membership change that
-    /// lost quorum came on two streams, and the membership change won, so a partition without
-    /// quorum ran a TE_FAIL_NODE segment.
-    @Test("a membership change applied after quorum is lost starts nothing, even before the quorum notice")
-    func membershipAfterQuorumLost() async throws {
+    /// Two faults this guards against: a membership change that lost quorum, applied before the
+    /// quorum notice (on a stream of its own), started a TE_FAIL_NODE segment; and quorum coming
+    /// back (the notice) released the waiting segments before the membership change that came
+    /// with it (a heal, whose merge rule was about to stop this node). Quorum now reaches the
+    /// coordinator in the deliveries' order only.
+    @Test("quorum is applied in the deliveries' order: lost before the change, regained only by its delivery, never by the notice")
+    func quorumInDeliveryOrder() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hamn-quorum-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -83,23 +88,26 @@ struct NodeServiceQuorumTests {
         let running = Task { await service.run() }
 
         transport.deliver.yield(.membership(MembershipChange(view: 1, members: [n1, n2], joined: [n1, n2], left: [])))
-        // Quorum goes with n2: the flag is down before the change is handed out; the notice
-        // is held back.
+        // Quorum goes with n2: lost first, then the change.
         transport.quorate.withLock { $0 = false }
+        transport.deliver.yield(.quorum(false))
         transport.deliver.yield(.membership(MembershipChange(view: 2, members: [n1], joined: [], left: [n2])))
 
-        #expect(
-            await eventually(5) {
-                journal.notes.withLock { $0.contains("no quorum: event 1 TE_FAIL_NODE segment 0 waits for quorum") }
-            }, "\(journal.notes.withLock { $0 })")
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(!FileManager.default.fileExists(atPath: marker))
+        let waits = JournalEntry.waitsForQuorum(eventID: 1, name: "TE_FAIL_NODE", segment: 0)
+        #expect(await eventually(5) { journal.entries.withLock { $0.contains(waits) } })
+        #expect(journal.entries.withLock { $0.first { if case .quorum = $0 { true } else { false } } } == .quorum(false, waiting: 0))
 
-        // Quorum back: the waiting segment runs.
+        // votequorum says quorum is back (the notice and the flag), but the membership has not
+        // delivered it: nothing runs.
         transport.quorate.withLock { $0 = true }
         transport.notice.yield(.quorum(true))
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!FileManager.default.fileExists(atPath: marker))
+
+        // Delivered: the waiting segment runs.
+        transport.deliver.yield(.quorum(true))
         #expect(await eventually(10) { FileManager.default.fileExists(atPath: marker) })
-        #expect(journal.notes.withLock { $0.first } == "quorum lost: this partition runs no recovery program until it is back")
+        #expect(journal.entries.withLock { $0.contains(.quorum(true, waiting: 1)) })
 
         await transport.leave()
         await running.value

@@ -64,4 +64,7 @@ public enum EventOutcome: String, Sendable, Hashable, Codable {
     case suppressed
     /// The service stopped (or was killed) while it ran.
     case interrupted
+    /// A takeover (`TE_FAIL_NODE` state 0) whose event node turned out alive when a partition
+    /// healed: not run, or ended at its next barrier.
+    case cancelled
 }

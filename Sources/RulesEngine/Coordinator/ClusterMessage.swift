@@ -42,4 +42,12 @@ public enum Delivery: Sendable, Hashable {
     case membership(MembershipChange)
     /// Local time passing: only for `config_too_long`. Never ordered, never replicated.
     case tick
+    /// Local: whether this node's partition has quorum, in the deliveries' order. Without it no
+    /// recovery command starts on this node; its segments wait. Quorum that comes back is
+    /// given only once the membership change that goes with it has been applied and settled
+    /// (see `EngineMembership`), so a partition that is about to lose a merge never runs them.
+    case quorum(Bool)
+    /// A partition healed and this node's side stays: the nodes named were alive all along on
+    /// the other side (their engines stop and rejoin). Their takeovers are not run.
+    case merged(alive: [ClusterNode])
 }

@@ -26,6 +26,10 @@ public struct Coordinator: Sendable {
     private var stateHolders: Set<String> = []
     /// This node's part in the events that run: the segment it runs and since when.
     private var localRuns: [Int: LocalRun] = [:]
+    /// Whether this node's partition has quorum (local, from `.quorum` deliveries).
+    public private(set) var isQuorate = true
+    /// This node's segments that wait for quorum, in the order they were due.
+    public private(set) var waitingForQuorum: [SegmentRun] = []
     /// The rule each running event started with: a reload changes the events after it only.
     private var startedRules: [Int: RuleBook.Rule] = [:]
 
@@ -53,10 +57,15 @@ public struct Coordinator: Sendable {
     // MARK: Input
 
     public mutating func apply(_ delivery: Delivery, now: Double) -> [Effect] {
+        if case .quorum(let quorate) = delivery { return quorumChanged(quorate) }
         guard isSynchronised else { return applyWhileJoining(delivery, now: now) }
         switch delivery {
         case .tick:
             return tick(now: now)
+        case .quorum:
+            return []  // handled above, joining or not
+        case .merged(let alive):
+            return merged(alive: alive, now: now)
         case .membership(let change):
             return membershipChanged(change, now: now)
         case .message(let sender, let message):
@@ -90,7 +99,12 @@ public struct Coordinator: Sendable {
     /// that view are replayed.
     private mutating func applyWhileJoining(_ delivery: Delivery, now: Double) -> [Effect] {
         switch delivery {
-        case .tick:
+        case .tick, .quorum:
+            return []
+        case .merged:
+            // Before this node has the state there is nothing of it to cancel; the members that
+            // hold the state apply the merge, and their snapshot carries the outcome.
+            if !buffered.isEmpty { buffered.append(delivery) }
             return []
         case .membership(let change) where buffered.isEmpty:
             guard change.members.contains(local) else { return [] }
@@ -153,8 +167,11 @@ public struct Coordinator: Sendable {
         for node in change.left {
             state.awaitingSnapshot.removeAll { $0 == node }
             effects += dropParticipant(node, now: now)
-            state.departing.remove(node.name)
-            if state.stopping.removeValue(forKey: node.name) == nil {
+            // A node that stopped its services leaves quietly once its TE_FAIL_NODE has ended;
+            // one that leaves before (killed, a SIGTERM fallen back to a fast stop, a
+            // partition) may still hold what it was releasing: that is a failure, as a crash.
+            let departed = state.departing.remove(node.name) != nil
+            if state.stopping.removeValue(forKey: node.name) == nil || !departed {
                 effects += raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: 0, node: node), now: now)
             }
         }
@@ -252,10 +269,62 @@ public struct Coordinator: Sendable {
         let commands = run.segment < plan.segments.count ? plan.segments[run.segment] : []
         let warning = localRuns[run.event.id]?.lastWarning ?? now
         localRuns[run.event.id] = LocalRun(busy: true, lastWarning: warning)
-        return [
-            .runSegment(
-                SegmentRun(event: run.event, segment: run.segment, commands: commands, environment: environment(for: run)))
-        ]
+        let segmentRun = SegmentRun(
+            event: run.event, segment: run.segment, commands: run.cancelled ? [] : commands, environment: environment(for: run))
+        guard isQuorate else {
+            waitingForQuorum.append(segmentRun)
+            return [.journal(.waitsForQuorum(eventID: run.event.id, name: run.event.name, segment: run.segment))]
+        }
+        return [.runSegment(segmentRun)]
+    }
+
+    // MARK: Partitions
+
+    /// Quorum lost: segments due from now on wait. Quorum back: the segments that waited start,
+    /// those of events still at that segment; a cancelled takeover's run no command (its
+    /// barrier still needs this node's word).
+    private mutating func quorumChanged(_ quorate: Bool) -> [Effect] {
+        guard quorate != isQuorate else { return [] }
+        isQuorate = quorate
+        var effects: [Effect] = [.journal(.quorum(quorate, waiting: waitingForQuorum.count))]
+        guard quorate else { return effects }
+        let waiting = waitingForQuorum
+        waitingForQuorum = []
+        for var due in waiting {
+            guard let run = runningEvents.first(where: { $0.event.id == due.event.id }), run.segment == due.segment,
+                run.failure == nil, run.participants.contains(local), !run.reached.contains(local.name)
+            else { continue }
+            if run.cancelled { due.commands = [] }
+            effects.append(.runSegment(due))
+        }
+        return effects
+    }
+
+    /// A partition healed and this side stays; `alive` were on the other side all along. No
+    /// takeover (`TE_FAIL_NODE` state 0) runs for them: queued ones are cancelled, and a running
+    /// one ends at its next barrier (at once when nobody is in a segment of it).
+    private mutating func merged(alive: [ClusterNode], now: Double) -> [Effect] {
+        let alive = Set(alive.filter { !state.members.contains($0) })
+        guard !alive.isEmpty else { return [] }
+        var effects: [Effect] = [.journal(.merged(alive: alive.sorted()))]
+        func isTakeover(_ event: ClusterEvent) -> Bool {
+            event.name == BuiltInTrigger.failNode.rawValue && event.state == 0 && alive.contains(event.node)
+        }
+        let cancelled = state.queue.filter(isTakeover)
+        state.queue.removeAll(where: isTakeover)
+        effects += cancelled.map { .journal(.finished($0, outcome: .cancelled)) }
+        if let current = state.current, isTakeover(current.event) {
+            if current.failure != nil || current.waitingFor.isEmpty {
+                effects += finish(current.event.id, outcome: .cancelled, now: now)
+            } else {
+                state.current?.cancelled = true
+                // This node's share that waits for quorum runs no command when it is back.
+                for index in waitingForQuorum.indices where waitingForQuorum[index].event.id == current.event.id {
+                    waitingForQuorum[index].commands = []
+                }
+            }
+        }
+        return effects
     }
 
     /// The event as commands see it (SPEC section 7): in their environment, never in their text.
@@ -289,7 +358,7 @@ public struct Coordinator: Sendable {
         else {
             return effects  // late results of a resumed or finished event: recorded, nothing more
         }
-        if results.contains(where: { !$0.accepted }) {
+        if !run.cancelled, results.contains(where: { !$0.accepted }) {
             effects += commandFailed(on: node, eventID: eventID, segment: segment, now: now)
         } else {
             effects += updateRun(eventID) { run in
@@ -327,6 +396,9 @@ public struct Coordinator: Sendable {
         guard let run = runningEvents.first(where: { $0.event.id == eventID }), run.failure == nil,
             run.waitingFor.isEmpty
         else { return [] }
+        if run.cancelled {
+            return finish(eventID, outcome: .cancelled, now: now)
+        }
         if run.segment == run.segmentCount - 1 {
             return finish(eventID, outcome: .completed, now: now)
         }
@@ -341,6 +413,9 @@ public struct Coordinator: Sendable {
         if next.participants.contains(local) {
             effects += startLocalSegment(next, now: now)
         }
+        // Every participant gone (a partition cut them all off from this node): nobody will
+        // report the next segment, so it passes at once, and the event ends.
+        if next.participants.isEmpty { effects += checkBarrier(eventID, now: now) }
         return effects
     }
 

@@ -48,4 +48,11 @@ public enum JournalEntry: Sendable, Hashable {
     case stopRequested(node: String, mode: StopMode)
     /// This node (local entry) is waiting for the state of the cluster, or got it.
     case synchronised(view: Int)
+    /// This node's partition lost or regained quorum (local entry); `waiting` segments of this
+    /// node wait for it (they start when it is back).
+    case quorum(Bool, waiting: Int)
+    /// This node's segment waits for quorum (local entry).
+    case waitsForQuorum(eventID: Int, name: String, segment: Int)
+    /// A partition healed: these nodes were alive on the other side, which stops and rejoins.
+    case merged(alive: [ClusterNode])
 }

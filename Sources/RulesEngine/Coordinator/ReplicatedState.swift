@@ -47,6 +47,8 @@ public struct RunningEvent: Sendable, Hashable, Codable {
     public var reached: Set<String>
     /// The first command failure: the event is held until `resume`.
     public var failure: Failure?
+    /// A takeover whose event node is alive after a heal: it ends at its next barrier.
+    public var cancelled = false
 
     /// The participants a barrier (or the end) still waits for.
     public var waitingFor: [ClusterNode] {

@@ -95,6 +95,8 @@ enum JournalText {
         case .skipped: return "EVENT SKIPPED: \(text): cancelled from the queue by resume"
         case .suppressed: return "EVENT SUPPRESSED: \(text): recovery is off for \(clusterEvent.node.name), not run"
         case .interrupted: return "EVENT INTERRUPTED: \(text)"
+        case .cancelled:
+            return "EVENT CANCELLED: \(text): \(clusterEvent.node.name) is alive in the merged cluster, its takeover does not run"
         }
     }
 
@@ -115,6 +117,20 @@ enum JournalText {
 
     static func synchronised(view: Int) -> String {
         "SYNCHRONISED: has the cluster's state as of view \(view)"
+    }
+
+    static func quorum(_ quorate: Bool, waiting: Int) -> String {
+        quorate
+            ? "quorum regained: recovery programs run again (\(waiting) segment(s) waiting)"
+            : "quorum lost: this partition runs no recovery program until it is back"
+    }
+
+    static func waitsForQuorum(eventID: Int, name: String, segment: Int) -> String {
+        "no quorum: event \(eventID) \(name) segment \(segment) waits for quorum"
+    }
+
+    static func merged(alive: [ClusterNode]) -> String {
+        "PARTITION HEALED: \(alive.map(\.name).joined(separator: " ")) alive on the other side, which stops and rejoins; no takeover runs for them"
     }
 
     static func arming(trigger: String, state: Int, instance: String, armed: Bool, value: String) -> String {

@@ -106,6 +106,9 @@ struct JournalWriter {
         case .nothingToResume: "a resume with nothing to resume"
         case .stopRequested: "a stop request"
         case .synchronised: "a synchronisation"
+        case .quorum: "a quorum change"
+        case .waitsForQuorum: "a segment waiting for quorum"
+        case .merged: "a heal"
         }
     }
 
@@ -255,6 +258,15 @@ struct JournalWriter {
                 try startNewRun(reason: "event ids restart (the node joined a cluster anew at view \(view))")
             }
             try log("synchronised", text: JournalText.synchronised(view: view))
+
+        case .quorum(let quorate, let waiting):
+            try log("quorum", text: JournalText.quorum(quorate, waiting: waiting))
+
+        case .waitsForQuorum(let eventID, let name, let segment):
+            try log("quorum", eventID: eventID, text: JournalText.waitsForQuorum(eventID: eventID, name: name, segment: segment))
+
+        case .merged(let alive):
+            try log("membership", text: JournalText.merged(alive: alive))
         }
     }
 

@@ -37,6 +37,11 @@ public struct ClusterSimulation: Sendable {
         case sample(node: String, SampleObservation)
         /// A node's commands of a segment have finished.
         case segmentFinished(ClusterNode, incarnation: Int, SegmentRun, [CommandResult])
+        /// The network splits the members into these parts (by node name); see `LoopbackGroup`.
+        case partition([[String]])
+        /// The network is whole again: the merge rule decides which part stays; the engines of
+        /// the others stop and start again `restartDelay` later (systemd's restart).
+        case heal
     }
 
     public struct TraceEntry: Sendable {
@@ -50,6 +55,12 @@ public struct ClusterSimulation: Sendable {
             case joined
             /// The node left after stopping cluster services.
             case stopped
+            /// The network split: this node is in a part with these members.
+            case partitioned(part: [ClusterNode], quorate: Bool)
+            /// A heal merged this node's part into a larger one: its engine stops (and restarts).
+            case lostMerge
+            /// A heal: this node's part stays.
+            case healed
             /// A predicate became true on this node and it raised the event.
             case raised(EventRequest)
             /// A predicate could not be evaluated (division by zero), once per definition and instance.
@@ -83,6 +94,8 @@ public struct ClusterSimulation: Sendable {
     private let catalogue: VariableCatalogue
     /// Ticks (for `config_too_long`) once a second while an event runs.
     public var ticks = true
+    /// Seconds from a lost merge to the engine's fresh start.
+    public var restartDelay = 5.0
     /// Called with every delivery as it is made, before it is applied (for checks in tests).
     public var observer: (@Sendable (Delivery, [ClusterNode], Double) -> Void)?
 
@@ -189,6 +202,29 @@ public struct ClusterSimulation: Sendable {
             for request in outcome.raised {
                 trace.append(TraceEntry(time: clock, node: node, kind: .raised(request)))
                 group.multicast(from: node, .raise(request))
+            }
+        case .partition(let names):
+            let parts = names.map { part in nodes.filter { part.contains($0.name) } }
+            group.partition(parts)
+            guard group.isPartitioned else { return }
+            for node in group.members {
+                trace.append(
+                    TraceEntry(
+                        time: clock, node: node,
+                        kind: .partitioned(part: group.partMembers(of: node), quorate: group.isQuorate(node))))
+            }
+        case .heal:
+            guard group.isPartitioned else { return }
+            let losers = group.heal()
+            for node in group.members {
+                trace.append(TraceEntry(time: clock, node: node, kind: .healed))
+            }
+            for node in losers {
+                coordinators[node.name] = nil
+                monitors[node.name] = nil
+                incarnations[node.name, default: 0] += 1
+                trace.append(TraceEntry(time: clock, node: node, kind: .lostMerge))
+                schedule(at: clock + restartDelay, .join(node))
             }
         case .segmentFinished(let node, let incarnation, let run, let results):
             guard incarnations[node.name] == incarnation, coordinators[node.name] != nil else { return }

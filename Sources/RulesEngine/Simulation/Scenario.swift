@@ -29,6 +29,10 @@ public struct Scenario: Sendable {
         case resume(cancelQueued: Bool)
         case recoveryOff([String])
         case recoveryOn([String])
+        /// The network splits the nodes into these parts.
+        case partition([[String]])
+        /// The network is whole again.
+        case heal
     }
 
     public struct TimedFault: Sendable {

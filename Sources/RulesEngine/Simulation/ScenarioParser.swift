@@ -191,13 +191,14 @@ public enum ScenarioParser {
     private static func parseFault(_ value: YAMLValue) throws(YAMLError) -> Scenario.TimedFault {
         let entries = try value.mapping(allowed: [
             "at", "fail_node", "stop_node", "mode", "join_node", "trigger", "resume", "recovery_off", "recovery_on",
+            "partition", "heal",
         ])
         guard let at = entries.first(where: { $0.key == "at" }) else { throw value.error("a fault needs 'at'") }
         let time = try at.value.duration()
         let kinds = entries.filter { $0.key != "at" && $0.key != "mode" }
         guard kinds.count == 1, let (kind, field) = kinds.first else {
             throw value.error(
-                "a fault is one of fail_node, stop_node, join_node, trigger, resume, recovery_off, recovery_on")
+                "a fault is one of fail_node, stop_node, join_node, trigger, resume, recovery_off, recovery_on, partition, heal")
         }
         let mode = entries.first { $0.key == "mode" }
         if mode != nil, kind != "stop_node" { throw mode!.value.error("mode goes with stop_node") }
@@ -236,6 +237,20 @@ public enum ScenarioParser {
                 guard try field.bool() else { throw field.error("resume: true, or {cancel_queued: true}") }
                 fault = .resume(cancelQueued: false)
             }
+        case "partition":
+            // [[n1, n2], [n3]]: two or more parts, each a list of nodes, no node twice.
+            let parts = try field.sequence().map { part throws(YAMLError) in try nodeList(part) }
+            guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty }) else {
+                throw field.error("partition: two or more parts, each a list of nodes: [[n1, n2], [n3]]")
+            }
+            let all = parts.flatMap { $0 }
+            if let twice = all.first(where: { name in all.count { $0 == name } > 1 }) {
+                throw field.error("partition: node '\(twice)' is in two parts")
+            }
+            fault = .partition(parts)
+        case "heal":
+            guard try field.bool() else { throw field.error("heal: true") }
+            fault = .heal
         case "recovery_off": fault = .recoveryOff(try nodeList(field))
         default: fault = .recoveryOn(try nodeList(field))
         }
@@ -261,7 +276,7 @@ public enum ScenarioParser {
                         case "node": event.node = try part.string()
                         default:
                             guard let outcome = EventOutcome(rawValue: try part.string()), outcome != .interrupted else {
-                                throw part.error("outcome is completed, failed, skipped or suppressed")
+                                throw part.error("outcome is completed, failed, skipped, suppressed or cancelled")
                             }
                             event.outcome = outcome
                         }
@@ -304,8 +319,9 @@ extension Scenario.Fault {
     var nodeNames: [String] {
         switch self {
         case .failNode(let name), .stopNode(let name, _), .joinNode(let name), .trigger(_, let name, _): [name]
-        case .resume: []
+        case .resume, .heal: []
         case .recoveryOff(let names), .recoveryOn(let names): names
+        case .partition(let parts): parts.flatMap { $0 }
         }
     }
 }

@@ -114,6 +114,8 @@ public enum ScenarioRunner {
         case .resume(let cancelQueued): return .fromAnyMember(.resume(cancelQueued: cancelQueued))
         case .recoveryOff(let names): return .fromAnyMember(.recovery(enabled: false, nodes: names))
         case .recoveryOn(let names): return .fromAnyMember(.recovery(enabled: true, nodes: names))
+        case .partition(let parts): return .partition(parts)
+        case .heal: return .heal
         }
     }
 }
@@ -127,20 +129,22 @@ struct ScenarioReporter {
         var run = ScenarioRun(scenario: scenario)
         run.endTime = simulation.clock
         run.exhausted = simulation.exhausted
-        var order: [Int] = []
-        var records: [Int: ScenarioRun.EventRecord] = [:]
-        var failed: Set<Int> = []
+        // By the whole event, not its id: the parts of a partition number their events each on
+        // their own.
+        var order: [ClusterEvent] = []
+        var records: [ClusterEvent: ScenarioRun.EventRecord] = [:]
+        var failed: Set<ClusterEvent> = []
         var commandIndex: [String: [Int]] = [:]
         var seen: Set<JournalEntry> = []
         func note(_ event: ClusterEvent, displayName: String?, outcome: String?) {
-            if records[event.id] == nil {
-                order.append(event.id)
-                records[event.id] = .init(
+            if records[event] == nil {
+                order.append(event)
+                records[event] = .init(
                     id: event.id, name: event.name, state: event.state, node: event.node.name,
                     displayName: displayName ?? event.name, outcome: "running")
             }
-            if let displayName { records[event.id]!.displayName = displayName }
-            if let outcome { records[event.id]!.outcome = outcome }
+            if let displayName { records[event]!.displayName = displayName }
+            if let outcome { records[event]!.outcome = outcome }
         }
         for entry in simulation.trace {
             let node = entry.node.name
@@ -155,11 +159,11 @@ struct ScenarioReporter {
                     note(event, displayName: displayName, outcome: nil)
                     line("\(describe(event)) starts (\(displayName)) with \(names(participants))", cluster: true)
                 case .finished(let event, let outcome):
-                    let held = outcome == .failed && failed.contains(event.id)
+                    let held = outcome == .failed && failed.contains(event)
                     note(event, displayName: nil, outcome: outcome.rawValue)
                     line("\(describe(event)) \(held ? "failed: the rest is skipped" : outcome.rawValue)", cluster: true)
                 case .failed(let event, let failing, let segment):
-                    failed.insert(event.id)
+                    failed.insert(event)
                     note(event, displayName: nil, outcome: EventOutcome.failed.rawValue)
                     line("\(describe(event)) FAILED on \(failing.name) in segment \(segment): held until resume", cluster: true)
                 case .queued(let event):
@@ -184,6 +188,14 @@ struct ScenarioReporter {
                 case .synchronised(let view):
                     seen.remove(journal)
                     line("has the cluster's state (view \(view))")
+                case .quorum(let quorate, let waiting):
+                    seen.remove(journal)
+                    line(quorate ? "quorum back: \(waiting) segment(s) that waited start" : "quorum lost: runs no recovery command")
+                case .waitsForQuorum(let eventID, _, let segment):
+                    seen.remove(journal)
+                    line("event \(eventID) segment \(segment) waits for quorum")
+                case .merged(let alive):
+                    line("partition healed: \(names(alive)) alive on the other side; no takeover runs for them", cluster: true)
                 case .commandFinished:
                     break
                 }
@@ -210,6 +222,10 @@ struct ScenarioReporter {
             case .crashed: line("crashes")
             case .joined: line("starts and joins")
             case .stopped: line("leaves the cluster")
+            case .partitioned(let part, let quorate):
+                line("network split: in a part with \(names(part))\(quorate ? "" : ", without quorum")")
+            case .lostMerge: line("its part lost the merge: its engine stops and starts again")
+            case .healed: line("network whole again: its part stays")
             case .raised(let request):
                 let resource = request.resource.map { " (\($0.variable) \($0.instance) = \($0.value))" } ?? ""
                 line("raises \(request.name)\(resource)")
