@@ -232,10 +232,15 @@ public final class CorosyncTransport: ClusterTransport {
     private func receive(_ event: CPGEvent) {
         switch event {
         case .quorum(let now):
-            // Set before the configuration change that comes with it is handed out (the
-            // connection reports the flag first).
+            // For `status`; the coordinator gets quorum from the membership, in the deliveries'
+            // order (lost at once, regained once the change that goes with it has settled).
             quorate.withLock { $0 = now }
             noticeOut.yield(.quorum(now))
+            membership.withLock { state in
+                let outputs = state.handle(event)
+                perform(outputs, state: state)
+            }
+            drainHeld()
         case .lost(let reason):
             fail("the connection to corosync is lost (\(reason)): this node runs nothing until it is restarted")
         case .configuration, .message:
@@ -261,12 +266,9 @@ public final class CorosyncTransport: ClusterTransport {
             case .send(let message):
                 send(.bytes(WireFormat.encode(message)))
             case .startFormTimer:
-                let timeout = formTimeout
-                Task { [weak self] in
-                    try? await Task.sleep(for: .seconds(timeout))
-                    guard let self else { return }
-                    self.perform(self.membership.withLock { $0.formTimerFired() })
-                }
+                afterFormTimeout { $0.formTimerFired() }
+            case .startSettleTimer:
+                afterFormTimeout { $0.settleTimerFired() }
             case .enginesChanged:
                 noticeOut.yield(.engines(state.members, differences: state.digestDifferences))
             case .warning(let text):
@@ -274,6 +276,16 @@ public final class CorosyncTransport: ClusterTransport {
             case .fatal(let reason):
                 fail(reason)
             }
+        }
+    }
+
+    /// Calls `fired` on the membership `form_timeout` from now, and performs what it returns.
+    private func afterFormTimeout(_ fired: @escaping @Sendable (inout EngineMembership) -> [EngineMembership.Output]) {
+        let timeout = formTimeout
+        Task { [weak self] in
+            try? await Task.sleep(for: .seconds(timeout))
+            guard let self else { return }
+            self.perform(self.membership.withLock { fired(&$0) })
         }
     }
 

@@ -21,7 +21,17 @@
 /// When two partitions merge, each side's engines see the other side as joined and receive a
 /// roster naming themselves. The side with fewer engines (on a tie, the side without the
 /// lowest node number) stops with `fatal`: its state is stale, and a fresh start (systemd's
-/// restart) joins the cluster the other side holds.
+/// restart) joins the cluster the other side holds. The side that stays is told which nodes
+/// were alive on the other side (`Delivery.merged`): their takeovers do not run. A roster
+/// answers this engine's own join only until the next configuration change; after it, a
+/// roster naming this engine as joined is a merge, whatever its lists say.
+///
+/// Quorum (votequorum's flag, which the connection reports before the configuration change it
+/// goes with) reaches the coordinator in the deliveries' order as `Delivery.quorum`. Lost, it
+/// is delivered at once. Regained, it is held until a configuration change has been applied
+/// and every process that joined in it has said who it is (a `hello`, a roster, a `form`) or
+/// left, or `form_timeout` passed (`startSettleTimer`): so quorum that comes back with a heal
+/// never lets this side run what it held before the merge rule has decided whether it stays.
 ///
 /// Deterministic: no clocks, no I/O. `CorosyncTransport` feeds it and carries out its outputs.
 public struct EngineMembership: Sendable {
@@ -32,6 +42,8 @@ public struct EngineMembership: Sendable {
         case send(WireMessage)
         /// Call `formTimerFired()` after `form_timeout`.
         case startFormTimer
+        /// Call `settleTimerFired()` after `form_timeout`.
+        case startSettleTimer
         /// The engines of the cluster changed (or one announced a new digest).
         case enginesChanged
         /// Something for the log and the journal; nothing to do.
@@ -61,9 +73,29 @@ public struct EngineMembership: Sendable {
     private var ownJoin: (joined: [CPGAddress], group: [CPGAddress])?
     /// The group at that change (what a roster's state is as of).
     private var joinMembers: [CPGAddress] = []
+    /// Stopped by `fatal`: nothing more is handled.
+    public private(set) var hasStopped = false
+    /// votequorum's flag, and the value the coordinator was last given.
+    public private(set) var quorumFlag = true
+    private var deliveredQuorum = true
+    /// Quorum came back: held until a configuration change was applied and those who joined
+    /// in it said who they are.
+    private struct Regaining {
+        var changeApplied = false
+        var unsettled: Set<CPGAddress> = []
+        var isSettled: Bool { changeApplied && unsettled.isEmpty }
+    }
+    private var regaining: Regaining?
+    /// The engines of other partitions already named in a `merged` delivery.
+    private var mergedWith: Set<CPGAddress> = []
+    /// This engine formed its cluster by `form` and no configuration change came since.
+    private var formedByForm = false
 
-    private func answersOwnJoin(_ roster: Roster) -> Bool {
-        guard let ownJoin else { return false }
+    /// The members at this engine's join that have been in the group ever since: only their rosters
+    /// can answer the join (a member that left and came back saw this engine join again: a heal).
+    private var joinAnswerers: Set<CPGAddress> = []
+    private func answersOwnJoin(_ roster: Roster, from: CPGAddress) -> Bool {
+        guard let ownJoin, joinAnswerers.contains(from) else { return false }
         return roster.joined == ownJoin.joined && roster.group == ownJoin.group
     }
 
@@ -83,9 +115,22 @@ public struct EngineMembership: Sendable {
         return [.send(.hello(info))]
     }
 
+    /// `form_timeout` after quorum came back: whoever joined and has not said who it is yet is
+    /// taken for a foreign process, and quorum is given to the coordinator.
+    public mutating func settleTimerFired() -> [Output] {
+        guard !hasStopped, let pending = regaining else { return [] }
+        var outputs: [Output] = []
+        if !pending.unsettled.isEmpty {
+            let names = pending.unsettled.sorted().map(\.description).joined(separator: " ")
+            outputs.append(.warning("quorum is back, and group members \(names) said nothing since they joined: taken for foreign processes"))
+        }
+        regaining = nil
+        return outputs + syncQuorum()
+    }
+
     /// `form_timeout` after joining: still no roster.
     public mutating func formTimerFired() -> [Output] {
-        guard joinSeen, !isSynchronised else { return [] }
+        guard !hasStopped, joinSeen, !isSynchronised else { return [] }
         let others = groupMembers.filter { $0 != local }.map(\.description).joined(separator: " ")
         return [
             .warning("no engine answered this node's join (other group members: \(others)): starting a cluster"),
@@ -101,9 +146,12 @@ public struct EngineMembership: Sendable {
     // MARK: Input
 
     public mutating func handle(_ event: CPGEvent) -> [Output] {
+        guard !hasStopped else { return [] }
+        let wasAdmitted = engines[local] != nil
+        var outputs: [Output]
         switch event {
         case .configuration(let members, let joined, let left):
-            return configurationChanged(members: members, joined: joined, left: left)
+            outputs = configurationChanged(members: members, joined: joined, left: left)
         case .message(let from, let bytes):
             guard joinSeen else { return [] }
             let message: WireMessage
@@ -112,10 +160,51 @@ public struct EngineMembership: Sendable {
             } catch {
                 return [.warning("dropped a message from group member \(from): \(error.description)")]
             }
-            return received(message, from: from)
-        case .quorum, .lost:
+            outputs = received(message, from: from)
+        case .quorum(let quorate):
+            outputs = quorumReported(quorate)
+        case .lost:
             return []
         }
+        if outputs.contains(where: { if case .fatal = $0 { true } else { false } }) {
+            hasStopped = true
+            return outputs
+        }
+        // Admitted without quorum (started in a partition): the coordinator knows it before its
+        // first membership change, which may start its own TE_JOIN_NODE.
+        if !wasAdmitted, engines[local] != nil, let first = outputs.firstIndex(where: { if case .deliver = $0 { true } else { false } }) {
+            outputs.insert(contentsOf: syncQuorum(), at: first)
+            return outputs
+        }
+        return outputs + syncQuorum()
+    }
+
+    // MARK: Quorum
+
+    private mutating func quorumReported(_ quorate: Bool) -> [Output] {
+        guard quorate != quorumFlag else { return [] }
+        quorumFlag = quorate
+        guard quorate else {
+            regaining = nil
+            return []
+        }
+        regaining = Regaining()
+        return [.startSettleTimer]
+    }
+
+    /// Notes who said who it is since quorum came back.
+    private mutating func settled(_ addresses: [CPGAddress]) {
+        regaining?.unsettled.subtract(addresses)
+    }
+
+    /// The coordinator's quorum, brought up to date once this engine is a member: lost at once,
+    /// regained once settled.
+    private mutating func syncQuorum() -> [Output] {
+        if regaining?.isSettled == true { regaining = nil }
+        let quorate = quorumFlag && regaining == nil
+        guard quorate != deliveredQuorum, engines[local] != nil else { return [] }
+        deliveredQuorum = quorate
+        return [.deliver(.quorum(quorate))]
     }
 
     private mutating func configurationChanged(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress]) -> [Output] {
@@ -123,6 +212,7 @@ public struct EngineMembership: Sendable {
             guard joined.contains(local) else { return [] }
             joinSeen = true
             ownJoin = (joined, members)
+            joinAnswerers = Set(members)
             joinMembers = members
             groupMembers = members
             if members == [local] {
@@ -132,6 +222,8 @@ public struct EngineMembership: Sendable {
             }
             return [.startFormTimer]
         }
+        joinAnswerers.subtract(left)
+        joinAnswerers.subtract(joined)
         guard isSynchronised else {
             groupMembers = members
             held.append(.configuration(members: members, joined: joined, left: left))
@@ -143,8 +235,12 @@ public struct EngineMembership: Sendable {
     private mutating func received(_ message: WireMessage, from: CPGAddress) -> [Output] {
         guard isSynchronised else {
             switch message {
-            case .roster(let roster) where answersOwnJoin(roster):
+            case .roster(let roster) where answersOwnJoin(roster, from: from):
                 return adopt(roster)
+            case .roster(let roster) where roster.joined.contains(local) && !roster.engines.isEmpty:
+                // A running cluster saw this engine join in another change than its own (a heal while
+                // joining): restart, and join whichever cluster stays.
+                return [.fatal("joining, and a running cluster (\(roster.engines.map(\.info.node.name).joined(separator: " "))) merged with this partition: restarting to join it")]
             case .form:
                 return formed()
             default:
@@ -157,7 +253,9 @@ public struct EngineMembership: Sendable {
 
     // MARK: Joining
 
+    private var adoptedEngines: [EngineEntry] = []
     private mutating func adopt(_ roster: Roster) -> [Output] {
+        adoptedEngines = roster.engines
         view = roster.view
         engines = Dictionary(roster.engines.map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
         isSynchronised = true
@@ -181,6 +279,7 @@ public struct EngineMembership: Sendable {
         view = 0
         engines = [:]
         held = []
+        formedByForm = true
         // A roster for this engine's join that comes now is from an engine that was too slow:
         // `merged(with:)` settles which side stays.
         ownJoin = nil
@@ -191,6 +290,13 @@ public struct EngineMembership: Sendable {
 
     private mutating func applyConfiguration(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress]) -> [Output] {
         groupMembers = members
+        mergedWith = []  // what a merge names is decided per change: the same on every engine
+        formedByForm = false
+        if regaining != nil {
+            regaining!.changeApplied = true
+            regaining!.unsettled.formUnion(joined.filter { $0 != local })
+            regaining!.unsettled.subtract(left)
+        }
         var outputs: [Output] = []
         let gone = left.sorted().compactMap { engines.removeValue(forKey: $0) }
         if !gone.isEmpty {
@@ -200,6 +306,9 @@ public struct EngineMembership: Sendable {
             outputs.append(.enginesChanged)
         }
         if joined.contains(where: { $0 != local }) {
+            // This side as its roster for this change says: what a merge is decided on, on both sides.
+            viewsAtChanges.append((joined, members, engines.values.map(\.node)))
+            if viewsAtChanges.count > 8 { viewsAtChanges.removeFirst() }
             outputs.append(.send(.roster(Roster(joined: joined, group: members, view: view, engines: self.members))))
         }
         return outputs
@@ -208,12 +317,28 @@ public struct EngineMembership: Sendable {
     private mutating func apply(_ message: WireMessage, from: CPGAddress) -> [Output] {
         switch message {
         case .hello(let announced):
+            settled([from])
             return hello(announced, from: from)
         case .roster(let roster):
-            guard roster.joined.contains(local), !answersOwnJoin(roster) else { return [] }
-            return merged(with: roster)
+            if roster.joined.contains(local) { settled([from] + roster.engines.map(\.address)) }
+            guard roster.joined.contains(local) else { return [] }
+            if answersOwnJoin(roster, from: from) {
+                // Another cluster (a heal while this engine joined) answered its join too.
+                guard roster.engines != adoptedEngines, !roster.engines.isEmpty,
+                    Self.otherSideWins(theirs: roster.engines.map(\.info.node), ours: engines.values.map(\.node))
+                else { return [] }
+            }
+            return merged(with: roster, from: from)
         case .form:
-            return []
+            settled([from])
+            // A joining engine that got no answer (its answer was lost with a partition) starts a
+            // cluster of its own beside this one. Answer as to a join: the roster names every
+            // member that is not an engine of this cluster, and the merge rule settles it. (Until
+            // the next configuration change after this engine formed a cluster by `form`, another
+            // `form` is from an engine that formed it too.)
+            let strangers = groupMembers.filter { engines[$0] == nil && $0 != local }
+            guard engines[from] == nil, !formedByForm, !strangers.isEmpty else { return [] }
+            return [.send(.roster(Roster(joined: strangers, group: groupMembers, view: view, engines: members)))]
         case .cluster(let message):
             guard let sender = engines[from] else {
                 return [.warning("dropped a message from group member \(from), which has not announced itself as an engine")]
@@ -251,20 +376,39 @@ public struct EngineMembership: Sendable {
     }
 
     /// A roster that names this synchronised engine as joining: two partitions merged.
-    private func merged(with roster: Roster) -> [Output] {
+    private var viewsAtChanges: [(joined: [CPGAddress], group: [CPGAddress], nodes: [ClusterNode])] = []
+    private mutating func merged(with roster: Roster, from: CPGAddress) -> [Output] {
         let theirs = roster.engines.map(\.info.node)
-        let ours = Array(engines.values.map(\.node))
+        let ours = viewsAtChanges.last(where: { $0.group == roster.group && $0.joined.contains(from) })?.nodes ?? Array(engines.values.map(\.node))
         guard !theirs.isEmpty else { return [] }
-        let theirsWins =
-            theirs.count > ours.count
-            || (theirs.count == ours.count && (theirs.map(\.number).min() ?? .max) < (ours.map(\.number).min() ?? .max))
-        guard theirsWins else { return [] }
+        guard Self.otherSideWins(theirs: theirs, ours: ours) else {
+            // This side stays; the other side's engines stop. Their nodes are alive: the
+            // coordinator runs no takeover for them (once per engine of that side).
+            let fresh = roster.engines.filter { !mergedWith.contains($0.address) && engines[$0.address] == nil && groupMembers.contains($0.address) }
+            guard !fresh.isEmpty else { return [] }
+            mergedWith.formUnion(fresh.map(\.address))
+            var outputs: [Output] = []
+            let alive = fresh.map(\.info.node).filter { node in !ours.contains(node) }
+            if !alive.isEmpty { outputs += deliver(.merged(alive: alive.sorted())) }
+            // The other side may not have seen this one join (it formed beside it, or answered a
+            // `form`): tell it, so that it applies the rule too and stops.
+            outputs.append(
+                .send(.roster(Roster(joined: fresh.map(\.address), group: groupMembers, view: view, engines: members))))
+            return outputs
+        }
         let names = { (nodes: [ClusterNode]) in nodes.sorted().map(\.name).joined(separator: " ") }
         return [
             .fatal(
                 "this partition (\(names(ours))) merged with a larger one (\(names(theirs))): stopping so that a fresh start takes the cluster's state"
             )
         ]
+    }
+
+    /// The merge rule: the side with more engines stays; on a tie, the side with the lowest
+    /// node number.
+    public static func otherSideWins(theirs: [ClusterNode], ours: [ClusterNode]) -> Bool {
+        theirs.count > ours.count
+            || (theirs.count == ours.count && (theirs.map(\.number).min() ?? .max) < (ours.map(\.number).min() ?? .max))
     }
 
     // MARK: Configuration agreement
