@@ -10,8 +10,10 @@ extension HamnEvents {
             discussion: """
                 With no configuration: one node named after the host, the local transport, the \
                 rules installed in /etc/hamn/rules.hacmprd (or the shipped example), a journal in \
-                the state directory. SIGTERM lets the running command segment finish, journals \
-                and exits 0; SIGHUP re-reads the rules, keeping the old ones if the new ones \
+                the state directory. SIGTERM stops this node through the cluster (TE_FAIL_NODE \
+                state 1, or 2 with stop.mode: takeover), then exits 0; a node alone or without \
+                quorum, a second SIGTERM, or stop.timeout stop at once (the running segment \
+                finishes). SIGHUP re-reads the rules, keeping the old ones if the new ones \
                 have errors.
                 """)
 

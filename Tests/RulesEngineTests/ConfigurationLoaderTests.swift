@@ -17,6 +17,7 @@ struct ConfigurationLoaderTests {
         #expect(configuration.socket == "/run/h/control.sock")
         #expect(configuration.configTooLong == 360)
         #expect(configuration.realtime)
+        #expect(configuration.stopMode == .graceful && configuration.stopTimeout == 300)
     }
 
     @Test("every key read, and configured variables typed for the rules")
@@ -32,6 +33,7 @@ struct ConfigurationLoaderTests {
             networks: [eth1]
             transport: corosync
             corosync: {group: site-a, form_timeout: 2s, realtime: false}
+            stop: {mode: takeover, timeout: 10m}
             variables:
               - name: Site.Queue.Depth
                 command: /usr/local/sbin/queue-depth
@@ -50,6 +52,7 @@ struct ConfigurationLoaderTests {
         #expect(configuration.networks == ["eth1"])
         #expect(configuration.transport == .corosync && configuration.corosyncGroup == "site-a")
         #expect(configuration.formTimeout == 2 && configuration.realtime == false)
+        #expect(configuration.stopMode == .takeover && configuration.stopTimeout == 600)
         let variables = configuration.resourceVariables
         #expect(variables.map(\.name) == ["Site.Queue.Depth", "Site.App"])
         #expect(variables[0].kind == .scalar(.number))
@@ -65,6 +68,13 @@ struct ConfigurationLoaderTests {
         ("node: z\nnodes: [a, b]\n", "c.yaml:1:7: error: node: this node, 'z', is not among the nodes"),
         ("transport: carrier-pigeon\n", "c.yaml:1:12: error: transport: expected local or corosync"),
         ("corosync:\n  realtime: sometimes\n", "c.yaml:2:13: error: corosync.realtime: expected"),
+        ("stop:\n  mode: gentle\n", "c.yaml:2:9: error: stop.mode: expected graceful (TE_FAIL_NODE state 1) or takeover (state 2), not 'gentle'"),
+        ("stop:\n  mode: forced\n", "c.yaml:2:9: error: stop.mode: forced is for ha-cmd FORCE only"),
+        ("stop:\n  timeout: 0s\n", "c.yaml:2:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
+        ("stop:\n  timeout: 2d\n", "c.yaml:2:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
+        ("stop:\n  mode: graceful\n  timeout: -5s\n", "c.yaml:3:12: error: stop.timeout: expected a duration"),
+        ("stop:\n  grace: 5m\n", "c.yaml:2:3: error: stop: unknown key 'grace'"),
+        ("stop: graceful\n", "c.yaml:1:7: error: stop: expected"),
     ])
     func errors(_ text: String, _ expected: String) {
         do {

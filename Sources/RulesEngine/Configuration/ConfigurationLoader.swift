@@ -71,7 +71,7 @@ public enum ConfigurationLoader {
     public static let keys: Set<String> = [
         "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities", "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
-        "corosync",
+        "corosync", "stop",
     ]
 
     public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration {
@@ -138,6 +138,7 @@ public enum ConfigurationLoader {
                         configuration.formTimeout = try positiveDuration(field)
                     }
                 }
+            case "stop": try parseStop(value, into: &configuration)
             default: break
             }
         }
@@ -161,6 +162,28 @@ public enum ConfigurationLoader {
         let seconds = try value.duration()
         guard seconds > 0 else { throw value.error("must be above 0") }
         return seconds
+    }
+
+    /// `stop: {mode: graceful | takeover, timeout: DURATION}`: what SIGTERM does.
+    private static func parseStop(_ value: YAMLValue, into configuration: inout ServiceConfiguration) throws(YAMLError) {
+        for (name, field) in try value.mapping(allowed: ["mode", "timeout"]) {
+            if name == "mode" {
+                let text = try field.string()
+                guard let mode = StopMode(rawValue: text), mode != .forced else {
+                    throw field.error(
+                        text == StopMode.forced.rawValue
+                            ? "forced is for ha-cmd FORCE only (it leaves the resources where they are); expected graceful or takeover"
+                            : "expected graceful (TE_FAIL_NODE state 1) or takeover (state 2), not '\(text)'")
+                }
+                configuration.stopMode = mode
+            } else {
+                let seconds = try field.duration()
+                guard seconds > 0, seconds <= ServiceConfiguration.maximumStopTimeout else {
+                    throw field.error("must be above 0 and at most 1d (86400s)")
+                }
+                configuration.stopTimeout = seconds
+            }
+        }
     }
 
     private static func parseNodes(_ value: YAMLValue) throws(YAMLError) -> [ClusterNode] {

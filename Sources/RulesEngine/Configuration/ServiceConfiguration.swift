@@ -122,6 +122,16 @@ public struct ServiceConfiguration: Sendable {
     /// The service's thread (its actor and the Corosync dispatch) runs under SCHED_RR 1
     /// (`transport: corosync` only; see `EventLoopThread`).
     public var realtime = true
+    /// SIGTERM stops this node through the cluster as `ha-cmd STOP` (graceful, `TE_FAIL_NODE`
+    /// state 1) or `ha-cmd TAKE` (takeover, state 2) does (docs/decisions.md, "Stopping a node").
+    public var stopMode: StopMode = .graceful
+    /// Seconds SIGTERM waits for that stop event to end before stopping at once.
+    public var stopTimeout: Double = ServiceConfiguration.defaultStopTimeout
+    /// 5 minutes: a release of resources (a database stopped, an address taken down) fits in it,
+    /// and systemd's `TimeoutStopSec` (`samples/hamn-events.service`) is this plus a margin.
+    public static let defaultStopTimeout: Double = 300
+    /// A day: longer is a mistake (a unit in minutes taken for seconds), not a plan.
+    public static let maximumStopTimeout: Double = 86400
 
     public init(node: ClusterNode, nodes: [ClusterNode], rules: String, journal: String, socket: String) {
         self.node = node

@@ -41,9 +41,6 @@ public actor NodeService {
     private var monitorFailures: [String: String] = [:]
     private var shuttingDown = false
     public private(set) var hasLeft = false
-    /// Without quorum, no recovery program runs: this node's segments wait here.
-    private var quorate = true
-    private var parked: [SegmentRun] = []
     /// The engines the transport reports, and how their configurations differ from this one's.
     private var engines: [EngineEntry] = []
     private var configurationDifferences: [String] = []
@@ -126,8 +123,8 @@ public actor NodeService {
 
     private func noticed(_ notice: TransportNotice) {
         switch notice {
-        case .quorum(let now):
-            quorumChanged(now)
+        case .quorum:
+            break  // the coordinator has it in the deliveries' order; `status` reads the transport's flag
         case .engines(let entries, let differences):
             engines = entries
             for line in differences where !configurationDifferences.contains(line) {
@@ -152,23 +149,6 @@ public actor NodeService {
         }
     }
 
-    /// Quorum comes from the notices and, in the deliveries' order, from the transport's flag
-    /// as each delivery is applied: whichever sees a change first handles it.
-    private func quorumChanged(_ now: Bool) {
-        guard now != quorate else { return }
-        quorate = now
-        if now {
-            logger.notice("quorum regained: recovery programs run again")
-            note("quorum regained: recovery programs run again (\(parked.count) segment(s) waiting)", kind: "quorum")
-            let waiting = parked
-            parked = []
-            for run in waiting { start(run) }
-        } else {
-            logger.error("quorum lost: this partition runs no recovery program until it is back")
-            note("quorum lost: this partition runs no recovery program until it is back", kind: "quorum")
-        }
-    }
-
     /// To the cluster, in this node's order: straight from here when the transport can (no
     /// task in between), else through the outbox.
     private func send(_ message: ClusterMessage) {
@@ -182,7 +162,6 @@ public actor NodeService {
     }
 
     private func apply(_ delivery: Delivery) {
-        quorumChanged(transport.isQuorate)
         perform(coordinator.apply(delivery, now: now))
     }
 
@@ -227,12 +206,6 @@ public actor NodeService {
             note("event \(run.event.id) segment \(run.segment) not started: the service is stopping", kind: "service")
             return
         }
-        guard quorate else {
-            parked.append(run)
-            logger.error("no quorum: event \(run.event.id) \(run.event.name) segment \(run.segment) waits for quorum")
-            note("no quorum: event \(run.event.id) \(run.event.name) segment \(run.segment) waits for quorum", kind: "quorum")
-            return
-        }
         let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
         let executor = SegmentExecutor(
             eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment)
@@ -272,6 +245,16 @@ public actor NodeService {
                 logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name) starts (\(displayName))")
             case .failed(let event, let node, let segment):
                 logger.error("event \(event.id) \(event.name) failed on \(node.name) in segment \(segment): held until resume")
+            case .quorum(let quorate, let waiting):
+                if quorate {
+                    logger.notice("\(JournalText.quorum(quorate, waiting: waiting))")
+                } else {
+                    logger.error("\(JournalText.quorum(quorate, waiting: waiting))")
+                }
+            case .waitsForQuorum(let eventID, let name, let segment):
+                logger.error("\(JournalText.waitsForQuorum(eventID: eventID, name: name, segment: segment))")
+            case .merged(let alive):
+                logger.warning("\(JournalText.merged(alive: alive))")
             default:
                 break
             }
@@ -393,6 +376,55 @@ public actor NodeService {
         try? await Task.sleep(for: .milliseconds(200))
         note("stopped", kind: "service")
         await transport.leave()
+    }
+
+    /// SIGTERM's first step (docs/decisions.md, "Stopping a node"). A synchronised, quorate
+    /// member of a cluster with other members stops cluster services as `ha-cmd STOP|TAKE`
+    /// does: `TE_FAIL_NODE` state 1 or 2 for itself through the cluster, in which it takes
+    /// part; when that event ends it leaves (`.leaveCluster`) and `run()` returns. True then.
+    /// Otherwise (alone, not synchronised, no quorum, already leaving) false, with the reason
+    /// journaled, and the caller stops at once (`shutDown()`).
+    public func beginStopThroughCluster(mode: StopMode, signal: String, timeout: Double) -> Bool {
+        let local = configuration.node
+        let members = coordinator.state.members
+        let reason: String? =
+            if hasLeft || shuttingDown || fatalReason != nil { "the service is already leaving the cluster" }
+            else if !coordinator.isSynchronised { "this node has not yet got the cluster's state" }
+            else if !members.contains(local) { "this node is not a member of the cluster" }
+            else if members.count == 1 { "this node is alone in the cluster" }
+            else if !transport.isQuorate { "this partition has no quorum" }
+            else { nil }
+        if let reason {
+            logger.notice("\(signal): stopping at once: \(reason)")
+            note("\(signal): stopping at once: \(reason)", kind: "service")
+            return false
+        }
+        let fallback = "a second \(signal) stops at once, and so does the end of \(Self.seconds(timeout))"
+        if let already = coordinator.state.stopping[local.name] {
+            // `ha-cmd STOP` came first: its event is the one to wait for.
+            let text = "\(signal): already stopping through the cluster: TE_FAIL_NODE state \(already.state) (\(already.rawValue)); \(fallback)"
+            logger.notice("\(text)")
+            note(text, kind: "service")
+            return true
+        }
+        send(.stopServices(node: local.name, mode: mode))
+        let text = "stopping through the cluster: TE_FAIL_NODE state \(mode.state) (\(mode.rawValue)); \(fallback)"
+        logger.notice("\(signal): \(text)")
+        note(text, kind: "service")
+        return true
+    }
+
+    /// SIGTERM's fallback: the stop through the cluster is given up (`reason`) and the node
+    /// stops as `shutDown()` does. The other nodes see it leave.
+    public func stopAtOnce(because reason: String) async {
+        guard !hasLeft else { return }
+        logger.warning("stopping at once: \(reason)")
+        note("stopping at once: \(reason)", kind: "service")
+        await shutDown()
+    }
+
+    private static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
     }
 
     // MARK: Control requests
@@ -573,11 +605,16 @@ public actor NodeService {
 
     private func status() -> ControlResponse {
         let state = coordinator.state
+        let quorate = transport.isQuorate
         var lines: [String] = []
         lines.append("node \(configuration.node.name) (\(configuration.node.number)), transport \(configuration.transport.rawValue)\(coordinator.isSynchronised ? "" : ", waiting for the cluster's state")")
         lines.append("members: \(state.members.map(\.name).joined(separator: " "))")
         if configuration.transport == .corosync {
-            lines.append("quorum: \(quorate ? "yes" : "NO: no recovery program runs")\(parked.isEmpty ? "" : ", \(parked.count) segment(s) waiting")")
+            let waiting = coordinator.waitingForQuorum.count
+            var line = "quorum: \(quorate ? "yes" : "NO: no recovery program runs")"
+            if quorate && !coordinator.isQuorate { line += " (back; recovery waits until the membership change that came with it settles)" }
+            if waiting > 0 { line += ", \(waiting) segment(s) waiting" }
+            lines.append(line)
             for engine in engines {
                 lines.append("  engine \(engine.info.node.name) (\(engine.info.node.number)) at corosync \(engine.address), configuration \(engine.info.digest.combined.prefix(12))")
             }
@@ -606,7 +643,7 @@ public actor NodeService {
         let json = StatusJSON(
             node: configuration.node.name, number: configuration.node.number, transport: configuration.transport.rawValue,
             synchronised: coordinator.isSynchronised, members: state.members.map(\.name), quorate: quorate,
-            waitingForQuorum: parked.count,
+            waitingForQuorum: coordinator.waitingForQuorum.count,
             engines: engines.map {
                 .init(
                     node: $0.info.node.name, number: $0.info.node.number, address: $0.address.description,

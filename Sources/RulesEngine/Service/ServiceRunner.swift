@@ -104,10 +104,13 @@ public enum ServiceRunner {
             monitoring: monitoring)
         let group = ServiceGroup(
             configuration: .init(
-                // The node leaving the cluster (`ha-cmd STOP`) ends the service normally; a fatal
-                // transport notice ends it with the Failure thrown by `NodeLifecycle`.
+                // The node leaving the cluster (`ha-cmd STOP`, SIGTERM) ends the service normally;
+                // a fatal transport notice ends it with the Failure thrown by `NodeLifecycle`.
+                // SIGTERM and SIGINT are `NodeLifecycle`'s own (`StopSignals`): the group's
+                // graceful shutdown reacts to the first signal only, and a second one must stop
+                // at once.
                 services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                logger: logger))
         do {
             try await group.run()
         } catch {
@@ -120,8 +123,8 @@ public enum ServiceRunner {
     }
 }
 
-/// The node's service in the service group: deliveries, ticks, monitors and SIGHUP, until
-/// the node leaves; a graceful shutdown lets the running segment finish first.
+/// The node's service in the service group: deliveries, ticks, monitors, SIGHUP, SIGTERM and
+/// SIGINT, until the node leaves.
 struct NodeLifecycle: Service {
     let service: NodeService
     let configuration: ServiceConfiguration
@@ -137,49 +140,131 @@ struct NodeLifecycle: Service {
         let monitoring = self.monitoring
         let monitors = MonitorSupervisor()
         let (rules, catalogue) = (self.rules, self.catalogue)
+        // Trapped before anything else runs: from here on SIGTERM is a stop, not the default death.
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         await monitors.restart { await monitoring(service, rules, catalogue) }
-        try await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await service.run() }
-                group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(1))
-                        await service.tick()
-                    }
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await service.run()
+                return true
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    await service.tick()
                 }
-                group.addTask {
-                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                        // Checked here first: rules with errors go no further than this node.
-                        let (rules, report, _) = ServiceRunner.loadRules(configuration)
-                        guard rules != nil else {
-                            for finding in report.diagnostics where finding.severity == .error {
-                                logger.error("\(finding.formatted)")
-                            }
-                            await service.reloadRefused(report.summary)
-                            continue
+                return false
+            }
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    // Checked here first: rules with errors go no further than this node.
+                    let (rules, report, _) = ServiceRunner.loadRules(configuration)
+                    guard rules != nil else {
+                        for finding in report.diagnostics where finding.severity == .error {
+                            logger.error("\(finding.formatted)")
                         }
-                        await service.requestReload()
+                        await service.reloadRefused(report.summary)
+                        continue
                     }
+                    await service.requestReload()
                 }
-                // The rules this node took up, when the reload came back through the cluster.
-                group.addTask {
-                    for await reload in service.reloads {
-                        await monitors.restart { await monitoring(service, reload.rules, reload.catalogue) }
+                return false
+            }
+            // The rules this node took up, when the reload came back through the cluster.
+            group.addTask {
+                for await reload in service.reloads {
+                    await monitors.restart { await monitoring(service, reload.rules, reload.catalogue) }
+                }
+                return false
+            }
+            group.addTask {
+                let (names, forward) = AsyncStream<String>.makeStream()
+                let forwarding = Task {
+                    for await signal in stopSignals { forward.yield(signal == .sigint ? "SIGINT" : "SIGTERM") }
+                }
+                await StopSignals(
+                    service: service, mode: configuration.stopMode, timeout: configuration.stopTimeout, logger: logger,
+                    beforeStopping: { await monitors.stop() }
+                ).handle(names)
+                forwarding.cancel()
+                return false
+            }
+            // Until `service.run()` ends: the node left the cluster.
+            while let left = await group.next(), !left {}
+            group.cancelAll()
+        }
+        await monitors.stop()
+        if let reason = await service.fatalReason {
+            throw ServiceRunner.Failure(message: "stopped: \(reason)")
+        }
+    }
+}
+
+/// What SIGTERM and SIGINT do (docs/decisions.md, "Stopping a node"). The first stops the node
+/// through the cluster (`NodeService.beginStopThroughCluster`: `TE_FAIL_NODE` state 1 or 2, then
+/// the node leaves), or at once when there is no cluster to stop through. A second signal, or
+/// `timeout` seconds without the stop event's end, gives that up and stops at once
+/// (`NodeService.stopAtOnce`). Later signals are only logged.
+struct StopSignals: Sendable {
+    let service: NodeService
+    let mode: StopMode
+    /// Seconds.
+    let timeout: Double
+    let logger: Logger
+    /// Before the first signal is acted on (the monitors stop: a stopping node raises no event).
+    let beforeStopping: @Sendable () async -> Void
+
+    private enum Trigger: Sendable {
+        case signal(String)
+        case timeout
+    }
+
+    private enum Stage {
+        case running, throughCluster, atOnce
+    }
+
+    /// Handles `signals` (their names) until cancelled.
+    func handle(_ signals: AsyncStream<String>) async {
+        let (triggers, trigger) = AsyncStream<Trigger>.makeStream()
+        let forwarding = Task {
+            for await name in signals { trigger.yield(.signal(name)) }
+        }
+        var stage = Stage.running
+        var timer: Task<Void, Never>?
+        let (service, timeout) = (self.service, self.timeout)
+        for await next in triggers {
+            switch (stage, next) {
+            case (.running, .signal(let name)):
+                await beforeStopping()
+                if await service.beginStopThroughCluster(mode: mode, signal: name, timeout: timeout) {
+                    stage = .throughCluster
+                    timer = Task {
+                        try? await Task.sleep(for: .seconds(timeout))
+                        if !Task.isCancelled { trigger.yield(.timeout) }
                     }
+                } else {
+                    stage = .atOnce
+                    // Not awaited here: later signals are still answered.
+                    Task { await service.shutDown() }
                 }
-                // The first to end is `service.run()`: the node left the cluster.
-                await group.next()
-                group.cancelAll()
-            }
-            await monitors.stop()
-            if let reason = await service.fatalReason {
-                throw ServiceRunner.Failure(message: "stopped: \(reason)")
-            }
-        } onGracefulShutdown: {
-            Task {
-                await monitors.stop()
-                await service.shutDown()
+            case (.throughCluster, .signal(let name)):
+                stage = .atOnce
+                timer?.cancel()
+                Task { await service.stopAtOnce(because: "a second \(name) while stopping through the cluster") }
+            case (.throughCluster, .timeout):
+                stage = .atOnce
+                let seconds = timeout == timeout.rounded() ? "\(Int(timeout))" : "\(timeout)"
+                Task {
+                    await service.stopAtOnce(because: "the stop through the cluster did not end within \(seconds) s")
+                }
+            case (.atOnce, .signal(let name)):
+                logger.notice("\(name): already stopping at once (running segments finish first); SIGKILL does not wait")
+            case (_, .timeout):
+                break
             }
         }
+        // Cancelled: the node has left (a stop at once under way has made it leave).
+        timer?.cancel()
+        forwarding.cancel()
     }
 }
