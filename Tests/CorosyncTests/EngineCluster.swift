@@ -12,6 +12,8 @@ final class EngineCluster: @unchecked Sendable {
     let nodeNames: [String]
     private var engines: [String: Process] = [:]
     private var logs: [String: FileHandle] = [:]
+    /// The corosync namespace each engine was started in, for `restartEngine`.
+    private var namespaces: [String: Int] = [:]
 
     static var repository: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -87,6 +89,7 @@ final class EngineCluster: @unchecked Sendable {
 
     /// Starts node `name`'s engine in corosync namespace `corosyncNode` (1-based).
     func startEngine(_ name: String, corosyncNode: Int, rules: String, extra: String = "") throws {
+        namespaces[name] = corosyncNode
         let nodes = nodeNames.enumerated().map { "  - {name: \($0.element), number: \($0.offset + 1)}" }.joined(separator: "\n")
         try write(
             configuration(name),
@@ -104,17 +107,39 @@ final class EngineCluster: @unchecked Sendable {
             config_too_long: 300s
             \(extra)
             """)
+        _ = FileManager.default.createFile(atPath: root + "/\(name).log", contents: nil)
+        try launch(name, corosyncNode: corosyncNode)
+    }
+
+    /// Starts again an engine that has ended (as systemd's `Restart=on-failure` would): the same
+    /// configuration and journal; its log goes on in the same file after a `---- restarted` line.
+    func restartEngine(_ name: String) throws {
+        guard let corosyncNode = namespaces[name] else { throw EngineClusterError("engine \(name) was never started") }
+        guard engineExitStatus(name) != nil else { throw EngineClusterError("engine \(name) is still running") }
+        try? logs[name]?.close()
+        logs[name] = nil
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/\(name).log"))
+        handle.seekToEndOfFile()
+        handle.write(Data("---- restarted\n".utf8))
+        try? handle.close()
+        try launch(name, corosyncNode: corosyncNode)
+    }
+
+    /// Runs `hamn-events run` for `name` (its configuration written), its output appended to its
+    /// log, and waits for its control socket to answer.
+    private func launch(_ name: String, corosyncNode: Int) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.script)
         process.arguments = ["exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", configuration(name)]
-        FileManager.default.createFile(atPath: root + "/\(name).log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/\(name).log"))
+        log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
         try process.run()
         engines[name] = process
         logs[name] = log
-        guard eventually(30, { (try? cli(name, ["status"]))?.status == 0 }) else {
+        // An engine that exits (a configuration it refuses) is not waited for.
+        guard eventually(30, { !process.isRunning || (try? cli(name, ["status"]))?.status == 0 }), process.isRunning else {
             throw EngineClusterError("engine \(name) did not come up:\n\(engineLog(name))")
         }
     }
@@ -159,6 +184,33 @@ final class EngineCluster: @unchecked Sendable {
 
     func killEngine(_ name: String) {
         if let pid = enginePID(name) { kill(pid, SIGKILL) }
+    }
+
+    /// kill -9 of several engines at one instant, as far as any of them can tell: each is stopped
+    /// (SIGSTOP) first, so none of them sees another leave and reacts; then each is killed. Returns
+    /// when all of them have ended.
+    func killEnginesTogether(_ names: [String]) throws {
+        let pids = names.compactMap { enginePID($0) }
+        for pid in pids { kill(pid, SIGSTOP) }
+        let stopped = eventually(10) {
+            pids.allSatisfy { pid in
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                    let close = stat.lastIndex(of: ")")
+                else { return true }
+                return stat[stat.index(close, offsetBy: 2)] == "T"
+            }
+        }
+        for pid in pids { kill(pid, SIGKILL) }
+        guard stopped, eventually(10, { names.allSatisfy { engineExitStatus($0) != nil } }) else {
+            throw EngineClusterError("engines \(names) did not end after SIGSTOP and SIGKILL")
+        }
+    }
+
+    /// Sends `signal` to the engine's process; false when it does not run.
+    @discardableResult
+    func signalEngine(_ name: String, _ signal: Int32) -> Bool {
+        guard let pid = enginePID(name) else { return false }
+        return kill(pid, signal) == 0
     }
 
     func killCorosync(_ node: Int) throws {
