@@ -389,47 +389,38 @@ struct HealTests {
 
     @Test("heal of a 2|1 partition, the late joiner isolated: it takes nothing over, exits 1 at the heal, rejoins on restart")
     func healLateJoinerIsolated() throws {
-        try withCluster(corosyncNodes: 3, nodes: allNodes) { cluster in
-            let model = try ResourceModel(cluster)
-            try startInOrder(model)
-            var windows: [ClosedRange<Int64>] = []
-            var totals: [String] = []
-            for cycle in 1...Self.cycles {
-                let (timing, window) = try partitionCycle(model, isolated: 3, cycle: cycle)
-                windows.append(window)
-                print("heal, late joiner (n3) isolated, \(timing)")
-                totals.append(timing.total)
-            }
-            print("heal, late joiner (n3) isolated: \(Self.cycles) cycles of partition, heal, restart: \(totals.joined(separator: ", "))")
-            checkRun(model, isolated: "n3", windows: windows)
-        }
+        try healCycles(isolated: 3, label: "late joiner (n3)", restartAllBetweenCycles: false)
     }
 
     @Test("heal of a 2|1 partition, the founder isolated: it takes nothing over, exits 1 at the heal, rejoins on restart")
     func healFounderIsolated() throws {
+        // n1 the founder again each cycle: the engines end at once and start one after the other.
+        try healCycles(isolated: 1, label: "founder (n1)", restartAllBetweenCycles: true)
+    }
+
+    /// `cycles` partitions of node `isolated` from the two others, each healed, on one cluster
+    /// started in order n1, n2, n3; then the checks over the whole run.
+    private func healCycles(isolated: Int, label: String, restartAllBetweenCycles: Bool) throws {
         try withCluster(corosyncNodes: 3, nodes: allNodes) { cluster in
             let model = try ResourceModel(cluster)
             try startInOrder(model)
             var windows: [ClosedRange<Int64>] = []
             var totals: [String] = []
             for cycle in 1...Self.cycles {
-                if cycle > 1 {
-                    // n1 the founder again: the engines end at once and start one after the other.
+                if cycle > 1, restartAllBetweenCycles {
                     try cluster.killEnginesTogether(allNodes)
                     try startInOrder(model, restart: true)
                 }
-                let (timing, window) = try partitionCycle(model, isolated: 1, cycle: cycle)
+                let (timing, window) = try partitionCycle(model, isolated: isolated, cycle: cycle)
                 windows.append(window)
-                print("heal, founder (n1) isolated, \(timing)")
+                print("heal, \(label) isolated, \(timing)")
                 totals.append(timing.total)
             }
-            print("heal, founder (n1) isolated: \(Self.cycles) cycles of partition, heal, restart: \(totals.joined(separator: ", "))")
-            checkRun(model, isolated: "n1", windows: windows)
+            print("heal, \(label) isolated: \(Self.cycles) cycles of partition, heal, restart: \(totals.joined(separator: ", "))")
+            checkRun(model, isolated: "n\(isolated)", windows: windows)
         }
     }
 
-    /// SIGTERM to n2's engine with every resource at home: the peers run TE_FAIL_NODE in
-    /// `state` for n2 (never state 0), n2 releasing first; n2 exits 0; then n2 is started again.
     private func sigterm(state: Int, extra: String) throws {
         try withCluster(corosyncNodes: 3, nodes: allNodes) { cluster in
             let model = try ResourceModel(cluster)
