@@ -323,10 +323,16 @@ public struct EngineMembership: Sendable {
             if roster.joined.contains(local) { settled([from] + roster.engines.map(\.address)) }
             guard roster.joined.contains(local) else { return [] }
             if answersOwnJoin(roster, from: from) {
-                // Another cluster (a heal while this engine joined) answered its join too.
-                guard roster.engines != adoptedEngines, !roster.engines.isEmpty,
-                    Self.otherSideWins(theirs: roster.engines.map(\.info.node), ours: engines.values.map(\.node))
-                else { return [] }
+                // Another cluster answered this engine's join too (a heal while it joined, or an
+                // engine that lost a merge and had answered before it stopped): which one holds
+                // the cluster is not for this engine to guess. It restarts and joins afresh.
+                guard roster.engines != adoptedEngines, !roster.engines.isEmpty else { return [] }
+                let names = { (entries: [EngineEntry]) in entries.map(\.info.node.name).sorted().joined(separator: " ") }
+                return [
+                    .fatal(
+                        "two clusters answered this engine's join (\(names(adoptedEngines)) and \(names(roster.engines))): restarting to join the one that stays"
+                    )
+                ]
             }
             return merged(with: roster, from: from)
         case .form:
