@@ -9,14 +9,15 @@
 /// A joining engine does not know who the others are. Every synchronised engine answers a
 /// configuration change with joined processes by a `roster`: the view number and the engines
 /// as of that change. The joining engine holds everything it receives after its own join
-/// until the first roster for that change arrives, takes the roster as its state, and replays
-/// what it held: from then on it sees what the others see, in the same order.
+/// until the first roster for that change arrives, takes the roster as its state, replays
+/// what it held, and says `hello` naming the roster's cluster (`cluster`): its admission is
+/// where that hello is delivered, and only engines of that cluster admit it.
 ///
 /// Nobody sends a roster when no engine is synchronised: the first engine of a cluster. An
 /// engine alone in the group at its join starts at once. Otherwise (other processes in the
 /// group, none answering) it waits `form_timeout`, then multicasts `form`: at the place of
-/// `form` in the order, every engine still joining starts an empty cluster and says `hello`
-/// again, so that all of them agree on who is in it.
+/// `form` in the order, every engine still joining starts an empty cluster and says `hello`,
+/// so that all of them agree on who is in it.
 ///
 /// When two partitions merge, each side's engines see the other side as joined and receive a
 /// roster naming themselves. The side with fewer engines (on a tie, the side without the
@@ -90,6 +91,28 @@ public struct EngineMembership: Sendable {
     private var mergedWith: Set<CPGAddress> = []
     /// This engine formed its cluster by `form` and no configuration change came since.
     private var formedByForm = false
+    /// Which cluster this engine is in; nil until it is in one. It starts as a hash of the
+    /// founder's CPG address (alone in the group, or by `form`), is taken from the roster by a
+    /// joiner, and changes at every configuration change in which engines leave (a hash of it
+    /// and of who left): the two sides of a partition differ from the split on. A hello names
+    /// it, and an engine admits only a hello that names its own: a hello sent in one part and
+    /// delivered after a heal is admitted by its own side only. An engine whose hello was not
+    /// yet admitted says hello again when the number changes.
+    public private(set) var cluster: UInt64?
+    /// Processes that answered with an empty roster (see `merged(with:from:)`).
+    private var unanswered: Set<CPGAddress> = []
+
+    private static func clusterNumber(_ previous: UInt64, _ addresses: [CPGAddress]) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ previous
+        for address in addresses.sorted() {
+            for value in [UInt64(address.nodeID), UInt64(address.pid)] {
+                for shift in stride(from: 0, to: 64, by: 8) {
+                    hash = (hash ^ ((value >> UInt64(shift)) & 0xFF)) &* 0x100_0000_01B3
+                }
+            }
+        }
+        return hash
+    }
 
     /// The members at this engine's join that have been in the group ever since: only their rosters
     /// can answer the join (a member that left and came back saw this engine join again: a heal).
@@ -104,14 +127,23 @@ public struct EngineMembership: Sendable {
         self.info = info
     }
 
-    /// What to send right after joining the group.
+    /// What to send right after joining the group: nothing yet. The hello goes out once this
+    /// engine knows its cluster (alone at its join, a roster adopted, or `form`).
     public func start() -> [Output] {
-        [.send(.hello(info))]
+        []
     }
 
     /// A new digest (the rules were reloaded): announced to the others.
     public mutating func announce(_ info: EngineInfo) -> [Output] {
         self.info = info
+        self.info.cluster = cluster
+        return cluster == nil ? [] : [.send(.hello(self.info))]
+    }
+
+    /// This engine is in `cluster` from now on: it says hello there.
+    private mutating func enter(_ cluster: UInt64) -> [Output] {
+        self.cluster = cluster
+        info.cluster = cluster
         return [.send(.hello(info))]
     }
 
@@ -218,7 +250,7 @@ public struct EngineMembership: Sendable {
             if members == [local] {
                 // Alone in the group: the first engine of a new cluster.
                 isSynchronised = true
-                return []
+                return enter(Self.clusterNumber(0, [local]))
             }
             return [.startFormTimer]
         }
@@ -242,7 +274,7 @@ public struct EngineMembership: Sendable {
                 // joining): restart, and join whichever cluster stays.
                 return [.fatal("joining, and a running cluster (\(roster.engines.map(\.info.node.name).joined(separator: " "))) merged with this partition: restarting to join it")]
             case .form:
-                return formed()
+                return formed(by: from)
             default:
                 held.append(.message(from: from, message))
                 return []
@@ -262,7 +294,9 @@ public struct EngineMembership: Sendable {
         groupMembers = joinMembers
         let replay = held
         held = []
-        var outputs: [Output] = [.enginesChanged]
+        // The hello goes out now, into the cluster that answered (an engine of an earlier build
+        // sends no cluster: the answerer's address stands for it).
+        var outputs: [Output] = [.enginesChanged] + enter(roster.cluster ?? Self.clusterNumber(0, roster.engines.map(\.address)))
         for item in replay {
             switch item {
             case .configuration(let members, let joined, let left):
@@ -274,7 +308,7 @@ public struct EngineMembership: Sendable {
         return outputs
     }
 
-    private mutating func formed() -> [Output] {
+    private mutating func formed(by founder: CPGAddress) -> [Output] {
         isSynchronised = true
         view = 0
         engines = [:]
@@ -283,7 +317,7 @@ public struct EngineMembership: Sendable {
         // A roster for this engine's join that comes now is from an engine that was too slow:
         // `merged(with:)` settles which side stays.
         ownJoin = nil
-        return [.send(.hello(info))]
+        return enter(Self.clusterNumber(0, [founder]))
     }
 
     // MARK: Synchronised
@@ -298,7 +332,15 @@ public struct EngineMembership: Sendable {
             regaining!.unsettled.subtract(left)
         }
         var outputs: [Output] = []
-        let gone = left.sorted().compactMap { engines.removeValue(forKey: $0) }
+        let goneAddresses = left.sorted().filter { engines[$0] != nil }
+        let gone = goneAddresses.compactMap { engines.removeValue(forKey: $0) }
+        var again: [Output] = []
+        if !gone.isEmpty, let current = cluster {
+            cluster = Self.clusterNumber(current, goneAddresses)
+            info.cluster = cluster
+            // A hello in flight names the number before: rejected on delivery, so say it again.
+            if engines[local] == nil { again = [.send(.hello(info))] }
+        }
         if !gone.isEmpty {
             view += 1
             outputs += deliver(
@@ -309,9 +351,9 @@ public struct EngineMembership: Sendable {
             // This side as its roster for this change says: what a merge is decided on, on both sides.
             viewsAtChanges.append((joined, members, engines.values.map(\.node)))
             if viewsAtChanges.count > 8 { viewsAtChanges.removeFirst() }
-            outputs.append(.send(.roster(Roster(joined: joined, group: members, view: view, engines: self.members))))
+            outputs.append(.send(.roster(Roster(joined: joined, group: members, view: view, engines: self.members, cluster: cluster))))
         }
-        return outputs
+        return outputs + again
     }
 
     private mutating func apply(_ message: WireMessage, from: CPGAddress) -> [Output] {
@@ -344,7 +386,7 @@ public struct EngineMembership: Sendable {
             // `form` is from an engine that formed it too.)
             let strangers = groupMembers.filter { engines[$0] == nil && $0 != local }
             guard engines[from] == nil, !formedByForm, !strangers.isEmpty else { return [] }
-            return [.send(.roster(Roster(joined: strangers, group: groupMembers, view: view, engines: members)))]
+            return [.send(.roster(Roster(joined: strangers, group: groupMembers, view: view, engines: members, cluster: cluster)))]
         case .cluster(let message):
             guard let sender = engines[from] else {
                 return [.warning("dropped a message from group member \(from), which has not announced itself as an engine")]
@@ -362,6 +404,13 @@ public struct EngineMembership: Sendable {
             return known == announced ? [] : [.enginesChanged]
         }
         guard groupMembers.contains(from) else { return [] }
+        if let theirs = announced.cluster, theirs != cluster {
+            return [
+                .warning(
+                    "engine \(from) announced itself as node \(announced.node.name) of another cluster (\(String(theirs, radix: 16)), this one is \(cluster.map { String($0, radix: 16) } ?? "none")): not admitted"
+                )
+            ]
+        }
         if let clash = engines.first(where: { $0.value.node.name == announced.node.name || $0.value.node.number == announced.node.number }) {
             return [
                 .warning(
@@ -373,7 +422,15 @@ public struct EngineMembership: Sendable {
         view += 1
         return deliver(
             .membership(MembershipChange(view: view, members: engines.values.map(\.node), joined: [announced.node], left: [])))
-            + [.enginesChanged]
+            + [.enginesChanged] + (from == local ? answerUnanswered() : [])
+    }
+
+    /// Rosters naming the processes in `unanswered` as joined, once this engine is admitted.
+    private mutating func answerUnanswered() -> [Output] {
+        let strangers = unanswered.filter { groupMembers.contains($0) && engines[$0] == nil }.sorted()
+        guard engines[local] != nil, !strangers.isEmpty else { return [] }
+        unanswered = []
+        return [.send(.roster(Roster(joined: strangers, group: groupMembers, view: view, engines: members, cluster: cluster)))]
     }
 
     /// The coordinator's deliveries start with the membership change that admits this engine.
@@ -386,7 +443,13 @@ public struct EngineMembership: Sendable {
     private mutating func merged(with roster: Roster, from: CPGAddress) -> [Output] {
         let theirs = roster.engines.map(\.info.node)
         let ours = viewsAtChanges.last(where: { $0.group == roster.group && $0.joined.contains(from) })?.nodes ?? Array(engines.values.map(\.node))
-        guard !theirs.isEmpty else { return [] }
+        guard !theirs.isEmpty else {
+            // An engine that started a cluster alone and had not yet been admitted to it when it
+            // answered: tell it who this side is (now, or once this engine is admitted itself),
+            // so that the rule can be applied on its side.
+            unanswered.insert(from)
+            return answerUnanswered()
+        }
         guard Self.otherSideWins(theirs: theirs, ours: ours) else {
             // This side stays; the other side's engines stop. Their nodes are alive: the
             // coordinator runs no takeover for them (once per engine of that side).
@@ -399,7 +462,7 @@ public struct EngineMembership: Sendable {
             // The other side may not have seen this one join (it formed beside it, or answered a
             // `form`): tell it, so that it applies the rule too and stops.
             outputs.append(
-                .send(.roster(Roster(joined: fresh.map(\.address), group: groupMembers, view: view, engines: members))))
+                .send(.roster(Roster(joined: fresh.map(\.address), group: groupMembers, view: view, engines: members, cluster: cluster))))
             return outputs
         }
         let names = { (nodes: [ClusterNode]) in nodes.sorted().map(\.name).joined(separator: " ") }

@@ -7,11 +7,17 @@ public struct EngineInfo: Sendable, Hashable, Codable {
     public var digest: ConfigurationDigest
     /// hamn-events' wire version and build, for the log.
     public var software: String
+    /// In a `hello`: the cluster the engine is in (see `Roster.cluster`). nil from an engine of
+    /// an earlier build, taken as it was (the whole cluster is upgraded at once).
+    public var cluster: UInt64?
 
-    public init(node: ClusterNode, digest: ConfigurationDigest, software: String = WireFormat.software) {
+    public init(
+        node: ClusterNode, digest: ConfigurationDigest, software: String = WireFormat.software, cluster: UInt64? = nil
+    ) {
         self.node = node
         self.digest = digest
         self.software = software
+        self.cluster = cluster
     }
 }
 
@@ -29,11 +35,15 @@ public struct Roster: Sendable, Hashable, Codable {
     public var group: [CPGAddress]
     public var view: Int
     public var engines: [EngineEntry]
+    /// Which cluster, as of the change: a number that every engine of a cluster derives alike
+    /// (`EngineMembership.cluster`). Two clusters that meet at a heal have different ones.
+    public var cluster: UInt64? = nil
 }
 
 /// A message between engines on the CPG group.
 public enum WireMessage: Sendable, Hashable, Codable {
-    /// Sent once on joining (and again after a reload or a `form`).
+    /// Sent once the engine knows its cluster (alone at its join, a roster taken, or `form`),
+    /// naming it; again after a reload, or when the cluster number changed before admission.
     case hello(EngineInfo)
     /// Sent by every synchronised engine after a configuration change with joined members.
     case roster(Roster)
