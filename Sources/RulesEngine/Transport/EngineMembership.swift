@@ -362,9 +362,13 @@ public struct EngineMembership: Sendable {
             settled([from])
             return hello(announced, from: from)
         case .roster(let roster):
-            if roster.joined.contains(local) { settled([from] + roster.engines.map(\.address)) }
-            guard roster.joined.contains(local) else { return [] }
-            if answersOwnJoin(roster, from: from) {
+            // A roster from outside this cluster that names any engine of it as joined is a merge
+            // for all of its engines alike (a late roster may name only some of them).
+            let namesThisCluster =
+                roster.joined.contains(local) || (engines[from] == nil && roster.joined.contains { engines[$0] != nil })
+            guard namesThisCluster else { return [] }
+            settled([from] + roster.engines.map(\.address))
+            if roster.joined.contains(local), answersOwnJoin(roster, from: from) {
                 // Another cluster answered this engine's join too (a heal while it joined, or an
                 // engine that lost a merge and had answered before it stopped): which one holds
                 // the cluster is not for this engine to guess. It restarts and joins afresh.
