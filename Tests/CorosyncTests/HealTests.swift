@@ -226,6 +226,16 @@ private func describe(_ commands: [String: [String]]) -> String {
     allNodes.map { "\($0): \(commands[$0] ?? [])" }.joined(separator: "\n")
 }
 
+/// Waits until `name` (node `number`) has acquired its resource in its TE_JOIN_NODE since
+/// `mark`, and `members` are settled.
+private func waitForJoin(_ model: ResourceModel, _ name: String, number: Int, members: [String], since mark: Int64) throws {
+    try #require(
+        model.cluster.eventually(60) {
+            model.actions(since: mark).contains { $0.description == "TE_JOIN_NODE 0 \(name) acquire: acquire R\(number)" }
+                && settled(model.cluster, members)
+        }, "\(name) did not join \(members.filter { $0 != name }):\n\(describe(model.commands(since: mark)))")
+}
+
 /// Starts (or, with `restart`, starts again after they ended) n1, n2, n3 one after the other,
 /// each once the cluster before it has settled, and checks what each join did.
 private func startInOrder(_ model: ResourceModel, restart: Bool = false, extra: String = "") throws {
@@ -237,12 +247,7 @@ private func startInOrder(_ model: ResourceModel, restart: Bool = false, extra: 
         } else {
             try cluster.startEngine(name, corosyncNode: index + 1, rules: model.rules, extra: extra)
         }
-        let members = Array(allNodes.prefix(index + 1))
-        try #require(
-            cluster.eventually(60) {
-                model.actions(since: mark).contains { $0.description == "TE_JOIN_NODE 0 \(name) acquire: acquire R\(index + 1)" }
-                    && settled(cluster, members)
-            }, "\(name) did not join \(members.dropLast()):\n\(describe(model.commands(since: mark)))")
+        try waitForJoin(model, name, number: index + 1, members: Array(allNodes.prefix(index + 1)), since: mark)
     }
     let commands = model.commands(since: mark)
     #expect(
@@ -459,11 +464,7 @@ struct HealTests {
             if !exited { cluster.killEngine("n2") }
             try #require(cluster.eventually(10) { cluster.engineExitStatus("n2") != nil })
             try cluster.restartEngine("n2")
-            try #require(
-                cluster.eventually(60) {
-                    model.actions(since: restarted).contains { $0.description == "TE_JOIN_NODE 0 n2 acquire: acquire R2" }
-                        && settled(cluster, allNodes)
-                }, "n2 did not rejoin:\n\(describe(model.commands(since: restarted)))")
+            try waitForJoin(model, "n2", number: 2, members: allNodes, since: restarted)
             let rejoin = model.commands(since: restarted)
             #expect(rejoin["n1"] == ["TE_JOIN_NODE 0 n2 join-release: \(state == 1 ? "none" : "release R2")"], "\(describe(rejoin))")
             #expect(rejoin["n3"] == ["TE_JOIN_NODE 0 n2 join-release: none"], "\(describe(rejoin))")

@@ -423,7 +423,8 @@ public actor NodeService {
         await shutDown()
     }
 
-    private static func seconds(_ value: Double) -> String {
+    /// `300 s`, `0.5 s`: a duration for the journal.
+    static func seconds(_ value: Double) -> String {
         value == value.rounded() ? "\(Int(value)) s" : "\(value) s"
     }
 

@@ -253,9 +253,9 @@ struct StopSignals: Sendable {
                 Task { await service.stopAtOnce(because: "a second \(name) while stopping through the cluster") }
             case (.throughCluster, .timeout):
                 stage = .atOnce
-                let seconds = timeout == timeout.rounded() ? "\(Int(timeout))" : "\(timeout)"
+                let seconds = NodeService.seconds(timeout)
                 Task {
-                    await service.stopAtOnce(because: "the stop through the cluster did not end within \(seconds) s")
+                    await service.stopAtOnce(because: "the stop through the cluster did not end within \(seconds)")
                 }
             case (.atOnce, .signal(let name)):
                 logger.notice("\(name): already stopping at once (running segments finish first); SIGKILL does not wait")

@@ -231,19 +231,15 @@ public final class CorosyncTransport: ClusterTransport {
 
     private func receive(_ event: CPGEvent) {
         switch event {
-        case .quorum(let now):
-            // For `status`; the coordinator gets quorum from the membership, in the deliveries'
-            // order (lost at once, regained once the change that goes with it has settled).
-            quorate.withLock { $0 = now }
-            noticeOut.yield(.quorum(now))
-            membership.withLock { state in
-                let outputs = state.handle(event)
-                perform(outputs, state: state)
-            }
-            drainHeld()
         case .lost(let reason):
             fail("the connection to corosync is lost (\(reason)): this node runs nothing until it is restarted")
-        case .configuration, .message:
+        case .quorum, .configuration, .message:
+            if case .quorum(let now) = event {
+                // For `status`; the coordinator gets quorum from the membership, in the
+                // deliveries' order (lost at once, regained once the change with it settled).
+                quorate.withLock { $0 = now }
+                noticeOut.yield(.quorum(now))
+            }
             // Under the lock: the coordinator gets the deliveries in the order they were made.
             membership.withLock { state in
                 let outputs = state.handle(event)

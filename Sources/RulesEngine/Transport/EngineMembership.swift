@@ -101,6 +101,12 @@ public struct EngineMembership: Sendable {
     public private(set) var cluster: UInt64?
     /// Processes that answered with an empty roster (see `merged(with:from:)`).
     private var unanswered: Set<CPGAddress> = []
+    /// The engines of the roster this engine took when it joined (a second cluster answering
+    /// the join is told apart by them).
+    private var adoptedEngines: [EngineEntry] = []
+    /// This side as its rosters said, for the last changes that had joiners: what a merge is
+    /// decided on (both sides compare their views as of the same change).
+    private var viewsAtChanges: [(joined: [CPGAddress], group: [CPGAddress], nodes: [ClusterNode])] = []
 
     private static func clusterNumber(_ previous: UInt64, _ addresses: [CPGAddress]) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ previous
@@ -285,7 +291,6 @@ public struct EngineMembership: Sendable {
 
     // MARK: Joining
 
-    private var adoptedEngines: [EngineEntry] = []
     private mutating func adopt(_ roster: Roster) -> [Output] {
         adoptedEngines = roster.engines
         view = roster.view
@@ -443,7 +448,6 @@ public struct EngineMembership: Sendable {
     }
 
     /// A roster that names this synchronised engine as joining: two partitions merged.
-    private var viewsAtChanges: [(joined: [CPGAddress], group: [CPGAddress], nodes: [ClusterNode])] = []
     private mutating func merged(with roster: Roster, from: CPGAddress) -> [Output] {
         let theirs = roster.engines.map(\.info.node)
         let ours = viewsAtChanges.last(where: { $0.group == roster.group && $0.joined.contains(from) })?.nodes ?? Array(engines.values.map(\.node))

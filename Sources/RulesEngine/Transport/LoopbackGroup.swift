@@ -107,7 +107,7 @@ public struct LoopbackGroup: Sendable {
     }
 
     /// Quorum of `index` by votequorum's rule, with the change delivered to its members.
-    private mutating func updateQuorum(part index: Int, lostFirst: Bool) {
+    private mutating func updateQuorum(part index: Int) {
         let count = members.count { part[$0] == index }
         let quorate = expectedVotes.map { count * 2 > $0 } ?? true
         guard quorate != quorateParts.contains(index) else { return }
@@ -133,7 +133,7 @@ public struct LoopbackGroup: Sendable {
         // Started in a part without quorum: it knows before anything is delivered to it.
         if !quorateParts.contains(0) { sequenced.append((.quorum(false), [node])) }
         changeMembership(in: 0, joined: [node], left: [])
-        updateQuorum(part: 0, lostFirst: false)
+        updateQuorum(part: 0)
     }
 
     /// The node is gone at once; what it had not sent is lost.
@@ -142,7 +142,7 @@ public struct LoopbackGroup: Sendable {
         outboxes[node] = nil
         members.removeAll { $0 == node }
         part[node] = nil
-        updateQuorum(part: index, lostFirst: true)
+        updateQuorum(part: index)
         changeMembership(in: index, joined: [], left: [node])
     }
 
@@ -156,7 +156,7 @@ public struct LoopbackGroup: Sendable {
         outboxes[node] = nil
         members.removeAll { $0 == node }
         part[node] = nil
-        updateQuorum(part: index, lostFirst: true)
+        updateQuorum(part: index)
         changeMembership(in: index, joined: [], left: [node])
     }
 
