@@ -106,7 +106,30 @@ public struct EngineMembership: Sendable {
     private var adoptedEngines: [EngineEntry] = []
     /// This side as its rosters said, for the last changes that had joiners: what a merge is
     /// decided on (both sides compare their views as of the same change).
-    private var viewsAtChanges: [(joined: [CPGAddress], group: [CPGAddress], nodes: [ClusterNode])] = []
+    private var viewsAtChanges: [(joined: [CPGAddress], group: [CPGAddress], engines: [EngineEntry])] = []
+    /// Processes answered by `answerUnanswered` since the last configuration change (each once).
+    private var answered: Set<CPGAddress> = []
+
+    /// This side as of the latest change in which `address` joined (what its rosters said then),
+    /// or nil if it saw no such change.
+    private func sideAtJoin(of address: CPGAddress) -> (group: [CPGAddress], engines: [EngineEntry])? {
+        viewsAtChanges.last(where: { $0.joined.contains(address) }).map { ($0.group, $0.engines) }
+    }
+
+    /// A roster telling the engines in `joined` that this side stays (they stop).
+    private func staysRoster(naming joined: [CPGAddress]) -> WireMessage {
+        .roster(Roster(joined: joined, group: groupMembers, view: view, engines: members, cluster: cluster, stays: true))
+    }
+
+    /// A roster naming `joined`, describing this side as of the change in which they joined (the
+    /// same view its rosters for that change gave, so that both sides decide a merge on the same
+    /// counts), or as of now if this side had no engine then.
+    private func rosterAsAtJoin(naming joined: [CPGAddress]) -> WireMessage {
+        if let first = joined.first, let then = sideAtJoin(of: first), !then.engines.isEmpty {
+            return .roster(Roster(joined: joined, group: then.group, view: view, engines: then.engines, cluster: cluster))
+        }
+        return .roster(Roster(joined: joined, group: groupMembers, view: view, engines: members, cluster: cluster))
+    }
 
     private static func clusterNumber(_ previous: UInt64, _ addresses: [CPGAddress]) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ previous
@@ -330,6 +353,7 @@ public struct EngineMembership: Sendable {
     private mutating func applyConfiguration(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress]) -> [Output] {
         groupMembers = members
         mergedWith = []  // what a merge names is decided per change: the same on every engine
+        answered = []
         formedByForm = false
         if regaining != nil {
             regaining!.changeApplied = true
@@ -354,7 +378,7 @@ public struct EngineMembership: Sendable {
         }
         if joined.contains(where: { $0 != local }) {
             // This side as its roster for this change says: what a merge is decided on, on both sides.
-            viewsAtChanges.append((joined, members, engines.values.map(\.node)))
+            viewsAtChanges.append((joined, members, self.members))
             if viewsAtChanges.count > 8 { viewsAtChanges.removeFirst() }
             outputs.append(.send(.roster(Roster(joined: joined, group: members, view: view, engines: self.members, cluster: cluster))))
         }
@@ -364,7 +388,6 @@ public struct EngineMembership: Sendable {
     private mutating func apply(_ message: WireMessage, from: CPGAddress) -> [Output] {
         switch message {
         case .hello(let announced):
-            settled([from])
             return hello(announced, from: from)
         case .roster(let roster):
             // A roster from outside this cluster that names any engine of it as joined is a merge
@@ -372,7 +395,18 @@ public struct EngineMembership: Sendable {
             let namesThisCluster =
                 roster.joined.contains(local) || (engines[from] == nil && roster.joined.contains { engines[$0] != nil })
             guard namesThisCluster else { return [] }
-            settled([from] + roster.engines.map(\.address))
+            if roster.stays == true, engines[from] == nil, roster.engines.contains(where: { $0.address == from }) {
+                // The other side applied the rule and stays: this one stops.
+                let names = { (nodes: [ClusterNode]) in nodes.sorted().map(\.name).joined(separator: " ") }
+                return [
+                    .fatal(
+                        "this partition (\(names(Array(engines.values.map(\.node))))) merged with one that stays (\(names(roster.engines.map(\.info.node)))): stopping so that a fresh start takes the cluster's state"
+                    )
+                ]
+            }
+            // A roster says who its side is only when its sender is one of the side's engines
+            // (admitted when it sent it): then its engines have said who they are.
+            if roster.engines.contains(where: { $0.address == from }) { settled(roster.engines.map(\.address)) }
             if roster.joined.contains(local), answersOwnJoin(roster, from: from) {
                 // Another cluster answered this engine's join too (a heal while it joined, or an
                 // engine that lost a merge and had answered before it stopped): which one holds
@@ -405,6 +439,9 @@ public struct EngineMembership: Sendable {
     }
 
     private mutating func hello(_ announced: EngineInfo, from: CPGAddress) -> [Output] {
+        // An engine of another cluster has said who it is only once a roster of its side (or its
+        // departure) did: its hello alone does not settle the merge.
+        if announced.cluster == nil || announced.cluster == cluster || engines[from] != nil { settled([from]) }
         if let known = engines[from] {
             guard known.node == announced.node else {
                 return [.warning("engine \(from) announced itself as \(announced.node.name) (\(announced.node.number)) but is \(known.node.name) (\(known.node.number)): ignored")]
@@ -436,10 +473,19 @@ public struct EngineMembership: Sendable {
 
     /// Rosters naming the processes in `unanswered` as joined, once this engine is admitted.
     private mutating func answerUnanswered() -> [Output] {
-        let strangers = unanswered.filter { groupMembers.contains($0) && engines[$0] == nil }.sorted()
+        let strangers = unanswered.filter { groupMembers.contains($0) && engines[$0] == nil && !answered.contains($0) }.sorted()
         guard engines[local] != nil, !strangers.isEmpty else { return [] }
         unanswered = []
-        return [.send(.roster(Roster(joined: strangers, group: groupMembers, view: view, engines: members, cluster: cluster)))]
+        answered.formUnion(strangers)
+        // Those this side won a merge against while this engine was not admitted are told it
+        // stays; the others get one roster per change they joined in (each describing this side
+        // as of it).
+        let beaten = strangers.filter { mergedWith.contains($0) }
+        var outputs: [Output] = []
+        if !beaten.isEmpty { outputs.append(.send(staysRoster(naming: beaten))) }
+        let byChange = Dictionary(grouping: strangers.filter { !mergedWith.contains($0) }) { sideAtJoin(of: $0)?.group ?? [] }
+        outputs += byChange.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { .send(rosterAsAtJoin(naming: byChange[$0]!)) }
+        return outputs
     }
 
     /// The coordinator's deliveries start with the membership change that admits this engine.
@@ -450,11 +496,16 @@ public struct EngineMembership: Sendable {
     /// A roster that names this synchronised engine as joining: two partitions merged.
     private mutating func merged(with roster: Roster, from: CPGAddress) -> [Output] {
         let theirs = roster.engines.map(\.info.node)
-        let ours = viewsAtChanges.last(where: { $0.group == roster.group && $0.joined.contains(from) })?.nodes ?? Array(engines.values.map(\.node))
-        guard !theirs.isEmpty else {
-            // An engine that started a cluster alone and had not yet been admitted to it when it
-            // answered: tell it who this side is (now, or once this engine is admitted itself),
-            // so that the rule can be applied on its side.
+        let ours =
+            viewsAtChanges.last(where: { $0.group == roster.group && $0.joined.contains(from) })?.engines.map(\.info.node)
+            ?? Array(engines.values.map(\.node))
+        guard roster.engines.contains(where: { $0.address == from }) else {
+            // Only an engine admitted to its cluster speaks for it: a roster sent before its
+            // sender's hello was delivered (it started a cluster alone, or took a roster and
+            // replayed what it held) may name a cluster that is gone by the time it arrives (its
+            // engines stopped at a merge). Tell the sender who this side is (now, or once this
+            // engine is admitted itself), so that the rule can be applied on its side; the
+            // admitted engines of its cluster, if any, send rosters of their own.
             unanswered.insert(from)
             return answerUnanswered()
         }
@@ -464,13 +515,15 @@ public struct EngineMembership: Sendable {
             let fresh = roster.engines.filter { !mergedWith.contains($0.address) && engines[$0.address] == nil && groupMembers.contains($0.address) }
             guard !fresh.isEmpty else { return [] }
             mergedWith.formUnion(fresh.map(\.address))
+            // Not admitted yet, this engine does not count in the roster it sends: once it is, it
+            // sends one that names it, for the other side to settle on.
+            if engines[local] == nil { unanswered.formUnion(fresh.map(\.address)) }
             var outputs: [Output] = []
             let alive = fresh.map(\.info.node).filter { node in !ours.contains(node) }
             if !alive.isEmpty { outputs += deliver(.merged(alive: alive.sorted())) }
-            // The other side may not have seen this one join (it formed beside it, or answered a
-            // `form`): tell it, so that it applies the rule too and stops.
-            outputs.append(
-                .send(.roster(Roster(joined: fresh.map(\.address), group: groupMembers, view: view, engines: members, cluster: cluster))))
+            // Tell the other side that this one stays (it may not have seen this one join, or
+            // decided on another view): it stops. Once admitted, if this engine is not yet.
+            if engines[local] != nil { outputs.append(.send(staysRoster(naming: fresh.map(\.address)))) }
             return outputs
         }
         let names = { (nodes: [ClusterNode]) in nodes.sorted().map(\.name).joined(separator: " ") }

@@ -38,6 +38,10 @@ public struct Roster: Sendable, Hashable, Codable {
     /// Which cluster, as of the change: a number that every engine of a cluster derives alike
     /// (`EngineMembership.cluster`). Two clusters that meet at a heal have different ones.
     public var cluster: UInt64? = nil
+    /// Set by an engine of a side the merge rule kept, answering the engines named in `joined`:
+    /// they stop, whatever their own view says (if two sides' views disagree, both stop and
+    /// restart: safe; both staying would not be). nil from an engine of an earlier build.
+    public var stays: Bool? = nil
 }
 
 /// A message between engines on the CPG group.
