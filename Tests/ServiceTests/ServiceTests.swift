@@ -63,6 +63,7 @@ struct ServiceTests {
         let waiter = Process()
         waiter.executableURL = URL(fileURLWithPath: ServiceHarness.binary)
         waiter.arguments = ["wait-event", "--socket", harness.socketPath, "network_up_complete", "--timeout", "20"]
+        try waitUntil("the earlier commands' connections to close") { harness.openControlConnections == 0 }
         try waiter.run()
         // The waiter's request is with the service before the impatient caller's (the service
         // reads a request as soon as it is connected; the impatient one waits 1 s).
