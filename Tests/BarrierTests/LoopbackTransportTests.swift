@@ -1,7 +1,7 @@
 import RulesEngine
 import Testing
 
-@Suite("loopback transport")
+@Suite("loopback transport", .timeLimit(.minutes(1)))
 struct LoopbackTransportTests {
     static func take(_ count: Int, from transport: LoopbackTransport) async -> [Delivery] {
         var deliveries: [Delivery] = []
@@ -13,7 +13,7 @@ struct LoopbackTransportTests {
     }
 
     @Test("every member gets the same deliveries in the same order")
-    func agreedOrder() async {
+    func agreedOrder() async throws {
         let hub = LoopbackHub(seed: 7)
         let nodes = (1...3).map { ClusterNode(name: "n\($0)", number: $0) }
         var transports: [LoopbackTransport] = []
@@ -34,7 +34,7 @@ struct LoopbackTransportTests {
             for await (index, deliveries) in group { all[index] = deliveries }
             return all
         }
-        let tails = (0..<3).map { Array(seen[$0]!.suffix(60)) }
+        let tails = try (0..<3).map { Array(try #require(seen[$0]).suffix(60)) }
         #expect(tails[0] == tails[1])
         #expect(tails[1] == tails[2])
         // Each sender's messages in the order it sent them.

@@ -60,7 +60,7 @@ private func eventually(_ seconds: Double, _ condition: () -> Bool) async -> Boo
     return condition()
 }
 
-@Suite("the service and quorum")
+@Suite("the service and quorum", .timeLimit(.minutes(1)))
 struct NodeServiceQuorumTests {
     /// Two faults this guards against: a membership change that lost quorum, applied before the
     /// quorum notice (on a stream of its own), started a TE_FAIL_NODE segment; and quorum coming
@@ -101,6 +101,7 @@ struct NodeServiceQuorumTests {
         // delivered it: nothing runs.
         transport.quorate.withLock { $0 = true }
         transport.notice.yield(.quorum(true))
+        // The behaviour under test: the notice alone runs nothing, however long it is given.
         try await Task.sleep(for: .milliseconds(500))
         #expect(!FileManager.default.fileExists(atPath: marker))
 

@@ -55,6 +55,7 @@ struct ConfigurationLoaderTests {
         #expect(configuration.stopMode == .takeover && configuration.stopTimeout == 600)
         let variables = configuration.resourceVariables
         #expect(variables.map(\.name) == ["Site.Queue.Depth", "Site.App"])
+        try #require(variables.count == 2)
         #expect(variables[0].kind == .scalar(.number))
         #expect(variables[1].kind == .structured([.init("Status", .string), .init("Clients", .number)]))
         #expect(variables[1].instanceElements == ["App", "NodeNum"])

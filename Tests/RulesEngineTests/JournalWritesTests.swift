@@ -51,7 +51,7 @@ private func waitEntered(_ journal: BatchJournal) async {
     }
 }
 
-@Suite("journal writes off the service's actor")
+@Suite("journal writes off the service's actor", .timeLimit(.minutes(1)))
 struct JournalWritesTests {
     @Test("what is queued while a commit runs goes in the next one, in order; a ticket waits for its commit")
     func groupCommit() async throws {
@@ -67,6 +67,8 @@ struct JournalWritesTests {
             await writes.written(last)
             return journal.batches.withLock { $0 }
         }
+        // The behaviour under test: while the first commit is held, nothing is committed and the
+        // ticket's waiter is not released, however long it waits.
         try await Task.sleep(for: .milliseconds(100))
         #expect(journal.batches.withLock { $0 }.isEmpty)
         #expect(!committed.withLock { $0 })

@@ -1,7 +1,7 @@
 import RulesEngine
 import Testing
 
-@Suite("monitor network watcher")
+@Suite("monitor network watcher", .timeLimit(.minutes(1)))
 struct MonitorNetworkWatcherTests {
     @Test("operstate and carrier")
     func linkState() {
@@ -46,6 +46,9 @@ struct MonitorNetworkWatcherTests {
 
         let events = MonitorCollector<EventRequest>()
         let run = Task { await watcher.run { await events.append($0) } }
+        // The behaviour under test: during three intervals after its start the watcher raises
+        // nothing for its baseline (eth9 down included). It is also the time the watcher has to
+        // read that baseline before eth0 goes down: it shows nothing outside when it has.
         try await Task.sleep(for: .milliseconds(100))
         #expect(await events.values.isEmpty)  // the baseline raises nothing, eth9 down included
 
@@ -75,6 +78,9 @@ struct MonitorNetworkWatcherTests {
             for await event in watcher.events() { return event }
             return nil
         }
+        // A synchronisation that stays: the watcher has read its baseline (eth0 up) within three
+        // intervals, and shows nothing outside when it has; a change before that would be its
+        // baseline and raise nothing.
         try await Task.sleep(for: .milliseconds(60))
         try sys.write("eth0/operstate", "down\n")
         let event = await consumer.value

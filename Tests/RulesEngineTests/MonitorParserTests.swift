@@ -27,10 +27,11 @@ struct MonitorParserTests {
     }
 
     @Test("no swap: 0 % used, 100 % free; an old kernel without MemAvailable")
-    func noSwap() {
+    func noSwap() throws {
         let values = ProcParsers.memInfo(
             "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 100 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n")
-        #expect(ProcParsers.swapPercent(memInfo: values)! == (used: 0, free: 100))
+        let swap = try #require(ProcParsers.swapPercent(memInfo: values))
+        #expect(swap == (used: 0, free: 100))
         #expect(ProcParsers.memoryFreePercent(memInfo: values) == 25)
         #expect(ProcParsers.swapPercent(memInfo: ProcParsers.memInfo("MemTotal: 5 kB\n")) == nil)
         #expect(ProcParsers.memoryFreePercent(memInfo: [:]) == nil)

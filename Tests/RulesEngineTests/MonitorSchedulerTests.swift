@@ -76,7 +76,7 @@ private func entry(
         variable: sampler.variable, interval: interval, target: .node, sampler: sampler, deadline: deadline)
 }
 
-@Suite("monitor scheduler")
+@Suite("monitor scheduler", .timeLimit(.minutes(1)))
 struct MonitorSchedulerTests {
     @Test("a hanging sampler neither stalls the others nor is reported more than once; cancellation is prompt")
     func hangingAndFast() async throws {
@@ -95,7 +95,8 @@ struct MonitorSchedulerTests {
                 && values.contains { if case .failed("TEST.sleepy", nil, _) = $0 { true } else { false } }
         }
         #expect(enough)
-        // The hanging samplers have been failing all along: still one report each.
+        // The hanging samplers have been failing all along: still one report each. The behaviour
+        // under test is that nothing more is reported for them during this time (ten intervals).
         try await Task.sleep(for: .milliseconds(400))
         let clock = ContinuousClock()
         let cancelled = clock.now
@@ -142,9 +143,7 @@ struct MonitorSchedulerTests {
         let run = Task { await scheduler.run { await reports.append($0) } }
         // Not a timed window (a loaded machine would make it flaky): wait for four samples, then
         // check that they were not taken faster than every 100 ms.
-        while await reports.values.count < 4, clock.now - started < .seconds(20) {
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        _ = await reports.waitUntil(timeout: .seconds(20)) { $0.count >= 4 }
         let elapsed = clock.now - started
         run.cancel()
         await run.value
@@ -154,8 +153,21 @@ struct MonitorSchedulerTests {
         #expect(count <= 4 + Int(elapsed / .milliseconds(100)), "no faster than every interval")
     }
 
-    @Test("nothing to sample: run returns at once")
+    @Test("nothing to sample: run returns at once, having reported nothing")
     func empty() async {
-        await MonitorScheduler(entries: [], node: monitorTestNode).run { _ in }
+        let reports = MonitorCollector<MonitorReport>()
+        let returned = MonitorCollector<Bool>()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let run = Task {
+            await MonitorScheduler(entries: [], node: monitorTestNode).run { await reports.append($0) }
+            await returned.append(true)
+        }
+        // Waited for with a deadline, so that a run that does not return fails here, not by hanging.
+        #expect(await returned.waitUntil(timeout: .seconds(5)) { !$0.isEmpty }, "run returned")
+        #expect(started.duration(to: clock.now) < .seconds(2), "at once (no interval waited)")
+        run.cancel()
+        await run.value
+        #expect(await reports.values.isEmpty)
     }
 }

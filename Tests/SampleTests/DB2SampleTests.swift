@@ -4,7 +4,7 @@ import Testing
 
 /// The DB2 UDB EEE sample's scripts (samples/db2/usr/local/sbin), run for real with stand-ins
 /// for db2, db2start, db2stop, db2gcf, wall, pgrep, systemctl, su, ssh, scp and hamn-events.
-@Suite("DB2 sample: rc.db2pe, db2_paging_action, db2_proc_restart, net_down, db2_inst_ha")
+@Suite("DB2 sample: rc.db2pe, db2_paging_action, db2_proc_restart, net_down, db2_inst_ha", .timeLimit(.minutes(1)))
 struct DB2SampleTests {
     /// Node n1 with partitions 0 and 1, node n2 with partition 2, database SAMPLE (with parms
     /// files), TESTDB (without) and a remote one in the database directory.
@@ -440,7 +440,7 @@ struct DB2SampleTests {
             #expect(try node.box.run("/bin/cp", ["-a", source + "/.", target + "/"]).status == 0)
         }
         let rules = etc + "/rules.hacmprd"
-        let shipped = node.box.read(rules)!
+        let shipped = try #require(node.box.read(rules))
         try node.box.standIn("systemctl", #"exit 0"#)
         try node.box.standIn("hamn-events", #"exit 0"#)
         let environment = ["HAMN_FUNCTIONS": Repo.functions]
@@ -454,8 +454,8 @@ struct DB2SampleTests {
             #expect(commands.first?.hasPrefix("hamn-events validate \(rules).new.") == true)
             #expect(commands.dropFirst() == ["systemctl is-active --quiet hamn-events", "systemctl reload hamn-events"])
         }
-        let merged = node.box.read(rules)!
-        let addition = node.box.read(etc + "/db2/rules.hacmprd")!
+        let merged = try #require(node.box.read(rules))
+        let addition = try #require(node.box.read(etc + "/db2/rules.hacmprd"))
         #expect(
             merged
                 == shipped + "##### hamn-events DB2 sample: begin (db2_inst_ha --merge; do not edit down to the end line)\n"

@@ -111,12 +111,7 @@ final class Sandbox: @unchecked Sendable {
 
     /// Polls until `condition` holds, up to `seconds`.
     func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return condition()
+        holdsWithin(.seconds(seconds), poll: .milliseconds(50), condition)
     }
 }
 

@@ -3,7 +3,7 @@ import Testing
 
 /// The bundled event scripts of the shipped rules (rules/etc/hamn/events), run for real with
 /// stand-ins for ip, mount, umount, mountpoint, arping, wall and hamn-events.
-@Suite("shipped rules: the bundled event scripts")
+@Suite("shipped rules: the bundled event scripts", .timeLimit(.minutes(1)))
 struct ShippedRulesTests {
     /// A sandbox with two resource groups: `web` (n1 first, file systems, an address, an
     /// application server) and `db` (n2 first, an address only).

@@ -8,7 +8,7 @@ import TestSupport
 /// What is true of every shipped tree (rules/, samples/db2, samples/xcat-hamn) as a whole:
 /// it validates clean, its files have the modes the validator and the scripts require, its
 /// scripts parse, and its scenarios pass (and would fail if the rules did something else).
-@Suite("shipped trees: validation, modes, scenarios")
+@Suite("shipped trees: validation, modes, scenarios", .timeLimit(.minutes(1)))
 struct ShippedTreeTests {
     struct Tree: Sendable, CustomStringConvertible {
         var root: String

@@ -5,7 +5,7 @@ import TestSupport
 /// The xCAT HA management node sample's scripts (samples/xcat-hamn/usr/local/sbin), run for
 /// real with stand-ins for db2, db2pd, db2stop, db2gcf, ip, arping, hostnamectl, systemctl,
 /// makedns, makedhcp, makeconservercf, rsync and wall.
-@Suite("xCAT HAMN sample: the failover steps, release, notify, sync")
+@Suite("xCAT HAMN sample: the failover steps, release, notify, sync", .timeLimit(.minutes(1)))
 struct XcatSampleTests {
     final class Node {
         let box: Sandbox

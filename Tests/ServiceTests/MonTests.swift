@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `hamn-events mon`: follows the service's event log, one hacmp.out-style line per entry, for
 /// as long as the service runs. Driven like an operator does: the real service, `mon` as a
 /// child process, an event raised with `trigger`.
-@Suite("mon", .serialized)
+@Suite("mon", .serialized, .timeLimit(.minutes(1)))
 struct MonTests {
     @Test("mon shows a triggered event's start, commands with their exit status and completion, in order")
     func followsAnEvent() throws {
@@ -42,7 +43,8 @@ struct MonTests {
         if let first = texts.firstIndex(where: { $0.hasPrefix("EVENT QUEUED: mon_work") }) {
             #expect(Array(texts[first...].prefix(about.count)) == about)
         }
-        // Nothing is printed twice as mon polls on.
+        // Nothing is printed twice as mon polls on: the behaviour under test is that three more
+        // of its polls (every 0.2 s) add no such line.
         Thread.sleep(forTimeInterval: 0.6)
         #expect(mon.lines.filter { $0.contains("EVENT COMPLETED: mon_work") }.count == 1)
     }
@@ -109,6 +111,8 @@ final class MonProcess: @unchecked Sendable {
     private var errors = ""
     private var ended: Ending?
     private let handles: [FileHandle]
+    /// Standard output and error have each reached their end.
+    private var drained = [false, false]
 
     init(socket: String, arguments: [String] = []) throws {
         var outPipe: [Int32] = [0, 0]
@@ -157,6 +161,7 @@ final class MonProcess: @unchecked Sendable {
                 let data = handle.availableData
                 guard !data.isEmpty else {
                     handle.readabilityHandler = nil
+                    self?.reachedEnd(index)
                     return
                 }
                 self?.append(String(decoding: data, as: UTF8.self), error: index == 1)
@@ -167,9 +172,22 @@ final class MonProcess: @unchecked Sendable {
     deinit {
         if ending == nil {
             Glibc.kill(pid, SIGKILL)
-            _ = waitForExit(seconds: 5)
+            // Reaped; its output is not read any more (the handlers hold this object weakly).
+            _ = holdsWithin(.seconds(5)) { ending != nil }
         }
         for handle in handles { handle.readabilityHandler = nil }
+    }
+
+    private func reachedEnd(_ index: Int) {
+        lock.lock()
+        drained[index] = true
+        lock.unlock()
+    }
+
+    private var isDrained: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !drained.contains(false)
     }
 
     private func append(_ text: String, error: Bool) {
@@ -216,11 +234,8 @@ final class MonProcess: @unchecked Sendable {
 
     /// Whether it ended within `seconds`; its output is then all read.
     func waitForExit(seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while ending == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        guard ending != nil else { return false }
-        Thread.sleep(forTimeInterval: 0.1)  // let the readability handlers drain the pipes
-        return true
+        // Ended, and the readability handlers have read both pipes to their end.
+        holdsWithin(.seconds(seconds)) { ending != nil && isDrained }
     }
 
     /// `Nov 23 09:12:01 TEXT`: month, day padded with a blank, time, then the text.

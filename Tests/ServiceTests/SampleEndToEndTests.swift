@@ -6,7 +6,7 @@ import TestSupport
 /// the samples' own rules and recovery programs, their scripts from this repository, a real
 /// monitor sampling a real source, and stand-ins for DB2 and xCAT on the service's PATH that
 /// record the commands the scripts issue.
-@Suite("samples end to end on the service", .serialized)
+@Suite("samples end to end on the service", .serialized, .timeLimit(.minutes(1)))
 struct SampleEndToEndTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
@@ -31,7 +31,8 @@ struct SampleEndToEndTests {
                     interval: 0.2s
                 """,
             environment: ["HAMN_DB2_CONF": service.root + "/etc/db2.conf"])
-        Thread.sleep(forTimeInterval: 0.8)
+        // Sampled at 40 and still armed: nothing ran.
+        try service.harness.waitForStatus("db2_paging state 0 NodeNum=1: armed, last 40", timeout: .seconds(20))
         #expect(service.commands == [])
         try service.write(paging, "95\n")
         let expected = [
@@ -112,6 +113,8 @@ struct SampleEndToEndTests {
         let expected =
             "wall 'hamn-events: DB2 HADR of XCATDB on aixmn2 is not Primary/Standby, Peer, Connected: Role=Standby;State=RemoteCatchupPending;SyncMode=Nearsync;ConnectStatus=Disconnected;HeartBeatsMissed=3;LogGap=1024'"
         #expect(service.eventually(20) { !service.commands.isEmpty }, "\(service.output)")
+        // The behaviour under test: three more samples (every 0.2 s) of the same values notify
+        // no more.
         Thread.sleep(forTimeInterval: 0.6)
         #expect(service.commands == [expected], "once, not at every sample")
     }
@@ -183,7 +186,8 @@ struct SampleEndToEndTests {
         // It does not: after NET_DOWN_WAIT, ha-cmd TAKE stops cluster services here (the
         // shipped node_down_takeover runs; its complete step notifies) and the node leaves.
         try service.write(service.root + "/sys/sw0/operstate", "down\n")
-        try service.write(service.root + "/etc/db2.conf", service.read(service.root + "/etc/db2.conf")! + "NET_DOWN_WAIT=1\n")
+        let configuration = try #require(service.read(service.root + "/etc/db2.conf"))
+        try service.write(service.root + "/etc/db2.conf", configuration + "NET_DOWN_WAIT=1\n")
         let late = try service.spawn(Self.db2Bin + "net_down", ["--wait", "sw0"], environment: environment)
         #expect(service.eventually(20) { !late.process.isRunning })
         #expect(late.process.terminationStatus == 0, "\(late.err)")
@@ -358,12 +362,10 @@ final class SampleService: @unchecked Sendable {
         }
         try process.run()
         self.process = process
-        for _ in 0..<100 {
-            if (try? harness.cli(["status"]))?.status == 0 { return }
-            guard process.isRunning else { break }
-            Thread.sleep(forTimeInterval: 0.1)
+        try waitUntil("the service to answer `status`", poll: .milliseconds(50), observed: { self.output }) {
+            guard process.isRunning else { throw ServiceError("the service exited while starting:\n\(self.output)") }
+            return (try? harness.cli(["status"]))?.status == 0
         }
-        throw ServiceError("the service did not come up:\n\(output)")
     }
 
     var output: String {
@@ -388,12 +390,7 @@ final class SampleService: @unchecked Sendable {
     }
 
     func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return condition()
+        holdsWithin(.seconds(seconds), poll: .milliseconds(50), condition)
     }
 
     /// A process of ours, its standard error collected.

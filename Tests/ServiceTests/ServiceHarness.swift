@@ -8,7 +8,13 @@ final class ServiceHarness: @unchecked Sendable {
     let root: String
     private(set) var process: Process?
     private var errorPipe: Pipe?
-    var stderrText = ""
+    private var collected = ""
+    /// What the service has written to its standard output and error so far.
+    var stderrText: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return collected
+    }
 
     var configPath: String { root + "/hamn.yaml" }
     var rulesPath: String { root + "/etc/rules.hacmprd" }
@@ -92,19 +98,17 @@ final class ServiceHarness: @unchecked Sendable {
         self.process = process
         errorPipe = pipe
         // Up when `status` answers.
-        for _ in 0..<100 {
-            if (try? cli(["status"]))?.status == 0 { return }
-            guard process.isRunning else { break }
-            Thread.sleep(forTimeInterval: 0.1)
+        try waitUntil("the service to answer `status`", poll: .milliseconds(50), observed: { self.stderrText }) {
+            guard process.isRunning else { throw ServiceError("the service exited while starting:\n\(self.stderrText)") }
+            return (try? self.cli(["status"]))?.status == 0
         }
-        throw ServiceError("the service did not come up:\n\(stderrText)")
     }
 
     private let lock = NSLock()
 
     private func append(_ text: String) {
         lock.lock()
-        stderrText += text
+        collected += text
         lock.unlock()
     }
 
@@ -125,20 +129,38 @@ final class ServiceHarness: @unchecked Sendable {
     /// Waits for the service to exit; its status, or nil after `seconds`.
     func waitForExit(seconds: Double) -> Int32? {
         guard let process else { return nil }
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        guard !process.isRunning else { return nil }
+        guard holdsWithin(.seconds(seconds), { !process.isRunning }) else { return nil }
         return process.terminationStatus
     }
 
     /// Polls until `condition` holds, up to `seconds`.
     func eventually(_ seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
+        try holdsWithin(.seconds(seconds), poll: .milliseconds(50), condition)
+    }
+
+    /// `hamn-events status`'s text ("" when it does not answer).
+    var status: String { (try? cli(["status"]))?.out ?? "" }
+
+    /// Waits until `status` shows `text`; fails naming it, with the last status, if it does not.
+    func waitForStatus(_ text: String, timeout: Duration = .seconds(10)) throws {
+        try waitUntil("status to show \"\(text)\"", timeout: timeout, poll: .milliseconds(50), observed: { self.status }) {
+            status.contains(text)
         }
-        return try condition()
+    }
+
+    /// Waits until the service's output (its log on standard error) shows `text`.
+    func waitForOutput(_ text: String, timeout: Duration = .seconds(10)) throws {
+        try waitUntil("the service to log \"\(text)\"", timeout: timeout, observed: { self.stderrText }) {
+            stderrText.contains(text)
+        }
+    }
+
+    /// How many connections to the control socket are open (from /proc/net/unix: the listening
+    /// socket and the service's end of each connection carry the socket's path).
+    var openControlConnections: Int {
+        let table = (try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? ""
+        let bound = table.split(separator: "\n").filter { $0.hasSuffix(" " + socketPath) }.count
+        return max(bound - 1, 0)
     }
 
     func read(_ relative: String) -> String? {

@@ -4,7 +4,7 @@ import TestSupport
 
 /// The real service, started as a process on the loopback transport and driven only through
 /// the command line.
-@Suite("the service", .serialized)
+@Suite("the service", .serialized, .timeLimit(.minutes(1)))
 struct ServiceTests {
     @Test("a triggered event runs its commands with the event in the environment and shows in history")
     func triggerRunsCommands() throws {
@@ -39,10 +39,12 @@ struct ServiceTests {
         try harness.cli(["trigger", "work"])
         #expect(harness.eventually { (try? harness.cli(["status"]))?.out.contains("FAILED on n1 in segment 0") == true })
         try harness.cli(["trigger", "next"])
-        Thread.sleep(forTimeInterval: 0.5)
+        try harness.waitForStatus("queue: next state 0 node n1")
         #expect(harness.read("next") == nil, "the queue waits behind the failed event")
         let status = try harness.cli(["status", "--format", "json"])
         #expect(status.out.contains("\"failed_on\":\"n1\""))
+        #expect(harness.status.contains("queue: next state 0 node n1"), "still queued until resume")
+        #expect(harness.read("next") == nil, "the queue waits behind the failed event")
         #expect(try harness.cli(["resume"]).status == 0)
         #expect(harness.eventually { harness.read("next") != nil })
         #expect(harness.read("skipped") == nil, "resume skips the rest of the failed event")
@@ -61,11 +63,16 @@ struct ServiceTests {
         let waiter = Process()
         waiter.executableURL = URL(fileURLWithPath: ServiceHarness.binary)
         waiter.arguments = ["wait-event", "--socket", harness.socketPath, "network_up_complete", "--timeout", "20"]
+        try waitUntil("the earlier commands' connections to close") { harness.openControlConnections == 0 }
         try waiter.run()
-        Thread.sleep(forTimeInterval: 0.3)
+        // The waiter's request is with the service before the impatient caller's (the service
+        // reads a request as soon as it is connected; the impatient one waits 1 s).
+        try waitUntil("the 20 s waiter to connect to the control socket") { harness.openControlConnections >= 1 }
         // Another caller's timeout ends only that caller's wait.
         let impatient = try harness.cli(["wait-event", "network_up_complete", "--timeout", "1"])
         #expect(impatient.status == 1)
+        // The behaviour under test is that nothing happens to the waiter: a timeout that ended
+        // every wait would have it answered and exited within this time.
         Thread.sleep(forTimeInterval: 0.5)
         #expect(waiter.isRunning, "the 20 s waiter still waits after the 1 s waiter timed out")
         try harness.cli(["trigger", "network_up_complete"])
@@ -88,7 +95,11 @@ struct ServiceTests {
         #expect(harness.eventually { harness.read("window")?.contains("started") == true })
         #expect(try harness.cli(["status"]).out.contains("recovery off: n1"))
         kill(maintenance.processIdentifier, SIGINT)
-        Thread.sleep(forTimeInterval: 0.3)
+        // The interrupt has reached the window's command (its trap wrote the line); the command
+        // then runs on for a second, the window with it.
+        try waitUntil("the window's command to note the interrupt", observed: { harness.read("window") ?? "" }) {
+            harness.read("window")?.contains("interrupted") == true
+        }
         #expect(maintenance.isRunning, "an interrupt does not end the window")
         try harness.cli(["trigger", "work"])
         maintenance.waitUntilExit()
@@ -109,9 +120,15 @@ struct ServiceTests {
         try harness.start()
         try harness.cli(["trigger", "long"])
         #expect(harness.eventually { harness.read("first") != nil })
-        Thread.sleep(forTimeInterval: 0.3)
+        // In the middle of the event: its second segment (the 30 s sleep) runs, and the first
+        // segment's command is in the journal.
+        try harness.waitForStatus("running: event 1 long state 0 node n1")
+        try harness.waitForStatus("segment 2 of 2")
+        try waitUntil("the journal to hold the first segment's command") {
+            (try? harness.cli(["history", "--format", "json"]))?.out.contains("/bin/touch \(out)/first") == true
+        }
         harness.signal(SIGKILL)
-        _ = harness.waitForExit(seconds: 5)
+        #expect(harness.waitForExit(seconds: 5) != nil, "SIGKILL ends the service")
         let integrity = try runTool("/usr/bin/sqlite3", [harness.journalPath, "PRAGMA integrity_check;"])
         #expect(integrity.out == "ok\n", "\(integrity)")
         try harness.start()
@@ -129,7 +146,8 @@ struct ServiceTests {
         ])
         try harness.start()
         try harness.cli(["trigger", "slow"])
-        Thread.sleep(forTimeInterval: 0.3)
+        // The segment runs (its command takes a second) when the signal comes.
+        try harness.waitForStatus("running: event 1 slow state 0 node n1")
         harness.signal(SIGTERM)
         #expect(harness.waitForExit(seconds: 10) == 0, "\(harness.stderrText)")
         #expect(harness.read("finished") != nil)
@@ -164,15 +182,19 @@ struct ServiceTests {
             )
         ])
         try harness.start()
-        Thread.sleep(forTimeInterval: 0.6)
+        // Sampled at 40 and still armed: no event.
+        try harness.waitForStatus("db2_paging state 0 NodeNum=1: armed, last 40")
         #expect(harness.read("paged") == nil)
         try harness.write(paging, "85\n")
         #expect(harness.eventually { harness.read("paged") == "85\n" })
         try harness.write(paging, "90\n")
+        try harness.waitForStatus("db2_paging state 0 NodeNum=1: disarmed, last 90")
+        // The behaviour under test: three more samples at 90 (every 0.2 s) raise nothing.
         Thread.sleep(forTimeInterval: 0.6)
         #expect(harness.read("paged") == "85\n", "one event per crossing, not one per sample")
         try harness.write(paging, "50\n")
-        Thread.sleep(forTimeInterval: 0.6)
+        // Re-armed by the sample below 60 before the next crossing.
+        try harness.waitForStatus("db2_paging state 0 NodeNum=1: armed, last 50")
         try harness.write(paging, "75\n")
         #expect(harness.eventually { harness.read("paged") == "85\n75\n" })
         #expect(try harness.cli(["status"]).out.contains("db2_paging state 0 NodeNum=1: disarmed, last 75"))
@@ -186,12 +208,12 @@ struct ServiceTests {
         try harness.start()
         try harness.write(harness.rulesPath, "broken\n0\n")
         harness.signal(SIGHUP)
-        Thread.sleep(forTimeInterval: 0.5)
+        try harness.waitForOutput("rules not reloaded")
         try harness.cli(["trigger", "one"])
         #expect(harness.eventually { harness.read("one") != nil }, "the old rules stay")
         try harness.writeRules([("two", 0, "all \"/bin/touch \(out)/two\" 0 NULL\n", nil)])
         harness.signal(SIGHUP)
-        Thread.sleep(forTimeInterval: 0.5)
+        try harness.waitForOutput("rules reloaded:")
         try harness.cli(["trigger", "two"])
         #expect(harness.eventually { harness.read("two") != nil })
         #expect(harness.stderrText.contains("rules not reloaded"))

@@ -9,7 +9,7 @@ import TestSupport
 /// once otherwise; a second signal or the timeout falls back to the stop at once. The real
 /// service on the local transport (a node alone), and `StopSignals` driving two services of an
 /// in-process cluster (the multi-node stop on corosync is in CorosyncTests).
-@Suite("stopping a node", .serialized)
+@Suite("stopping a node", .serialized, .timeLimit(.minutes(1)))
 struct StopTests {
     /// TE_FAIL_NODE for each state: each node's part appends "NODE kind STATE" to `log`.
     private static func failNodeRules(log: String, release: String = "") -> [(String, Int, String, [String]?)] {
@@ -60,9 +60,11 @@ struct StopTests {
         ])
         try harness.start()
         try harness.cli(["trigger", "slow"])
-        Thread.sleep(forTimeInterval: 0.3)
+        // The segment runs (its command takes 1.5 s) when the signals come.
+        try harness.waitForStatus("running: event 1 slow state 0 node n1")
         harness.signal(SIGTERM)
-        Thread.sleep(forTimeInterval: 0.2)
+        // The others come while it stops at once.
+        try harness.waitForOutput("SIGTERM: stopping at once")
         harness.signal(SIGTERM)
         harness.signal(SIGINT)
         #expect(harness.waitForExit(seconds: 10) == 0, "\(harness.stderrText)")
@@ -115,6 +117,8 @@ struct StopTests {
         #expect(cluster.n1Notes.contains { $0.hasPrefix("stopping through the cluster: TE_FAIL_NODE state 1 (graceful); a second SIGTERM stops at once") })
         #expect(!cluster.n1Notes.contains { $0.contains("stopping at once") }, "\(cluster.n1Notes)")
         #expect(cluster.n2Finished.contains("TE_FAIL_NODE/1@n1:completed"), "\(cluster.n2Finished)")
+        // The behaviour under test is that nothing more happens: no takeover (state 0) follows
+        // n1's leaving within this time.
         try await Task.sleep(for: .milliseconds(300))
         #expect(!cluster.n2Finished.contains { $0.hasPrefix("TE_FAIL_NODE/0") }, "\(cluster.n2Finished)")
         signals.end()
