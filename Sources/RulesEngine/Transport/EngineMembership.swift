@@ -364,8 +364,10 @@ public struct EngineMembership: Sendable {
         let goneAddresses = left.sorted().filter { engines[$0] != nil }
         let gone = goneAddresses.compactMap { engines.removeValue(forKey: $0) }
         var again: [Output] = []
-        if !gone.isEmpty, let current = cluster {
-            cluster = Self.clusterNumber(current, goneAddresses)
+        if !left.isEmpty, let current = cluster {
+            // Any member that left, engine or not: a process cut off in another part (a joiner
+            // whose hello is still to be ordered) must not be admitted here by that hello.
+            cluster = Self.clusterNumber(current, left)
             info.cluster = cluster
             // A hello in flight names the number before: rejected on delivery, so say it again.
             if engines[local] == nil { again = [.send(.hello(info))] }
