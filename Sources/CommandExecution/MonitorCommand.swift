@@ -29,27 +29,28 @@ import Synchronization
 /// - when the program exits, whatever it left running in its process group is killed as well
 ///   (a monitor runs every interval: it must not leave processes behind). A process that left
 ///   the group (`setsid`) is not touched.
-struct MonitorCommand: Sendable {
-    var arguments: [String]
-    var timeout: Duration
-    var environment: [String: String]
-    var outputLimit: Int = 256 * 1024
+package struct MonitorCommand: Sendable {
+    package var arguments: [String]
+    package var timeout: Duration
+    package var environment: [String: String]
+    package var outputLimit: Int = 256 * 1024
 
-    struct Result: Sendable {
-        var termination: Termination
-        var output: String
-        /// More than ``MonitorCommand/outputLimit`` bytes were written; the rest was dropped.
-        var outputTruncated: Bool
-        var errorTail: String
-
-        /// `exit 3`, with the end of standard error when there is some.
-        var summary: String {
-            let error = errorTail.monitorTrimmedString
-            return error.isEmpty ? termination.description : "\(termination.description): \(String(error.suffix(300)))"
-        }
+    package init(arguments: [String], timeout: Duration, environment: [String: String], outputLimit: Int = 256 * 1024) {
+        self.arguments = arguments
+        self.timeout = timeout
+        self.environment = environment
+        self.outputLimit = outputLimit
     }
 
-    func run() async -> Result {
+    package struct Result: Sendable {
+        package var termination: Termination
+        package var output: String
+        /// More than ``MonitorCommand/outputLimit`` bytes were written; the rest was dropped.
+        package var outputTruncated: Bool
+        package var errorTail: String
+    }
+
+    package func run() async -> Result {
         guard let program = arguments.first else {
             return Result(termination: .couldNotStart("no program"), output: "", outputTruncated: false, errorTail: "")
         }
@@ -100,7 +101,7 @@ struct MonitorCommand: Sendable {
     }
 
     /// The process's environment with `PATH` set (``SegmentExecutor/defaultPath`` when unset).
-    static func defaultEnvironment() -> [String: String] {
+    package static func defaultEnvironment() -> [String: String] {
         var environment = SegmentExecutor.processEnvironment()
         if environment["PATH"]?.isEmpty ?? true { environment["PATH"] = SegmentExecutor.defaultPath }
         return environment
@@ -108,7 +109,7 @@ struct MonitorCommand: Sendable {
 
     /// Where a program name is found: itself when it holds a `/`, else the first executable
     /// `PATH` entry of that name.
-    static func locate(_ program: String, path: String?) -> String? {
+    package static func locate(_ program: String, path: String?) -> String? {
         if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
         let directories = (path ?? SegmentExecutor.defaultPath).split(separator: ":").map(String.init)
         for directory in directories where !directory.isEmpty {

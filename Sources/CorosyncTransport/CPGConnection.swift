@@ -1,4 +1,6 @@
 import CCorosync
+import ClusterTransport
+import RulesEngine
 import Synchronization
 
 #if canImport(Glibc)
@@ -26,37 +28,6 @@ import Musl
 // 1,047,552 bytes, cpg_max_atomic_msgsize_get). libcpg would fragment bigger messages, but a
 // fragmented send interrupted half-way (CS_ERR_TRY_AGAIN, a membership change) leaves a partial
 // message behind; the engine's messages are far smaller, so bigger ones are refused instead.
-
-/// A member of a CPG group: the corosync node and the process on it.
-public struct CPGAddress: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
-    public var nodeID: UInt32
-    public var pid: UInt32
-
-    public init(nodeID: UInt32, pid: UInt32) {
-        self.nodeID = nodeID
-        self.pid = pid
-    }
-
-    public static func < (lhs: CPGAddress, rhs: CPGAddress) -> Bool {
-        (lhs.nodeID, lhs.pid) < (rhs.nodeID, rhs.pid)
-    }
-
-    public var description: String { "\(nodeID):\(pid)" }
-}
-
-/// The events of a connection. Configuration changes and messages come in CPG's agreed order;
-/// a change of votequorum's flag comes before the configuration change it goes with (the flag is
-/// read when the change is delivered), and otherwise whenever votequorum reports it.
-public enum CPGEvent: Sendable, Equatable {
-    /// A configuration change of the group (deliver order is CPG's agreed order, the same on every member).
-    case configuration(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress])
-    /// A message multicast to the group (raw bytes, as sent; may be garbage from a foreign client).
-    case message(from: CPGAddress, bytes: [UInt8])
-    /// votequorum's quorate flag changed (first value reported right after connecting).
-    case quorum(quorate: Bool)
-    /// The connection to corosync is lost (corosync stopped or died); no more events follow.
-    case lost(reason: String)
-}
 
 /// A corosync `cs_error_t`, with its name.
 public struct CSError: Sendable, Hashable, CustomStringConvertible {

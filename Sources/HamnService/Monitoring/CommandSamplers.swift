@@ -1,3 +1,7 @@
+import CommandExecution
+import HamnConfiguration
+import RulesEngine
+
 /// `HAMN.DB2.HADR`: runs `db2pd -d DATABASE -hadr` for each database the rules name and
 /// parses its output with ``HADRStatusParser``.
 ///
@@ -128,5 +132,13 @@ public struct CommandVariableSampler: ResourceSampler {
         }
         let value = try CommandOutputParser.parse(result.output, parser: definition.parser, fields: definition.fields)
         return [SampleObservation(variable: variable, instance: ["NodeNum": node.instanceNumber], value: value)]
+    }
+}
+
+extension MonitorCommand.Result {
+    /// `exit 3`, with the end of standard error when there is some.
+    var summary: String {
+        let error = errorTail.monitorTrimmedString
+        return error.isEmpty ? termination.description : "\(termination.description): \(String(error.suffix(300)))"
     }
 }
