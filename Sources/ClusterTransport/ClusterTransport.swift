@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// Ordered group messaging and membership: what a node's service needs of the cluster.
 ///
 /// Every member gets the same deliveries (messages and membership changes) in the same order;

@@ -8,7 +8,7 @@ import Musl
 #endif
 
 /// What an `EventLoopThread` polls besides its jobs: the CPG connection's descriptors.
-protocol EventLoopSource: AnyObject, Sendable {
+package protocol EventLoopSource: AnyObject, Sendable {
     /// Before each poll, on the loop's thread: the descriptors to watch and the longest wait in
     /// milliseconds (-1: no limit); nil when the source is done, and it is dropped.
     func pollSet() -> (descriptors: [Int32], timeout: Int32)?
@@ -141,14 +141,14 @@ public final class EventLoopThread: SerialExecutor, Sendable {
 
     // MARK: Sources
 
-    func add(_ source: any EventLoopSource) {
+    package func add(_ source: any EventLoopSource) {
         state.withLock { $0.sources.append(source) }
         wake()
     }
 
     /// Drops `source`: from another thread, returns once the loop will not call it again;
     /// on the loop's thread, at once (it is not called again after the current callback).
-    func remove(_ source: any EventLoopSource) {
+    package func remove(_ source: any EventLoopSource) {
         if isCurrent {
             state.withLock { $0.sources.removeAll { $0 === source } }
             return
@@ -165,7 +165,7 @@ public final class EventLoopThread: SerialExecutor, Sendable {
     }
 
     /// Wakes the thread, so that it asks its sources again (a new deadline, say).
-    func wake() {
+    package func wake() {
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
     }

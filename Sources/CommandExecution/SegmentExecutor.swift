@@ -1,3 +1,4 @@
+import RecoveryPrograms
 import RulesParser
 import Subprocess
 import Synchronization

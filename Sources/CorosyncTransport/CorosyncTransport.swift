@@ -1,4 +1,6 @@
+import ClusterTransport
 import Foundation
+import RulesEngine
 import Synchronization
 
 /// The cluster over Corosync: a CPG group (extended virtual synchrony: every member sees the

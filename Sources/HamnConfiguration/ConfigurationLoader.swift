@@ -1,3 +1,5 @@
+import HamnYAML
+import RulesEngine
 import RulesParser
 
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// The service's configuration: one YAML file (README, "Configuration"). Every value has a
 /// default, so that `hamn-events run` with no file runs a one-node cluster.
 public struct ServiceConfiguration: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import RulesEngine
 
 /// What the service writes to its journal and reads back for `history` and `mon`; the SQLite
 /// `Journal` is the implementation.

@@ -1,3 +1,5 @@
+import HamnConfiguration
+import RulesEngine
 import RulesParser
 
 /// Runs the monitors the rules need (and those configured) into a node's service: samples to

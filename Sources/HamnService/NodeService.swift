@@ -1,6 +1,10 @@
+import ClusterTransport
+import CommandExecution
 import Foundation
+import HamnConfiguration
 import Logging
 import RecoveryPrograms
+import RulesEngine
 import RulesParser
 
 /// One node's service: the coordinator fed by the transport, the executor running this node's

@@ -1,5 +1,9 @@
+import ClusterTransport
+import CorosyncTransport
 import Foundation
+import HamnConfiguration
 import Logging
+import RulesEngine
 import RulesParser
 import RulesValidation
 import ServiceLifecycle

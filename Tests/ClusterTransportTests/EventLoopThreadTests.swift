@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import RulesEngine
+@testable import ClusterTransport
 
 #if canImport(Glibc)
     import Glibc

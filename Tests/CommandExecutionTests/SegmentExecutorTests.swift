@@ -1,5 +1,6 @@
 import Foundation
-@testable import RecoveryPrograms
+import RecoveryPrograms
+@testable import CommandExecution
 import RulesParser
 import Testing
 

@@ -1,3 +1,4 @@
+import HamnConfiguration
 import RulesEngine
 import RulesParser
 import Testing

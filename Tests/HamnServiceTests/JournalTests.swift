@@ -1,8 +1,9 @@
 import Foundation
 import RecoveryPrograms
+@testable import RulesEngine
 import Testing
 
-@testable import RulesEngine
+@testable import HamnService
 
 #if canImport(Glibc)
     import Glibc

@@ -1,9 +1,10 @@
 import Foundation
 import Logging
+import RulesEngine
 import Synchronization
 import Testing
 
-@testable import RulesEngine
+@testable import HamnService
 
 /// A journal that records the batches it is given; its first `write` can be held until the
 /// test lets it go, and a note reading "bad" makes a batch fail.

@@ -1,3 +1,5 @@
+import HamnConfiguration
+import HamnService
 import RulesEngine
 import RulesParser
 import Testing

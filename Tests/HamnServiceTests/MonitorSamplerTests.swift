@@ -1,4 +1,6 @@
 import Foundation
+import HamnConfiguration
+import HamnService
 import RulesEngine
 import Testing
 

@@ -1,3 +1,4 @@
+import HamnService
 import RulesEngine
 import Synchronization
 import Testing

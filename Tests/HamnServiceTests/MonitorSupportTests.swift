@@ -1,4 +1,5 @@
 import Foundation
+import HamnService
 import RulesEngine
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RecoveryPrograms
+import RulesEngine
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RecoveryPrograms
+import RulesEngine
 
 extension Journal {
     /// The newest `limit` events, newest first (by run, then id), with their participants,

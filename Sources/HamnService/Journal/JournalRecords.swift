@@ -1,4 +1,5 @@
 import Foundation
+import RulesEngine
 
 /// Why the journal could not do what was asked: it cannot be opened (a directory at the path,
 /// permission denied, a file that is not SQLite, a schema from a newer version), or a read or

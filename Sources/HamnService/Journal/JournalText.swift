@@ -1,5 +1,6 @@
 import Foundation
 import RecoveryPrograms
+import RulesEngine
 
 /// The event log's lines, in the style of HACMP's `hacmp.out`:
 ///

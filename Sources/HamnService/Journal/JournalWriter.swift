@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import RecoveryPrograms
+import RulesEngine
 
 /// Writes one journal entry inside the caller's transaction.
 struct JournalWriter {

@@ -1,3 +1,6 @@
+import HamnConfiguration
+import RulesEngine
+
 /// Parses the standard output of an administrator-defined variable's command
 /// (``ServiceConfiguration/Variable``) by its parser. Pure.
 ///

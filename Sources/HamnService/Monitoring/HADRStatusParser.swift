@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// Parses DB2 HADR status text into the fields of `HAMN.DB2.HADR`. Pure.
 ///
 /// Three layouts are recognised:

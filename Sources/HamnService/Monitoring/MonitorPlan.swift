@@ -1,3 +1,5 @@
+import HamnConfiguration
+import RulesEngine
 import RulesParser
 
 /// What this node samples, how often: one entry per variable, built from the definitions that

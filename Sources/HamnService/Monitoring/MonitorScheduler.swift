@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// What ``MonitorScheduler`` tells its caller.
 public enum MonitorReport: Sendable, Hashable {
     /// One sample's observations (never empty).

@@ -1,3 +1,5 @@
+import HamnConfiguration
+import RulesEngine
 import RulesParser
 
 /// Watches the cluster's network interfaces (``ServiceConfiguration/networks``) and asks for

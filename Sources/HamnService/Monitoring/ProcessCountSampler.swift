@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// `IBM.PSSP.Prog.pcount`: for each program (and user) the rules name, the live processes of
 /// that program, scanned from `/proc/<pid>/stat`, `/proc/<pid>/status` and `/proc/<pid>/cmdline`.
 ///

@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// Samples one resource variable on this node: every instance it watches, now.
 ///
 /// A sampler that cannot read its source throws; the monitor reports it and tries again at its

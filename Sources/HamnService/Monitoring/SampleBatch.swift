@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// An instance a sampler could not sample this time, and why. The other instances of the same
 /// sample are still reported.
 public struct SampleProblem: Sendable, Hashable, CustomStringConvertible {

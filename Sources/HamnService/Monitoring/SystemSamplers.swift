@@ -1,3 +1,5 @@
+import RulesEngine
+
 /// The variable names of SPEC section 5.
 public enum BuiltInVariable {
     public static let pagingSpaceUsed = "IBM.PSSP.aixos.PagSp.%totalused"
