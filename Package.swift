@@ -1,9 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The module graph is drawn in README.md (Layout) and explained in docs/decisions.md (Module
+// boundaries). scripts/test builds with `--explicit-target-dependency-import-check=error`: a
+// target that imports a module outside its declared dependencies (and theirs) fails the build.
+// RulesEngine is the pure core (no GRDB, libcpg, Subprocess, Logging, ServiceLifecycle);
+// CorosyncTransport is the only module that depends on CCorosync, CommandExecution the only
+// one that depends on Subprocess.
+
 let package = Package(
     name: "hamn-events",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "hamn-events", targets: ["hamn-events"]),
         .library(name: "RulesParser", targets: ["RulesParser"]),
@@ -20,41 +26,61 @@ let package = Package(
         // Text -> syntax trees + diagnostics. Pure: no clocks, no processes, no sockets.
         .target(name: "RulesParser"),
         // Reads files and configuration and runs RulesParser's checks over them.
+        .target(name: "RulesValidation", dependencies: ["RulesParser"]),
+        // A parsed .rp + a node's role -> that node's plan; commands' results and output tails. Pure.
+        .target(name: "RecoveryPrograms", dependencies: ["RulesParser"]),
+        // Runs processes: a segment's commands (SegmentExecutor) and a monitor's command
+        // (MonitorCommand). The only modules that import Subprocess.
         .target(
-            name: "RulesValidation",
+            name: "CommandExecution",
             dependencies: [
                 "RulesParser",
-                .product(name: "Yams", package: "Yams"),
-            ]
-        ),
-        // A parsed .rp + a node's role -> that node's plan; the executor that runs a segment.
-        .target(
-            name: "RecoveryPrograms",
-            dependencies: [
-                "RulesParser",
+                "RecoveryPrograms",
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
+        // YAML documents as plain values, for hamn.yaml and the scenario files.
+        .target(name: "HamnYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // The pure core: predicate evaluation and arming, the cluster coordinator, the engines'
+        // membership protocol and wire format, the loopback group, the simulator.
+        .target(
+            name: "RulesEngine",
+            dependencies: ["RulesParser", "RulesValidation", "RecoveryPrograms", "HamnYAML"]
+        ),
+        // hamn.yaml: the service's configuration and its loader; the digest of a configuration's files.
+        .target(
+            name: "HamnConfiguration",
+            dependencies: ["RulesParser", "RulesEngine", "HamnYAML"]
+        ),
+        // The transport protocol, the in-process loopback transport, the service's event loop thread.
+        .target(name: "ClusterTransport", dependencies: ["RulesEngine"]),
         // Corosync's C client libraries (libcpg, libvotequorum), for the Corosync transport.
         .systemLibrary(
             name: "CCorosync",
             pkgConfig: "libcpg",
             providers: [.apt(["libcpg-dev", "libvotequorum-dev"])]
         ),
-        // Predicate evaluation and arming, the cluster coordinator, transports, simulation.
+        // The CPG connection and the Corosync transport: the only module that depends on CCorosync.
         .target(
-            name: "RulesEngine",
+            name: "CorosyncTransport",
+            dependencies: ["RulesEngine", "ClusterTransport", "CCorosync"]
+        ),
+        // The service: NodeService, ServiceRunner, the journal (SQLite), monitors, control socket.
+        .target(
+            name: "HamnService",
             dependencies: [
                 "RulesParser",
                 "RulesValidation",
                 "RecoveryPrograms",
-                "CCorosync",
-                .product(name: "Yams", package: "Yams"),
+                "CommandExecution",
+                "RulesEngine",
+                "HamnConfiguration",
+                "ClusterTransport",
+                "CorosyncTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
         .executableTarget(
@@ -63,7 +89,8 @@ let package = Package(
                 "RulesParser",
                 "RulesValidation",
                 "RulesEngine",
-                "RecoveryPrograms",
+                "HamnConfiguration",
+                "HamnService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,6 +103,7 @@ let package = Package(
                 "RulesValidation",
                 "RulesEngine",
                 "RecoveryPrograms",
+                "CorosyncTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -92,6 +120,10 @@ let package = Package(
             name: "RecoveryProgramsTests",
             dependencies: ["RulesParser", "RecoveryPrograms"]
         ),
+        .testTarget(
+            name: "CommandExecutionTests",
+            dependencies: ["RulesParser", "RecoveryPrograms", "CommandExecution"]
+        ),
         // What several test targets share: running a program and reading its output.
         .target(
             name: "TestSupport",
@@ -99,12 +131,31 @@ let package = Package(
         ),
         .testTarget(
             name: "RulesEngineTests",
-            dependencies: ["RulesParser", "RulesEngine", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["RulesParser", "RulesEngine"]
+        ),
+        .testTarget(
+            name: "HamnConfigurationTests",
+            dependencies: ["RulesParser", "RulesEngine", "HamnConfiguration"]
+        ),
+        .testTarget(
+            name: "ClusterTransportTests",
+            dependencies: ["ClusterTransport"]
+        ),
+        // The journal, its writer, the monitors and their parsers, in process.
+        .testTarget(
+            name: "HamnServiceTests",
+            dependencies: [
+                "RulesParser", "RecoveryPrograms", "RulesEngine", "HamnConfiguration", "HamnService",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Starts the real service as a process and drives it through the command line.
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["TestSupport", "RulesEngine"]
+            dependencies: [
+                "TestSupport", "RulesEngine", "HamnConfiguration", "ClusterTransport", "HamnService",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The shipped rules and samples: their scripts run with stand-in db2, xcatd, ... on PATH.
         .testTarget(
@@ -114,12 +165,15 @@ let package = Package(
         // Real corosync: engine processes on one corosync, raw CPG clients.
         .testTarget(
             name: "CorosyncTests",
-            dependencies: ["TestSupport", "RulesEngine", "CCorosync"]
+            dependencies: ["TestSupport", "RulesEngine", "ClusterTransport", "CorosyncTransport"]
         ),
+        // The coordinator, barriers, membership, partitions, the wire format; NodeService's
+        // quorum gating (it shares this target's helpers).
         .testTarget(
             name: "BarrierTests",
             dependencies: [
-                "RulesParser", "RecoveryPrograms", "RulesEngine", .product(name: "Logging", package: "swift-log"),
+                "RulesParser", "RecoveryPrograms", "HamnYAML", "RulesEngine", "ClusterTransport",
+                "HamnConfiguration", "HamnService", .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CorosyncTransport
 import Dispatch
 import Foundation
 import RulesEngine

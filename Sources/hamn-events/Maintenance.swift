@@ -1,4 +1,5 @@
 import ArgumentParser
+import HamnService
 import RulesEngine
 
 #if canImport(Glibc)

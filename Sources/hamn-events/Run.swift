@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HamnService
 import Logging
 import RulesEngine
 

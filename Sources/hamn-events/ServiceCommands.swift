@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import HamnConfiguration
+import HamnService
 import RulesEngine
 import RulesValidation
 

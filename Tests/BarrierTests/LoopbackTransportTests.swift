@@ -1,3 +1,4 @@
+import ClusterTransport
 import RulesEngine
 import Testing
 

@@ -1,4 +1,7 @@
+import ClusterTransport
 import Foundation
+import HamnConfiguration
+import HamnService
 import Logging
 import RulesEngine
 import Synchronization

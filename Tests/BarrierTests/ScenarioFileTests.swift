@@ -1,4 +1,5 @@
 import Foundation
+import HamnYAML
 import RulesEngine
 import Testing
 

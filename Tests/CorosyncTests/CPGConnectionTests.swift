@@ -1,3 +1,5 @@
+import ClusterTransport
+import CorosyncTransport
 import Foundation
 import RulesEngine
 import Synchronization

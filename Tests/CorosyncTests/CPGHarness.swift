@@ -1,3 +1,4 @@
+import CorosyncTransport
 import Foundation
 import RulesEngine
 import Synchronization

@@ -1,7 +1,8 @@
+import CorosyncTransport
 import Foundation
 import RulesEngine
-import Testing
 import TestSupport
+import Testing
 
 /// Rules shared by the engine tests: `ping` (a segment with event and other lines, a barrier,
 /// an all line), `slow` (node n3 sleeps 30 s in the first segment), and `TE_FAIL_NODE` with

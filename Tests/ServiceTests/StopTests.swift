@@ -1,6 +1,9 @@
+import ClusterTransport
 import Foundation
+import HamnConfiguration
 import Logging
-@testable import RulesEngine
+import RulesEngine
+@testable import HamnService
 import Synchronization
 import Testing
 import TestSupport

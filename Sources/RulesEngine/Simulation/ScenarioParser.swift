@@ -1,3 +1,4 @@
+import HamnYAML
 import RulesParser
 
 /// Reads scenario files (SPEC section 9) with exactly the keys the specification gives.

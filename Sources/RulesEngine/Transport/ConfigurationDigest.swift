@@ -1,6 +1,4 @@
 import Foundation
-import RecoveryPrograms
-import RulesParser
 
 /// A digest of what decides how a node runs events: the rules file, every `.rp` file, and every
 /// command file the recovery programs name (an absolute path, or a bundled event script). Each
@@ -27,42 +25,10 @@ public struct ConfigurationDigest: Sendable, Hashable, Codable {
     public func differingFiles(_ other: ConfigurationDigest) -> [String] {
         Set(files.keys).union(other.files.keys).filter { files[$0] != other.files[$0] }.sorted()
     }
-
-    /// The digest of the rules of `configuration`. `.rp` paths are read under `rules_root` when
-    /// it is set; command files from the real file system, as they run.
-    public static func of(_ configuration: ServiceConfiguration, rules: RuleBook) -> ConfigurationDigest {
-        var paths: Set<String> = [configuration.rules]
-        let root = configuration.rulesRoot.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
-        let scripts = configuration.eventScriptDirectory
-        for rule in rules.rules.values {
-            let program = rule.definition.recoveryProgram
-            paths.insert(root.map { $0 + program } ?? program)
-            for segment in rule.program.segments {
-                for step in segment {
-                    guard let word = step.command.split(whereSeparator: { $0 == " " || $0 == "\t" }).first else { continue }
-                    let command = String(word)
-                    if command.hasPrefix("/") {
-                        paths.insert(command)
-                    } else if !command.contains("/"), FileManager.default.fileExists(atPath: scripts + "/" + command) {
-                        paths.insert(scripts + "/" + command)
-                    }
-                }
-            }
-        }
-        var files: [String: String] = [:]
-        for path in paths {
-            if let data = FileManager.default.contents(atPath: path) {
-                files[path] = SHA256.hex(Array(data))
-            } else {
-                files[path] = FileManager.default.fileExists(atPath: path) ? "unreadable" : "missing"
-            }
-        }
-        return ConfigurationDigest(files: files)
-    }
 }
 
 /// FIPS 180-4 SHA-256, for configuration digests (no cryptographic package needed for this).
-enum SHA256 {
+package enum SHA256 {
     private static let k: [UInt32] = [
         0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5, 0x3956_c25b, 0x59f1_11f1, 0x923f_82a4, 0xab1c_5ed5,
         0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3, 0x72be_5d74, 0x80de_b1fe, 0x9bdc_06a7, 0xc19b_f174,
@@ -109,7 +75,7 @@ enum SHA256 {
         return h.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> UInt32(24 - 8 * $0)) } }
     }
 
-    static func hex(_ message: [UInt8]) -> String {
+    package static func hex(_ message: [UInt8]) -> String {
         digest(message).map { String(format: "%02x", $0) }.joined()
     }
 

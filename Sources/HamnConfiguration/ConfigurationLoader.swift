@@ -1,0 +1,286 @@
+import HamnYAML
+import RulesEngine
+import RulesParser
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads the service's YAML configuration (README, "Configuration"): unknown keys and wrong
+/// types are errors naming the key and its line; everything left out has a default.
+public enum ConfigurationLoader {
+    /// Where things live by default: the system's places for root, the user's for others
+    /// (so the service and its tests can run without root).
+    public struct Defaults: Sendable {
+        public var hostName: String
+        public var rules: String
+        /// The root of the shipped rules' tree, when `rules` is them.
+        public var rulesRoot: String?
+        public var stateDirectory: String
+        public var runtimeDirectory: String
+
+        public init(hostName: String, rules: String, rulesRoot: String?, stateDirectory: String, runtimeDirectory: String) {
+            self.hostName = hostName
+            self.rules = rules
+            self.rulesRoot = rulesRoot
+            self.stateDirectory = stateDirectory
+            self.runtimeDirectory = runtimeDirectory
+        }
+
+        /// - Parameter shipped: the shipped rules file and the root of its tree, used when no rules
+        ///   are installed in /etc/hamn.
+        public static func forThisProcess(shipped: (rules: String, root: String)? = nil) -> Defaults {
+            let root = geteuid() == 0
+            let home = environment("HOME") ?? "/tmp"
+            let state = root ? "/var/lib/hamn-events" : (environment("XDG_STATE_HOME") ?? home + "/.local/state") + "/hamn-events"
+            let runtime =
+                root ? "/run/hamn-events" : (environment("XDG_RUNTIME_DIR").map { $0 + "/hamn-events" } ?? "/tmp/hamn-events-\(geteuid())")
+            let installed = "/etc/hamn/rules.hacmprd"
+            let useShipped = access(installed, R_OK) != 0 && shipped != nil
+            return Defaults(
+                hostName: hostName(), rules: useShipped ? shipped!.rules : installed,
+                rulesRoot: useShipped ? shipped!.root : nil, stateDirectory: state, runtimeDirectory: runtime)
+        }
+
+        private static func environment(_ name: String) -> String? {
+            getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+
+        /// The host name up to its first dot, as cluster node names are written.
+        public static func hostName() -> String {
+            var buffer = [CChar](repeating: 0, count: 256)
+            guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+            let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return name.split(separator: ".").first.map(String.init) ?? "localhost"
+        }
+    }
+
+    /// The embedded default: a one-node cluster named after the host, the local transport,
+    /// the installed (or shipped) rules, a journal in the state directory.
+    public static func embeddedDefault(_ defaults: Defaults) -> ServiceConfiguration {
+        let node = ClusterNode(name: defaults.hostName, number: 1)
+        var configuration = ServiceConfiguration(
+            node: node, nodes: [node], rules: defaults.rules, journal: defaults.stateDirectory + "/journal.sqlite",
+            socket: defaults.runtimeDirectory + "/control.sock")
+        configuration.rulesRoot = defaults.rulesRoot
+        return configuration
+    }
+
+    public static let keys: Set<String> = [
+        "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities", "timeouts",
+        "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
+        "corosync", "stop",
+    ]
+
+    public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration {
+        var configuration = embeddedDefault(defaults)
+        guard let document = try YAMLValue.parse(text, file: file) else { return configuration }
+        let directory = file.contains("/") ? String(file[...file.lastIndex(of: "/")!]) : ""
+        func path(_ value: YAMLValue) throws(YAMLError) -> String {
+            let text = try value.string()
+            guard !text.isEmpty else { throw value.error("expected a path") }
+            return text.hasPrefix("/") ? text : directory + text
+        }
+        var nodeName: String?
+        var nodeValue: YAMLValue?
+        var nodes: [ClusterNode]?
+        var rulesGiven = false
+        var rulesRoot: String?
+        for (key, value) in try document.mapping(allowed: keys) {
+            switch key {
+            case "node":
+                nodeName = try value.string()
+                nodeValue = value
+            case "nodes": nodes = try parseNodes(value)
+            case "transport":
+                guard let kind = ServiceConfiguration.TransportKind(rawValue: try value.string()) else {
+                    throw value.error("expected local or corosync")
+                }
+                configuration.transport = kind
+            case "rules":
+                configuration.rules = try path(value)
+                rulesGiven = true
+            case "rules_root": rulesRoot = try path(value)
+            case "event_scripts": configuration.eventScripts = try path(value)
+            case "journal": configuration.journal = try path(value)
+            case "socket": configuration.socket = try path(value)
+            case "priorities":
+                for (name, priority) in try value.mapping(allowed: nil) { configuration.priorities[name] = try priority.int() }
+            case "timeouts":
+                for (name, timeout) in try value.mapping(allowed: nil) {
+                    if name == "default" {
+                        configuration.defaultTimeout = try timeout.duration()
+                    } else {
+                        configuration.timeouts[name] = try timeout.duration()
+                    }
+                }
+            case "config_too_long":
+                configuration.configTooLong = try value.duration()
+                guard configuration.configTooLong > 0 else { throw value.error("must be above 0") }
+            case "start_command": configuration.startCommand = try value.string()
+            case "networks": configuration.networks = try value.sequence().map { item throws(YAMLError) in try item.string() }
+            case "network_interval": configuration.networkInterval = try positiveDuration(value)
+            case "default_interval": configuration.defaultInterval = try positiveDuration(value)
+            case "monitors": configuration.monitors = try value.sequence().map(parseMonitor)
+            case "variables": configuration.variables = try value.sequence().map(parseVariable)
+            case "corosync":
+                for (name, field) in try value.mapping(allowed: ["group", "form_timeout", "realtime"]) {
+                    if name == "realtime" {
+                        configuration.realtime = try field.bool()
+                    } else if name == "group" {
+                        let group = try field.string()
+                        // CPG group names are at most 128 bytes.
+                        guard !group.isEmpty, group.utf8.count <= 127 else { throw field.error("a group name of 1 to 127 bytes") }
+                        configuration.corosyncGroup = group
+                    } else {
+                        configuration.formTimeout = try positiveDuration(field)
+                    }
+                }
+            case "stop": try parseStop(value, into: &configuration)
+            default: break
+            }
+        }
+        if rulesGiven || rulesRoot != nil { configuration.rulesRoot = rulesRoot }
+        if let nodes {
+            configuration.nodes = nodes
+            let name = nodeName ?? defaults.hostName
+            guard let node = nodes.first(where: { $0.name == name }) else {
+                throw (nodeValue ?? document).error(
+                    "this node, '\(name)', is not among the nodes (\(nodes.map(\.name).joined(separator: ", "))); set node:")
+            }
+            configuration.node = node
+        } else if let nodeName {
+            configuration.node = ClusterNode(name: nodeName, number: 1)
+            configuration.nodes = [configuration.node]
+        }
+        return configuration
+    }
+
+    private static func positiveDuration(_ value: YAMLValue) throws(YAMLError) -> Double {
+        let seconds = try value.duration()
+        guard seconds > 0 else { throw value.error("must be above 0") }
+        return seconds
+    }
+
+    /// `stop: {mode: graceful | takeover, timeout: DURATION}`: what SIGTERM does.
+    private static func parseStop(_ value: YAMLValue, into configuration: inout ServiceConfiguration) throws(YAMLError) {
+        for (name, field) in try value.mapping(allowed: ["mode", "timeout"]) {
+            if name == "mode" {
+                let text = try field.string()
+                guard let mode = StopMode(rawValue: text), mode != .forced else {
+                    throw field.error(
+                        text == StopMode.forced.rawValue
+                            ? "forced is for ha-cmd FORCE only (it leaves the resources where they are); expected graceful or takeover"
+                            : "expected graceful (TE_FAIL_NODE state 1) or takeover (state 2), not '\(text)'")
+                }
+                configuration.stopMode = mode
+            } else {
+                let seconds = try field.duration()
+                guard seconds > 0, seconds <= ServiceConfiguration.maximumStopTimeout else {
+                    throw field.error("must be above 0 and at most 1d (86400s)")
+                }
+                configuration.stopTimeout = seconds
+            }
+        }
+    }
+
+    private static func parseNodes(_ value: YAMLValue) throws(YAMLError) -> [ClusterNode] {
+        var nodes: [ClusterNode] = []
+        for (index, item) in try value.sequence().enumerated() {
+            let node: ClusterNode
+            if item.isMapping {
+                var name: String?
+                var number: Int?
+                for (key, field) in try item.mapping(allowed: ["name", "number"]) {
+                    if key == "name" { name = try field.string() } else { number = try field.int() }
+                }
+                guard let name, let number, number >= 1 else { throw item.error("a node needs a name and a number from 1") }
+                node = ClusterNode(name: name, number: number)
+            } else {
+                node = ClusterNode(name: try item.string(), number: index + 1)
+            }
+            if nodes.contains(where: { $0.name == node.name || $0.number == node.number }) {
+                throw item.error("node '\(node.name)' (number \(node.number)) given twice")
+            }
+            nodes.append(node)
+        }
+        guard !nodes.isEmpty else { throw value.error("at least one node") }
+        return nodes
+    }
+
+    private static func parseMonitor(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.Monitor {
+        var monitor = ServiceConfiguration.Monitor(variable: "", interval: 10)
+        for (key, field) in try value.mapping(allowed: ["variable", "interval", "command"]) {
+            switch key {
+            case "variable": monitor.variable = try field.string()
+            case "interval": monitor.interval = try positiveDuration(field)
+            default: monitor.command = try field.string()
+            }
+        }
+        guard !monitor.variable.isEmpty else { throw value.error("a monitor needs its variable") }
+        return monitor
+    }
+
+    private static func parseVariable(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.Variable {
+        var variable = ServiceConfiguration.Variable(name: "", command: "")
+        for (key, field) in try value.mapping(allowed: ["name", "command", "interval", "parser", "fields", "instance", "timeout"]) {
+            switch key {
+            case "name": variable.name = try field.string()
+            case "command": variable.command = try field.string()
+            case "interval": variable.interval = try positiveDuration(field)
+            case "timeout": variable.timeout = try positiveDuration(field)
+            case "parser":
+                guard let parser = ServiceConfiguration.Variable.Parser(rawValue: try field.string()) else {
+                    throw field.error("expected one of number, string, fields, db2-hadr")
+                }
+                variable.parser = parser
+            case "fields":
+                var fields: [(name: String, isNumber: Bool)] = []
+                for (name, type) in try field.mapping(allowed: nil) {
+                    switch try type.string() {
+                    case "number": fields.append((name, true))
+                    case "string": fields.append((name, false))
+                    default: throw type.error("a field is number or string")
+                    }
+                }
+                variable.fields = fields
+            default:
+                variable.instanceElements = try field.sequence().map { item throws(YAMLError) in try item.string() }
+            }
+        }
+        guard !variable.name.isEmpty, !variable.name.contains(" ") else {
+            throw value.error("a variable needs a name without blanks")
+        }
+        guard variable.command.hasPrefix("/") else {
+            throw value.error("variable \(variable.name): command must start with an absolute path")
+        }
+        if variable.fields != nil, variable.parser != .fields {
+            throw value.error("variable \(variable.name): fields go with parser: fields")
+        }
+        return variable
+    }
+}
+
+extension ServiceConfiguration {
+    /// The administrator-defined variables as the rules checker and evaluator know variables.
+    public var resourceVariables: [ResourceVariable] {
+        variables.map { variable in
+            let kind: ResourceVariable.Kind
+            switch variable.parser {
+            case .number: kind = .scalar(.number)
+            case .string: kind = .scalar(.string)
+            case .db2Hadr: kind = VariableCatalogue.builtIn["HAMN.DB2.HADR"]!.kind
+            case .fields:
+                kind = variable.fields.map { fields in
+                    .structured(fields.map { .init($0.name, $0.isNumber ? .number : .string) })
+                } ?? .dynamic
+            }
+            return ResourceVariable(
+                name: variable.name, kind: kind, instanceElements: variable.instanceElements, summary: variable.command)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import RulesEngine
+
+/// The service's configuration: one YAML file (README, "Configuration"). Every value has a
+/// default, so that `hamn-events run` with no file runs a one-node cluster.
+public struct ServiceConfiguration: Sendable {
+    public enum TransportKind: String, Sendable, Hashable {
+        case local
+        case corosync
+    }
+
+    /// How often a built-in variable is sampled, and for which instances beyond those the rules name.
+    public struct Monitor: Sendable, Hashable {
+        public var variable: String
+        /// Seconds between samples.
+        public var interval: Double
+        /// For `HAMN.DB2.HADR`: the `db2pd` program (run as `db2pd -d DATABASE -hadr`).
+        public var command: String?
+
+        public init(variable: String, interval: Double, command: String? = nil) {
+            self.variable = variable
+            self.interval = interval
+            self.command = command
+        }
+    }
+
+    /// An administrator-defined variable: a command run at an interval, its output parsed.
+    public struct Variable: Sendable, Hashable {
+        public enum Parser: String, Sendable, Hashable, CaseIterable {
+            /// The output is one number.
+            case number
+            /// The output, trimmed, is one string.
+            case string
+            /// `key = value` lines: a structured value.
+            case fields
+            /// `db2pd -hadr` or `db2 get snapshot` output: the fields of `HAMN.DB2.HADR`.
+            case db2Hadr = "db2-hadr"
+        }
+
+        public var name: String
+        /// Run by `/bin/sh -c`; must be an absolute path.
+        public var command: String
+        public var interval: Double
+        public var parser: Parser
+        /// For `fields`: the declared fields and their types (nil: any fields, no type checks).
+        public var fields: [(name: String, isNumber: Bool)]?
+        /// Its instance elements; `NodeNum` is always this node.
+        public var instanceElements: [String]
+        /// Seconds the command may run before it is killed and the sample counts as failed.
+        public var timeout: Double
+
+        public init(
+            name: String, command: String, interval: Double = 10, parser: Parser = .number,
+            fields: [(name: String, isNumber: Bool)]? = nil, instanceElements: [String] = ["NodeNum"], timeout: Double = 10
+        ) {
+            self.name = name
+            self.command = command
+            self.interval = interval
+            self.parser = parser
+            self.fields = fields
+            self.instanceElements = instanceElements
+            self.timeout = timeout
+        }
+
+        public static func == (lhs: Variable, rhs: Variable) -> Bool {
+            lhs.name == rhs.name && lhs.command == rhs.command && lhs.interval == rhs.interval
+                && lhs.parser == rhs.parser && lhs.instanceElements == rhs.instanceElements && lhs.timeout == rhs.timeout
+                && lhs.fields?.map(\.name) == rhs.fields?.map(\.name)
+                && lhs.fields?.map(\.isNumber) == rhs.fields?.map(\.isNumber)
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(name)
+            hasher.combine(command)
+        }
+    }
+
+    /// This node.
+    public var node: ClusterNode
+    /// Every node of the cluster, this one included.
+    public var nodes: [ClusterNode]
+    public var transport: TransportKind = .local
+    /// The rules file.
+    public var rules: String
+    /// When set, the absolute `.rp` paths of the rules are looked up under this directory (as
+    /// `validate --root` does), so that a tree of rules can run where it is; commands still run
+    /// from the real file system. The embedded default uses it for the shipped rules.
+    public var rulesRoot: String?
+    /// Where bundled event scripts live; nil: `events/` beside the rules file.
+    public var eventScripts: String?
+
+    /// Where bundled event scripts are looked up: `eventScripts`, or `events/` beside the rules.
+    public var eventScriptDirectory: String {
+        if let eventScripts { return eventScripts }
+        guard let slash = rules.lastIndex(of: "/") else { return "events" }
+        return String(rules[..<slash]) + "/events"
+    }
+    /// The SQLite journal.
+    public var journal: String
+    /// The control socket.
+    public var socket: String
+    /// Event priorities by event name; the defaults of `EventPriorities` otherwise.
+    public var priorities: [String: Int] = [:]
+    /// Per-event command timeouts in seconds, by event name; `defaultTimeout` for the others.
+    public var timeouts: [String: Double] = [:]
+    public var defaultTimeout: Double?
+    /// Seconds before `TE_CONFIG_TOO_LONG`, and between repeats.
+    public var configTooLong: Double = 360
+    /// What `ha-cmd NODES START` runs for a node that is not running the service, with
+    /// `HAMN_START_NODE` in its environment, e.g. `ssh $HAMN_START_NODE systemctl start hamn-events`.
+    public var startCommand: String?
+    /// Cluster network interfaces to watch (`TE_FAIL_NETWORK` / `TE_JOIN_NETWORK`).
+    public var networks: [String] = []
+    /// Seconds between looks at the network interfaces.
+    public var networkInterval: Double = 2
+    /// Sampling of built-in variables; the rules' variables not listed are sampled every `defaultInterval`.
+    public var monitors: [Monitor] = []
+    public var defaultInterval: Double = 10
+    public var variables: [Variable] = []
+    /// The CPG group the engines of this cluster join (`transport: corosync`).
+    public var corosyncGroup = "hamn-events"
+    /// Seconds a joining engine waits for another engine to answer before it starts a cluster
+    /// (only when other processes are in the group; see `EngineMembership`).
+    public var formTimeout: Double = 5
+    /// The service's thread (its actor and the Corosync dispatch) runs under SCHED_RR 1
+    /// (`transport: corosync` only; see `EventLoopThread`).
+    public var realtime = true
+    /// SIGTERM stops this node through the cluster as `ha-cmd STOP` (graceful, `TE_FAIL_NODE`
+    /// state 1) or `ha-cmd TAKE` (takeover, state 2) does (docs/decisions.md, "Stopping a node").
+    public var stopMode: StopMode = .graceful
+    /// Seconds SIGTERM waits for that stop event to end before stopping at once.
+    public var stopTimeout: Double = ServiceConfiguration.defaultStopTimeout
+    /// 5 minutes: a release of resources (a database stopped, an address taken down) fits in it,
+    /// and systemd's `TimeoutStopSec` (`samples/hamn-events.service`) is this plus a margin.
+    public static let defaultStopTimeout: Double = 300
+    /// A day: longer is a mistake (a unit in minutes taken for seconds), not a plan.
+    public static let maximumStopTimeout: Double = 86400
+
+    public init(node: ClusterNode, nodes: [ClusterNode], rules: String, journal: String, socket: String) {
+        self.node = node
+        self.nodes = nodes
+        self.rules = rules
+        self.journal = journal
+        self.socket = socket
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import RulesEngine
+
+/// What the service writes to its journal and reads back for `history` and `mon`; the SQLite
+/// `Journal` is the implementation.
+public protocol EventJournal: Sendable {
+    func append(_ entry: JournalEntry, at time: Date) throws
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws
+    func note(_ text: String, kind: String, at time: Date) throws
+    /// The newest `limit` events, newest first, as text and as JSON.
+    func historyReport(limit: Int) throws -> (text: String, json: String)
+    /// Log lines after `rowID` (all when nil: the last `limit`), with the row id of the last.
+    func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?)
+    /// Several writes of any kind, in order, in one transaction (one commit, one fsync): all or
+    /// none. The service's writer commits everything queued since its last commit this way.
+    func write(_ writes: [TimedJournalWrite]) throws
+    /// A clean end: the run's end is recorded (so the next start does not take it for a crash).
+    func close() throws
+}
+
+/// One write of `EventJournal.write(_:)`.
+public enum JournalWrite: Sendable {
+    case entry(JournalEntry)
+    /// A predicate instance armed or disarmed.
+    case arming(trigger: String, state: Int, instance: String, armed: Bool, value: String)
+    /// A free line of the event log.
+    case note(String, kind: String)
+}
+
+/// A write with the time it happened (not the time it is committed).
+public struct TimedJournalWrite: Sendable {
+    public var write: JournalWrite
+    public var time: Date
+
+    public init(_ write: JournalWrite, at time: Date) {
+        self.write = write
+        self.time = time
+    }
+}
+
+extension EventJournal {
+    /// For journals without transactions: one call per write.
+    public func write(_ writes: [TimedJournalWrite]) throws {
+        for item in writes {
+            switch item.write {
+            case .entry(let entry):
+                try append(entry, at: item.time)
+            case .arming(let trigger, let state, let instance, let armed, let value):
+                try recordArming(trigger: trigger, state: state, instance: instance, armed: armed, value: value, at: item.time)
+            case .note(let text, let kind):
+                try note(text, kind: kind, at: item.time)
+            }
+        }
+    }
+
+    public func close() throws {}
+}

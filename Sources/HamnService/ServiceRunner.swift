@@ -1,0 +1,274 @@
+import ClusterTransport
+import CorosyncTransport
+import Foundation
+import HamnConfiguration
+import Logging
+import RulesEngine
+import RulesParser
+import RulesValidation
+import ServiceLifecycle
+import UnixSignals
+
+/// `hamn-events run`: loads the rules, opens the journal, joins the cluster, listens on the
+/// control socket, samples the monitors, and runs until SIGTERM (or until this node stops
+/// cluster services). Lifecycle through swift-service-lifecycle.
+public enum ServiceRunner {
+    public struct Failure: Error, CustomStringConvertible {
+        public var message: String
+        /// The rules' findings, when that is why.
+        public var report: ValidationReport?
+        public var description: String { message }
+    }
+
+    /// The rules of `configuration`, validated; nil with the report when they have errors.
+    public static func loadRules(_ configuration: ServiceConfiguration) -> (RuleBook?, ValidationReport, VariableCatalogue) {
+        let catalogue = VariableCatalogue.builtIn.adding(configuration.resourceVariables)
+        var options = Validator.Options(
+            root: configuration.rulesRoot, catalogue: catalogue, eventScriptDirectory: configuration.eventScripts)
+        options.commandsUnderRoot = false
+        let (loaded, report) = Validator(options: options).load(configuration.rules)
+        guard let loaded else { return (nil, report, catalogue) }
+        let book = RuleBook(
+            loaded.definitions.map { RuleBook.Rule(definition: $0, program: loaded.programs[$0.recoveryProgram]!) })
+        return (book, report, catalogue)
+    }
+
+    /// Runs the service to its end.
+    /// - Parameters:
+    ///   - openJournal: opens the journal at a path.
+    ///   - monitoring: samples the monitors into the service until cancelled.
+    public static func run(
+        configuration: ServiceConfiguration, logger: Logger,
+        openJournal: (String) throws -> any EventJournal,
+        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
+    ) async throws {
+        let (rules, report, catalogue) = loadRules(configuration)
+        guard let rules else {
+            throw Failure(message: "the rules in \(configuration.rules) have errors: \(report.summary)", report: report)
+        }
+        for warning in report.diagnostics { logger.warning("\(warning.formatted)") }
+        let journal: any EventJournal
+        do {
+            journal = try openJournal(configuration.journal)
+        } catch {
+            throw Failure(message: "cannot open the journal \(configuration.journal): \(error)")
+        }
+        // The service's thread: its actor runs there, and so does the Corosync dispatch.
+        let loop: EventLoopThread
+        do {
+            loop = try EventLoopThread(
+                name: "hamn-service", realtime: configuration.transport == .corosync && configuration.realtime)
+        } catch {
+            throw Failure(message: "cannot start the service's thread: \(error)")
+        }
+        defer { loop.stop() }
+        if let failure = loop.schedulingFailure {
+            logger.warning("\(failure): the service's thread runs as an ordinary one, and busy cores can delay barriers")
+        }
+        let transport: any ClusterTransport
+        switch configuration.transport {
+        case .local:
+            transport = await LoopbackTransport.alone(configuration.node)
+        case .corosync:
+            let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
+            do {
+                let corosync = try CorosyncTransport(
+                    info: info, group: configuration.corosyncGroup, formTimeout: configuration.formTimeout, loop: loop)
+                logger.notice(
+                    "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))")
+                transport = corosync
+            } catch {
+                throw Failure(message: "cannot join the corosync group \(configuration.corosyncGroup): \(error); is corosync running?")
+            }
+        }
+        let service = NodeService(
+            configuration: configuration, rules: rules, catalogue: catalogue, transport: transport, journal: journal,
+            logger: logger, loop: loop)
+        let server: ControlServer
+        do {
+            server = try ControlServer(path: configuration.socket)
+        } catch {
+            throw Failure(message: error.message)
+        }
+        server.start { request, connection in
+            if request.command == .mon {
+                await service.follow(connection)
+            } else {
+                connection.send(await service.handle(request))
+            }
+        }
+        defer { server.stop() }
+        try? journal.note(
+            "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
+            kind: "service", at: Date())
+        logger.notice(
+            "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions, control socket \(configuration.socket)")
+        let node = NodeLifecycle(
+            service: service, configuration: configuration, rules: rules, catalogue: catalogue, logger: logger,
+            monitoring: monitoring)
+        let group = ServiceGroup(
+            configuration: .init(
+                // The node leaving the cluster (`ha-cmd STOP`, SIGTERM) ends the service normally;
+                // a fatal transport notice ends it with the Failure thrown by `NodeLifecycle`.
+                // SIGTERM and SIGINT are `NodeLifecycle`'s own (`StopSignals`): the group's
+                // graceful shutdown reacts to the first signal only, and a second one must stop
+                // at once.
+                services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup)],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            await service.closeJournal()
+            throw error
+        }
+        // The run's end is recorded: the next start does not take this one for a crash.
+        await service.closeJournal()
+        logger.notice("hamn-events stopped")
+    }
+}
+
+/// The node's service in the service group: deliveries, ticks, monitors, SIGHUP, SIGTERM and
+/// SIGINT, until the node leaves.
+struct NodeLifecycle: Service {
+    let service: NodeService
+    let configuration: ServiceConfiguration
+    let rules: RuleBook
+    let catalogue: VariableCatalogue
+    let logger: Logger
+    let monitoring: @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
+
+    func run() async throws {
+        let service = self.service
+        let configuration = self.configuration
+        let logger = self.logger
+        let monitoring = self.monitoring
+        let monitors = MonitorSupervisor()
+        let (rules, catalogue) = (self.rules, self.catalogue)
+        // Trapped before anything else runs: from here on SIGTERM is a stop, not the default death.
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        await monitors.restart { await monitoring(service, rules, catalogue) }
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await service.run()
+                return true
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    await service.tick()
+                }
+                return false
+            }
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    // Checked here first: rules with errors go no further than this node.
+                    let (rules, report, _) = ServiceRunner.loadRules(configuration)
+                    guard rules != nil else {
+                        for finding in report.diagnostics where finding.severity == .error {
+                            logger.error("\(finding.formatted)")
+                        }
+                        await service.reloadRefused(report.summary)
+                        continue
+                    }
+                    await service.requestReload()
+                }
+                return false
+            }
+            // The rules this node took up, when the reload came back through the cluster.
+            group.addTask {
+                for await reload in service.reloads {
+                    await monitors.restart { await monitoring(service, reload.rules, reload.catalogue) }
+                }
+                return false
+            }
+            group.addTask {
+                let (names, forward) = AsyncStream<String>.makeStream()
+                let forwarding = Task {
+                    for await signal in stopSignals { forward.yield(signal == .sigint ? "SIGINT" : "SIGTERM") }
+                }
+                await StopSignals(
+                    service: service, mode: configuration.stopMode, timeout: configuration.stopTimeout, logger: logger,
+                    beforeStopping: { await monitors.stop() }
+                ).handle(names)
+                forwarding.cancel()
+                return false
+            }
+            // Until `service.run()` ends: the node left the cluster.
+            while let left = await group.next(), !left {}
+            group.cancelAll()
+        }
+        await monitors.stop()
+        if let reason = await service.fatalReason {
+            throw ServiceRunner.Failure(message: "stopped: \(reason)")
+        }
+    }
+}
+
+/// What SIGTERM and SIGINT do (docs/decisions.md, "Stopping a node"). The first stops the node
+/// through the cluster (`NodeService.beginStopThroughCluster`: `TE_FAIL_NODE` state 1 or 2, then
+/// the node leaves), or at once when there is no cluster to stop through. A second signal, or
+/// `timeout` seconds without the stop event's end, gives that up and stops at once
+/// (`NodeService.stopAtOnce`). Later signals are only logged.
+struct StopSignals: Sendable {
+    let service: NodeService
+    let mode: StopMode
+    /// Seconds.
+    let timeout: Double
+    let logger: Logger
+    /// Before the first signal is acted on (the monitors stop: a stopping node raises no event).
+    let beforeStopping: @Sendable () async -> Void
+
+    private enum Trigger: Sendable {
+        case signal(String)
+        case timeout
+    }
+
+    private enum Stage {
+        case running, throughCluster, atOnce
+    }
+
+    /// Handles `signals` (their names) until cancelled.
+    func handle(_ signals: AsyncStream<String>) async {
+        let (triggers, trigger) = AsyncStream<Trigger>.makeStream()
+        let forwarding = Task {
+            for await name in signals { trigger.yield(.signal(name)) }
+        }
+        var stage = Stage.running
+        var timer: Task<Void, Never>?
+        let (service, timeout) = (self.service, self.timeout)
+        for await next in triggers {
+            switch (stage, next) {
+            case (.running, .signal(let name)):
+                await beforeStopping()
+                if await service.beginStopThroughCluster(mode: mode, signal: name, timeout: timeout) {
+                    stage = .throughCluster
+                    timer = Task {
+                        try? await Task.sleep(for: .seconds(timeout))
+                        if !Task.isCancelled { trigger.yield(.timeout) }
+                    }
+                } else {
+                    stage = .atOnce
+                    // Not awaited here: later signals are still answered.
+                    Task { await service.shutDown() }
+                }
+            case (.throughCluster, .signal(let name)):
+                stage = .atOnce
+                timer?.cancel()
+                Task { await service.stopAtOnce(because: "a second \(name) while stopping through the cluster") }
+            case (.throughCluster, .timeout):
+                stage = .atOnce
+                let seconds = NodeService.seconds(timeout)
+                Task {
+                    await service.stopAtOnce(because: "the stop through the cluster did not end within \(seconds)")
+                }
+            case (.atOnce, .signal(let name)):
+                logger.notice("\(name): already stopping at once (running segments finish first); SIGKILL does not wait")
+            case (_, .timeout):
+                break
+            }
+        }
+        // Cancelled: the node has left (a stop at once under way has made it leave).
+        timer?.cancel()
+        forwarding.cancel()
+    }
+}
