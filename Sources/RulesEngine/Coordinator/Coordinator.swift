@@ -167,11 +167,9 @@ public struct Coordinator: Sendable {
         for node in change.left {
             state.awaitingSnapshot.removeAll { $0 == node }
             effects += dropParticipant(node, now: now)
-            // A node that stopped its services leaves quietly once its TE_FAIL_NODE has ended;
-            // one that leaves before (killed, a SIGTERM fallen back to a fast stop, a
-            // partition) may still hold what it was releasing: that is a failure, as a crash.
-            let departed = state.departing.remove(node.name) != nil
-            if state.stopping.removeValue(forKey: node.name) == nil || !departed {
+            // Quiet only once its stop event ended (StopPhase.next says why).
+            let (_, quiet) = StopPhase.next(state.stops.removeValue(forKey: node.name), on: .left)
+            if !quiet {
                 effects += raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: 0, node: node), now: now)
             }
         }
@@ -248,7 +246,7 @@ public struct Coordinator: Sendable {
         startedRules[event.id] = rule
         let run = RunningEvent(
             event: event, displayName: rule.definition.displayName, segmentCount: rule.segmentCount,
-            participants: state.members.filter { !state.departing.contains($0.name) }, members: state.members,
+            participants: state.members.filter { state.stops[$0.name]?.isDeparting != true }, members: state.members,
             segment: 0, reached: [], failure: nil)
         if event.isNotification {
             state.notifications.append(run)
@@ -473,10 +471,10 @@ public struct Coordinator: Sendable {
     }
 
     private mutating func stopServices(_ name: String, mode: StopMode, now: Double) -> [Effect] {
-        guard let node = state.members.first(where: { $0.name == name }), state.stopping[name] == nil else {
-            return []
-        }
-        state.stopping[name] = mode
+        guard let node = state.members.first(where: { $0.name == name }) else { return [] }
+        let (next, counts) = StopPhase.next(state.stops[name], on: .stopRequested(mode))
+        guard counts else { return [] }
+        state.stops[name] = next
         return [.journal(.stopRequested(node: name, mode: mode))]
             + raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: mode.state, node: node), now: now)
     }
@@ -488,10 +486,10 @@ public struct Coordinator: Sendable {
     }
 
     private mutating func stopEventEnded(name: String, state eventState: Int, node: ClusterNode) -> [Effect] {
-        guard name == BuiltInTrigger.failNode.rawValue, eventState != 0,
-            state.stopping[node.name]?.state == eventState
-        else { return [] }
-        state.departing.insert(node.name)
+        guard name == BuiltInTrigger.failNode.rawValue, eventState != 0 else { return [] }
+        let (next, counts) = StopPhase.next(state.stops[node.name], on: .stopEventEnded(state: eventState))
+        guard counts else { return [] }
+        state.stops[node.name] = next
         return node == local ? [.leaveCluster] : []
     }
 

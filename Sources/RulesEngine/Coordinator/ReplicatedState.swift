@@ -2,7 +2,7 @@ import RecoveryPrograms
 
 /// The part of a coordinator's state that is identical on every synchronised member after
 /// each delivery: what a joining member is sent.
-public struct ReplicatedState: Sendable, Hashable, Codable {
+public struct ReplicatedState: Sendable, Hashable {
     /// The current members, in node number order.
     public var members: [ClusterNode] = []
     /// Members that joined a running cluster and have not yet been sent this state.
@@ -15,15 +15,56 @@ public struct ReplicatedState: Sendable, Hashable, Codable {
     public var notifications: [RunningEvent] = []
     /// Names of the nodes whose events are suppressed.
     public var recoveryOff: Set<String> = []
-    /// Nodes stopping cluster services: their departure raises no event.
-    public var stopping: [String: StopMode] = [:]
-    /// Stopping nodes whose `TE_FAIL_NODE` has ended: they take part in no new event.
-    public var departing: Set<String> = []
+    /// Nodes stopping cluster services, by name, and how far they are (`StopPhase.next`).
+    public var stops: [String: StopPhase] = [:]
     public var nextEventID = 1
     public var nextArrival = 1
 
     public init(members: [ClusterNode] = []) {
         self.members = members.sorted()
+    }
+
+    /// The stop mode of every node in `stops`, departing or not.
+    public var stopping: [String: StopMode] { stops.mapValues(\.mode) }
+}
+
+/// The snapshot a joining member is sent is this state as JSON: `stops` is written as the two
+/// collections it replaced (`stopping`, every stopping node's mode; `departing`, the names of
+/// those departing), so the wire is unchanged and engines before and after read each other.
+extension ReplicatedState: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case members, awaitingSnapshot, queue, current, notifications, recoveryOff, stopping, departing
+        case nextEventID, nextArrival
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        members = try container.decode([ClusterNode].self, forKey: .members)
+        awaitingSnapshot = try container.decode([ClusterNode].self, forKey: .awaitingSnapshot)
+        queue = try container.decode([ClusterEvent].self, forKey: .queue)
+        current = try container.decodeIfPresent(RunningEvent.self, forKey: .current)
+        notifications = try container.decode([RunningEvent].self, forKey: .notifications)
+        recoveryOff = try container.decode(Set<String>.self, forKey: .recoveryOff)
+        let departing = try container.decode(Set<String>.self, forKey: .departing)
+        stops = try container.decode([String: StopMode].self, forKey: .stopping).reduce(into: [:]) { stops, entry in
+            stops[entry.key] = departing.contains(entry.key) ? .departing(entry.value) : .stopping(entry.value)
+        }
+        nextEventID = try container.decode(Int.self, forKey: .nextEventID)
+        nextArrival = try container.decode(Int.self, forKey: .nextArrival)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(members, forKey: .members)
+        try container.encode(awaitingSnapshot, forKey: .awaitingSnapshot)
+        try container.encode(queue, forKey: .queue)
+        try container.encodeIfPresent(current, forKey: .current)
+        try container.encode(notifications, forKey: .notifications)
+        try container.encode(recoveryOff, forKey: .recoveryOff)
+        try container.encode(stopping, forKey: .stopping)
+        try container.encode(Set(stops.filter(\.value.isDeparting).keys), forKey: .departing)
+        try container.encode(nextEventID, forKey: .nextEventID)
+        try container.encode(nextArrival, forKey: .nextArrival)
     }
 }
 
