@@ -2,7 +2,8 @@ import Foundation
 import RulesEngine
 import Testing
 
-/// The phases kept as enums, each with one transition: a stopping node's (`StopPhase.next`).
+/// The phases kept as enums, each with one transition: a stopping node's (`StopPhase.next`)
+/// and a joining coordinator's (`Coordinator.Phase`).
 @Suite("phases")
 struct PhaseTests {
     typealias Step = (from: StopPhase?, event: StopPhase.Event, to: StopPhase?, counts: Bool)
@@ -48,5 +49,46 @@ struct PhaseTests {
         #expect(decoded.stops == ["n1": .stopping(.forced), "n4": .departing(.graceful)])
         #expect(decoded.stopping == ["n1": .forced, "n4": .graceful])
         #expect(decoded.nextEventID == 7 && decoded.nextArrival == 9 && decoded.current == nil)
+    }
+
+    @Test("a joining coordinator: outside, awaiting the snapshot (holding what comes), synchronised")
+    func joining() {
+        let (n1, n2, n3) = (
+            ClusterNode(name: "n1", number: 1), ClusterNode(name: "n2", number: 2), ClusterNode(name: "n3", number: 3)
+        )
+        var joiner = Coordinator(local: n3, rules: ruleBook([]))
+        #expect(joiner.phase == .outside)
+        // A change that does not name it, and messages, change nothing.
+        _ = joiner.apply(.membership(.init(view: 1, members: [n1, n2], joined: [n1, n2], left: [])), now: 0)
+        _ = joiner.apply(.message(from: n1, .resume(cancelQueued: false)), now: 0)
+        #expect(joiner.phase == .outside)
+        let admitted = Delivery.membership(.init(view: 2, members: [n1, n2, n3], joined: [n3], left: []))
+        #expect(joiner.apply(admitted, now: 0).isEmpty)
+        #expect(joiner.phase == .awaitingSnapshot(held: [admitted], holders: ["n1", "n2"]))
+        let resume = Delivery.message(from: n2, .resume(cancelQueued: false))
+        _ = joiner.apply(resume, now: 0)
+        let n1Left = Delivery.membership(.init(view: 3, members: [n2, n3], joined: [], left: [n1]))
+        _ = joiner.apply(n1Left, now: 0)
+        #expect(joiner.phase == .awaitingSnapshot(held: [admitted, resume, n1Left], holders: ["n2"]))
+        #expect(!joiner.isSynchronised)
+        var cluster = ReplicatedState(members: [n1, n2, n3])
+        cluster.awaitingSnapshot = [n3]
+        cluster.nextEventID = 5
+        let effects = joiner.apply(.message(from: n2, .snapshot(for: ["n3"], view: 2, state: cluster)), now: 0)
+        #expect(effects.first == .journal(.synchronised(view: 2)))
+        #expect(joiner.phase == .synchronised && joiner.isSynchronised)
+        #expect(joiner.state.members == [n2, n3])
+
+        // Alone: it forms the cluster at once.
+        var alone = Coordinator(local: n1, rules: ruleBook([]))
+        _ = alone.apply(.membership(.init(view: 1, members: [n1], joined: [n1], left: [])), now: 0)
+        #expect(alone.phase == .synchronised)
+        // Every holder gone before the snapshot: it starts afresh.
+        var orphan = Coordinator(local: n3, rules: ruleBook([]))
+        _ = orphan.apply(admitted, now: 0)
+        let effectsAfresh = orphan.apply(
+            .membership(.init(view: 3, members: [n3], joined: [], left: [n1, n2])), now: 0)
+        #expect(effectsAfresh == [.journal(.synchronised(view: 3))])
+        #expect(orphan.phase == .synchronised && orphan.state.members == [n3])
     }
 }

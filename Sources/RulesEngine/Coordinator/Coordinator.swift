@@ -16,14 +16,27 @@ public struct Coordinator: Sendable {
     public var configTooLong: Double
 
     public private(set) var state: ReplicatedState
+    /// Where this node is in joining the cluster; `applyWhileJoining` is its transition.
+    public private(set) var phase: Phase
     /// False from joining a cluster that already had members until its state arrives.
-    public private(set) var isSynchronised: Bool
+    public var isSynchronised: Bool { phase == .synchronised }
     /// Whether this node is a member at all (it is not before its first membership change).
     public var isMember: Bool { state.members.contains(local) }
 
-    /// Deliveries held while waiting for the cluster's state, and the members that hold it.
-    private var buffered: [Delivery] = []
-    private var stateHolders: Set<String> = []
+    /// How far this node has got into the cluster's history.
+    public enum Phase: Sendable, Hashable {
+        /// No membership change has named it yet.
+        case outside
+        /// It was admitted to a cluster that had members: `held` are the deliveries from the
+        /// change that admitted it on, replayed once the snapshot for one of their views
+        /// arrives from one of `holders` (the members that had the state then, less those
+        /// that left since).
+        case awaitingSnapshot(held: [Delivery], holders: Set<String>)
+        /// It has the cluster's state: it formed the cluster, got the snapshot, or every holder
+        /// left and it started afresh. Each entry into this phase starts a cluster history
+        /// (journaled `synchronised`); event ids are those of that history.
+        case synchronised
+    }
     /// This node's part in the events that run: the segment it runs and since when.
     private var localRuns: [Int: LocalRun] = [:]
     /// Whether this node's partition has quorum (local, from `.quorum` deliveries).
@@ -51,7 +64,7 @@ public struct Coordinator: Sendable {
         self.priorities = priorities
         self.configTooLong = configTooLong
         self.state = ReplicatedState(members: initialMembers ?? [])
-        self.isSynchronised = initialMembers != nil
+        self.phase = initialMembers != nil ? .synchronised : .outside
     }
 
     // MARK: Input
@@ -96,52 +109,59 @@ public struct Coordinator: Sendable {
 
     /// Before this node has the cluster's state, deliveries wait; the snapshot addressed to it
     /// replaces its state with the cluster's as of the view it names, and the deliveries after
-    /// that view are replayed.
+    /// that view are replayed. The transition of `phase`: every change of it is here.
     private mutating func applyWhileJoining(_ delivery: Delivery, now: Double) -> [Effect] {
-        switch delivery {
-        case .tick, .quorum:
+        switch (phase, delivery) {
+        case (.synchronised, _):
+            return apply(delivery, now: now)
+        case (_, .tick), (_, .quorum):
             return []
-        case .merged:
-            // Before this node has the state there is nothing of it to cancel; the members that
-            // hold the state apply the merge, and their snapshot carries the outcome.
-            if !buffered.isEmpty { buffered.append(delivery) }
-            return []
-        case .membership(let change) where buffered.isEmpty:
+        case (.outside, .membership(let change)):
             guard change.members.contains(local) else { return [] }
             let before = Set(change.members).subtracting(change.joined)
             if before.isEmpty {
                 // The cluster forms now: nobody has state to send.
-                isSynchronised = true
+                phase = .synchronised
                 state = ReplicatedState()
                 return [.journal(.synchronised(view: change.view))] + membershipChanged(change, now: now)
             }
-            stateHolders = Set(before.map(\.name))
-            buffered = [delivery]
+            phase = .awaitingSnapshot(held: [delivery], holders: Set(before.map(\.name)))
             return []
-        case .membership(let change):
-            buffered.append(delivery)
-            stateHolders.subtract(change.left.map(\.name))
-            if stateHolders.isEmpty {
+        case (.outside, .message(_, .snapshot(let names, _, _))) where names.contains(local.name):
+            // A snapshot for this node before the change that admits it (not seen in practice):
+            // held, with no holder to wait for, as before phases were an enum.
+            phase = .awaitingSnapshot(held: [delivery], holders: [])
+            return []
+        case (.outside, _):
+            // Before this node is admitted: a merge has nothing of it to cancel (the members
+            // that hold the state apply it, and their snapshot carries the outcome), and no
+            // message is for it.
+            return []
+        case (.awaitingSnapshot(var held, var holders), .membership(let change)):
+            held.append(delivery)
+            holders.subtract(change.left.map(\.name))
+            if holders.isEmpty {
                 // Every member that had the state left before sending it: start afresh.
-                isSynchronised = true
-                buffered = []
+                phase = .synchronised
                 state = ReplicatedState(members: change.members)
                 return [.journal(.synchronised(view: change.view))]
             }
+            phase = .awaitingSnapshot(held: held, holders: holders)
             return []
-        case .message(_, .snapshot(let names, let view, let snapshot)) where names.contains(local.name):
+        case (.awaitingSnapshot(var held, let holders), .message(_, .snapshot(let names, let view, let snapshot)))
+        where names.contains(local.name):
             guard
-                let index = buffered.firstIndex(where: {
+                let index = held.firstIndex(where: {
                     if case .membership(let change) = $0 { change.view == view } else { false }
                 })
             else {
-                buffered.append(delivery)
+                held.append(delivery)
+                phase = .awaitingSnapshot(held: held, holders: holders)
                 return []
             }
-            let replay = buffered[(index + 1)...]
-            buffered = []
+            let replay = held[(index + 1)...]
             state = snapshot
-            isSynchronised = true
+            phase = .synchronised
             var effects: [Effect] = [.journal(.synchronised(view: view))]
             for held in replay { effects += apply(held, now: now) }
             effects += apply(delivery, now: now)
@@ -152,8 +172,9 @@ public struct Coordinator: Sendable {
                 }
             }
             return effects
-        case .message:
-            if !buffered.isEmpty { buffered.append(delivery) }
+        case (.awaitingSnapshot(var held, let holders), .merged), (.awaitingSnapshot(var held, let holders), .message):
+            held.append(delivery)
+            phase = .awaitingSnapshot(held: held, holders: holders)
             return []
         }
     }
