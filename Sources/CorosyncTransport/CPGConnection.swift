@@ -186,13 +186,7 @@ public final class CPGConnection: Sendable {
 
 /// Mutable state shared by the loop's thread and the callers.
 struct CPGState: Sendable {
-    var closed = false
-    /// The stream is finished (lost, left, or closed).
-    var finished = false
-    var lostReason: String?
-    /// `leave()` was called: the stream ends at the configuration change showing this member
-    /// left, or at this deadline (ns, CLOCK_MONOTONIC).
-    var leaveDeadline: UInt64?
+    var phase = CPGPhase.open
     var quorate: Bool?
     var totemNodes: [UInt32] = []
 }
@@ -371,20 +365,14 @@ final class CPGCore: EventLoopSource {
 
     /// Yields `event` unless the stream is finished.
     private func yield(_ event: CPGEvent) {
-        let finished = state.withLock { $0.finished }
-        guard !finished else { return }
+        guard state.withLock({ $0.phase.streamOpen }) else { return }
         if let handler { handler(event) } else { continuation.yield(event) }
     }
 
-    /// Ends the stream (once), after `last` if given.
-    private func finish(_ last: CPGEvent? = nil) {
-        let first = state.withLock { state -> Bool in
-            guard !state.finished else { return false }
-            state.finished = true
-            if case .lost(let reason) = last { state.lostReason = reason }
-            return true
-        }
-        guard first else { return }
+    /// Applies `event` to the phase; when that ends the stream (it does once), ends it, after
+    /// `last` if given.
+    private func finish(_ event: CPGPhase.Event, last: CPGEvent? = nil) {
+        guard state.withLock({ $0.phase.next(event) }) else { return }
         if let handler {
             if let last { handler(last) }
             handler(nil)
@@ -415,8 +403,7 @@ final class CPGCore: EventLoopSource {
             }
         }
         yield(.configuration(members: members, joined: joined, left: left))
-        let leaving = state.withLock { $0.leaveDeadline != nil }
-        if leaving, left.contains(local) { finish() }
+        if left.contains(local) { finish(.leaveTookEffect) }
     }
 
     func quorumChanged(_ quorate: Bool) {
@@ -431,13 +418,13 @@ final class CPGCore: EventLoopSource {
     // MARK: Dispatch, on the loop's thread
 
     func pollSet() -> (descriptors: [Int32], timeout: Int32)? {
-        let (closed, finished, deadline) = state.withLock { ($0.closed, $0.finished, $0.leaveDeadline) }
-        if closed || finished { return nil }
+        let phase = state.withLock { $0.phase }
+        guard phase.dispatches else { return nil }
         var timeout: Int32 = -1
-        if let deadline {
+        if let deadline = phase.leaveDeadline {
             let now = Self.now()
             if now >= deadline {
-                finish()
+                finish(.leaveTookEffect)
                 return nil
             }
             timeout = Int32(min((deadline - now) / 1_000_000 + 1, 1_000))
@@ -446,7 +433,7 @@ final class CPGCore: EventLoopSource {
     }
 
     func ready(_ revents: [Int16]) {
-        guard !state.withLock({ $0.closed || $0.finished }) else { return }
+        guard state.withLock({ $0.phase.dispatches }) else { return }
         // CPG first: it carries the group's order; then votequorum.
         if revents[0] != 0, !dispatch("cpg_dispatch", "CPG", revents[0], { cpg_dispatch(cpgHandle, CS_DISPATCH_ALL) }) {
             return
@@ -461,11 +448,13 @@ final class CPGCore: EventLoopSource {
     private func dispatch(_ function: String, _ connection: String, _ revents: Int16, _ call: () -> cs_error_t) -> Bool {
         let result = call()
         if result != CS_OK {
-            finish(.lost(reason: "\(function): \(CSError(result).name)"))
+            let reason = "\(function): \(CSError(result).name)"
+            finish(.lost(reason: reason), last: .lost(reason: reason))
             return false
         }
         if revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
-            finish(.lost(reason: "corosync closed the \(connection) connection"))
+            let reason = "corosync closed the \(connection) connection"
+            finish(.lost(reason: reason), last: .lost(reason: reason))
             return false
         }
         return true
@@ -491,10 +480,7 @@ final class CPGCore: EventLoopSource {
             throw CPGError.messageTooBig(size: bytes.count, limit: maxMessageSize)
         }
         let result = try requests.withLock { _ -> cs_error_t in
-            let (closed, lost, left) = state.withLock { ($0.closed, $0.lostReason, $0.leaveDeadline != nil) }
-            if closed { throw CPGError.closed }
-            if let lost { throw CPGError.lost(reason: lost) }
-            if left { throw CPGError.left }
+            if let error = state.withLock({ $0.phase.sendError }) { throw error }
             return bytes.withUnsafeBytes { buffer in
                 var byte: UInt8 = 0
                 return withUnsafeMutablePointer(to: &byte) { empty in
@@ -513,11 +499,7 @@ final class CPGCore: EventLoopSource {
     }
 
     func leave() {
-        let proceed = state.withLock { state -> Bool in
-            guard !state.closed, !state.finished, state.leaveDeadline == nil else { return false }
-            state.leaveDeadline = Self.now() + Self.leaveGrace
-            return true
-        }
+        let proceed = state.withLock { $0.phase.next(.leave(deadline: Self.now() + Self.leaveGrace)) }
         guard proceed else { return }
         requests.withLock { _ in
             var name = cpg_name()
@@ -535,12 +517,7 @@ final class CPGCore: EventLoopSource {
     }
 
     func close() {
-        let first = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
-            state.closed = true
-            return true
-        }
-        guard first else { return }
+        guard state.withLock({ $0.phase.next(.close) }) else { return }
         // From another thread, this returns once the loop will not dispatch this connection again.
         loop.remove(self)
         if ownsLoop { loop.stop() }
@@ -548,6 +525,6 @@ final class CPGCore: EventLoopSource {
             _ = cpg_finalize(cpgHandle)
             if let quorumHandle { _ = votequorum_finalize(quorumHandle) }
         }
-        finish()
+        finish(.finalized)
     }
 }
