@@ -129,7 +129,8 @@ public struct Coordinator: Sendable {
             return []
         case (.outside, .message(_, .snapshot(let names, _, _))) where names.contains(local.name):
             // A snapshot for this node before the change that admits it (not seen in practice):
-            // held, with no holder to wait for, as before phases were an enum.
+            // held with no holder to wait for, so the next change starts afresh unless a
+            // snapshot for one of the held views comes first.
             phase = .awaitingSnapshot(held: [delivery], holders: [])
             return []
         case (.outside, _):
