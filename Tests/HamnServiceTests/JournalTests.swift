@@ -438,6 +438,30 @@ struct JournalTests {
         try journal.close()
     }
 
+    @Test("each synchronised starts a cluster epoch, numbered across runs; a second one in a run starts a new run")
+    func clusterEpochs() throws {
+        let scratch = Scratch()
+        defer { scratch.remove() }
+        let path = scratch.path("journal.db")
+        var journal = try Journal(path: path, now: at(0))
+        #expect(try journal.runs().map(\.epoch) == [nil])
+        try journal.append(.synchronised(view: 1), at: at(1))
+        #expect(try journal.runs().map(\.epoch) == [1])
+        // No event in between: still a history of its own (the old guess needed an event).
+        try journal.append(.synchronised(view: 4), at: at(2))
+        #expect(try journal.runs().map(\.epoch) == [2, 1])
+        #expect(try journal.runs().first?.endReason == nil)
+        #expect(try journal.runs().last?.endReason?.contains("cluster epoch 1 ended") == true)
+        try journal.close()
+        // A new service run continues the numbering.
+        journal = try Journal(path: path, now: at(10))
+        #expect(try journal.runs().first?.epoch == nil)
+        try journal.append(.synchronised(view: 1), at: at(11))
+        try journal.append(.queued(clusterEvent(1, "node_up")), at: at(12))
+        #expect(try journal.runs().map(\.epoch) == [3, 2, 1])
+        try journal.close()
+    }
+
     @Test("what a kill leaves (the database and its WAL, never checkpointed) holds every appended entry")
     func crashCopy() throws {
         let scratch = Scratch()

@@ -34,9 +34,10 @@ import Synchronization
 /// a run without an end was killed or crashed. The coordinator numbers events from 1 each time
 /// a cluster forms, so events are keyed by `(run, id)`. Opening a journal marks the events that
 /// earlier runs left unfinished (queued or running) as `interrupted` and lists them in
-/// `interrupted`. If a cluster forms anew while the service keeps running (the coordinator
-/// journals `synchronised` again after events, or an id is reused), the journal starts a new
-/// run by itself so ids stay unique.
+/// `interrupted`. Each `synchronised` the coordinator journals starts a cluster history, which
+/// the journal numbers as the run's `epoch`; a second one in a run (the node joined a cluster
+/// anew while the service kept running) starts a new run, so ids stay unique. An id seen twice
+/// within one history, which should not happen, starts a new run too rather than be lost.
 ///
 /// All files are the service's alone: the directory is created with mode 0700 when missing,
 /// the database (and SQLite's `-wal` and `-shm` files, which take its mode) has mode 0600.

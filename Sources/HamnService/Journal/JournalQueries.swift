@@ -90,7 +90,7 @@ extension Journal {
         return try read("the runs") { reader in
             try Row.fetchAll(
                 reader.db,
-                sql: "SELECT run, started_at, ended_at, end_reason, pid, host FROM run ORDER BY run DESC LIMIT ?",
+                sql: "SELECT run, started_at, ended_at, end_reason, pid, host, epoch FROM run ORDER BY run DESC LIMIT ?",
                 arguments: [max(0, limit)]
             ).map { row in
                 let run: Int64 = row["run"]
@@ -98,7 +98,7 @@ extension Journal {
                 return JournalRun(
                     run: run, startedAt: Date(timeIntervalSince1970: row["started_at"]),
                     endedAt: ended.map(Date.init(timeIntervalSince1970:)), endReason: row["end_reason"],
-                    pid: row["pid"], host: row["host"], crashed: ended == nil && run != current)
+                    pid: row["pid"], host: row["host"], crashed: ended == nil && run != current, epoch: row["epoch"])
             }
         }
     }

@@ -138,6 +138,8 @@ public struct JournalRun: Sendable, Hashable, Codable {
     public var host: String
     /// Ended without `close()`: noticed by a later run.
     public var crashed: Bool
+    /// The cluster history it records (`synchronised` starts one): nil before the first.
+    public var epoch: Int64? = nil
 }
 
 /// A predicate instance was armed or disarmed.

@@ -13,7 +13,17 @@ enum JournalSchema {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1", migrate: v1)
         migrator.registerMigration("v2", migrate: v2)
+        migrator.registerMigration("v3", migrate: v3)
         return migrator
+    }
+
+    /// `run.epoch`: the cluster history this run records. The coordinator starts one each time
+    /// it journals `synchronised` (it formed a cluster, got a running cluster's state, or every
+    /// member that had the state left); the journal numbers them 1, 2, ... across runs. Event
+    /// ids are unique within a history, and a run holds at most one: a second starts a new
+    /// run. NULL until the run's first `synchronised` (and in runs before v3).
+    static func v3(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE run ADD COLUMN epoch INTEGER")
     }
 
     /// `command.ended_at`: when the node that ran the command saw it end (its own clock);

@@ -46,7 +46,8 @@ struct JournalWriter {
         try log("run", text: "RUN \(run) END: \(reason)")
     }
 
-    /// The cluster formed anew while the service ran on: event ids restart, so a new run.
+    /// A new cluster history (or, as a guard, an event id seen twice in one): a new run, so
+    /// that `(run, id)` stays unique.
     private mutating func startNewRun(reason: String) throws {
         try endRun(reason: reason)
         run = try insertRun()
@@ -129,9 +130,11 @@ struct JournalWriter {
         case .unmatched(let request):
             try log("unmatched", node: request.node.name, text: JournalText.unmatched(request))
 
+        // An id seen again within one cluster history should not happen (a history's ids only
+        // grow): kept apart in a new run rather than lost to the key, as a guard.
         case .queued(let event):
             if try eventState(event.id) != nil {
-                try startNewRun(reason: "event ids restart (event \(event.id) queued again: the cluster formed anew)")
+                try startNewRun(reason: try idSeenAgain(event.id, "queued"))
             }
             try insertEvent(event, queuedAt: time)
             try log("queued", node: event.node.name, eventID: event.id, text: JournalText.queued(event))
@@ -140,7 +143,7 @@ struct JournalWriter {
             if let existing = try eventState(event.id) {
                 if existing.started || existing.finished {
                     try startNewRun(
-                        reason: "event ids restart (event \(event.id) started again: the cluster formed anew)")
+                        reason: try idSeenAgain(event.id, "started"))
                     try insertEvent(event, startedAt: time, displayName: displayName)
                 } else {
                     try execute(
@@ -228,7 +231,7 @@ struct JournalWriter {
             if let existing = try eventState(event.id) {
                 if existing.finished {
                     try startNewRun(
-                        reason: "event ids restart (event \(event.id) ended again: the cluster formed anew)")
+                        reason: try idSeenAgain(event.id, "ended"))
                     try insertEvent(event)
                 }
             } else {
@@ -251,13 +254,15 @@ struct JournalWriter {
             try log("stop", node: node, text: JournalText.stopRequested(node: node, mode: mode))
 
         case .synchronised(let view):
-            // The first `synchronised` of a run comes before any event. Another one means this
-            // node left and joined a cluster again: its event ids are not those of this run.
-            if try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM event WHERE run = ?)"), arguments: [run]) == true
-            {
-                try startNewRun(reason: "event ids restart (the node joined a cluster anew at view \(view))")
+            // The coordinator starts a cluster history: a new epoch, in a run of its own.
+            let epoch =
+                try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(epoch), 0) + 1 FROM run")) ?? 1
+            if let current = try self.epoch() {
+                try startNewRun(
+                    reason: "event ids restart (cluster epoch \(current) ended: the node joined a cluster anew at view "
+                        + "\(view), epoch \(epoch))")
             }
+            try execute(sql: "UPDATE run SET epoch = ? WHERE run = ?", arguments: [epoch, run])
             try log("synchronised", text: JournalText.synchronised(view: view))
 
         case .quorum(let quorate, let waiting):
@@ -272,6 +277,16 @@ struct JournalWriter {
     }
 
     // MARK: Helpers
+
+    /// Why a new run starts when event `id` was `what` again within the current epoch.
+    private func idSeenAgain(_ id: Int, _ what: String) throws -> String {
+        "event ids restart (event \(id) \(what) again in cluster epoch \(try epoch().map(String.init) ?? "none"))"
+    }
+
+    /// The cluster epoch of the current run; nil before its first `synchronised`.
+    private func epoch() throws -> Int64? {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT epoch FROM run WHERE run = ?"), arguments: [run])
+    }
 
     /// Whether the event `id` of this run has a row, has started, has ended.
     private func eventState(_ id: Int) throws -> (started: Bool, finished: Bool)? {
