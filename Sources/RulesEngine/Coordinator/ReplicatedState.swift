@@ -21,6 +21,15 @@ public struct ReplicatedState: Sendable, Hashable, Codable {
     public var departing: Set<String> = []
     public var nextEventID = 1
     public var nextArrival = 1
+    /// Nodes that left without a graceful stop and are not yet fenced, by name (optional in
+    /// the snapshot's JSON, so that a snapshot from an engine without fencing still decodes).
+    public var fencing: [String: PendingFence]?
+
+    /// `fencing`, empty when there is none.
+    public var pendingFences: [String: PendingFence] {
+        get { fencing ?? [:] }
+        set { fencing = newValue.isEmpty ? nil : newValue }
+    }
 
     public init(members: [ClusterNode] = []) {
         self.members = members.sorted()

@@ -196,6 +196,9 @@ struct ScenarioReporter {
                     line("event \(eventID) segment \(segment) waits for quorum")
                 case .merged(let alive):
                     line("partition healed: \(names(alive)) alive on the other side; no takeover runs for them", cluster: true)
+                case .fence(let fence):
+                    if fence.isLocal { seen.remove(journal) }
+                    line(fence.description, cluster: !fence.isLocal)
                 case .commandFinished:
                     break
                 }
@@ -225,6 +228,7 @@ struct ScenarioReporter {
             case .partitioned(let part, let quorate):
                 line("network split: in a part with \(names(part))\(quorate ? "" : ", without quorum")")
             case .lostMerge: line("its part lost the merge: its engine stops and starts again")
+            case .poweredOff: line("powered off by a fence (it starts again later)")
             case .healed: line("network whole again: its part stays")
             case .raised(let request):
                 let resource = request.resource.map { " (\($0.variable) \($0.instance) = \($0.value))" } ?? ""
