@@ -75,8 +75,16 @@ public enum ScenarioRunner {
         let rules = RuleBook(
             loaded.definitions.map { RuleBook.Rule(definition: $0, program: loaded.programs[$0.recoveryProgram]!) })
         let results = scenario.commands
+        let agents = scenario.fencing?.agents ?? []
         var simulation = ClusterSimulation(
             nodes: scenario.nodes, rules: rules, catalogue: .builtIn,
+            fencing: scenario.fencing.map { FencingPolicy(enabled: true, attempts: $0.attempts) } ?? .none,
+            fenceOracle: { target, _, attempt in
+                let mine = agents.filter { $0.node == target.name }
+                guard !mine.isEmpty else { return .init() }
+                let agent = mine[min(attempt, mine.count) - 1]
+                return .init(succeeds: agent.status == 0, duration: agent.duration)
+            },
             oracle: { node, _, _, step in
                 let rule =
                     results.first { $0.command == step.command && $0.node == node.name }
@@ -116,6 +124,7 @@ public enum ScenarioRunner {
         case .recoveryOn(let names): return .fromAnyMember(.recovery(enabled: true, nodes: names))
         case .partition(let parts): return .partition(parts)
         case .heal: return .heal
+        case .fenceConfirm(let name): return .fromAnyMember(.fenceOutcome(node: name, outcome: .confirmed, attempt: 0))
         }
     }
 }
