@@ -73,7 +73,7 @@ public enum ConfigurationLoader {
     public static let keys: Set<String> = [
         "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities", "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
-        "corosync", "stop",
+        "corosync", "stop", "fencing",
     ]
 
     public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration {
@@ -90,6 +90,7 @@ public enum ConfigurationLoader {
         var nodes: [ClusterNode]?
         var rulesGiven = false
         var rulesRoot: String?
+        var fencingValue: YAMLValue?
         for (key, value) in try document.mapping(allowed: keys) {
             switch key {
             case "node":
@@ -141,6 +142,7 @@ public enum ConfigurationLoader {
                     }
                 }
             case "stop": try parseStop(value, into: &configuration)
+            case "fencing": fencingValue = value
             default: break
             }
         }
@@ -157,6 +159,7 @@ public enum ConfigurationLoader {
             configuration.node = ClusterNode(name: nodeName, number: 1)
             configuration.nodes = [configuration.node]
         }
+        if let fencingValue { configuration.fencing = try parseFencing(fencingValue, nodes: configuration.nodes) }
         return configuration
     }
 
@@ -186,6 +189,78 @@ public enum ConfigurationLoader {
                 configuration.stopTimeout = seconds
             }
         }
+    }
+
+    /// `fencing: none`, or `fencing: {attempts: N, devices: {NODE: {agent:, options:, ...}}}`.
+    private static func parseFencing(_ value: YAMLValue, nodes: [ClusterNode]) throws(YAMLError) -> ServiceConfiguration.Fencing {
+        if !value.isMapping {
+            guard try value.string() == "none" else {
+                throw value.error("expected none, or a mapping with devices (a fence device per node)")
+            }
+            return .none
+        }
+        var attempts = 3
+        var devices: [String: ServiceConfiguration.FenceDevice] = [:]
+        for (key, field) in try value.mapping(allowed: ["attempts", "devices"]) {
+            if key == "attempts" {
+                attempts = try field.int()
+                guard (1...100).contains(attempts) else { throw field.error("from 1 to 100") }
+                continue
+            }
+            for (name, item) in try field.mapping(allowed: nil) {
+                guard nodes.contains(where: { $0.name == name }) else {
+                    throw item.error("'\(name)' is not among the nodes (\(nodes.map(\.name).joined(separator: ", ")))")
+                }
+                devices[name] = try parseFenceDevice(item, node: name)
+            }
+        }
+        guard !devices.isEmpty else { throw value.error("no devices: give a fence device per node, or write fencing: none") }
+        return .devices(devices, attempts: attempts)
+    }
+
+    private static func parseFenceDevice(_ value: YAMLValue, node: String) throws(YAMLError) -> ServiceConfiguration.FenceDevice {
+        var device = ServiceConfiguration.FenceDevice(node: node, agent: "")
+        let allowed: Set<String> = ["agent", "options", "password_file", "action", "timeout", "delay", "delay_max"]
+        for (key, field) in try value.mapping(allowed: allowed) {
+            switch key {
+            case "agent":
+                device.agent = try field.string()
+                guard device.agent.hasPrefix("/") else { throw field.error("the agent's absolute path, e.g. /usr/sbin/fence_ipmilan") }
+            case "options":
+                for (option, text) in try field.mapping(allowed: nil) {
+                    // The agent reads key=value lines: a line break or '=' in a key, or a line
+                    // break in a value, would smuggle in another option.
+                    guard !option.isEmpty, option.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
+                        throw text.error("option names are letters, digits, '_' and '-'")
+                    }
+                    guard !["action", "password", "passwd", "nodename"].contains(option) else {
+                        throw text.error(
+                            option.hasPrefix("pass")
+                                ? "no password in the configuration: put it in password_file (readable by root only)"
+                                : "'\(option)' is set by the service, not in options")
+                    }
+                    let string = try text.string()
+                    guard !string.contains("\n"), !string.contains("\r") else { throw text.error("a value on one line") }
+                    device.options[option] = string
+                }
+            case "password_file":
+                device.passwordFile = try field.string()
+                guard device.passwordFile!.hasPrefix("/") else { throw field.error("an absolute path") }
+            case "action":
+                device.action = try field.string()
+                guard ["reboot", "off"].contains(device.action) else { throw field.error("reboot or off") }
+            case "timeout":
+                device.timeout = try field.duration()
+                guard device.timeout > 0, device.timeout <= 3600 else { throw field.error("above 0 and at most 1h") }
+            case "delay", "delay_max":
+                let seconds = try field.duration()
+                guard seconds >= 0, seconds <= 3600 else { throw field.error("from 0 to 1h") }
+                if key == "delay" { device.delay = seconds } else { device.delayMax = seconds }
+            default: break
+            }
+        }
+        guard !device.agent.isEmpty else { throw value.error("the device of \(node) needs its agent") }
+        return device
     }
 
     private static func parseNodes(_ value: YAMLValue) throws(YAMLError) -> [ClusterNode] {

@@ -74,6 +74,58 @@ public struct ServiceConfiguration: Sendable {
         }
     }
 
+    /// A node's fence device: a fence agent (fence-agents' `fence_*` or any program that follows
+    /// their convention: `key=value` lines on standard input, exit status 0 on success).
+    public struct FenceDevice: Sendable, Hashable {
+        /// The node it powers off.
+        public var node: String
+        /// The agent's absolute path.
+        public var agent: String
+        /// Its options (`ip`, `username`, `lanplus`, ...), written to its standard input as
+        /// `key=value` lines after `action=`; never in the journal, `status` or logs.
+        public var options: [String: String]
+        /// A file (root's, mode 0600 or 0400) whose first line is given as `password=`.
+        public var passwordFile: String?
+        /// `reboot` (the default: the node comes back and rejoins) or `off`.
+        public var action: String = "reboot"
+        /// Seconds the agent may run before it is killed and the attempt counts as failed.
+        public var timeout: Double = 60
+        /// Seconds to wait before running it, plus a random part up to `delayMax` (Pacemaker's
+        /// `pcmk_delay_base` and `pcmk_delay_max`): in a two-node cluster the node whose device
+        /// has a delay loses the fence race.
+        public var delay: Double = 0
+        public var delayMax: Double = 0
+
+        public init(node: String, agent: String, options: [String: String] = [:]) {
+            self.node = node
+            self.agent = agent
+            self.options = options
+        }
+    }
+
+    /// Fencing before takeover (docs/decisions.md, "Fencing").
+    public enum Fencing: Sendable, Hashable {
+        /// Not configured: takeovers run unprotected, and the service says so (with Corosync).
+        case unset
+        /// `fencing: none`: takeovers run unprotected, by the administrator's choice.
+        case none
+        /// Fence devices by node name; attempts per fence before the takeover waits for an administrator.
+        case devices([String: FenceDevice], attempts: Int)
+    }
+
+    public var fencing: Fencing = .unset
+
+    /// What the coordinator applies: fence before takeover when there are devices.
+    public var fencingPolicy: FencingPolicy {
+        if case .devices(_, let attempts) = fencing { FencingPolicy(enabled: true, attempts: attempts) } else { .none }
+    }
+
+    /// The warning a cluster without fencing gets at start, in `status` and in `validate --config`.
+    public var fencingWarning: String? {
+        guard transport == .corosync, fencing == .unset else { return nil }
+        return "no fence devices: a node that fails is taken over without making sure it is down (configure fencing: with a device per node, or fencing: none to accept the risk)"
+    }
+
     /// This node.
     public var node: ClusterNode
     /// Every node of the cluster, this one included.

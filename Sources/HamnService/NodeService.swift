@@ -193,6 +193,10 @@ public actor NodeService {
                 break  // recorded with the step's other entries
             case .reloadRules(let requestedBy):
                 reloadFromDisk(requestedBy: requestedBy)
+            case .fence(let request):
+                // The service does not configure fencing yet (the coordinator's policy is off):
+                // never asked. Said loudly if it ever is.
+                logger.error("asked to fence \(request.node.name), but this service has no fence devices")
             case .leaveCluster:
                 logger.notice("cluster services stopped on this node: leaving the cluster")
                 note("cluster services stopped on this node: leaving the cluster", kind: "service")

@@ -14,6 +14,9 @@ import Testing
 /// - no node ran a command while its part had no quorum;
 /// - no node started a takeover (`TE_FAIL_NODE` state 0) command for a node that was alive and
 ///   in its part (or, after a heal, anywhere) when the takeover was for a partition, not a crash;
+/// - with fencing (odd seeds: agents that fail now and then, and succeed by the third attempt),
+///   no node started a takeover command for a node still alive anywhere in the life it left in:
+///   the fence powered it off first;
 /// - each node dead at the end had its takeover completed exactly once in the final cluster,
 ///   after it last left it;
 /// - every node processed the events it saw in the same order;
@@ -108,8 +111,14 @@ struct RandomSchedule {
         ])
         let survivor = all[below(all.count)].name
         let durationSeed = seed
+        let fencing = seed % 2 == 1
         var sim = ClusterSimulation(
             nodes: all, rules: rules, priorities: .init(["u3": 25]), seed: seed,
+            fencing: fencing ? FencingPolicy(enabled: true, attempts: 3) : .none,
+            fenceOracle: { target, fencer, attempt in
+                let stable = stableHash(durationSeed, target.name, attempt, 0, fencer.name)
+                return .init(succeeds: attempt >= 3 || stable % 10 >= 3, duration: Double(stable % 3))
+            },
             oracle: { node, event, segment, step in
                 let stable = stableHash(durationSeed, node.name, event.id, segment, step.command)
                 return .init(status: 0, duration: Double(stable % 4))
@@ -147,12 +156,12 @@ struct RandomSchedule {
         }
         sim.run(maximumSteps: 200_000)
         outcome.deliveries = sim.deliveries
-        outcome.violations = check(sim, verbose: verbose)
+        outcome.violations = check(sim, fencing: fencing, verbose: verbose)
         outcome.commands = sim.trace.count { if case .segmentStarted = $0.kind { true } else { false } }
         return outcome
     }
 
-    private func check(_ sim: ClusterSimulation, verbose: Bool) -> [String] {
+    private func check(_ sim: ClusterSimulation, fencing: Bool, verbose: Bool) -> [String] {
         var violations: [String] = []
         if sim.exhausted { violations.append("the simulation did not finish within its step limit") }
         // Incarnations: a node's life from start (or join) to crash, stop or lost merge.
@@ -229,10 +238,10 @@ struct RandomSchedule {
                 }
                 let target = run.event.node.name
                 if !run.commands.isEmpty, let targetLife = partitionTakeover[me]?[event], life[target, default: 0] == targetLife,
-                    up.contains(target), connected(name, target)
+                    up.contains(target), fencing || connected(name, target)
                 {
                     violations.append(
-                        "\(me) ran takeover segment \(run.segment) for \(target) at \(entry.time), which is alive and reachable")
+                        "\(me) ran takeover segment \(run.segment) for \(target) at \(entry.time), which is alive and \(fencing ? "not fenced" : "reachable")")
                 }
             case .journal(let journal):
                 journals[me, default: []].append(journal)

@@ -62,6 +62,46 @@ struct ConfigurationLoaderTests {
         #expect(variables[1].instanceElements == ["App", "NodeNum"])
     }
 
+    @Test("fencing: devices per node, attempts, and the warning a Corosync cluster without them gets")
+    func fencing() throws {
+        let text = """
+            nodes: [aixmn1, aixmn2]
+            node: aixmn2
+            transport: corosync
+            fencing:
+              attempts: 5
+              devices:
+                aixmn1:
+                  agent: /usr/sbin/fence_ipmilan
+                  options: {ip: 10.0.0.11, username: admin, lanplus: 1}
+                  password_file: /etc/hamn/fence/aixmn1.pass
+                  timeout: 90s
+                  delay: 10s
+                aixmn2: {agent: /usr/sbin/fence_ipmilan, options: {ip: 10.0.0.12}, action: off, delay_max: 5s}
+            """
+        let configuration = try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)
+        guard case .devices(let devices, let attempts) = configuration.fencing else {
+            Issue.record("no devices: \(configuration.fencing)")
+            return
+        }
+        #expect(attempts == 5)
+        let first = try #require(devices["aixmn1"])
+        #expect(first.agent == "/usr/sbin/fence_ipmilan" && first.action == "reboot")
+        #expect(first.options == ["ip": "10.0.0.11", "username": "admin", "lanplus": "1"])
+        #expect(first.passwordFile == "/etc/hamn/fence/aixmn1.pass" && first.timeout == 90 && first.delay == 10)
+        #expect(devices["aixmn2"]?.action == "off" && devices["aixmn2"]?.delayMax == 5)
+        #expect(configuration.fencingPolicy == FencingPolicy(enabled: true, attempts: 5))
+        #expect(configuration.fencingWarning == nil)
+
+        let unprotected = try ConfigurationLoader.parse("transport: corosync\n", file: "c.yaml", defaults: defaults)
+        #expect(unprotected.fencingPolicy == .none)
+        #expect(unprotected.fencingWarning?.hasPrefix("no fence devices: a node that fails is taken over") == true)
+        let accepted = try ConfigurationLoader.parse("transport: corosync\nfencing: none\n", file: "c.yaml", defaults: defaults)
+        #expect(accepted.fencing == .none && accepted.fencingWarning == nil)
+        // The embedded single-node default needs nothing and says nothing.
+        #expect(try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults).fencingWarning == nil)
+    }
+
     @Test("unknown keys and wrong types name the key and the line", arguments: [
         ("speed: 3\n", "c.yaml:1:1: error: unknown key 'speed'"),
         ("config_too_long: soon\n", "c.yaml:1:18: error: config_too_long: expected a duration"),
@@ -77,6 +117,20 @@ struct ConfigurationLoaderTests {
         ("stop:\n  mode: graceful\n  timeout: -5s\n", "c.yaml:3:12: error: stop.timeout: expected a duration"),
         ("stop:\n  grace: 5m\n", "c.yaml:2:3: error: stop: unknown key 'grace'"),
         ("stop: graceful\n", "c.yaml:1:7: error: stop: expected"),
+        ("fencing: maybe\n", "c.yaml:1:10: error: fencing: expected none, or a mapping with devices"),
+        ("fencing:\n  attempts: 2\n", "c.yaml:2:3: error: fencing: no devices: give a fence device per node, or write fencing: none"),
+        ("nodes: [a, b]\nnode: a\nfencing:\n  devices:\n    c: {agent: /usr/sbin/fence_x}\n",
+         "c.yaml:5:8: error: fencing.devices.c: 'c' is not among the nodes (a, b)"),
+        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: fence_x}\n",
+         "c.yaml:5:16: error: fencing.devices.a.agent: the agent's absolute path"),
+        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {password: s3cret}}\n",
+         "c.yaml:5:40: error: fencing.devices.a.options.password: no password in the configuration: put it in password_file"),
+        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {\"ip\\nport\": 1}}\n",
+         "c.yaml:5:42: error: fencing.devices.a.options.ip\nport: option names are letters"),
+        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, action: on}\n",
+         "c.yaml:5:28: error: fencing.devices.a.action: reboot or off"),
+        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {ip: \"1\\naction=on\"}}\n",
+         "c.yaml:5:34: error: fencing.devices.a.options.ip: a value on one line"),
     ])
     func errors(_ text: String, _ expected: String) {
         do {

@@ -111,6 +111,7 @@ struct JournalWriter {
         case .quorum: "a quorum change"
         case .waitsForQuorum: "a segment waiting for quorum"
         case .merged: "a heal"
+        case .fence: "a fencing step"
         }
     }
 
@@ -273,6 +274,13 @@ struct JournalWriter {
 
         case .merged(let alive):
             try log("membership", text: JournalText.merged(alive: alive))
+
+        case .fence(let fence):
+            if case .waits(let eventID, _, _, _) = fence {
+                try log("fence", eventID: eventID, text: fence.description)
+            } else {
+                try log("fence", text: fence.description)
+            }
         }
     }
 

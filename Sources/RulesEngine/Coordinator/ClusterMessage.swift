@@ -18,6 +18,8 @@ public enum ClusterMessage: Sendable, Hashable, Codable {
     case reloadRules
     /// The cluster's state as of the membership change `view`, for members that just joined.
     case snapshot(for: [String], view: Int, state: ReplicatedState)
+    /// How a fence of `node` ended (`attempt` 0: `hamn-events fence` or `fence confirm` by hand).
+    case fenceOutcome(node: String, outcome: FenceOutcome, attempt: Int)
 }
 
 /// A change of membership, delivered in the same place of the order on every member.

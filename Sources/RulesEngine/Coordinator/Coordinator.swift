@@ -43,6 +43,12 @@ public struct Coordinator: Sendable {
     public private(set) var isQuorate = true
     /// This node's segments that wait for quorum, in the order they were due.
     public private(set) var waitingForQuorum: [SegmentRun] = []
+    /// This node's segments of takeovers that wait for a fence, in the order they were due.
+    public private(set) var waitingForFence: [SegmentRun] = []
+    /// Whether a node that leaves without a graceful stop is fenced before its takeover.
+    public var fencing: FencingPolicy
+    /// The fences this node runs the agent for now (local).
+    private var fencesRunning: Set<String> = []
     /// The rule each running event started with: a reload changes the events after it only.
     private var startedRules: [Int: RuleBook.Rule] = [:]
 
@@ -57,9 +63,10 @@ public struct Coordinator: Sendable {
     ///   its first membership change.
     public init(
         local: ClusterNode, rules: RuleBook, priorities: EventPriorities = .init(), configTooLong: Double = 360,
-        initialMembers: [ClusterNode]? = nil
+        fencing: FencingPolicy = .none, initialMembers: [ClusterNode]? = nil
     ) {
         self.local = local
+        self.fencing = fencing
         self.rules = rules
         self.priorities = priorities
         self.configTooLong = configTooLong
@@ -103,6 +110,8 @@ public struct Coordinator: Sendable {
             case .snapshot(let names, _, _):
                 state.awaitingSnapshot.removeAll { names.contains($0.name) }
                 return []
+            case .fenceOutcome(let name, let outcome, let attempt):
+                return fenceOutcome(name, outcome, attempt: attempt, from: sender, now: now)
             }
         }
     }
@@ -172,7 +181,8 @@ public struct Coordinator: Sendable {
                     effects += startLocalSegment(run, now: now)
                 }
             }
-            return effects
+            // Fences the cluster waits for, if this node is the fencer now.
+            return effects + requestFences()
         case (.awaitingSnapshot(var held, let holders), .merged), (.awaitingSnapshot(var held, let holders), .message):
             held.append(delivery)
             phase = .awaitingSnapshot(held: held, holders: holders)
@@ -192,6 +202,10 @@ public struct Coordinator: Sendable {
             // Quiet only once its stop event ended (StopPhase.next says why).
             let (_, quiet) = StopPhase.next(state.stops.removeValue(forKey: node.name), on: .left)
             if !quiet {
+                if fencing.enabled, state.pendingFences[node.name] == nil {
+                    state.pendingFences[node.name] = PendingFence(node: node, fencer: state.members.first)
+                    effects.append(.journal(.fence(.needed(node: node, fencer: state.members.first))))
+                }
                 effects += raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: 0, node: node), now: now)
             }
         }
@@ -205,7 +219,12 @@ public struct Coordinator: Sendable {
             effects.append(
                 .multicast(.snapshot(for: state.awaitingSnapshot.map(\.name), view: change.view, state: state)))
         }
-        return effects
+        // A fencer that left is replaced by the lowest numbered member.
+        for name in state.pendingFences.keys.sorted() where !state.members.contains { $0 == state.pendingFences[name]!.fencer } {
+            state.pendingFences[name]!.fencer = state.members.first
+            effects.append(.journal(.fence(.needed(node: state.pendingFences[name]!.node, fencer: state.members.first))))
+        }
+        return effects + requestFences()
     }
 
     /// A participant that left is dropped from every barrier it has not reached.
@@ -291,11 +310,36 @@ public struct Coordinator: Sendable {
         localRuns[run.event.id] = LocalRun(busy: true, lastWarning: warning)
         let segmentRun = SegmentRun(
             event: run.event, segment: run.segment, commands: run.cancelled ? [] : commands, environment: environment(for: run))
-        guard isQuorate else {
-            waitingForQuorum.append(segmentRun)
-            return [.journal(.waitsForQuorum(eventID: run.event.id, name: run.event.name, segment: run.segment))]
+        return startOrHold(segmentRun)
+    }
+
+    /// Starts this node's segment, or holds it for what it waits for (`segmentHold`).
+    private mutating func startOrHold(_ due: SegmentRun) -> [Effect] {
+        switch segmentHold(for: due.event, quorate: isQuorate, pendingFences: state.pendingFences) {
+        case nil:
+            return [.runSegment(due)]
+        case .quorum:
+            waitingForQuorum.append(due)
+            return [.journal(.waitsForQuorum(eventID: due.event.id, name: due.event.name, segment: due.segment))]
+        case .fence(let node):
+            waitingForFence.append(due)
+            return [.journal(.fence(.waits(eventID: due.event.id, name: due.event.name, segment: due.segment, node: node)))]
         }
-        return [.runSegment(segmentRun)]
+    }
+
+    /// A held segment whose reason passed: started (or held for another reason) if its event is
+    /// still at that segment and this node has not reported it; a cancelled takeover's runs no
+    /// command (its barrier still needs this node's word).
+    private mutating func release(_ held: [SegmentRun]) -> [Effect] {
+        var effects: [Effect] = []
+        for var due in held {
+            guard let run = runningEvents.first(where: { $0.event.id == due.event.id }), run.segment == due.segment,
+                run.failure == nil, run.participants.contains(local), !run.reached.contains(local.name)
+            else { continue }
+            if run.cancelled { due.commands = [] }
+            effects += startOrHold(due)
+        }
+        return effects
     }
 
     // MARK: Partitions
@@ -310,14 +354,7 @@ public struct Coordinator: Sendable {
         guard quorate else { return effects }
         let waiting = waitingForQuorum
         waitingForQuorum = []
-        for var due in waiting {
-            guard let run = runningEvents.first(where: { $0.event.id == due.event.id }), run.segment == due.segment,
-                run.failure == nil, run.participants.contains(local), !run.reached.contains(local.name)
-            else { continue }
-            if run.cancelled { due.commands = [] }
-            effects.append(.runSegment(due))
-        }
-        return effects
+        return effects + release(waiting) + requestFences()
     }
 
     /// A partition healed and this side stays; `alive` were on the other side all along. No
@@ -344,7 +381,60 @@ public struct Coordinator: Sendable {
                 }
             }
         }
+        // Alive all along: no fence (its engine stops and rejoins); what waited for it is released.
+        for node in alive.sorted() where state.pendingFences[node.name] != nil {
+            state.pendingFences[node.name] = nil
+            effects.append(.journal(.fence(.dropped(node: node))))
+            effects += releaseFenced(node)
+        }
         return effects
+    }
+
+    // MARK: Fencing
+
+    /// This node, with quorum, starts an agent for each pending fence it is the fencer of, is
+    /// not running yet, and has attempts left for.
+    private mutating func requestFences() -> [Effect] {
+        guard fencing.enabled, isQuorate else { return [] }
+        var effects: [Effect] = []
+        for pending in state.pendingFences.values.sorted(by: { $0.node < $1.node })
+        where pending.fencer == local && !fencesRunning.contains(pending.node.name) && pending.failures < fencing.attempts {
+            fencesRunning.insert(pending.node.name)
+            effects.append(.fence(FenceRequest(node: pending.node, attempt: pending.failures + 1)))
+        }
+        return effects
+    }
+
+    /// An outcome of a fence, from the node that ran the agent or took the administrator's word.
+    private mutating func fenceOutcome(_ name: String, _ outcome: FenceOutcome, attempt: Int, from sender: ClusterNode, now: Double)
+        -> [Effect]
+    {
+        if sender == local { fencesRunning.remove(name) }
+        var effects: [Effect] = [.journal(.fence(.outcome(node: name, outcome, by: sender, attempt: attempt)))]
+        guard var pending = state.pendingFences[name] else { return effects }
+        switch outcome {
+        case .fenced, .confirmed:
+            state.pendingFences[name] = nil
+            effects += releaseFenced(pending.node)
+        case .failed(let reason):
+            pending.failures += 1
+            pending.lastError = reason
+            state.pendingFences[name] = pending
+            if pending.failures == fencing.attempts {
+                effects.append(.journal(.fence(.gaveUp(node: pending.node, failures: pending.failures))))
+            }
+            // A notification, as for a failed command: the administrator's scripts hear of it.
+            effects += raise(EventRequest(name: BuiltInTrigger.eventError.rawValue, state: 0, node: pending.node), now: now)
+            effects += requestFences()
+        }
+        return effects
+    }
+
+    /// `node` is down (or was alive all along): its takeover's held segments go on.
+    private mutating func releaseFenced(_ node: ClusterNode) -> [Effect] {
+        let due = waitingForFence.filter { $0.event.node == node }
+        waitingForFence.removeAll { $0.event.node == node }
+        return release(due)
     }
 
     /// The event as commands see it (SPEC section 7): in their environment, never in their text.

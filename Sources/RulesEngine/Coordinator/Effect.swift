@@ -15,6 +15,8 @@ public enum Effect: Sendable, Hashable {
     /// Re-read and validate this node's rules now, before the next delivery (`reloadRules`
     /// from the node named): keep them if they have errors.
     case reloadRules(requestedBy: String)
+    /// Run the fence agent of a node (this node is the fencer), then multicast the outcome.
+    case fence(FenceRequest)
 }
 
 /// One node's share of one segment of an event.
@@ -55,4 +57,6 @@ public enum JournalEntry: Sendable, Hashable {
     case waitsForQuorum(eventID: Int, name: String, segment: Int)
     /// A partition healed: these nodes were alive on the other side, which stops and rejoins.
     case merged(alive: [ClusterNode])
+    /// Fencing before takeover: needed, an outcome, given up, dropped, or a segment waiting.
+    case fence(FenceEntry)
 }

@@ -19,6 +19,9 @@ public struct ReplicatedState: Sendable, Hashable {
     public var stops: [String: StopPhase] = [:]
     public var nextEventID = 1
     public var nextArrival = 1
+    /// Nodes that left without a graceful stop and are not yet fenced, by name (`fencing` in
+    /// the snapshot's JSON, left out when empty, so that engines without fencing read it).
+    public var pendingFences: [String: PendingFence] = [:]
 
     public init(members: [ClusterNode] = []) {
         self.members = members.sorted()
@@ -35,6 +38,7 @@ extension ReplicatedState: Codable {
     private enum CodingKeys: String, CodingKey {
         case members, awaitingSnapshot, queue, current, notifications, recoveryOff, stopping, departing
         case nextEventID, nextArrival
+        case fencing
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,6 +55,7 @@ extension ReplicatedState: Codable {
         }
         nextEventID = try container.decode(Int.self, forKey: .nextEventID)
         nextArrival = try container.decode(Int.self, forKey: .nextArrival)
+        pendingFences = try container.decodeIfPresent([String: PendingFence].self, forKey: .fencing) ?? [:]
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -65,6 +70,7 @@ extension ReplicatedState: Codable {
         try container.encode(Set(stops.filter(\.value.isDeparting).keys), forKey: .departing)
         try container.encode(nextEventID, forKey: .nextEventID)
         try container.encode(nextArrival, forKey: .nextArrival)
+        if !pendingFences.isEmpty { try container.encode(pendingFences, forKey: .fencing) }
     }
 }
 

@@ -21,6 +21,20 @@ public struct ClusterSimulation: Sendable {
     public typealias CommandOracle =
         @Sendable (_ node: ClusterNode, _ event: ClusterEvent, _ segment: Int, _ command: CommandStep) -> CommandOutcome
 
+    /// How a simulated fence ends: the agent powers the node off (it starts again
+    /// `restartDelay` later, a reboot) or fails; after `duration` seconds.
+    public struct FenceResult: Sendable, Hashable {
+        public var succeeds: Bool
+        public var duration: Double
+
+        public init(succeeds: Bool = true, duration: Double = 0) {
+            self.succeeds = succeeds
+            self.duration = duration
+        }
+    }
+
+    public typealias FenceOracle = @Sendable (_ target: ClusterNode, _ fencer: ClusterNode, _ attempt: Int) -> FenceResult
+
     /// Something that happens at a time.
     public enum Action: Sendable {
         /// The node crashes: it leaves the membership at once, losing what it had not sent.
@@ -42,6 +56,8 @@ public struct ClusterSimulation: Sendable {
         /// The network is whole again: the merge rule decides which part stays; the engines of
         /// the others stop and start again `restartDelay` later (systemd's restart).
         case heal
+        /// A fence agent run by `fencer` ended.
+        case fenceFinished(fencer: ClusterNode, incarnation: Int, FenceRequest, FenceResult)
     }
 
     public struct TraceEntry: Sendable {
@@ -61,6 +77,8 @@ public struct ClusterSimulation: Sendable {
             case lostMerge
             /// A heal: this node's part stays.
             case healed
+            /// A fence agent powered this node off.
+            case poweredOff
             /// A predicate became true on this node and it raised the event.
             case raised(EventRequest)
             /// A predicate could not be evaluated (division by zero), once per definition and instance.
@@ -85,6 +103,8 @@ public struct ClusterSimulation: Sendable {
     public private(set) var deliveries = 0
 
     private let oracle: CommandOracle
+    private let fenceOracle: FenceOracle
+    private let fencing: FencingPolicy
     private let priorities: EventPriorities
     private let configTooLong: Double
     private var timed: [(time: Double, sequence: Int, action: Action)] = []
@@ -103,6 +123,7 @@ public struct ClusterSimulation: Sendable {
     public init(
         nodes: [ClusterNode], members: [ClusterNode]? = nil, rules: RuleBook, catalogue: VariableCatalogue = .builtIn,
         priorities: EventPriorities = .init(), configTooLong: Double = 360, seed: UInt64? = nil,
+        fencing: FencingPolicy = .none, fenceOracle: @escaping FenceOracle = { _, _, _ in FenceResult() },
         oracle: @escaping CommandOracle = { _, _, _, _ in CommandOutcome() }
     ) {
         let members = (members ?? nodes).sorted()
@@ -112,10 +133,13 @@ public struct ClusterSimulation: Sendable {
         self.priorities = priorities
         self.configTooLong = configTooLong
         self.oracle = oracle
+        self.fencing = fencing
+        self.fenceOracle = fenceOracle
         self.group = LoopbackGroup(members: members, seed: seed)
         for node in members {
             coordinators[node.name] = Coordinator(
-                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, initialMembers: members)
+                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, fencing: fencing,
+                initialMembers: members)
             monitors[node.name] = NodeMonitors(rules: rules, catalogue: catalogue)
             incarnations[node.name] = 1
         }
@@ -180,7 +204,7 @@ public struct ClusterSimulation: Sendable {
             guard coordinators[node.name] == nil else { return }
             incarnations[node.name, default: 0] += 1
             coordinators[node.name] = Coordinator(
-                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong)
+                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, fencing: fencing)
             monitors[node.name] = NodeMonitors(rules: rules, catalogue: catalogue)
             group.join(node)
             trace.append(TraceEntry(time: clock, node: node, kind: .joined))
@@ -226,6 +250,16 @@ public struct ClusterSimulation: Sendable {
                 trace.append(TraceEntry(time: clock, node: node, kind: .lostMerge))
                 schedule(at: clock + restartDelay, .join(node))
             }
+        case .fenceFinished(let fencer, let incarnation, let request, let result):
+            // The agent acted whether or not its caller is still there to say so.
+            if result.succeeds, coordinators[request.node.name] != nil {
+                perform(.crash(request.node.name))
+                trace.append(TraceEntry(time: clock, node: request.node, kind: .poweredOff))
+                schedule(at: clock + restartDelay, .join(request.node))
+            }
+            guard incarnations[fencer.name] == incarnation, coordinators[fencer.name] != nil else { return }
+            let outcome: FenceOutcome = result.succeeds ? .fenced : .failed(reason: "the fence agent failed")
+            group.multicast(from: fencer, .fenceOutcome(node: request.node.name, outcome: outcome, attempt: request.attempt))
         case .segmentFinished(let node, let incarnation, let run, let results):
             guard incarnations[node.name] == incarnation, coordinators[node.name] != nil else { return }
             trace.append(
@@ -273,6 +307,9 @@ public struct ClusterSimulation: Sendable {
                 trace.append(TraceEntry(time: clock, node: node, kind: .journal(entry)))
             case .reloadRules:
                 break  // a simulation's rules are given, not files to read again
+            case .fence(let request):
+                let result = fenceOracle(request.node, node, request.attempt)
+                schedule(at: clock + result.duration, .fenceFinished(fencer: node, incarnation: incarnations[name] ?? 0, request, result))
             case .leaveCluster:
                 coordinators[name] = nil
                     incarnations[name, default: 0] += 1

@@ -33,6 +33,22 @@ public struct Scenario: Sendable {
         case partition([[String]])
         /// The network is whole again.
         case heal
+        /// `fence_confirm: NODE`: an administrator confirms the node is down.
+        case fenceConfirm(String)
+    }
+
+    /// `fencing:` in a scenario: takeovers wait for fences, whose agents end as given.
+    public struct Fencing: Sendable {
+        /// How one attempt of a node's agent ends; a node's entries are its attempts in order,
+        /// the last one repeating. A node without entries is fenced at once.
+        public struct Agent: Sendable {
+            public var node: String
+            public var status: Int32
+            public var duration: Double
+        }
+
+        public var attempts: Int = 3
+        public var agents: [Agent] = []
     }
 
     public struct TimedFault: Sendable {
@@ -100,4 +116,5 @@ public struct Scenario: Sendable {
     public var faults: [TimedFault]
     public var until: Double?
     public var expect: Expectation?
+    public var fencing: Fencing?
 }

@@ -7,7 +7,7 @@ public enum ScenarioParser {
         guard let document = try YAMLValue.parse(text, file: file) else {
             throw YAMLError(file: file, line: 1, column: 1, message: "the scenario is empty")
         }
-        let keys: Set = ["rules", "root", "nodes", "interval", "series", "commands", "faults", "until", "expect"]
+        let keys: Set = ["rules", "root", "nodes", "interval", "series", "commands", "faults", "until", "expect", "fencing"]
         let directory = file.contains("/") ? String(file[...file.lastIndex(of: "/")!]) : ""
         func relative(_ path: String) -> String {
             path.hasPrefix("/") ? path : directory + path
@@ -21,6 +21,7 @@ public enum ScenarioParser {
         var faults: [Scenario.TimedFault] = []
         var until: Double?
         var expect: Scenario.Expectation?
+        var fencing: Scenario.Fencing?
         for (key, value) in try document.mapping(allowed: keys) {
             switch key {
             case "rules": rules = relative(try value.string())
@@ -34,6 +35,7 @@ public enum ScenarioParser {
             case "faults": faults = try value.sequence().map(parseFault)
             case "until": until = try value.duration()
             case "expect": expect = try parseExpectation(value)
+            case "fencing": fencing = try parseFencing(value)
             default: break
             }
         }
@@ -48,9 +50,12 @@ public enum ScenarioParser {
                     message: "faults: no node '\(name)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
             }
         }
+        for agent in fencing?.agents ?? [] where !names.contains(agent.node) {
+            throw document.error("fencing: no node '\(agent.node)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
+        }
         return Scenario(
             file: file, rules: rules, root: root, nodes: nodes, interval: interval, series: series, commands: commands,
-            faults: faults.sorted { $0.at < $1.at }, until: until, expect: expect)
+            faults: faults.sorted { $0.at < $1.at }, until: until, expect: expect, fencing: fencing)
     }
 
     private static func parseNodes(_ value: YAMLValue) throws(YAMLError) -> [ClusterNode] {
@@ -169,6 +174,35 @@ public enum ScenarioParser {
         return values
     }
 
+    /// `fencing: {attempts: N, agents: [{node:, status:, duration:}, ...]}` (or `fencing: true`).
+    private static func parseFencing(_ value: YAMLValue) throws(YAMLError) -> Scenario.Fencing? {
+        var fencing = Scenario.Fencing()
+        if !value.isMapping { return try value.bool() ? fencing : nil }
+        for (key, field) in try value.mapping(allowed: ["attempts", "agents"]) {
+            if key == "attempts" {
+                fencing.attempts = try field.int()
+                guard (1...100).contains(fencing.attempts) else { throw field.error("from 1 to 100") }
+                continue
+            }
+            for item in try field.sequence() {
+                var agent = Scenario.Fencing.Agent(node: "", status: 0, duration: 0)
+                for (name, part) in try item.mapping(allowed: ["node", "status", "duration"]) {
+                    switch name {
+                    case "node": agent.node = try part.string()
+                    case "status":
+                        let status = try part.int()
+                        guard (0...255).contains(status) else { throw part.error("a status is 0 to 255") }
+                        agent.status = Int32(status)
+                    default: agent.duration = try part.duration()
+                    }
+                }
+                guard !agent.node.isEmpty else { throw item.error("an agent outcome needs its node") }
+                fencing.agents.append(agent)
+            }
+        }
+        return fencing
+    }
+
     private static func parseCommandRule(_ value: YAMLValue) throws(YAMLError) -> Scenario.CommandResultRule {
         var rule = Scenario.CommandResultRule(command: "", node: nil, status: 0, duration: 0)
         var hasCommand = false
@@ -192,14 +226,14 @@ public enum ScenarioParser {
     private static func parseFault(_ value: YAMLValue) throws(YAMLError) -> Scenario.TimedFault {
         let entries = try value.mapping(allowed: [
             "at", "fail_node", "stop_node", "mode", "join_node", "trigger", "resume", "recovery_off", "recovery_on",
-            "partition", "heal",
+            "partition", "heal", "fence_confirm",
         ])
         guard let at = entries.first(where: { $0.key == "at" }) else { throw value.error("a fault needs 'at'") }
         let time = try at.value.duration()
         let kinds = entries.filter { $0.key != "at" && $0.key != "mode" }
         guard kinds.count == 1, let (kind, field) = kinds.first else {
             throw value.error(
-                "a fault is one of fail_node, stop_node, join_node, trigger, resume, recovery_off, recovery_on, partition, heal")
+                "a fault is one of fail_node, stop_node, join_node, trigger, resume, recovery_off, recovery_on, partition, heal, fence_confirm")
         }
         let mode = entries.first { $0.key == "mode" }
         if mode != nil, kind != "stop_node" { throw mode!.value.error("mode goes with stop_node") }
@@ -252,6 +286,7 @@ public enum ScenarioParser {
         case "heal":
             guard try field.bool() else { throw field.error("heal: true") }
             fault = .heal
+        case "fence_confirm": fault = .fenceConfirm(try field.string())
         case "recovery_off": fault = .recoveryOff(try nodeList(field))
         default: fault = .recoveryOn(try nodeList(field))
         }
@@ -319,7 +354,7 @@ public enum ScenarioParser {
 extension Scenario.Fault {
     var nodeNames: [String] {
         switch self {
-        case .failNode(let name), .stopNode(let name, _), .joinNode(let name), .trigger(_, let name, _): [name]
+        case .failNode(let name), .stopNode(let name, _), .joinNode(let name), .trigger(_, let name, _), .fenceConfirm(let name): [name]
         case .resume, .heal: []
         case .recoveryOff(let names), .recoveryOn(let names): names
         case .partition(let parts): parts.flatMap { $0 }

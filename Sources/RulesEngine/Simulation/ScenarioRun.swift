@@ -75,8 +75,16 @@ public enum ScenarioRunner {
         let rules = RuleBook(
             loaded.definitions.map { RuleBook.Rule(definition: $0, program: loaded.programs[$0.recoveryProgram]!) })
         let results = scenario.commands
+        let agents = scenario.fencing?.agents ?? []
         var simulation = ClusterSimulation(
             nodes: scenario.nodes, rules: rules, catalogue: .builtIn,
+            fencing: scenario.fencing.map { FencingPolicy(enabled: true, attempts: $0.attempts) } ?? .none,
+            fenceOracle: { target, _, attempt in
+                let mine = agents.filter { $0.node == target.name }
+                guard !mine.isEmpty else { return .init() }
+                let agent = mine[min(attempt, mine.count) - 1]
+                return .init(succeeds: agent.status == 0, duration: agent.duration)
+            },
             oracle: { node, _, _, step in
                 let rule =
                     results.first { $0.command == step.command && $0.node == node.name }
@@ -116,6 +124,7 @@ public enum ScenarioRunner {
         case .recoveryOn(let names): return .fromAnyMember(.recovery(enabled: true, nodes: names))
         case .partition(let parts): return .partition(parts)
         case .heal: return .heal
+        case .fenceConfirm(let name): return .fromAnyMember(.fenceOutcome(node: name, outcome: .confirmed, attempt: 0))
         }
     }
 }
@@ -196,6 +205,9 @@ struct ScenarioReporter {
                     line("event \(eventID) segment \(segment) waits for quorum")
                 case .merged(let alive):
                     line("partition healed: \(names(alive)) alive on the other side; no takeover runs for them", cluster: true)
+                case .fence(let fence):
+                    if fence.isLocal { seen.remove(journal) }
+                    line(fence.description, cluster: !fence.isLocal)
                 case .commandFinished:
                     break
                 }
@@ -225,6 +237,7 @@ struct ScenarioReporter {
             case .partitioned(let part, let quorate):
                 line("network split: in a part with \(names(part))\(quorate ? "" : ", without quorum")")
             case .lostMerge: line("its part lost the merge: its engine stops and starts again")
+            case .poweredOff: line("powered off by a fence (it starts again later)")
             case .healed: line("network whole again: its part stays")
             case .raised(let request):
                 let resource = request.resource.map { " (\($0.variable) \($0.instance) = \($0.value))" } ?? ""
