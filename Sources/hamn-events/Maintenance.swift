@@ -28,10 +28,10 @@ extension HamnEvents {
         }
 
         func run() throws {
-            try service.send(.recovery(.off, nodes: nodes))
+            try service.send(.recovery(setting: .off, nodes: nodes))
             let status = runHoldingSignals(command)
             do {
-                try service.send(.recovery(.on, nodes: nodes))
+                try service.send(.recovery(setting: .on, nodes: nodes))
             } catch {
                 printError("hamn-events: recovery is still OFF for \(nodes): turn it on with `hamn-events recovery on \(nodes)`")
                 throw ExitCode(1)

@@ -139,7 +139,7 @@ extension HamnEvents {
         @Argument(help: "off or on.") var setting: ControlRequest.RecoverySetting
         @Argument(help: "NODERANGE: 1-16, 1,2,3, 1-4,7, names, all.") var nodes: String
 
-        func run() throws { try service.send(.recovery(setting, nodes: nodes)) }
+        func run() throws { try service.send(.recovery(setting: setting, nodes: nodes)) }
     }
 
     struct HaCmd: ParsableCommand {
@@ -154,7 +154,7 @@ extension HamnEvents {
         @Argument(help: "NODERANGE.") var nodes: String
         @Argument(help: "START, STOP, TAKE or FORCE.") var action: ControlRequest.ClusterServicesAction
 
-        func run() throws { try service.send(.haCmd(action, nodes: nodes)) }
+        func run() throws { try service.send(.haCmd(action: action, nodes: nodes)) }
     }
 
     struct WaitEvent: ParsableCommand {

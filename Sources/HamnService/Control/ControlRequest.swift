@@ -15,9 +15,9 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// Raise `event` in `state` with `node` (nil: the service's node) as its event node.
     case trigger(event: String, state: Int, node: String?)
     /// Suppress (off) or allow (on) the events of the nodes of a NODERANGE.
-    case recovery(RecoverySetting, nodes: String)
+    case recovery(setting: RecoverySetting, nodes: String)
     /// Start or stop cluster services on the nodes of a NODERANGE.
-    case haCmd(ClusterServicesAction, nodes: String)
+    case haCmd(action: ClusterServicesAction, nodes: String)
     /// Follow the event log: one answer per line (only the lines that name `node`, if given)
     /// until the client goes away, is too slow, or the service stops.
     case mon(node: String?)
