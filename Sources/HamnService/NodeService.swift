@@ -293,6 +293,10 @@ public actor NodeService {
     /// Commits what is queued for the journal and records the run's end: the last thing the
     /// service does.
     public func closeJournal() async {
+        // `mon` clients get the last lines, then their end (the journal cannot be read once closed).
+        await writes.flush()
+        let monFeed = self.monFeed
+        await BlockingWork.run { monFeed.end() }
         await writes.close()
     }
 
@@ -598,11 +602,6 @@ public actor NodeService {
     /// away, is dropped for being slow, or the service stops. Never touches the actor.
     public nonisolated func follow(node: String?, on connection: ControlConnection) {
         monFeed.follow(node: node, on: connection)
-    }
-
-    /// Ends every `mon` stream: the service has stopped (after `closeJournal()`).
-    public nonisolated func endFollowers() {
-        monFeed.end()
     }
 
     private func resume(cancelQueued: Bool) -> ControlAnswer {

@@ -115,13 +115,10 @@ public enum ServiceRunner {
             try await group.run()
         } catch {
             await service.closeJournal()
-            service.endFollowers()
             throw error
         }
         // The run's end is recorded: the next start does not take this one for a crash.
         await service.closeJournal()
-        // `mon` clients get the last lines, then their end.
-        service.endFollowers()
         logger.notice("hamn-events stopped")
     }
 }
