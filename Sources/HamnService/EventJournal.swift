@@ -9,8 +9,9 @@ public protocol EventJournal: Sendable {
     func note(_ text: String, kind: String, at time: Date) throws
     /// The newest `limit` events, newest first, as text and as JSON.
     func historyReport(limit: Int) throws -> (text: String, json: String)
-    /// Log lines after `rowID` (all when nil: the last `limit`), with the row id of the last.
-    func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?)
+    /// The event log's lines after row `rowID`, oldest first, at most `limit`; when `rowID` is
+    /// nil, the newest `limit`. What `mon` follows (each line has its row id).
+    func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine]
     /// Several writes of any kind, in order, in one transaction (one commit, one fsync): all or
     /// none. The service's writer commits everything queued since its last commit this way.
     func write(_ writes: [TimedJournalWrite]) throws

@@ -32,8 +32,7 @@ extension Journal: EventJournal {
         return (lines.joined(separator: "\n"), json)
     }
 
-    public func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?) {
-        let rows = try rowID.map { try log(after: $0, limit: limit) } ?? lastLog(limit: limit)
-        return (rows.map { $0.formatted() }, rows.last?.rowID ?? rowID)
+    public func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] {
+        try rowID.map { try log(after: $0, limit: limit) } ?? lastLog(limit: limit)
     }
 }

@@ -31,12 +31,16 @@ final class JournalWrites: Sendable {
 
     private let journal: any EventJournal
     private let logger: Logger
+    /// Told after each commit (on the writer's queue: it must not wait). `mon` follows the log
+    /// this way (`MonFeed.committed`).
+    private let committed: (@Sendable () -> Void)?
     private let pending = Mutex(Pending())
     private let queue = DispatchQueue(label: "hamn-events.journal", qos: .userInitiated)
 
-    init(journal: any EventJournal, logger: Logger) {
+    init(journal: any EventJournal, logger: Logger, committed: (@Sendable () -> Void)? = nil) {
         self.journal = journal
         self.logger = logger
+        self.committed = committed
     }
 
     /// Queues `writes` (all at `time`); `afterCommit` runs once they are committed. Returns the
@@ -117,6 +121,7 @@ final class JournalWrites: Sendable {
             }
             for action in batch.afterCommit { action() }
             for continuation in ready { continuation.resume() }
+            committed?()
         }
     }
 

@@ -6,6 +6,7 @@ import Logging
 import RecoveryPrograms
 import RulesEngine
 import RulesParser
+import RulesValidation
 
 /// One node's service: the coordinator fed by the transport, the executor running this node's
 /// segments, the monitors' samples evaluated, everything journaled; and the control requests.
@@ -43,13 +44,17 @@ public actor NodeService {
     private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
     private var nextWaiter = 0
     private var monitorFailures: [String: String] = [:]
-    private var shuttingDown = false
-    public private(set) var hasLeft = false
+    /// Where the node is in its life (`transition(_:)`).
+    private var phase = Phase.running
+    /// While a delivered reload reads and validates the rules off this thread, the deliveries
+    /// that come after it wait here, so that they are applied with the new rules.
+    private var heldDeliveries: [Delivery]?
+    private var reloading: Task<Void, Never>?
+    /// `mon`'s followers, fed from the journal's commits.
+    private nonisolated let monFeed: MonFeed
     /// The engines the transport reports, and how their configurations differ from this one's.
     private var engines: [EngineEntry] = []
     private var configurationDifferences: [String] = []
-    /// Why the node must stop (the transport's fatal notice): the service then exits non-zero.
-    public private(set) var fatalReason: String?
     /// Rules this node took up (a reload), for the monitors to restart with.
     public nonisolated let reloads: AsyncStream<Reload>
     private let reloadsOut: AsyncStream<Reload>.Continuation
@@ -65,7 +70,9 @@ public actor NodeService {
         self.catalogue = catalogue
         self.transport = transport
         self.journal = journal
-        writes = JournalWrites(journal: journal, logger: logger)
+        let monFeed = MonFeed(journal: journal, logger: logger)
+        self.monFeed = monFeed
+        writes = JournalWrites(journal: journal, logger: logger, committed: { monFeed.committed() })
         self.logger = logger
         coordinator = Coordinator(
             local: configuration.node, rules: rules, priorities: EventPriorities(configuration.priorities),
@@ -103,8 +110,10 @@ public actor NodeService {
             guard transportLoop === loop else {
                 // A transport on a loop holds its deliveries for the service on that loop: with
                 // another, nothing would ever be applied. A wiring error, said at once.
-                fatalReason = "the transport delivers on the thread \(transportLoop.name), not on the service's (\(loop.name))"
-                logger.critical("\(fatalReason!)")
+                let reason = "the transport delivers on the thread \(transportLoop.name), not on the service's (\(loop.name))"
+                transition(.fatal(reason))
+                logger.critical("\(reason)")
+                transition(.transportEnded)
                 outbox.finish()
                 await sender.value
                 notices.cancel()
@@ -118,7 +127,9 @@ public actor NodeService {
         for await delivery in transport.deliveries {
             apply(delivery)
         }
-        hasLeft = true
+        // What a reload held back is applied before the node counts as gone.
+        while let reload = reloading { await reload.value }
+        transition(.transportEnded)
         outbox.finish()
         await sender.value
         // The transport ends its notices with its deliveries: a fatal notice is not missed.
@@ -147,7 +158,7 @@ public actor NodeService {
                 note("more than 100 transport warnings this hour: the rest are only logged", kind: "transport")
             }
         case .fatal(let reason):
-            fatalReason = reason
+            transition(.fatal(reason))
             logger.critical("\(reason)")
             note(reason, kind: "service")
         }
@@ -166,6 +177,10 @@ public actor NodeService {
     }
 
     private func apply(_ delivery: Delivery) {
+        if heldDeliveries != nil {
+            heldDeliveries?.append(delivery)
+            return
+        }
         perform(coordinator.apply(delivery, now: now))
     }
 
@@ -210,7 +225,7 @@ public actor NodeService {
     /// Starts this node's commands of `run`; with a ticket, once the journal has it.
     private func start(_ run: SegmentRun, after ticket: JournalWrites.Ticket? = nil) {
         let key = "\(run.event.id)/\(run.segment)"
-        guard !shuttingDown else {
+        guard phase.startsSegments else {
             note("event \(run.event.id) segment \(run.segment) not started: the service is stopping", kind: "service")
             return
         }
@@ -282,6 +297,10 @@ public actor NodeService {
     /// Commits what is queued for the journal and records the run's end: the last thing the
     /// service does.
     public func closeJournal() async {
+        // `mon` clients get the last lines, then their end (the journal cannot be read once closed).
+        await writes.flush()
+        let monFeed = self.monFeed
+        await BlockingWork.run { monFeed.end() }
         await writes.close()
     }
 
@@ -289,7 +308,7 @@ public actor NodeService {
 
     /// Samples from the monitors: evaluated, and the events they raise multicast.
     public func observe(_ observations: [SampleObservation]) {
-        guard coordinator.isMember, !shuttingDown else { return }
+        guard coordinator.isMember, phase.startsSegments else { return }
         let time = now
         for observation in observations {
             let outcome = monitors.observe(observation, on: configuration.node, at: time)
@@ -331,7 +350,7 @@ public actor NodeService {
 
     /// A network interface went down or came up here.
     public func raise(_ request: EventRequest) {
-        guard coordinator.isMember, !shuttingDown else { return }
+        guard coordinator.isMember, phase.startsSegments else { return }
         send(.raise(request))
     }
 
@@ -343,27 +362,63 @@ public actor NodeService {
         send(.reloadRules)
     }
 
-    /// A reload delivered (from this node's SIGHUP or another's): this node's rules are read and
-    /// validated again now, before the next delivery; events from now on use them, and the
-    /// monitors start afresh. With errors, the old rules stay.
+    /// A reload delivered (from this node's SIGHUP or another's): this node's rules are read,
+    /// validated and hashed again off this thread; the deliveries after it wait meanwhile
+    /// (`heldDeliveries`), so that events from the reload on use the new rules, as if it had
+    /// been taken up in place. The monitors start afresh. With errors, the old rules stay.
     private func reloadFromDisk(requestedBy: String) {
         let cause = requestedBy == configuration.node.name ? "SIGHUP" : "requested by \(requestedBy)"
-        let (loaded, report, catalogue) = ServiceRunner.loadRules(configuration)
-        guard let rules = loaded else {
-            for finding in report.diagnostics where finding.severity == .error {
+        let configuration = self.configuration
+        heldDeliveries = heldDeliveries ?? []
+        reloading = Task {
+            let loaded = await BlockingWork.run { Self.load(configuration) }
+            self.tookUp(loaded, cause: cause)
+        }
+    }
+
+    /// Rules read from disk for a reload, with the digest that the other engines are told.
+    private struct LoadedRules: Sendable {
+        var rules: RuleBook?
+        var report: ValidationReport
+        var catalogue: VariableCatalogue
+        var digest: ConfigurationDigest?
+    }
+
+    private static func load(_ configuration: ServiceConfiguration) -> LoadedRules {
+        let (rules, report, catalogue) = ServiceRunner.loadRules(configuration)
+        let digest = rules.map { ConfigurationDigest.of(configuration, rules: $0) }
+        return LoadedRules(rules: rules, report: report, catalogue: catalogue, digest: digest)
+    }
+
+    /// The reload's end, on this actor: the rules taken up (or refused), then the deliveries
+    /// held meanwhile applied in their order (one of them may be another reload, which holds
+    /// the rest again).
+    private func tookUp(_ loaded: LoadedRules, cause: String) {
+        reloading = nil
+        if let rules = loaded.rules, let digest = loaded.digest {
+            coordinator.replaceRules(rules)
+            let transport = self.transport
+            let info = EngineInfo(node: configuration.node, digest: digest)
+            Task { await transport.announce(info) }
+            monitors = NodeMonitors(rules: rules, catalogue: loaded.catalogue)
+            logger.notice("rules reloaded: \(rules.rules.count) definitions (\(cause))")
+            note("rules reloaded: \(rules.rules.count) definitions (\(cause))", kind: "service")
+            reloadsOut.yield(Reload(rules: rules, catalogue: loaded.catalogue))
+        } else {
+            for finding in loaded.report.diagnostics where finding.severity == .error {
                 logger.error("\(finding.formatted)")
             }
-            reloadRefused("\(report.summary) (\(cause))")
-            return
+            reloadRefused("\(loaded.report.summary) (\(cause))")
         }
-        coordinator.replaceRules(rules)
-        let transport = self.transport
-        let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
-        Task { await transport.announce(info) }
-        monitors = NodeMonitors(rules: rules, catalogue: catalogue)
-        logger.notice("rules reloaded: \(rules.rules.count) definitions (\(cause))")
-        note("rules reloaded: \(rules.rules.count) definitions (\(cause))", kind: "service")
-        reloadsOut.yield(Reload(rules: rules, catalogue: catalogue))
+        var held = heldDeliveries ?? []
+        heldDeliveries = nil
+        while !held.isEmpty {
+            apply(held.removeFirst())
+            if heldDeliveries != nil {
+                heldDeliveries = held + (heldDeliveries ?? [])
+                return
+            }
+        }
     }
 
     /// A reload that was refused, for the journal and `mon`.
@@ -372,12 +427,82 @@ public actor NodeService {
         note("rules not reloaded, the old ones stay: \(summary)", kind: "service")
     }
 
+    // MARK: Phase
+
+    /// Where the node is in its life; `transition(_:)` is the only place it changes.
+    enum Phase: Sendable, Equatable {
+        /// A member, or joining: segments start, samples and interface events raise events.
+        case running
+        /// SIGTERM: `TE_FAIL_NODE` for itself was asked of the cluster (or `ha-cmd STOP` came
+        /// first) and its release segments run here. Ends when the event ends (`.leaveCluster`,
+        /// then the transport ends), or at once after `deadline` or a second signal.
+        case stoppingThroughCluster(StopMode, deadline: ContinuousClock.Instant)
+        /// No new segment starts; the running ones finish, then the node leaves.
+        case stoppingAtOnce(because: String)
+        /// The transport's fatal notice: nothing more starts; the transport ends its
+        /// deliveries and the service exits non-zero.
+        case failed(reason: String)
+        /// The transport's deliveries ended: out of the cluster; `failure` if it was fatal.
+        case left(failure: String?)
+
+        /// Whether segments start, and samples and interface changes raise events.
+        var startsSegments: Bool {
+            switch self {
+            case .running, .stoppingThroughCluster: true
+            case .stoppingAtOnce, .failed, .left: false
+            }
+        }
+    }
+
+    enum PhaseChange: Sendable {
+        case stopThroughCluster(StopMode, deadline: ContinuousClock.Instant)
+        case stopAtOnce(because: String)
+        case fatal(String)
+        case transportEnded
+    }
+
+    private func transition(_ change: PhaseChange) {
+        switch (phase, change) {
+        case (.running, .stopThroughCluster(let mode, let deadline)):
+            phase = .stoppingThroughCluster(mode, deadline: deadline)
+        case (.running, .stopAtOnce(let reason)), (.stoppingThroughCluster, .stopAtOnce(let reason)):
+            phase = .stoppingAtOnce(because: reason)
+        case (.running, .fatal(let reason)), (.stoppingThroughCluster, .fatal(let reason)), (.stoppingAtOnce, .fatal(let reason)):
+            phase = .failed(reason: reason)
+        case (.running, .transportEnded), (.stoppingThroughCluster, .transportEnded), (.stoppingAtOnce, .transportEnded):
+            phase = .left(failure: nil)
+        case (.failed(let reason), .transportEnded):
+            phase = .left(failure: reason)
+        case (.left(nil), .fatal(let reason)):
+            // The transport's notices are read to their end after its deliveries.
+            phase = .left(failure: reason)
+        case (.stoppingThroughCluster, .stopThroughCluster), (.stoppingAtOnce, .stopThroughCluster),
+            (.stoppingAtOnce, .stopAtOnce), (.failed, .stopThroughCluster), (.failed, .stopAtOnce), (.failed, .fatal),
+            (.left, .stopThroughCluster), (.left, .stopAtOnce), (.left(.some), .fatal), (.left, .transportEnded):
+            break  // already further: the first stop, the first fatal reason and the end stand
+        }
+    }
+
+    /// Why the node must stop (the transport's fatal notice): the service then exits non-zero.
+    public var fatalReason: String? {
+        switch phase {
+        case .failed(let reason): reason
+        case .left(let failure): failure
+        case .running, .stoppingThroughCluster, .stoppingAtOnce: nil
+        }
+    }
+
+    /// The transport's deliveries have ended.
+    public var hasLeft: Bool {
+        if case .left = phase { true } else { false }
+    }
+
     // MARK: Shutdown
 
     /// SIGTERM: no new segment starts; the segments running finish, their results are
     /// multicast and journaled; then the node leaves.
     public func shutDown() async {
-        shuttingDown = true
+        transition(.stopAtOnce(because: "SIGTERM"))
         note("stopping: waiting for \(running.count) running segment(s)", kind: "service")
         for task in running.values { await task.value }
         // Let the last results go out and come back before leaving.
@@ -396,7 +521,7 @@ public actor NodeService {
         let local = configuration.node
         let members = coordinator.state.members
         let reason: String? =
-            if hasLeft || shuttingDown || fatalReason != nil { "the service is already leaving the cluster" }
+            if phase != .running { "the service is already leaving the cluster" }
             else if !coordinator.isSynchronised { "this node has not yet got the cluster's state" }
             else if !members.contains(local) { "this node is not a member of the cluster" }
             else if members.count == 1 { "this node is alone in the cluster" }
@@ -408,14 +533,17 @@ public actor NodeService {
             return false
         }
         let fallback = "a second \(signal) stops at once, and so does the end of \(Self.seconds(timeout))"
+        let deadline = ContinuousClock.now + .seconds(timeout)
         if let already = coordinator.state.stopping[local.name] {
             // `ha-cmd STOP` came first: its event is the one to wait for.
             let text = "\(signal): already stopping through the cluster: TE_FAIL_NODE state \(already.state) (\(already.rawValue)); \(fallback)"
+            transition(.stopThroughCluster(already, deadline: deadline))
             logger.notice("\(text)")
             note(text, kind: "service")
             return true
         }
         send(.stopServices(node: local.name, mode: mode))
+        transition(.stopThroughCluster(mode, deadline: deadline))
         let text = "stopping through the cluster: TE_FAIL_NODE state \(mode.state) (\(mode.rawValue)); \(fallback)"
         logger.notice("\(signal): \(text)")
         note(text, kind: "service")
@@ -426,6 +554,7 @@ public actor NodeService {
     /// stops as `shutDown()` does. The other nodes see it leave.
     public func stopAtOnce(because reason: String) async {
         guard !hasLeft else { return }
+        transition(.stopAtOnce(because: reason))
         logger.warning("stopping at once: \(reason)")
         note("stopping at once: \(reason)", kind: "service")
         await shutDown()
@@ -438,79 +567,98 @@ public actor NodeService {
 
     // MARK: Control requests
 
-    public func handle(_ request: ControlRequest) async -> ControlResponse {
-        switch request.command {
-        case .status: return status()
-        case .history:
+    /// Answers a control request (every one but `mon`: `follow`). Reading the journal and
+    /// rendering reports happen off the service's thread; the actor is visited only to read or
+    /// change its state.
+    public nonisolated func handle(_ request: ControlRequest) async -> ControlAnswer {
+        switch request {
+        case .status:
+            let report = await statusReport()
+            return await BlockingWork.run { report.rendered() }
+        case .history(let limit):
             // What is queued is part of the history.
             await writes.flush()
-            do {
-                let report = try journal.historyReport(limit: request.limit ?? 20)
-                return .success(text: report.text, json: report.json)
-            } catch {
-                return .failure("journal: \(error)")
+            let journal = self.journal
+            return await BlockingWork.run {
+                do {
+                    let report = try journal.historyReport(limit: limit)
+                    return .report(text: report.text, json: report.json)
+                } catch {
+                    return .failed(.journal, "journal: \(error)")
+                }
             }
-        case .resume:
-            guard coordinator.state.current?.failure != nil || request.cancelQueued == true else {
-                return .failure("nothing to resume: no event is held in the failed state")
-            }
-            send(.resume(cancelQueued: request.cancelQueued ?? false))
-            return .success(text: "resume sent\(request.cancelQueued == true ? " (queued events cancelled)" : "")")
-        case .trigger:
-            guard let name = request.event, !name.isEmpty, !name.contains(where: \.isWhitespace) else {
-                return .failure("trigger: an event name without blanks", exitCode: 2)
-            }
-            let nodeName = request.node ?? configuration.node.name
-            guard let node = configuration.nodes.first(where: { $0.name == nodeName }) else {
-                return .failure("trigger: no node '\(nodeName)' in the configuration", exitCode: 2)
-            }
-            send(.raise(EventRequest(name: name, state: request.state ?? 0, node: node)))
-            return .success(text: "raised \(name) state \(request.state ?? 0) on \(node.name)")
-        case .recovery:
-            let selection = selectNodes(request.nodes ?? "")
-            guard case .success(let nodes) = selection else { return selection.failureResponse }
-            let enabled = request.enabled ?? true
-            send(.recovery(enabled: enabled, nodes: nodes.map(\.name)))
-            return .success(text: "recovery \(enabled ? "on" : "off") for \(nodes.map(\.name).joined(separator: " "))")
-        case .haCmd:
-            return await haCmd(request)
-        case .waitEvent:
-            return await waitEvent(request)
+        case .resume(let cancelQueued):
+            return await resume(cancelQueued: cancelQueued)
+        case .trigger(let event, let state, let node):
+            return await trigger(event, state: state, node: node)
+        case .recovery(let setting, let nodes):
+            return await recovery(setting, nodes: nodes)
+        case .haCmd(let action, let nodes):
+            return await haCmd(action, nodes: nodes)
+        case .waitEvent(let name, let timeout):
+            return await waitEvent(name, timeout: timeout ?? 0)
         case .mon:
-            return .failure("mon is a stream")
+            return .failed(.malformedRequest, "mon is a stream: it is followed on its connection")
         }
     }
 
-    private enum Selection {
-        case success([ClusterNode])
-        case failure(String)
-
-        var failureResponse: ControlResponse {
-            if case .failure(let message) = self { return .failure(message, exitCode: 2) }
-            return .failure("", exitCode: 2)
-        }
+    /// `mon`: follows the event log on `connection` (its own thread) until the client goes
+    /// away, is dropped for being slow, or the service stops. Never touches the actor.
+    public nonisolated func follow(node: String?, on connection: ControlConnection) {
+        monFeed.follow(node: node, on: connection)
     }
 
-    private func selectNodes(_ text: String) -> Selection {
+    private func resume(cancelQueued: Bool) -> ControlAnswer {
+        guard coordinator.state.current?.failure != nil || cancelQueued else {
+            return .failed(.nothingToResume, "nothing to resume: no event is held in the failed state")
+        }
+        send(.resume(cancelQueued: cancelQueued))
+        return .done(text: "resume sent\(cancelQueued ? " (queued events cancelled)" : "")")
+    }
+
+    private func trigger(_ name: String, state: Int, node nodeName: String?) -> ControlAnswer {
+        let nodeName = nodeName ?? configuration.node.name
+        guard let node = configuration.nodes.first(where: { $0.name == nodeName }) else {
+            return .failed(.invalidArgument, "trigger: no node '\(nodeName)' in the configuration")
+        }
+        send(.raise(EventRequest(name: name, state: state, node: node)))
+        return .done(text: "raised \(name) state \(state) on \(node.name)")
+    }
+
+    private func recovery(_ setting: ControlRequest.RecoverySetting, nodes text: String) -> ControlAnswer {
+        let nodes: [ClusterNode]
+        switch selectNodes(text) {
+        case .success(let selected): nodes = selected
+        case .failure(let error): return .failed(error)
+        }
+        send(.recovery(enabled: setting == .on, nodes: nodes.map(\.name)))
+        return .done(text: "recovery \(setting.rawValue) for \(nodes.map(\.name).joined(separator: " "))")
+    }
+
+    private func selectNodes(_ text: String) -> Result<[ClusterNode], ControlError> {
         do {
             let range = try NodeRange.parse(text)
             let nodes = configuration.nodes.map { NodeRange.Node(name: $0.name, number: $0.number) }
             let (selected, unmatched) = range.resolve(in: nodes)
-            guard unmatched.isEmpty else { return .failure("no such node: \(unmatched.joined(separator: ", "))") }
-            guard !selected.isEmpty else { return .failure("the node range selects no node") }
+            guard unmatched.isEmpty else {
+                return .failure(ControlError(.invalidArgument, "no such node: \(unmatched.joined(separator: ", "))"))
+            }
+            guard !selected.isEmpty else { return .failure(ControlError(.invalidArgument, "the node range selects no node")) }
             return .success(selected.map { ClusterNode(name: $0.name, number: $0.number) })
         } catch {
-            return .failure("node range: \(error.message)")
+            return .failure(ControlError(.invalidArgument, "node range: \(error.message)"))
         }
     }
 
-    private func haCmd(_ request: ControlRequest) async -> ControlResponse {
-        let selection = selectNodes(request.nodes ?? "")
-        guard case .success(let nodes) = selection else { return selection.failureResponse }
+    private func haCmd(_ action: ControlRequest.ClusterServicesAction, nodes text: String) async -> ControlAnswer {
+        let nodes: [ClusterNode]
+        switch selectNodes(text) {
+        case .success(let selected): nodes = selected
+        case .failure(let error): return .failed(error)
+        }
         let members = coordinator.state.members
-        switch request.action?.uppercased() {
-        case "STOP", "TAKE", "FORCE":
-            let mode: StopMode = request.action!.uppercased() == "STOP" ? .graceful : request.action!.uppercased() == "TAKE" ? .takeover : .forced
+        guard action == .start else {
+            let mode = action.stopMode ?? .graceful
             var lines: [String] = []
             for node in nodes {
                 if members.contains(node) {
@@ -520,33 +668,30 @@ public actor NodeService {
                     lines.append("\(node.name): not running cluster services")
                 }
             }
-            return .success(text: lines.joined(separator: "\n"))
-        case "START":
-            guard let command = configuration.startCommand else {
-                return .failure("ha-cmd START: no start_command in the configuration", exitCode: 1)
-            }
-            var lines: [String] = []
-            var failed = false
-            for node in nodes {
-                if members.contains(node) {
-                    lines.append("\(node.name): already running cluster services")
-                    continue
-                }
-                let step = CommandStep(relationship: .all, command: command, expected: .exactly(0), line: 0, column: 0)
-                let result = await SegmentExecutor(timeout: .seconds(120)).run(
-                    [step], environment: ["HAMN_START_NODE": node.name, "HAMN_START_NODE_NUMBER": String(node.number)])[0]
-                failed = failed || !result.accepted
-                lines.append("\(node.name): start_command \(result.termination)\(result.accepted ? "" : ": " + result.outputTail)")
-            }
-            return failed ? .failure(lines.joined(separator: "\n")) : .success(text: lines.joined(separator: "\n"))
-        default:
-            return .failure("ha-cmd: the action is START, STOP, TAKE or FORCE", exitCode: 2)
+            return .done(text: lines.joined(separator: "\n"))
         }
+        guard let command = configuration.startCommand else {
+            return .failed(.notConfigured, "ha-cmd START: no start_command in the configuration")
+        }
+        var lines: [String] = []
+        var failed = false
+        for node in nodes {
+            if members.contains(node) {
+                lines.append("\(node.name): already running cluster services")
+                continue
+            }
+            let step = CommandStep(relationship: .all, command: command, expected: .exactly(0), line: 0, column: 0)
+            let results = await SegmentExecutor(timeout: .seconds(120)).run(
+                [step], environment: ["HAMN_START_NODE": node.name, "HAMN_START_NODE_NUMBER": String(node.number)])
+            guard let result = results.first else { continue }
+            failed = failed || !result.accepted
+            lines.append("\(node.name): start_command \(result.termination)\(result.accepted ? "" : ": " + result.outputTail)")
+        }
+        return failed ? .failed(.commandFailed, lines.joined(separator: "\n")) : .done(text: lines.joined(separator: "\n"))
     }
 
-    private func waitEvent(_ request: ControlRequest) async -> ControlResponse {
-        guard let name = request.event else { return .failure("wait-event: which event?", exitCode: 2) }
-        let timeout = request.timeout ?? 0
+    /// `timeout`: seconds, 0 for none (checked on decoding: finite, at most `longestTimeout`).
+    private func waitEvent(_ name: String, timeout: Double) async -> ControlAnswer {
         nextWaiter += 1
         let waiter = nextWaiter
         let completed = await withTaskGroup(of: Bool.self) { group in
@@ -568,8 +713,8 @@ public actor NodeService {
             return first
         }
         return completed
-            ? .success(text: "\(name) completed")
-            : ControlResponse(ok: true, text: "\(name): no completion within \(timeout) s", json: nil, error: nil, exitCode: 1)
+            ? .done(text: "\(name) completed")
+            : .failed(.timeout, "wait-event: \(name): no completion within \(Self.seconds(timeout))")
     }
 
     private func addWaiter(_ name: String, _ waiter: Int, _ continuation: CheckedContinuation<Void, Never>) {
@@ -594,139 +739,15 @@ public actor NodeService {
         continuation.resume()
     }
 
-    /// Follows the journal's log for `mon`, until the client goes away or the service stops.
-    public func follow(_ connection: ControlConnection) async {
-        var last: Int64?
-        var first = true
-        while !connection.isClosed, !hasLeft {
-            do {
-                let (lines, newest) = try journal.logLines(after: last, limit: first ? 50 : 1000)
-                first = false
-                if let newest { last = newest }
-                for line in lines where !connection.send(.success(text: line)) { return }
-            } catch {
-                connection.send(.failure("journal: \(error)"))
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(200))
-        }
-    }
-
-    private func status() -> ControlResponse {
+    /// What `status` shows, copied in one step (rendered off this actor).
+    private func statusReport() -> StatusReport {
         let state = coordinator.state
-        let quorate = transport.isQuorate
-        var lines: [String] = []
-        lines.append("node \(configuration.node.name) (\(configuration.node.number)), transport \(configuration.transport.rawValue)\(coordinator.isSynchronised ? "" : ", waiting for the cluster's state")")
-        lines.append("members: \(state.members.map(\.name).joined(separator: " "))")
-        if configuration.transport == .corosync {
-            let waiting = coordinator.waitingForQuorum.count
-            var line = "quorum: \(quorate ? "yes" : "NO: no recovery program runs")"
-            if quorate && !coordinator.isQuorate { line += " (back; recovery waits until the membership change that came with it settles)" }
-            if waiting > 0 { line += ", \(waiting) segment(s) waiting" }
-            lines.append(line)
-            for engine in engines {
-                lines.append("  engine \(engine.info.node.name) (\(engine.info.node.number)) at corosync \(engine.address), configuration \(engine.info.digest.combined.prefix(12))")
-            }
-            for line in configurationDifferences { lines.append("WARNING: \(line)") }
-        }
-        if !state.recoveryOff.isEmpty { lines.append("recovery off: \(state.recoveryOff.sorted().joined(separator: " "))") }
-        for run in coordinator.runningEvents {
-            var line = "running: event \(run.event.id) \(run.event.name) state \(run.event.state) node \(run.event.node.name) (\(run.displayName)), segment \(run.segment + 1) of \(run.segmentCount)"
-            if let failure = run.failure {
-                line += "; FAILED on \(failure.node.name) in segment \(failure.segment): held until `hamn-events resume`"
-            } else {
-                line += "; waiting for \(run.waitingFor.map(\.name).joined(separator: " "))"
-            }
-            lines.append(line)
-        }
-        if coordinator.runningEvents.isEmpty { lines.append("running: nothing") }
-        lines.append("queue: \(state.queue.isEmpty ? "empty" : state.queue.map { "\($0.name) state \($0.state) node \($0.node.name)" }.joined(separator: "; "))")
-        let instances = monitors.instances
-        if !instances.isEmpty { lines.append("instances:") }
-        for instance in instances {
-            lines.append("  \(instance.trigger.name) state \(instance.trigger.state) \(instance.instance): \(instance.armed ? "armed" : "disarmed"), last \(instance.last?.description ?? "none")")
-        }
-        for (variable, message) in monitorFailures.sorted(by: { $0.key < $1.key }) {
-            lines.append("monitor failing: \(variable): \(message)")
-        }
-        let json = StatusJSON(
-            node: configuration.node.name, number: configuration.node.number, transport: configuration.transport.rawValue,
-            synchronised: coordinator.isSynchronised, members: state.members.map(\.name), quorate: quorate,
-            waitingForQuorum: coordinator.waitingForQuorum.count,
-            engines: engines.map {
-                .init(
-                    node: $0.info.node.name, number: $0.info.node.number, address: $0.address.description,
-                    configuration: $0.info.digest.combined)
-            },
-            configurationDifferences: configurationDifferences,
-            recoveryOff: state.recoveryOff.sorted(),
-            running: coordinator.runningEvents.map {
-                .init(
-                    id: $0.event.id, name: $0.event.name, state: $0.event.state, node: $0.event.node.name,
-                    displayName: $0.displayName, segment: $0.segment, segments: $0.segmentCount,
-                    waitingFor: $0.waitingFor.map(\.name), failedOn: $0.failure?.node.name)
-            },
-            queue: state.queue.map { .init(id: $0.id, name: $0.name, state: $0.state, node: $0.node.name) },
-            instances: instances.map {
-                .init(event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed, last: $0.last?.description)
-            },
+        return StatusReport(
+            node: configuration.node, transport: configuration.transport, synchronised: coordinator.isSynchronised,
+            members: state.members, quorate: transport.isQuorate, coordinatorQuorate: coordinator.isQuorate,
+            waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
+            configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
+            running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
             monitorFailures: monitorFailures)
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let text = (try? encoder.encode(json)).map { String(decoding: $0, as: UTF8.self) }
-        return .success(text: lines.joined(separator: "\n"), json: text)
     }
-}
-
-/// `status --format json`.
-struct StatusJSON: Encodable {
-    struct Running: Encodable {
-        var id: Int
-        var name: String
-        var state: Int
-        var node: String
-        var displayName: String
-        var segment: Int
-        var segments: Int
-        var waitingFor: [String]
-        var failedOn: String?
-    }
-
-    struct Queued: Encodable {
-        var id: Int
-        var name: String
-        var state: Int
-        var node: String
-    }
-
-    struct Instance: Encodable {
-        var event: String
-        var state: Int
-        var instance: String
-        var armed: Bool
-        var last: String?
-    }
-
-    struct Engine: Encodable {
-        var node: String
-        var number: Int
-        var address: String
-        var configuration: String
-    }
-
-    var node: String
-    var number: Int
-    var transport: String
-    var synchronised: Bool
-    var members: [String]
-    var quorate: Bool
-    var waitingForQuorum: Int
-    var engines: [Engine]
-    var configurationDifferences: [String]
-    var recoveryOff: [String]
-    var running: [Running]
-    var queue: [Queued]
-    var instances: [Instance]
-    var monitorFailures: [String: String]
 }

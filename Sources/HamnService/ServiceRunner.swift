@@ -90,13 +90,9 @@ public enum ServiceRunner {
         } catch {
             throw Failure(message: error.message)
         }
-        server.start { request, connection in
-            if request.command == .mon {
-                await service.follow(connection)
-            } else {
-                connection.send(await service.handle(request))
-            }
-        }
+        server.start(
+            answer: { request in await service.handle(request) },
+            follow: { node, connection in service.follow(node: node, on: connection) })
         defer { server.stop() }
         try? journal.note(
             "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
@@ -162,7 +158,10 @@ struct NodeLifecycle: Service {
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
                     // Checked here first: rules with errors go no further than this node.
-                    let (rules, report, _) = ServiceRunner.loadRules(configuration)
+                    let (rules, report) = await BlockingWork.run {
+                        let (rules, report, _) = ServiceRunner.loadRules(configuration)
+                        return (rules, report)
+                    }
                     guard rules != nil else {
                         for finding in report.diagnostics where finding.severity == .error {
                             logger.error("\(finding.formatted)")

@@ -28,16 +28,10 @@ extension HamnEvents {
         }
 
         func run() throws {
-            var off = ControlRequest(command: .recovery)
-            off.enabled = false
-            off.nodes = nodes
-            try service.send(off)
+            try service.send(.recovery(setting: .off, nodes: nodes))
             let status = runHoldingSignals(command)
-            var on = ControlRequest(command: .recovery)
-            on.enabled = true
-            on.nodes = nodes
             do {
-                try service.send(on)
+                try service.send(.recovery(setting: .on, nodes: nodes))
             } catch {
                 printError("hamn-events: recovery is still OFF for \(nodes): turn it on with `hamn-events recovery on \(nodes)`")
                 throw ExitCode(1)

@@ -23,19 +23,25 @@ struct ServiceOptions: ParsableArguments {
         return try loadConfiguration(config).socket
     }
 
-    /// Sends one request and prints the answer; exits as the service says.
+    /// Sends one request and prints the answer: its text (or JSON) on standard output and
+    /// exit 0, or its error on standard error and the error's exit status (SPEC section 8:
+    /// 2 for a usage error, 1 otherwise, a `wait-event` timeout included).
     func send(_ request: ControlRequest, format: OutputFormat = .text) throws {
         let path = try socketPath()
         var status: Int32 = 0
         do {
-            try ControlClient.send(request, to: path) { response in
-                if response.ok {
-                    let text = format == .json ? (response.json ?? jsonText(response.text ?? "")) : (response.text ?? "")
-                    if !text.isEmpty { writeStdout(text + "\n") }
-                } else {
-                    printError("hamn-events: \(response.error ?? "failed")")
+            try ControlClient.send(request, to: path) { answer in
+                switch answer {
+                case .done(let text), .logLine(let text):
+                    let shown = format == .json ? jsonText(text) : text
+                    if !shown.isEmpty { writeStdout(shown + "\n") }
+                case .report(let text, let json):
+                    let shown = format == .json ? json : text
+                    if !shown.isEmpty { writeStdout(shown + "\n") }
+                case .failed(let error):
+                    printError("hamn-events: \(error.message)")
+                    status = error.exitCode
                 }
-                status = response.exitCode ?? (response.ok ? 0 : 1)
                 return true
             }
         } catch {
@@ -90,7 +96,7 @@ extension HamnEvents {
         @OptionGroup var service: ServiceOptions
         @Option(help: "text or json.") var format: OutputFormat = .text
 
-        func run() throws { try service.send(ControlRequest(command: .status), format: format) }
+        func run() throws { try service.send(.status, format: format) }
     }
 
     struct History: ParsableCommand {
@@ -99,11 +105,11 @@ extension HamnEvents {
         @Option(help: "How many events.") var limit = 20
         @Option(help: "text or json.") var format: OutputFormat = .text
 
-        func run() throws {
-            var request = ControlRequest(command: .history)
-            request.limit = limit
-            try service.send(request, format: format)
+        func validate() throws {
+            guard limit >= 0 else { throw ValidationError("--limit is a number of events, 0 or more") }
         }
+
+        func run() throws { try service.send(.history(limit: limit), format: format) }
     }
 
     struct Resume: ParsableCommand {
@@ -113,11 +119,7 @@ extension HamnEvents {
         @OptionGroup var service: ServiceOptions
         @Flag(help: "Also drop the queued events.") var cancelQueued = false
 
-        func run() throws {
-            var request = ControlRequest(command: .resume)
-            request.cancelQueued = cancelQueued
-            try service.send(request)
-        }
+        func run() throws { try service.send(.resume(cancelQueued: cancelQueued)) }
     }
 
     struct Trigger: ParsableCommand {
@@ -127,29 +129,17 @@ extension HamnEvents {
         @Option(help: "Its state.") var state = 0
         @Option(help: "Its event node (default: this node).") var node: String?
 
-        func run() throws {
-            var request = ControlRequest(command: .trigger)
-            request.event = event
-            request.state = state
-            request.node = node
-            try service.send(request)
-        }
+        func run() throws { try service.send(.trigger(event: event, state: state, node: node)) }
     }
 
     struct Recovery: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Turn recovery off or on for nodes: events whose event node has it off are suppressed.")
-        enum Switch: String, ExpressibleByArgument { case off, on }
         @OptionGroup var service: ServiceOptions
-        @Argument(help: "off or on.") var setting: Switch
+        @Argument(help: "off or on.") var setting: ControlRequest.RecoverySetting
         @Argument(help: "NODERANGE: 1-16, 1,2,3, 1-4,7, names, all.") var nodes: String
 
-        func run() throws {
-            var request = ControlRequest(command: .recovery)
-            request.enabled = setting == .on
-            request.nodes = nodes
-            try service.send(request)
-        }
+        func run() throws { try service.send(.recovery(setting: setting, nodes: nodes)) }
     }
 
     struct HaCmd: ParsableCommand {
@@ -160,17 +150,11 @@ extension HamnEvents {
                 (TE_FAIL_NODE state 1, 2 and 3: graceful, with takeover, forced). START runs the \
                 configuration's start_command for each node that is not running them.
                 """)
-        enum Action: String, ExpressibleByArgument { case START, STOP, TAKE, FORCE }
         @OptionGroup var service: ServiceOptions
         @Argument(help: "NODERANGE.") var nodes: String
-        @Argument(help: "START, STOP, TAKE or FORCE.") var action: Action
+        @Argument(help: "START, STOP, TAKE or FORCE.") var action: ControlRequest.ClusterServicesAction
 
-        func run() throws {
-            var request = ControlRequest(command: .haCmd)
-            request.nodes = nodes
-            request.action = action.rawValue
-            try service.send(request)
-        }
+        func run() throws { try service.send(.haCmd(action: action, nodes: nodes)) }
     }
 
     struct WaitEvent: ParsableCommand {
@@ -181,34 +165,30 @@ extension HamnEvents {
         @Argument(help: "The event name.") var name: String
         @Option(help: "Seconds; 0 waits for ever.") var timeout: Double = 0
 
-        func run() throws {
-            var request = ControlRequest(command: .waitEvent)
-            request.event = name
-            request.timeout = timeout
-            try service.send(request)
+        func validate() throws {
+            guard timeout >= 0, timeout <= 1e9 else { throw ValidationError("--timeout is a number of seconds, 0 to 1e9") }
         }
+
+        func run() throws { try service.send(.waitEvent(name: name, timeout: timeout > 0 ? timeout : nil)) }
     }
 
     struct Mon: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Follow the event log as it is written (like tail -f of hacmp.out).")
+            abstract: "Follow the event log as it is written (like tail -f of hacmp.out).",
+            discussion: """
+                The service pushes each line as it is journaled. A client that does not read \
+                (output paused in a pager) is dropped once 1,000 lines wait for it: mon then \
+                says so and exits 1.
+                """)
         @OptionGroup var service: ServiceOptions
         @Option(help: "Only lines about this node.") var node: String?
 
         func run() throws {
-            var request = ControlRequest(command: .mon)
-            request.onlyNode = node
-            let path = try service.socketPath()
-            do {
-                try ControlClient.send(request, to: path) { response in
-                    if let text = response.text, node.map({ text.contains($0) }) ?? true { writeStdout(text + "\n") }
-                    if let error = response.error { printError("hamn-events: \(error)") }
-                    return true
-                }
-            } catch {
-                printError("hamn-events: \(error.message)")
-                throw ExitCode(1)
-            }
+            // Lines until the service ends the stream; a drop is a failed answer (exit 1).
+            try service.send(.mon(node: node))
         }
     }
 }
+
+extension ControlRequest.RecoverySetting: ExpressibleByArgument {}
+extension ControlRequest.ClusterServicesAction: ExpressibleByArgument {}

@@ -51,7 +51,7 @@ private final class NotesJournal: EventJournal {
         notes.withLock { $0.append(text) }
     }
     func historyReport(limit: Int) throws -> (text: String, json: String) { ("", "[]") }
-    func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?) { ([], nil) }
+    func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] { [] }
 }
 
 private func eventually(_ seconds: Double, _ condition: () -> Bool) async -> Bool {

@@ -39,7 +39,7 @@ private final class BatchJournal: EventJournal {
     func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {}
     func note(_ text: String, kind: String, at time: Date) throws {}
     func historyReport(limit: Int) throws -> (text: String, json: String) { ("", "") }
-    func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?) { ([], nil) }
+    func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] { [] }
 }
 
 /// Waits, off the cooperative threads, until the journal's held write has begun.

@@ -192,7 +192,7 @@ private final class MemoryJournal: EventJournal {
         notes.withLock { $0.append(text) }
     }
     func historyReport(limit: Int) throws -> (text: String, json: String) { ("", "[]") }
-    func logLines(after rowID: Int64?, limit: Int) throws -> (lines: [String], last: Int64?) { ([], nil) }
+    func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] { [] }
 }
 
 /// n1 and n2 on one `LoopbackHub`, each a `NodeService` on its own thread, synchronised.
@@ -258,7 +258,7 @@ private final class Pair: @unchecked Sendable {
         let all = services
         let ready = await eventually(10) {
             for service in all {
-                let status = await service.handle(ControlRequest(command: .status)).text ?? ""
+                let status = await service.handle(.status).text ?? ""
                 guard status.contains("members: n1 n2"), !status.contains("waiting for the cluster's state") else { return false }
             }
             return true

@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -15,8 +17,9 @@ public struct ControlSocketError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Writes response lines to one client; a client that stops reading gets dropped after 5 s
-/// instead of stalling the service.
+/// One client's connection. Single answers are written with a blocking send of at most 5 s
+/// (on the connection's own thread, never the service's); `mon`'s lines go through
+/// `MonFeed`, which never waits for the client.
 public final class ControlConnection: Sendable {
     let fd: Int32
 
@@ -24,15 +27,20 @@ public final class ControlConnection: Sendable {
         self.fd = fd
     }
 
-    /// Sends one response; false when the client has gone away.
+    /// Sends one answer line; false when the client has gone away or did not take it within
+    /// the socket's send timeout.
     @discardableResult
-    public func send(_ response: ControlResponse) -> Bool {
-        guard var data = try? JSONEncoder.control.encode(response) else { return false }
-        data.append(0x0A)
-        return data.withUnsafeBytes { buffer in
+    public func send(_ answer: ControlAnswer) -> Bool {
+        guard let line = ControlAnswer.line(answer) else { return false }
+        return Self.sendAll(fd, line)
+    }
+
+    static func sendAll(_ fd: Int32, _ data: Data) -> Bool {
+        data.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return true }
             var offset = 0
             while offset < buffer.count {
-                let n = Glibc.send(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                let n = Glibc.send(fd, base + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
                 if n < 0 {
                     if errno == EINTR { continue }
                     return false
@@ -42,26 +50,34 @@ public final class ControlConnection: Sendable {
             return true
         }
     }
+}
 
-    /// Whether the client has closed its end (for streams such as `mon`).
-    public var isClosed: Bool {
-        var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pollfd, 1, 0) > 0 else { return false }
-        var byte: UInt8 = 0
-        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) <= 0
+extension ControlAnswer {
+    /// The answer as one JSON line, newline included.
+    static func line(_ answer: ControlAnswer) -> Data? {
+        guard var data = try? JSONEncoder.control.encode(answer) else { return nil }
+        data.append(0x0A)
+        return data
     }
 }
 
 /// The service's end of the control socket: a Unix stream socket of mode 0600 in a directory
 /// of mode 0700, whose clients must be root or the service's own user (checked with
 /// SO_PEERCRED on every connection).
+///
+/// Each connection has a thread of its own, which reads the request line, waits for the
+/// answer and writes it (or, for `mon`, follows the event log): a client that is slow to
+/// write or to read holds only its own thread, never the service's thread or the task pool.
 public final class ControlServer: Sendable {
-    public typealias Handler = @Sendable (ControlRequest, ControlConnection) async -> Void
+    /// Answers one request (every request but `mon`); runs as a task.
+    public typealias Answer = @Sendable (ControlRequest) async -> ControlAnswer
+    /// Follows the event log for `mon` (lines naming `node`, if given) on the connection's
+    /// thread, until the client goes away, is dropped or the service stops.
+    public typealias Follow = @Sendable (_ node: String?, ControlConnection) -> Void
 
     public let path: String
     private let listener: Int32
     private let allowedUID: uid_t
-
     /// Binds the socket; fails when another service already listens there.
     public init(path: String) throws(ControlSocketError) {
         self.path = path
@@ -90,8 +106,8 @@ public final class ControlServer: Sendable {
         listener = fd
     }
 
-    /// Accepts clients until `stop()`, on a thread of its own; each request is handled in a task.
-    public func start(_ handler: @escaping Handler) {
+    /// Accepts clients until `stop()`, on a thread of its own.
+    public func start(answer: @escaping Answer, follow: @escaping Follow) {
         let listener = self.listener
         let allowedUID = self.allowedUID
         let thread = Thread {
@@ -107,32 +123,51 @@ public final class ControlServer: Sendable {
                 guard getsockopt(client, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
                     credentials.uid == 0 || credentials.uid == allowedUID
                 else {
-                    ControlConnection(fd: client).send(.failure("permission denied: the control socket is for root", exitCode: 1))
+                    ControlConnection(fd: client).send(
+                        .failed(.permissionDenied, "permission denied: the control socket is for root"))
                     close(client)
                     continue
                 }
                 var timeout = timeval(tv_sec: 5, tv_usec: 0)
                 setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                // Reading the one request line may wait for a slow client: not on the task pool.
                 Thread.detachNewThread {
-                    let connection = ControlConnection(fd: client)
-                    guard let line = ControlClient.readLine(client, limit: 65536),
-                        let request = try? JSONDecoder.control.decode(ControlRequest.self, from: line)
-                    else {
-                        connection.send(.failure("malformed request", exitCode: 2))
-                        close(client)
-                        return
-                    }
-                    Task {
-                        await handler(request, connection)
-                        close(client)
-                    }
+                    Self.serve(ControlConnection(fd: client), answer: answer, follow: follow)
+                    close(client)
                 }
             }
         }
         thread.name = "hamn-events control"
         thread.start()
+    }
+
+    /// One connection, on its own thread: the request line, then its answer or `mon`'s lines.
+    private static func serve(_ connection: ControlConnection, answer: @escaping Answer, follow: Follow) {
+        guard let line = ControlClient.readLine(connection.fd, limit: 65536) else {
+            connection.send(.failed(.malformedRequest, "malformed request: no request line within 5 s, or one longer than 64 KiB"))
+            return
+        }
+        switch ControlRequest.decode(line) {
+        case .failure(let error):
+            connection.send(.failed(error))
+        case .success(.mon(let node)):
+            follow(node, connection)
+        case .success(let request):
+            connection.send(waitFor { await answer(request) })
+        }
+    }
+
+    /// Runs `body` as a task and blocks this (dedicated) thread until it ends.
+    private static func waitFor(_ body: @escaping @Sendable () async -> ControlAnswer) -> ControlAnswer {
+        let result = Mutex<ControlAnswer?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let answer = await body()
+            result.withLock { $0 = answer }
+            done.signal()
+        }
+        done.wait()
+        return result.withLock { $0 } ?? .failed(.journal, "no answer")
     }
 
     /// Stops accepting and removes the socket file.
@@ -152,10 +187,10 @@ private struct PeerCredentials {
 
 /// The command line's end: one request, then the response lines.
 public enum ControlClient {
-    /// Sends `request` and calls `onResponse` with each response line until the service closes
-    /// the connection or `onResponse` returns false.
+    /// Sends `request` and calls `onAnswer` with each answer line until the service closes
+    /// the connection or `onAnswer` returns false.
     public static func send(
-        _ request: ControlRequest, to path: String, onResponse: (ControlResponse) -> Bool
+        _ request: ControlRequest, to path: String, onAnswer: (ControlAnswer) -> Bool
     ) throws(ControlSocketError) {
         let fd = try connect(path)
         defer { close(fd) }
@@ -163,12 +198,15 @@ public enum ControlClient {
             throw ControlSocketError(message: "cannot encode the request", serviceDown: false)
         }
         data.append(0x0A)
-        _ = data.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard ControlConnection.sendAll(fd, data) else {
+            throw ControlSocketError(
+                message: "cannot send the request to \(path): \(String(cString: strerror(errno)))", serviceDown: false)
+        }
         while let line = readLine(fd, limit: 64 << 20) {
-            guard let response = try? JSONDecoder.control.decode(ControlResponse.self, from: line) else {
+            guard let answer = try? JSONDecoder.control.decode(ControlAnswer.self, from: line) else {
                 throw ControlSocketError(message: "the service sent a malformed answer", serviceDown: false)
             }
-            if !onResponse(response) { return }
+            if !onAnswer(answer) { return }
         }
     }
 

@@ -1,0 +1,47 @@
+/// What failed, in an answer of the control socket: a code for the command line's exit status
+/// and for machines, a message for people.
+///
+/// A struct with an open set of codes (as swift-service-lifecycle's errors are), so that a
+/// newer service's code still decodes in an older command line (it exits 1 then).
+public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        /// The request line is not JSON, or not a request this service knows.
+        public static let malformedRequest = Code(rawValue: "malformed-request")
+        /// A value of the request is wrong: an event name with blanks, an unknown node, a bad
+        /// node range, a negative limit.
+        public static let invalidArgument = Code(rawValue: "invalid-argument")
+        /// The client is neither root nor the service's user.
+        public static let permissionDenied = Code(rawValue: "permission-denied")
+        /// `wait-event`: the event did not complete within the timeout.
+        public static let timeout = Code(rawValue: "timeout")
+        /// `resume` with no event held in the failed state.
+        public static let nothingToResume = Code(rawValue: "nothing-to-resume")
+        /// The configuration lacks what the request needs (`ha-cmd START` without `start_command`).
+        public static let notConfigured = Code(rawValue: "not-configured")
+        /// A command the service ran for the request did not end as expected (`ha-cmd START`).
+        public static let commandFailed = Code(rawValue: "command-failed")
+        /// The journal could not be read.
+        public static let journal = Code(rawValue: "journal")
+        /// `mon`: the client did not read its lines fast enough and was dropped.
+        public static let clientTooSlow = Code(rawValue: "client-too-slow")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// The command line's exit status (SPEC section 8): 2 for a usage error, 1 otherwise.
+    public var exitCode: Int32 {
+        code == .malformedRequest || code == .invalidArgument ? 2 : 1
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import RulesEngine
+
+/// A request to the service over its control socket: one JSON object on one line, whose only
+/// key names the request and whose value holds its arguments, e.g.
+/// `{"history":{"limit":20}}`, `{"wait_event":{"name":"network_up_complete","timeout":100}}`,
+/// `{"status":{}}`.
+public enum ControlRequest: Codable, Sendable, Hashable {
+    /// Membership, the running event, the queue, the instances: a report.
+    case status
+    /// The newest `limit` events of the journal: a report.
+    case history(limit: Int)
+    /// Skip the rest of the failed event everywhere; `cancelQueued` also drops the queue.
+    case resume(cancelQueued: Bool)
+    /// Raise `event` in `state` with `node` (nil: the service's node) as its event node.
+    case trigger(event: String, state: Int, node: String?)
+    /// Suppress (off) or allow (on) the events of the nodes of a NODERANGE.
+    case recovery(setting: RecoverySetting, nodes: String)
+    /// Start or stop cluster services on the nodes of a NODERANGE.
+    case haCmd(action: ClusterServicesAction, nodes: String)
+    /// Follow the event log: one answer per line (only the lines that name `node`, if given)
+    /// until the client goes away, is too slow, or the service stops.
+    case mon(node: String?)
+    /// Answer once an event named `name` completes, or fail with `timeout` after `timeout`
+    /// seconds (nil: no timeout).
+    case waitEvent(name: String, timeout: Double?)
+
+    public enum RecoverySetting: String, Codable, Sendable, Hashable, CaseIterable {
+        case off, on
+    }
+
+    /// `ha-cmd`'s action: START runs the configuration's `start_command`; the others stop the
+    /// nodes' cluster services through the cluster (`TE_FAIL_NODE` state 1, 2, 3).
+    public enum ClusterServicesAction: String, Codable, Sendable, Hashable, CaseIterable {
+        case start = "START", stop = "STOP", take = "TAKE", force = "FORCE"
+
+        /// The stop it asks for; nil for START.
+        public var stopMode: StopMode? {
+            switch self {
+            case .start: nil
+            case .stop: .graceful
+            case .take: .takeover
+            case .force: .forced
+            }
+        }
+    }
+
+    /// The requests' names on the wire, for the error that names an unknown one.
+    static let names = ["status", "history", "resume", "trigger", "recovery", "ha_cmd", "mon", "wait_event"]
+
+    /// A `wait-event` timeout above this (about 31 years) is refused: `Duration` would overflow.
+    static let longestTimeout = 1e9
+
+    /// One request line, decoded and checked: a clear error for anything else, never a crash.
+    public static func decode(_ line: Data) -> Result<ControlRequest, ControlError> {
+        let object = try? JSONSerialization.jsonObject(with: line)
+        guard let dictionary = object as? [String: Any] else {
+            return .failure(ControlError(.malformedRequest, "malformed request: not a JSON object on one line"))
+        }
+        guard dictionary.count == 1, let name = dictionary.keys.first else {
+            return .failure(
+                ControlError(
+                    .malformedRequest,
+                    "malformed request: one key naming the request expected, got \(dictionary.count) (\(dictionary.keys.sorted().joined(separator: ", ")))"
+                ))
+        }
+        guard names.contains(name) else {
+            return .failure(
+                ControlError(.malformedRequest, "unknown request '\(name)' (known: \(names.joined(separator: ", ")))"))
+        }
+        let request: ControlRequest
+        do {
+            request = try JSONDecoder.control.decode(ControlRequest.self, from: line)
+        } catch let error as DecodingError {
+            return .failure(ControlError(.malformedRequest, "malformed request '\(name)': \(error.summary)"))
+        } catch {
+            return .failure(ControlError(.malformedRequest, "malformed request '\(name)': \(error)"))
+        }
+        if let problem = request.problem {
+            return .failure(ControlError(.invalidArgument, "\(request.name): \(problem)"))
+        }
+        return .success(request)
+    }
+
+    /// The request's name, as the command line spells it.
+    public var name: String {
+        switch self {
+        case .status: "status"
+        case .history: "history"
+        case .resume: "resume"
+        case .trigger: "trigger"
+        case .recovery: "recovery"
+        case .haCmd: "ha-cmd"
+        case .mon: "mon"
+        case .waitEvent: "wait-event"
+        }
+    }
+
+    /// What is wrong with the values of a request that decoded, or nil.
+    var problem: String? {
+        switch self {
+        case .history(let limit):
+            limit < 0 ? "the limit is negative (\(limit))" : nil
+        case .trigger(let event, _, let node):
+            if event.isEmpty || event.contains(where: \.isWhitespace) {
+                "an event name without blanks"
+            } else if node?.isEmpty == true {
+                "an empty node name"
+            } else {
+                nil
+            }
+        case .waitEvent(let name, let timeout):
+            if name.isEmpty {
+                "which event?"
+            } else if let timeout, !(timeout >= 0 && timeout <= Self.longestTimeout) {
+                "the timeout is not a number of seconds from 0 to \(Int(Self.longestTimeout)) (\(timeout))"
+            } else {
+                nil
+            }
+        case .mon(let node):
+            node?.isEmpty == true ? "an empty node name" : nil
+        case .status, .resume, .recovery, .haCmd:
+            nil
+        }
+    }
+}
+
+extension DecodingError {
+    /// `limit: expected Int` rather than the whole context.
+    var summary: String {
+        func path(_ context: DecodingError.Context) -> String {
+            // The first key is the request's name, said already.
+            let keys = context.codingPath.dropFirst().map(\.stringValue).filter { !$0.isEmpty }
+            return keys.isEmpty ? "" : keys.joined(separator: ".") + ": "
+        }
+        switch self {
+        case .typeMismatch(let type, let context):
+            return "\(path(context))expected \(type)"
+        case .valueNotFound(let type, let context):
+            return "\(path(context))missing \(type)"
+        case .keyNotFound(let key, let context):
+            return "\(path(context))missing '\(key.stringValue)'"
+        case .dataCorrupted(let context):
+            return "\(path(context))\(context.debugDescription)"
+        @unknown default:
+            return "\(self)"
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import HamnConfiguration
+import RulesEngine
+import RulesParser
+
+/// What `status` shows, copied from the service's actor in one step; rendered as text and
+/// JSON off it (`rendered()`).
+struct StatusReport: Sendable {
+    typealias Instance = (trigger: EventDefinition.Trigger, instance: String, armed: Bool, last: SampleValue?)
+
+    var node: ClusterNode
+    var transport: ServiceConfiguration.TransportKind
+    var synchronised: Bool
+    var members: [ClusterNode]
+    /// The transport's flag (votequorum's), and the coordinator's (in the deliveries' order).
+    var quorate: Bool
+    var coordinatorQuorate: Bool
+    var waitingForQuorum: Int
+    var engines: [EngineEntry]
+    var configurationDifferences: [String]
+    var recoveryOff: [String]
+    var running: [RunningEvent]
+    var queue: [ClusterEvent]
+    var instances: [Instance]
+    var monitorFailures: [String: String]
+
+    /// The text for people and the JSON document (`status --format json`).
+    func rendered() -> ControlAnswer {
+        var lines: [String] = []
+        lines.append(
+            "node \(node.name) (\(node.number)), transport \(transport.rawValue)\(synchronised ? "" : ", waiting for the cluster's state")")
+        lines.append("members: \(members.map(\.name).joined(separator: " "))")
+        if transport == .corosync {
+            var line = "quorum: \(quorate ? "yes" : "NO: no recovery program runs")"
+            if quorate && !coordinatorQuorate {
+                line += " (back; recovery waits until the membership change that came with it settles)"
+            }
+            if waitingForQuorum > 0 { line += ", \(waitingForQuorum) segment(s) waiting" }
+            lines.append(line)
+            for engine in engines {
+                lines.append(
+                    "  engine \(engine.info.node.name) (\(engine.info.node.number)) at corosync \(engine.address), configuration \(engine.info.digest.combined.prefix(12))"
+                )
+            }
+            for line in configurationDifferences { lines.append("WARNING: \(line)") }
+        }
+        if !recoveryOff.isEmpty { lines.append("recovery off: \(recoveryOff.joined(separator: " "))") }
+        for run in running {
+            var line =
+                "running: event \(run.event.id) \(run.event.name) state \(run.event.state) node \(run.event.node.name) (\(run.displayName)), segment \(run.segment + 1) of \(run.segmentCount)"
+            if let failure = run.failure {
+                line += "; FAILED on \(failure.node.name) in segment \(failure.segment): held until `hamn-events resume`"
+            } else {
+                line += "; waiting for \(run.waitingFor.map(\.name).joined(separator: " "))"
+            }
+            lines.append(line)
+        }
+        if running.isEmpty { lines.append("running: nothing") }
+        lines.append(
+            "queue: \(queue.isEmpty ? "empty" : queue.map { "\($0.name) state \($0.state) node \($0.node.name)" }.joined(separator: "; "))")
+        if !instances.isEmpty { lines.append("instances:") }
+        for instance in instances {
+            lines.append(
+                "  \(instance.trigger.name) state \(instance.trigger.state) \(instance.instance): \(instance.armed ? "armed" : "disarmed"), last \(instance.last?.description ?? "none")"
+            )
+        }
+        for (variable, message) in monitorFailures.sorted(by: { $0.key < $1.key }) {
+            lines.append("monitor failing: \(variable): \(message)")
+        }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return .report(text: lines.joined(separator: "\n"), json: json)
+    }
+
+    private var document: StatusJSON {
+        StatusJSON(
+            node: node.name, number: node.number, transport: transport.rawValue, synchronised: synchronised,
+            members: members.map(\.name), quorate: quorate, waitingForQuorum: waitingForQuorum,
+            engines: engines.map {
+                .init(
+                    node: $0.info.node.name, number: $0.info.node.number, address: $0.address.description,
+                    configuration: $0.info.digest.combined)
+            },
+            configurationDifferences: configurationDifferences,
+            recoveryOff: recoveryOff,
+            running: running.map {
+                .init(
+                    id: $0.event.id, name: $0.event.name, state: $0.event.state, node: $0.event.node.name,
+                    displayName: $0.displayName, segment: $0.segment, segments: $0.segmentCount,
+                    waitingFor: $0.waitingFor.map(\.name), failedOn: $0.failure?.node.name)
+            },
+            queue: queue.map { .init(id: $0.id, name: $0.name, state: $0.state, node: $0.node.name) },
+            instances: instances.map {
+                .init(event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed, last: $0.last?.description)
+            },
+            monitorFailures: monitorFailures)
+    }
+}
+
+/// `status --format json`.
+struct StatusJSON: Encodable {
+    struct Running: Encodable {
+        var id: Int
+        var name: String
+        var state: Int
+        var node: String
+        var displayName: String
+        var segment: Int
+        var segments: Int
+        var waitingFor: [String]
+        var failedOn: String?
+    }
+
+    struct Queued: Encodable {
+        var id: Int
+        var name: String
+        var state: Int
+        var node: String
+    }
+
+    struct Instance: Encodable {
+        var event: String
+        var state: Int
+        var instance: String
+        var armed: Bool
+        var last: String?
+    }
+
+    struct Engine: Encodable {
+        var node: String
+        var number: Int
+        var address: String
+        var configuration: String
+    }
+
+    var node: String
+    var number: Int
+    var transport: String
+    var synchronised: Bool
+    var members: [String]
+    var quorate: Bool
+    var waitingForQuorum: Int
+    var engines: [Engine]
+    var configurationDifferences: [String]
+    var recoveryOff: [String]
+    var running: [Running]
+    var queue: [Queued]
+    var instances: [Instance]
+    var monitorFailures: [String: String]
+}
