@@ -203,5 +203,6 @@ struct ProgramLookupTests {
         #expect(ProgramLookup.locate("bin/cat", path: nil) == .dependsOnWorkingDirectory)
         #expect(ProgramLookup.locate("cat", path: ":/bin") == .dependsOnWorkingDirectory)
         #expect(ProgramLookup.locate("cat", path: "/bin:relative") == .file("/bin/cat"))
+        #expect(MonitorCommand.locate("cat", path: "bin:/bin") == nil)
     }
 }
