@@ -4,9 +4,9 @@ import PackageDescription
 // The module graph is drawn in README.md (Layout) and explained in docs/decisions.md (Module
 // boundaries). scripts/test builds with `--explicit-target-dependency-import-check=error`: a
 // target that imports a module outside its declared dependencies (and theirs) fails the build.
-// RulesEngine is the pure core (no GRDB, libcpg, Subprocess, Logging, ServiceLifecycle);
+// RulesEngine is the pure core (no GRDB, libcpg, processes, Logging, ServiceLifecycle);
 // CorosyncTransport is the only module that depends on CCorosync, CommandExecution the only
-// one that depends on Subprocess.
+// one that starts processes (posix_spawn, in ProcessLauncher).
 
 let package = Package(
     name: "hamn-events",
@@ -17,7 +17,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
-        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -29,16 +28,10 @@ let package = Package(
         .target(name: "RulesValidation", dependencies: ["RulesParser"]),
         // A parsed .rp + a node's role -> that node's plan; commands' results and output tails. Pure.
         .target(name: "RecoveryPrograms", dependencies: ["RulesParser"]),
-        // Runs processes: a segment's commands (SegmentExecutor) and a monitor's command
-        // (MonitorCommand). The only modules that import Subprocess.
-        .target(
-            name: "CommandExecution",
-            dependencies: [
-                "RulesParser",
-                "RecoveryPrograms",
-                .product(name: "Subprocess", package: "swift-subprocess"),
-            ]
-        ),
+        // Runs processes: one launcher (ProcessLauncher, posix_spawn) and one supervisor thread
+        // for every child; a segment's commands (SegmentExecutor), a monitor's command
+        // (MonitorCommand).
+        .target(name: "CommandExecution", dependencies: ["RulesParser", "RecoveryPrograms"]),
         // YAML documents as plain values, for hamn.yaml and the scenario files.
         .target(name: "HamnYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The pure core: predicate evaluation and arming, the cluster coordinator, the engines'

@@ -1,13 +1,5 @@
 import RecoveryPrograms
 import RulesParser
-import Subprocess
-import Synchronization
-
-#if canImport(System)
-import System
-#else
-import SystemPackage
-#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -20,12 +12,12 @@ import Darwin
 /// Runs one segment of a recovery program on this node: the commands between two barriers,
 /// all started together and run in parallel (SPEC sections 3 and 7).
 ///
-/// Each command is run as `/bin/sh -c COMMAND` through swift-subprocess, or, when its text has
-/// no shell syntax at all, directly, as make does (see "Direct execution" below):
+/// Each command is run as `/bin/sh -c COMMAND`, or, when its text has no shell syntax at all,
+/// directly, as make does (see "Direct execution" below), by ``ProcessLauncher``:
 ///
 /// - in a new session (`setsid`), so the shell leads a process group of its own and a timeout
 ///   or a cancellation can kill the shell *and everything it started* with one
-///   `kill(-pgid, SIGKILL)`;
+///   `kill(-pgid, SIGKILL)` (``ProcessSupervisor``);
 /// - with standard input from `/dev/null`, and standard output and standard error merged into
 ///   one pipe that is read as it is written; only the last ``outputTailBytes`` bytes are kept,
 ///   so a command that prints gigabytes neither blocks on a full pipe nor grows memory;
@@ -41,10 +33,11 @@ import Darwin
 /// redirection, `;`, `&`, `|`, backslash, `~`, `#`, tab or newline), whose first word is neither
 /// an assignment (`VAR=...`) nor a shell reserved word or builtin (``shellWords``), means the
 /// same to every shell as its words do to `execve`. Such a command runs without the shell:
-/// argv = its words (argv[0] as written), the program found as the shell would find it (an
-/// absolute first word as is; a bare name in `PATH` of the command's environment, so a
-/// bundled event script in ``eventScriptDirectory``; a relative path with a slash, or a `PATH`
-/// with an empty or relative entry, is left to the shell), and `PWD` set as `sh` exports it.
+/// argv = its words (argv[0] as written), the program (``RulesParser/CommandStep/program``)
+/// found as the shell would find it (``ProgramLookup``: an absolute first word as is; a bare
+/// name in `PATH` of the command's environment, so a bundled event script in
+/// ``eventScriptDirectory``; a relative path with a slash, or a `PATH` with an empty or
+/// relative entry, is left to the shell), and `PWD` set as `sh` exports it.
 /// Everything else (session, process group, environment, output, timeout, cancellation,
 /// results) is the same; the program's argv[0] is what the shell would pass, but its parent is
 /// this process and it leads the process group itself (through `sh`, which forks for the
@@ -90,7 +83,7 @@ public struct SegmentExecutor: Sendable {
     public var workingDirectory: String?
 
     /// `PATH` when neither the base environment nor the event gives one.
-    public static let defaultPath = "/usr/sbin:/usr/bin:/sbin:/bin"
+    public static let defaultPath = ProgramLookup.defaultPath
 
     public init(
         eventScriptDirectory: String? = nil,
@@ -159,98 +152,35 @@ public struct SegmentExecutor: Sendable {
             return result(.couldNotStart("cancelled before it started"), "")
         }
 
-        var options = PlatformOptions()
-        options.createSession = true
         let merged = self.environment(for: step, event: environment)
-        func configuration(_ launch: Launch) -> Configuration {
+        func launcher(_ launch: Launch) -> ProcessLauncher {
             var variables = merged
-            let executable: String
-            let arguments: Arguments
+            let program: ProcessLauncher.Program
             switch launch {
             case .shell:
-                executable = shellPath
-                arguments = ["-c", step.command]
+                program = .shell(command: step.command, shellPath: shellPath)
             case .direct(let path, let words):
-                executable = path
-                arguments = Arguments(executablePathOverride: words[0], remainingValues: Array(words.dropFirst()))
+                program = .executable(path: path, arguments: words)
                 // What `sh` exports to the programs it runs.
                 if let pwd = Self.shellPWD(inherited: merged["PWD"], directory: workingDirectory) {
                     variables["PWD"] = pwd
                 }
             }
-            var subprocessEnvironment: [Environment.Key: String] = [:]
-            for (name, value) in variables {
-                guard let key = Environment.Key(rawValue: name) else { continue }
-                subprocessEnvironment[key] = value
-            }
-            return Configuration(
-                executable: .path(FilePath(executable)),
-                arguments: arguments,
-                environment: .custom(subprocessEnvironment),
-                workingDirectory: workingDirectory.map { FilePath($0) },
-                platformOptions: options
-            )
+            return ProcessLauncher(
+                program, environment: variables, workingDirectory: workingDirectory,
+                output: .merged(tail: outputTailBytes), timeout: timeout)
         }
 
         var launch = self.launch(for: step, environment: merged)
         while true {
-            let attempt = await run(configuration(launch))
+            let outcome = await launcher(launch).run()
             // The program never started (ENOEXEC, removed since it was found, ...): the shell
             // runs the command and reports whatever it reports.
-            if case .notStarted = attempt, launch != .shell, !Task.isCancelled {
+            if outcome.startError != nil, launch != .shell, !Task.isCancelled {
                 launch = .shell
                 continue
             }
-            switch attempt {
-            case .finished(let termination, let output):
-                return result(termination, output)
-            case .lostTrack(let error):
-                return result(.couldNotStart("lost track of the process after it started: \(error)"), "")
-            case .notStarted(let error):
-                return result(.couldNotStart(Task.isCancelled ? "cancelled before it started" : "\(error)"), "")
-            }
-        }
-    }
-
-    private enum Attempt {
-        case finished(Termination, String)
-        case notStarted(any Error)
-        case lostTrack(any Error)
-    }
-
-    /// Starts one process and supervises it to its end.
-    private func run(_ configuration: Configuration) async -> Attempt {
-        let timeout = self.timeout
-        let tailLimit = outputTailBytes
-        let started = Mutex(false)
-        do {
-            let execution = try await Subprocess.run(
-                configuration,
-                input: .none,
-                output: .sequence,
-                error: .combinedWithOutput
-            ) { execution -> Supervision in
-                started.withLock { $0 = true }
-                return await Self.supervise(
-                    execution.processIdentifier.value,
-                    output: execution.standardOutput,
-                    timeout: timeout,
-                    tailLimit: tailLimit
-                )
-            }
-            let supervision = execution.closureResult
-            let termination: Termination
-            if supervision.timedOut {
-                termination = .timedOut
-            } else {
-                switch execution.terminationStatus {
-                case .exited(let status): termination = .exited(status)
-                case .signaled(let signal): termination = .signaled(signal)
-                }
-            }
-            return .finished(termination, supervision.output)
-        } catch {
-            return started.withLock({ $0 }) ? .lostTrack(error) : .notStarted(error)
+            return result(outcome.termination, outcome.output.text)
         }
     }
 
@@ -268,23 +198,17 @@ public struct SegmentExecutor: Sendable {
     /// directly when its text is plain words (``plainWords(_:)``) whose program is found as the
     /// shell would find it, otherwise through the shell.
     func launch(for step: CommandStep, environment: [String: String]) -> Launch {
-        guard let words = Self.plainWords(step.command) else { return .shell }
-        let program = words[0]
-        if program.contains("/") {
-            // Relative to the working directory: left to the shell.
-            guard program.hasPrefix("/"), Self.isExecutableFile(program) else { return .shell }
-            return .direct(path: program, words: words)
+        // Plain words have no quotes or assignments, so their first word is the step's program.
+        guard let words = Self.plainWords(step.command), let program = step.program, program == words[0] else {
+            return .shell
         }
         guard !Self.shellWords.contains(program) else { return .shell }
-        // `sh`'s search: the first regular, executable file in PATH order. An empty or relative
-        // entry (the working directory) is left to the shell.
-        let path = environment["PATH"] ?? Self.defaultPath
-        for directory in path.split(separator: ":", omittingEmptySubsequences: false) {
-            guard directory.hasPrefix("/") else { return .shell }
-            let candidate = directory.hasSuffix("/") ? "\(directory)\(program)" : "\(directory)/\(program)"
-            if Self.isExecutableFile(candidate) { return .direct(path: candidate, words: words) }
+        switch ProgramLookup.locate(program, path: environment["PATH"]) {
+        case .file(let path): return .direct(path: path, words: words)
+        // Not found, not executable: the shell's 127 or 126 and its message. Relative to the
+        // working directory: the shell's.
+        case .notFound, .dependsOnWorkingDirectory: return .shell
         }
-        return .shell // not found: the shell's exit 127 and its message
     }
 
     /// The words of a command that has no shell syntax at all, nil otherwise: only ASCII
@@ -330,13 +254,6 @@ public struct SegmentExecutor: Sendable {
         "readonly", "return", "set", "shift", "shopt", "source", "suspend", "test", "times", "trap", "true",
         "type", "typeset", "ulimit", "umask", "unalias", "unset", "wait",
     ]
-
-    /// Whether `path` is a regular file this process may execute (what `sh` looks for).
-    static func isExecutableFile(_ path: String) -> Bool {
-        var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return false }
-        return access(path, X_OK) == 0
-    }
 
     /// `PWD` as `sh` exports it to a command it runs in `directory` (nil: this process's
     /// working directory): the inherited value when it is an absolute name of that directory,
@@ -393,128 +310,4 @@ public struct SegmentExecutor: Sendable {
         }
         return result
     }
-}
-
-// MARK: - Supervising one running command
-
-/// What the supervision of one running command found.
-struct Supervision: Sendable {
-    var output: String
-    var timedOut: Bool
-}
-
-extension SegmentExecutor {
-    /// Runs while the shell `pid` runs, inside swift-subprocess's body closure, so the shell is
-    /// not reaped yet and `pid` is still its process group id: a `kill(-pid, ...)` from here
-    /// cannot reach a recycled pid. Reads the merged output to its end, keeping the tail;
-    /// kills the group on timeout or task cancellation; returns only once the shell exited.
-    static func supervise(
-        _ pid: pid_t,
-        output: SubprocessOutputSequence,
-        timeout: Duration?,
-        tailLimit: Int
-    ) async -> Supervision {
-        let group = ProcessGroupKiller(leader: pid)
-        let tail = await withTaskCancellationHandler {
-            await withTaskGroup(of: Void.self, returning: OutputTail.self) { tasks in
-                if let timeout {
-                    tasks.addTask {
-                        do {
-                            try await Task.sleep(for: timeout)
-                        } catch {
-                            return // the command ended first, or we were cancelled
-                        }
-                        group.kill(becauseOfTimeout: true)
-                    }
-                }
-                var tail = OutputTail(limit: tailLimit)
-                do {
-                    // Ends at end of file (every writer closed), or when the shell exits while
-                    // something it left in the background still holds the pipe open:
-                    // swift-subprocess then cancels the read instead of waiting for that EOF.
-                    for try await chunk in output {
-                        chunk.withUnsafeBytes { tail.append($0) }
-                    }
-                } catch {
-                    tail.append(Array("\n[hamn-events: reading the output failed: \(error)]\n".utf8))
-                }
-                // The output can end before the shell does (`exec >&-`): the timeout still
-                // applies until it has exited.
-                await group.waitForLeaderExit()
-                tasks.cancelAll()
-                return tail
-            }
-        } onCancel: {
-            group.kill(becauseOfTimeout: false)
-        }
-        return Supervision(output: tail.text, timedOut: group.finish())
-    }
-}
-
-/// Kills a command's process group, at most while its leader (the shell) has not exited.
-final class ProcessGroupKiller: Sendable {
-    let leader: pid_t
-    private struct State {
-        var timedOut = false
-        var finished = false
-    }
-    private let state = Mutex(State())
-
-    init(leader: pid_t) {
-        self.leader = leader
-    }
-
-    /// Sends `SIGKILL` to the whole process group, unless the shell has already exited (its
-    /// background children are then left alone) or supervision has finished.
-    func kill(becauseOfTimeout: Bool) {
-        state.withLock { state in
-            guard !state.finished, !leaderHasExited() else { return }
-            if becauseOfTimeout { state.timedOut = true }
-            _ = killProcessGroup(leader)
-        }
-    }
-
-    /// Ends supervision: no kill is sent after this. Returns whether the timeout fired.
-    func finish() -> Bool {
-        state.withLock { state in
-            state.finished = true
-            return state.timedOut
-        }
-    }
-
-    /// Whether the shell has exited (it is a zombie, or gone). Does not reap it:
-    /// swift-subprocess does that after the body closure returns.
-    func leaderHasExited() -> Bool {
-        var info = siginfo_t()
-        while true {
-            if waitid(P_PID, id_t(leader), &info, WEXITED | WNOHANG | WNOWAIT) == 0 {
-                return info._sifields._sigchld.si_pid != 0
-            }
-            if errno != EINTR { return true } // ECHILD: not our child any more
-        }
-    }
-
-    /// Returns once the shell has exited. Polls (the output normally ends with the shell, so
-    /// this is one or two checks); keeps polling even when the task is cancelled, because the
-    /// cancellation handler has just killed the group and the shell is about to go.
-    func waitForLeaderExit() async {
-        var delay = 1
-        while !leaderHasExited() {
-            await Self.sleepIgnoringCancellation(milliseconds: delay)
-            delay = min(delay * 2, 25)
-        }
-    }
-
-    private static func sleepIgnoringCancellation(milliseconds: Int) async {
-        if !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(milliseconds))
-        } else {
-            // Task.sleep returns at once in a cancelled task; sleep in one that is not.
-            await Task.detached { try? await Task.sleep(for: .milliseconds(milliseconds)) }.value
-        }
-    }
-}
-
-private func killProcessGroup(_ pgid: pid_t) -> Bool {
-    kill(-pgid, SIGKILL) == 0
 }

@@ -13,12 +13,13 @@ extension ConfigurationDigest {
             paths.insert(root.map { $0 + program } ?? program)
             for segment in rule.program.segments {
                 for step in segment {
-                    guard let word = step.command.split(whereSeparator: { $0 == " " || $0 == "\t" }).first else { continue }
-                    let command = String(word)
-                    if command.hasPrefix("/") {
-                        paths.insert(command)
-                    } else if !command.contains("/"), FileManager.default.fileExists(atPath: scripts + "/" + command) {
-                        paths.insert(scripts + "/" + command)
+                    // The program the validator checks (R020) and the executor starts: after
+                    // any `NAME=value` assignments, quotes removed.
+                    guard let program = step.program, !program.isEmpty else { continue }
+                    if program.hasPrefix("/") {
+                        paths.insert(program)
+                    } else if !program.contains("/"), FileManager.default.fileExists(atPath: scripts + "/" + program) {
+                        paths.insert(scripts + "/" + program)
                     }
                 }
             }
