@@ -76,7 +76,7 @@ public actor NodeService {
         self.logger = logger
         coordinator = Coordinator(
             local: configuration.node, rules: rules, priorities: EventPriorities(configuration.priorities),
-            configTooLong: configuration.configTooLong)
+            configTooLong: configuration.configTooLong, fencing: configuration.fencingPolicy)
         monitors = NodeMonitors(rules: rules, catalogue: catalogue)
         (outboxStream, outbox) = AsyncStream<ClusterMessage>.makeStream()
         (reloads, reloadsOut) = AsyncStream<Reload>.makeStream()
@@ -209,9 +209,7 @@ public actor NodeService {
             case .reloadRules(let requestedBy):
                 reloadFromDisk(requestedBy: requestedBy)
             case .fence(let request):
-                // The service does not configure fencing yet (the coordinator's policy is off):
-                // never asked. Said loudly if it ever is.
-                logger.error("asked to fence \(request.node.name), but this service has no fence devices")
+                startFence(request)
             case .leaveCluster:
                 logger.notice("cluster services stopped on this node: leaving the cluster")
                 note("cluster services stopped on this node: leaving the cluster", kind: "service")
@@ -278,6 +276,11 @@ public actor NodeService {
                 logger.error("\(JournalText.waitsForQuorum(eventID: eventID, name: name, segment: segment))")
             case .merged(let alive):
                 logger.warning("\(JournalText.merged(alive: alive))")
+            case .fence(let fence):
+                switch fence {
+                case .outcome(_, .failed, _, _), .gaveUp, .needed: logger.error("\(fence.description)")
+                default: logger.notice("\(fence.description)")
+                }
             default:
                 break
             }
@@ -292,6 +295,72 @@ public actor NodeService {
 
     private func note(_ text: String, kind: String) {
         writes.enqueue([.note(text, kind: kind)])
+    }
+
+    // MARK: Fencing
+
+    /// Seconds between one failed attempt and the next.
+    static let fenceRetryPause = 5.0
+
+    /// This node was chosen to fence `request.node`: runs its device's agent off the service's
+    /// thread (after the device's delay, and a pause before a retry), then multicasts the outcome.
+    private func startFence(_ request: FenceRequest) {
+        let name = request.node.name
+        guard case .devices(let devices, _) = configuration.fencing, let device = devices[name] else {
+            note("fencing \(name): this node's configuration has no fence device for it", kind: "fence")
+            send(.fenceOutcome(node: name, outcome: .failed(reason: "no fence device for \(name) on \(configuration.node.name)"), attempt: request.attempt))
+            return
+        }
+        note("fencing \(name), attempt \(request.attempt): \(device.agent) action=\(device.action)", kind: "fence")
+        let pause = (request.attempt > 1 ? Self.fenceRetryPause : 0) + device.delay + Double.random(in: 0...max(0, device.delayMax))
+        Task.detached { [weak self] in
+            if pause > 0 { try? await Task.sleep(for: .seconds(pause)) }
+            let result = await Self.agent(for: device).run()
+            await self?.fenceFinished(request, result)
+        }
+    }
+
+    static func agent(for device: ServiceConfiguration.FenceDevice) -> FenceAgent {
+        FenceAgent(
+            agent: device.agent, action: device.action, node: device.node, options: device.options,
+            passwordFile: device.passwordFile, timeout: .seconds(device.timeout))
+    }
+
+    private func fenceFinished(_ request: FenceRequest, _ result: FenceAgent.Result) {
+        guard phase.startsSegments else { return }  // stopping: the next fencer runs it
+        send(.fenceOutcome(node: request.node.name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary), attempt: request.attempt))
+    }
+
+    /// `hamn-events fence NODE`: runs this node's device for NODE now and tells the cluster.
+    private func fenceByHand(_ name: String) async -> ControlAnswer {
+        guard configuration.nodes.contains(where: { $0.name == name }) else {
+            return .failed(.invalidArgument, "fence: no node '\(name)' in the configuration")
+        }
+        guard name != configuration.node.name else {
+            return .failed(.invalidArgument, "fence: \(name) is this node")
+        }
+        guard case .devices(let devices, _) = configuration.fencing, let device = devices[name] else {
+            return .failed(.notConfigured, "fence: no fence device for \(name) in this node's configuration")
+        }
+        note("fencing \(name) by hand: \(device.agent) action=\(device.action)", kind: "fence")
+        let result = await Self.agent(for: device).run()
+        send(.fenceOutcome(node: name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary), attempt: 0))
+        return result.succeeded
+            ? .done(text: "\(name) fenced (\(device.action)); its takeover may run")
+            : .failed(.commandFailed, "fencing \(name) failed: \(result.summary)")
+    }
+
+    /// `hamn-events fence confirm NODE`: the administrator made sure NODE is down.
+    private func fenceConfirm(_ name: String) -> ControlAnswer {
+        guard configuration.nodes.contains(where: { $0.name == name }) else {
+            return .failed(.invalidArgument, "fence confirm: no node '\(name)' in the configuration")
+        }
+        guard !coordinator.state.members.contains(where: { $0.name == name }) else {
+            return .failed(.invalidArgument, "fence confirm: \(name) is a member of the cluster: it is not down")
+        }
+        send(.fenceOutcome(node: name, outcome: .confirmed, attempt: 0))
+        let waiting = coordinator.state.pendingFences[name] != nil
+        return .done(text: "\(name) confirmed down\(waiting ? ": its takeover may run" : " (no takeover was waiting for it)")")
     }
 
     /// Commits what is queued for the journal and records the run's end: the last thing the
@@ -597,6 +666,10 @@ public actor NodeService {
             return await haCmd(action, nodes: nodes)
         case .waitEvent(let name, let timeout):
             return await waitEvent(name, timeout: timeout ?? 0)
+        case .fence(let node):
+            return await fenceByHand(node)
+        case .fenceConfirm(let node):
+            return await fenceConfirm(node)
         case .mon:
             return .failed(.malformedRequest, "mon is a stream: it is followed on its connection")
         }
@@ -748,6 +821,7 @@ public actor NodeService {
             waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
             running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
-            monitorFailures: monitorFailures)
+            monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
+            pendingFences: state.pendingFences.values.sorted { $0.node < $1.node }, fenceAttempts: coordinator.fencing.attempts)
     }
 }

@@ -99,6 +99,10 @@ public enum ServiceRunner {
             kind: "service", at: Date())
         logger.notice(
             "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions, control socket \(configuration.socket)")
+        if let warning = configuration.fencingWarning {
+            logger.warning("\(warning)")
+            try? journal.note("WARNING: \(warning)", kind: "fence", at: Date())
+        }
         let node = NodeLifecycle(
             service: service, configuration: configuration, rules: rules, catalogue: catalogue, logger: logger,
             monitoring: monitoring)

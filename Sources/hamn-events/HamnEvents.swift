@@ -15,7 +15,7 @@ struct HamnEvents: AsyncParsableCommand {
             """,
         subcommands: [
             Validate.self, Simulate.self, Test.self, Run.self, Status.self, History.self, Resume.self, Trigger.self,
-            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self,
+            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self,
         ]
     )
 

@@ -172,6 +172,31 @@ extension HamnEvents {
         func run() throws { try service.send(.waitEvent(name: name, timeout: timeout > 0 ? timeout : nil)) }
     }
 
+    struct Fence: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fence a node by hand, or confirm that a node is down.",
+            discussion: """
+                fence NODE runs this node's fence device for NODE now (its agent, with the options \
+                of the configuration) and tells the cluster how it ended: a takeover waiting for \
+                NODE's fence runs once it succeeds. fence confirm NODE records that you made sure \
+                NODE is down (powered off, its disks and addresses released) when its agent cannot \
+                do it: the takeover then runs. Confirming a node that is still up puts its \
+                resources on two nodes. Both are journaled on every node.
+                """)
+        @OptionGroup var service: ServiceOptions
+        @Argument(help: "NODE, or confirm NODE.") var words: [String]
+
+        func validate() throws {
+            guard words.count == 1 || (words.count == 2 && words[0] == "confirm") else {
+                throw ValidationError("expected NODE or confirm NODE")
+            }
+        }
+
+        func run() throws {
+            try service.send(words.count == 2 ? .fenceConfirm(node: words[1]) : .fence(node: words[0]))
+        }
+    }
+
     struct Mon: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Follow the event log as it is written (like tail -f of hacmp.out).",

@@ -52,6 +52,7 @@ extension HamnEvents {
                 let configuration = try loadConfiguration(config)
                 options.catalogue = options.catalogue.adding(configuration.resourceVariables)
                 options.eventScriptDirectory = configuration.eventScripts
+                if let warning = configuration.fencingWarning { printError("\(config): warning: \(warning)") }
             }
             let report = Validator(options: options).validate(paths)
             switch format {

@@ -24,6 +24,10 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// Answer once an event named `name` completes, or fail with `timeout` after `timeout`
     /// seconds (nil: no timeout).
     case waitEvent(name: String, timeout: Double?)
+    /// Run this node's fence device for `node` now, and tell the cluster how it ended.
+    case fence(node: String)
+    /// An administrator made sure `node` is down: its takeover may run.
+    case fenceConfirm(node: String)
 
     public enum RecoverySetting: String, Codable, Sendable, Hashable, CaseIterable {
         case off, on
@@ -46,7 +50,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     }
 
     /// The requests' names on the wire, for the error that names an unknown one.
-    static let names = ["status", "history", "resume", "trigger", "recovery", "ha_cmd", "mon", "wait_event"]
+    static let names = ["status", "history", "resume", "trigger", "recovery", "ha_cmd", "mon", "wait_event", "fence", "fence_confirm"]
 
     /// A `wait-event` timeout above this (about 31 years) is refused: `Duration` would overflow.
     static let longestTimeout = 1e9
@@ -93,6 +97,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
         case .haCmd: "ha-cmd"
         case .mon: "mon"
         case .waitEvent: "wait-event"
+        case .fence: "fence"
+        case .fenceConfirm: "fence confirm"
         }
     }
 
@@ -119,6 +125,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
             }
         case .mon(let node):
             node?.isEmpty == true ? "an empty node name" : nil
+        case .fence(let node), .fenceConfirm(let node):
+            node.isEmpty || node.contains(where: \.isWhitespace) ? "a node name without blanks" : nil
         case .status, .resume, .recovery, .haCmd:
             nil
         }

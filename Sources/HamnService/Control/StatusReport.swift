@@ -23,6 +23,9 @@ struct StatusReport: Sendable {
     var queue: [ClusterEvent]
     var instances: [Instance]
     var monitorFailures: [String: String]
+    var fencingWarning: String?
+    var pendingFences: [PendingFence]
+    var fenceAttempts: Int
 
     /// The text for people and the JSON document (`status --format json`).
     func rendered() -> ControlAnswer {
@@ -43,6 +46,18 @@ struct StatusReport: Sendable {
                 )
             }
             for line in configurationDifferences { lines.append("WARNING: \(line)") }
+        }
+        if let fencingWarning { lines.append("WARNING: \(fencingWarning)") }
+        for fence in pendingFences {
+            var line = "fencing \(fence.node.name): by \(fence.fencer?.name ?? "nobody yet")"
+            if fence.failures > 0 {
+                line += ", failed \(fence.failures) time\(fence.failures == 1 ? "" : "s") (last: \(fence.lastError ?? "?"))"
+            }
+            line +=
+                fence.failures >= fenceAttempts
+                ? "; takeover waits: hamn-events fence \(fence.node.name), or fence confirm \(fence.node.name) once it is down"
+                : "; takeover waits"
+            lines.append(line)
         }
         if !recoveryOff.isEmpty { lines.append("recovery off: \(recoveryOff.joined(separator: " "))") }
         for run in running {
@@ -95,7 +110,12 @@ struct StatusReport: Sendable {
             instances: instances.map {
                 .init(event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed, last: $0.last?.description)
             },
-            monitorFailures: monitorFailures)
+            monitorFailures: monitorFailures, fencingWarning: fencingWarning,
+            fencing: pendingFences.map {
+                .init(
+                    node: $0.node.name, fencer: $0.fencer?.name, failures: $0.failures, lastError: $0.lastError,
+                    waitsForAdministrator: $0.failures >= fenceAttempts)
+            })
     }
 }
 
@@ -149,4 +169,14 @@ struct StatusJSON: Encodable {
     var queue: [Queued]
     var instances: [Instance]
     var monitorFailures: [String: String]
+    var fencingWarning: String?
+    var fencing: [Fence]
+
+    struct Fence: Encodable {
+        var node: String
+        var fencer: String?
+        var failures: Int
+        var lastError: String?
+        var waitsForAdministrator: Bool
+    }
 }
