@@ -65,7 +65,7 @@ package struct FenceAgent: Sendable {
         let input = Array((lines.joined(separator: "\n") + "\n").utf8)
         let launcher = ProcessLauncher(
             .executable(path: agent, arguments: [agent]), environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"],
-            standardInput: input, output: .merged(tail: 2048), timeout: timeout, killGrace: .seconds(5))
+            standardInput: input, output: .merged(tail: 2048), timeout: timeout, killGrace: .seconds(2))
         let outcome = await launcher.run()
         return Result(termination: outcome.termination, outputTail: outcome.output.text.trimmingBlankLines())
     }

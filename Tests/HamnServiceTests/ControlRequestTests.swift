@@ -12,7 +12,7 @@ struct ControlRequestTests {
         .status, .history(limit: 20), .resume(cancelQueued: true), .trigger(event: "db2_paging", state: 0, node: nil),
         .trigger(event: "x", state: 2, node: "n2"), .recovery(setting: .off, nodes: "1-4,7"), .haCmd(action: .take, nodes: "aixmn1"),
         .mon(node: nil), .mon(node: "n1"), .waitEvent(name: "network_up_complete", timeout: 100),
-        .waitEvent(name: "x", timeout: nil),
+        .waitEvent(name: "x", timeout: nil), .fence(node: "aixmn1"), .fenceConfirm(node: "aixmn1"),
     ]
 
     @Test("every request survives the wire", arguments: requests)
