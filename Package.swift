@@ -158,7 +158,19 @@ let package = Package(
         // Real corosync: engine processes on one corosync, raw CPG clients.
         .testTarget(
             name: "CorosyncTests",
-            dependencies: ["TestSupport", "RulesEngine", "ClusterTransport", "CorosyncTransport"]
+            dependencies: ["TestSupport", "CPGTestSupport", "cpg-peer", "RulesEngine", "ClusterTransport", "CorosyncTransport"]
+        ),
+        // What the CPG tests and their peer process share: the lines they log, the patterns they send.
+        .target(
+            name: "CPGTestSupport",
+            dependencies: ["RulesEngine"],
+            path: "Tests/CPGTestSupport"
+        ),
+        // The CPG tests' second group member: another process (CPG tells members apart by pid).
+        .executableTarget(
+            name: "cpg-peer",
+            dependencies: ["CPGTestSupport", "CorosyncTransport", "RulesEngine"],
+            path: "Tests/CPGPeer"
         ),
         // The coordinator, barriers, membership, partitions, the wire format; NodeService's
         // quorum gating (it shares this target's helpers).

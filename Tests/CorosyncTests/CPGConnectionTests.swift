@@ -1,3 +1,4 @@
+import CPGTestSupport
 import ClusterTransport
 import CorosyncTransport
 import Foundation
@@ -9,7 +10,7 @@ import Testing
 /// (see CPGHarness.swift), with peer members in processes of their own.
 @Suite(
     "CPGConnection on a real corosync", .serialized,
-    .enabled(if: CPGHarness.available && !CPGPeerProcess.requested, "needs root, corosync and scripts/ns-cluster"),
+    .enabled(if: CPGHarness.available, "needs root, corosync and scripts/ns-cluster"),
     .timeLimit(.minutes(2)))
 struct CPGConnectionTests {
     private func group() -> String { "hamn-cpg-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
@@ -352,7 +353,7 @@ struct CPGConnectionTests {
 /// CPGConnection on a cluster of three namespaces: one corosync each, a member on each.
 @Suite(
     "CPGConnection across three corosync nodes", .serialized,
-    .enabled(if: CPGHarness.available && !CPGPeerProcess.requested, "needs root, corosync and scripts/ns-cluster"),
+    .enabled(if: CPGHarness.available, "needs root, corosync and scripts/ns-cluster"),
     .timeLimit(.minutes(3)))
 struct CPGThreeNodeTests {
     @Test("one agreed order across nodes; a killed node's member shows in `left`; a partitioned node loses quorum and merges back")

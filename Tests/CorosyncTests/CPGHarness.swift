@@ -1,3 +1,4 @@
+import CPGTestSupport
 import CorosyncTransport
 import Foundation
 import RulesEngine
@@ -14,9 +15,9 @@ import Testing
 // Swift task, is affected); libqb's abstract Unix socket to corosync is made there, and the
 // connection keeps working from any thread afterwards. A second member of the group has to be
 // another process (CPG tells members apart by node id and pid, and corosync refuses a second
-// join of one group from one pid): this very test binary, started with `ns-cluster exec` in the
-// namespace and `--filter CPGPeerProcess`, where the peer "test" below runs as a member commanded
-// over the group itself and logs what it sees to a file.
+// join of one group from one pid): the `cpg-peer` executable (Tests/CPGPeer), built beside this
+// test binary and started with `ns-cluster exec` in the namespace, a member commanded over the
+// group itself that logs what it sees to a file.
 
 enum CPGHarness {
     static var repository: String {
@@ -45,6 +46,11 @@ enum CPGHarness {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         return count > 0 ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    }
+
+    /// The `cpg-peer` executable, built beside the test binary (`swift build --build-tests`).
+    static var peerBinary: String {
+        URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("cpg-peer").path
     }
 }
 
@@ -103,40 +109,6 @@ func cpgRun(_ arguments: [String], seconds: Double = 120) async throws -> (statu
     }
     let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), text)
-}
-
-/// The bytes of the test pattern: every byte value, zeros included, in no simple period.
-func cpgPattern(_ count: Int, seed: UInt32 = 7) -> [UInt8] {
-    var state = seed
-    return (0..<count).map { _ in
-        state = state &* 1_103_515_245 &+ 12_345
-        return UInt8(truncatingIfNeeded: state >> 16)
-    }
-}
-
-/// FNV-1a, 64 bits.
-func cpgHash(_ bytes: [UInt8]) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in bytes {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x100_0000_01b3
-    }
-    return String(hash, radix: 16)
-}
-
-/// One line per event, the same in the test process and in a peer's log.
-func cpgLine(_ event: CPGEvent) -> String {
-    func list(_ addresses: [CPGAddress]) -> String { addresses.map(\.description).joined(separator: ",") }
-    switch event {
-    case .configuration(let members, let joined, let left):
-        return "c m=\(list(members)) j=\(list(joined)) l=\(list(left))"
-    case .message(let from, let bytes):
-        return "m \(from) \(bytes.count) \(cpgHash(bytes))"
-    case .quorum(let quorate):
-        return "q \(quorate)"
-    case .lost(let reason):
-        return "lost \(reason)"
-    }
 }
 
 /// The events of a connection, gathered by a task of their own.
@@ -267,17 +239,17 @@ final class CPGTestCluster: Sendable {
         return result.output
     }
 
-    /// Starts a peer member in node `node`'s namespace: this test binary running `CPGPeerProcess`.
+    /// Starts a peer member in node `node`'s namespace: the `cpg-peer` executable.
     func startPeer(group: String, name: String, node: Int = 1) throws -> CPGPeer {
         let log = directory + "/\(name).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let pid = try cpgSpawn(
             [
                 CPGHarness.script, "exec", directory + "/cluster", "\(node)",
-                CPGHarness.binary, "--testing-library", "swift-testing", "--filter", "CPGPeerProcess",
+                CPGHarness.peerBinary,
             ],
             output: directory + "/\(name).out",
-            environment: [CPGPeerProcess.groupVariable: group, CPGPeerProcess.logVariable: log])
+            environment: [CPGPeerEnvironment.group: group, CPGPeerEnvironment.log: log])
         peers.withLock { $0.append(pid) }
         return CPGPeer(pid: pid, node: UInt32(node), log: log, output: directory + "/\(name).out")
     }

@@ -1,29 +1,30 @@
+import CPGTestSupport
 import CorosyncTransport
 import Foundation
 import RulesEngine
-import Testing
 
-/// The peer member of the CPG tests: not a test of its own. The CPG tests start this binary in
-/// the cluster's namespace with `--filter CPGPeerProcess` and HAMN_CPG_PEER_GROUP set; it joins
-/// the group, writes a line per event to HAMN_CPG_PEER_LOG (`cpgLine`), and obeys commands
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The peer member of the CPG tests (Tests/CorosyncTests/CPGConnectionTests.swift): the tests
+/// start it in the cluster's namespace with HAMN_CPG_PEER_GROUP and HAMN_CPG_PEER_LOG set; it
+/// joins the group, writes a line per event to the log (`cpgLine`), and obeys commands
 /// multicast in the group ("peer:<its pid or *> <command>"):
 ///   send N TAG      multicast N messages "TAG-<pid>-<i>", one after the other
 ///   pattern SIZE    multicast cpgPattern(SIZE)
 ///   leave           CPGConnection.leave()
 ///   exit            close the connection and end
-/// It ends when its event stream ends (left, lost) or on `exit`, writing "end" last.
-@Suite("CPG peer process (runs only when started by the CPG tests)")
-struct CPGPeerProcess {
-    static let groupVariable = "HAMN_CPG_PEER_GROUP"
-    static let logVariable = "HAMN_CPG_PEER_LOG"
-
-    static var requested: Bool { ProcessInfo.processInfo.environment[groupVariable] != nil }
-
-    @Test(.enabled(if: requested, "the peer process of the CPG tests"), .timeLimit(.minutes(3)))
-    func peer() async throws {
+/// It ends when its event stream ends (left, lost) or on `exit`, writing "end" last; after two
+/// minutes at most.
+@main
+struct CPGPeerMain {
+    static func main() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let group = environment[Self.groupVariable]!
-        let logPath = environment[Self.logVariable]!
+        guard let group = environment[CPGPeerEnvironment.group], let logPath = environment[CPGPeerEnvironment.log] else {
+            FileHandle.standardError.write(Data("cpg-peer: set \(CPGPeerEnvironment.group) and \(CPGPeerEnvironment.log)\n".utf8))
+            exit(2)
+        }
         let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         defer { close(log) }
         func write(_ line: String) {
