@@ -496,13 +496,16 @@ private struct FakeGroup {
     /// The nodes that left the cluster of `lineage` (or of the lineages it forked from): those
     /// it may run a takeover for. A node that was never in it has none, so `merged` need not
     /// name it.
+    /// Only since the cluster last started afresh (a change in which every member joined: no
+    /// state carried over, so no takeover from before it).
     func departed(from lineage: Int) -> Set<ClusterNode> {
         let lineages = Set(chain(lineage).keys)
-        var nodes: Set<ClusterNode> = []
-        for record in log.values.joined() where lineages.contains(record.lineage) {
-            if case .membership(let change) = record.delivery { nodes.formUnion(change.left) }
+        let changes = log.values.joined().compactMap { record -> MembershipChange? in
+            guard lineages.contains(record.lineage), case .membership(let change) = record.delivery else { return nil }
+            return change
         }
-        return nodes
+        let fresh = changes.filter { $0.joined == $0.members }.map(\.view).max() ?? 0
+        return Set(changes.filter { $0.view > fresh }.flatMap(\.left))
     }
 
     func chain(_ lineage: Int) -> [Int: [Int]?] {
