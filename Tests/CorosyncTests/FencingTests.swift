@@ -29,6 +29,9 @@ enum StandInAgent: String, CustomStringConvertible, CaseIterable, Sendable {
     case hangs
     /// The configured agent does not exist.
     case missing
+    /// Fails as `fails` while `FenceSetup.brokenFlag` exists (the power switch does not
+    /// answer), then powers off as `powersOff` (the switch was repaired).
+    case repaired
     var description: String { rawValue }
 }
 
@@ -41,6 +44,7 @@ private final class FenceSetup: @unchecked Sendable {
     var agent: String { cluster.binDirectory + "/fence-\(kind)" }
     var recordDirectory: String { cluster.outputDirectory + "/fence" }
     var passwordFile: String { cluster.root + "/fence-password" }
+    var brokenFlag: String { cluster.outputDirectory + "/switch-broken" }
 
     init(_ cluster: EngineCluster, kind: StandInAgent) throws {
         self.cluster = cluster
@@ -85,8 +89,13 @@ private final class FenceSetup: @unchecked Sendable {
         }
         let action: String
         switch kind {
-        case .powersOff:
+        case .powersOff, .repaired:
             action = """
+                if [ -e \(brokenFlag) ]; then
+                    record
+                    echo "stand-in agent: outlet $plug does not answer" >&2
+                    exit 1
+                fi
                 case "$plug" in
                 \(outlets)*) echo "stand-in agent: no outlet '$plug'" >&2; exit 1 ;;
                 esac >>\(recordDirectory)/power.log 2>&1
@@ -339,7 +348,7 @@ struct FencingTests {
             case .fails: reason = "exit 1: stand-in agent: outlet 3 does not answer"
             case .hangs: reason = "timed out"
             case .missing: reason = "could not start: "
-            case .powersOff: reason = "?"
+            case .powersOff, .repaired: reason = "?"
             }
             for node in ["n1", "n2"] {
                 let text = statusText(cluster, node)
@@ -410,6 +419,54 @@ struct FencingTests {
             print(
                 "fencing (d), agent \(kind): crash → second failure seen \(seconds(mark, gaveUp)); confirm → first takeover command \(seconds(confirmed, takeover.map(\.start).min()!))"
             )
+        }
+    }
+
+    @Test(
+        "fence by hand: an engine dies, its node lives on, its switch does not answer; the takeover waits with the node up until hamn-events fence powers it off"
+    )
+    func fenceByHandAfterFailures() throws {
+        try withCluster(corosyncNodes: 3, nodes: ["n1", "n2", "n3"]) { cluster in
+            let setup = try FenceSetup(cluster, kind: .repaired)
+            // n2 founds the cluster, n3 joins last.
+            let placement = [("n2", 2), ("n1", 1), ("n3", 3)]
+            try start(setup, placement, extra: setup.yaml(placement, attempts: 2, timeout: "10s"))
+            try setup.writeAgent(namespaces: 3)
+            try cluster.write(setup.brokenFlag, "")
+            cluster.killEngine("n3")
+            try #require(
+                cluster.eventually(40) {
+                    ["n1", "n2"].allSatisfy { node in
+                        (cluster.status(node)?["fencing"] as? [[String: Any]])?.first?["failures"] as? Int == 2
+                    }
+                }, "no second failure: \(statusText(cluster, "n1"))\n\(journal(cluster, "n1"))")
+            // The node is up all this time, and nothing of its takeover ran.
+            #expect(cluster.corosyncRunning(3) == true)
+            #expect(cluster.steps().filter { $0.event == "TE_FAIL_NODE" }.isEmpty, "\(cluster.steps())")
+            #expect(setup.records().count == 2, "\(setup.records())")
+
+            // The switch repaired, the administrator fences n3 by hand on n2 (not the fencer).
+            try FileManager.default.removeItem(atPath: setup.brokenFlag)
+            let fence = try cluster.cli("n2", ["fence", "n3"])
+            #expect(fence.status == 0, "\(fence)")
+            #expect(fence.out.contains("n3 fenced (off); its takeover may run"), "\(fence)")
+            let takeover = try expectTakeover(cluster, of: "n3", on: ["n1", "n2"], all: ["n1", "n2", "n3"])
+            let records = setup.records()
+            try #require(records.count == 3, "\(records)")
+            #expect(
+                records[2].input == [
+                    "action": "off", "nodename": "n3", "plug": "3", "login": "admin", "password": password,
+                ],
+                "\(records[2])")
+            #expect(records[2].end < takeover.map(\.start).min()!, "\(records[2]) \(takeover)")
+            #expect(cluster.corosyncRunning(3) == false)
+            for node in ["n1", "n2"] {
+                let lines = journal(cluster, node)
+                #expect(lines.contains("FENCED: n3 by n2 (by hand); its takeover may run"), "\(node): \(lines)")
+                #expect(
+                    lines.filter { $0.hasPrefix("FENCE FAILED: n3 by n1 (attempt ") }.count == 2, "\(node): \(lines)")
+                #expect(!statusText(cluster, node).contains("fencing n3"), "\(statusText(cluster, node))")
+            }
         }
     }
 
