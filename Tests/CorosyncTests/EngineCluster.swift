@@ -213,6 +213,30 @@ final class EngineCluster: @unchecked Sendable {
         return kill(pid, signal) == 0
     }
 
+    /// A shell command line that does to corosync namespace `corosyncNode` what pulling its
+    /// power would: kill -9 of every engine started there (waiting, 5 s at most, until none is
+    /// left) and of its corosync (`ns-cluster kill`, which waits too). For stand-in fence agents,
+    /// which run as root in another node's namespace (the pid namespace and the file system are
+    /// shared); call it once the engines it is to kill have been started.
+    func powerOffCommand(corosyncNode: Int) -> String {
+        var parts: [String] = []
+        for name in namespaces.filter({ $0.value == corosyncNode }).keys.sorted() {
+            // The pattern of `enginePID`; quoted for sh (the paths have no quote in them).
+            let pattern = "run --config \(configuration(name))"
+            parts.append("pkill -9 -f '\(pattern)'")
+            parts.append("i=0; while pgrep -f '\(pattern)' >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done")
+        }
+        parts.append("'\(Self.script)' kill '\(clusterDirectory)' \(corosyncNode) || true")
+        return parts.joined(separator: "\n")
+    }
+
+    /// What `ns-cluster status` says of node `corosyncNode`'s corosync: whether it runs.
+    func corosyncRunning(_ corosyncNode: Int) -> Bool? {
+        guard let result = try? runTool(Self.script, ["status", clusterDirectory]), result.status == 0 else { return nil }
+        guard let line = result.out.split(separator: "\n").first(where: { $0.hasPrefix("node\(corosyncNode) ") }) else { return nil }
+        return line.contains("corosync pid")
+    }
+
     func killCorosync(_ node: Int) throws {
         let result = try runTool(Self.script, ["kill", clusterDirectory, "\(node)"])
         guard result.status == 0 else { throw EngineClusterError("ns-cluster kill: \(result.err)") }
