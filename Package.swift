@@ -158,7 +158,9 @@ let package = Package(
         // Real corosync: engine processes on one corosync, raw CPG clients.
         .testTarget(
             name: "CorosyncTests",
-            dependencies: ["TestSupport", "CPGTestSupport", "cpg-peer", "RulesEngine", "ClusterTransport", "CorosyncTransport"]
+            dependencies: [
+                "TestSupport", "CPGTestSupport", "cpg-peer", "RulesEngine", "ClusterTransport", "CorosyncTransport",
+            ]
         ),
         // What the CPG tests and their peer process share: the lines they log, the patterns they send.
         .target(

@@ -64,7 +64,8 @@ package struct FenceAgent: Sendable {
         }
         let input = Array((lines.joined(separator: "\n") + "\n").utf8)
         let launcher = ProcessLauncher(
-            .executable(path: agent, arguments: [agent]), environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"],
+            .executable(path: agent, arguments: [agent]),
+            environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"],
             standardInput: input, output: .merged(tail: 2048), timeout: timeout, killGrace: .seconds(2))
         let outcome = await launcher.run()
         return Result(termination: outcome.termination, outputTail: outcome.output.text.trimmingBlankLines())
@@ -91,7 +92,10 @@ package struct FenceAgent: Sendable {
         }
         guard status.st_mode & 0o077 == 0 else {
             return .failure(
-                PasswordProblem(message: "password file \(path): readable or writable by others (mode \(String(status.st_mode & 0o777, radix: 8)); chmod 600 it)"))
+                PasswordProblem(
+                    message:
+                        "password file \(path): readable or writable by others (mode \(String(status.st_mode & 0o777, radix: 8)); chmod 600 it)"
+                ))
         }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -2,11 +2,11 @@ import RecoveryPrograms
 import RulesParser
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs one segment of a recovery program on this node: the commands between two barriers,

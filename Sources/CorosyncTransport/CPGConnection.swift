@@ -4,9 +4,9 @@ import RulesEngine
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // The raw Corosync CPG layer: one connection to the local corosync, one group, dispatched on one
@@ -256,7 +256,9 @@ final class CPGCore: EventLoopSource {
         }
         model.flags = UInt32(CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF)
         let initialized = withUnsafeMutablePointer(to: &model) { pointer in
-            cpg_model_initialize(&handle, CPG_MODEL_V1, UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: cpg_model_data_t.self), nil)
+            cpg_model_initialize(
+                &handle, CPG_MODEL_V1, UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: cpg_model_data_t.self),
+                nil)
         }
         guard initialized == CS_OK else {
             throw CPGError.notRunning(function: "cpg_model_initialize", error: CSError(initialized))
@@ -310,7 +312,9 @@ final class CPGCore: EventLoopSource {
         if let quorumHandle {
             _ = votequorum_context_set(quorumHandle, context)
             let tracked = votequorum_trackstart(quorumHandle, 0, UInt32(CS_TRACK_CHANGES | CS_TRACK_CURRENT))
-            guard tracked == CS_OK else { throw fail(.call(function: "votequorum_trackstart", error: CSError(tracked))) }
+            guard tracked == CS_OK else {
+                throw fail(.call(function: "votequorum_trackstart", error: CSError(tracked)))
+            }
         }
 
         var name = cpg_name()
@@ -439,13 +443,16 @@ final class CPGCore: EventLoopSource {
             return
         }
         if revents.count > 1, revents[1] != 0, let quorumHandle {
-            _ = dispatch("votequorum_dispatch", "votequorum", revents[1]) { votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL) }
+            _ = dispatch("votequorum_dispatch", "votequorum", revents[1]) {
+                votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL)
+            }
         }
     }
 
     /// One dispatch call for a ready descriptor; false (and the stream ended with `.lost`) when
     /// it failed or corosync closed the connection.
-    private func dispatch(_ function: String, _ connection: String, _ revents: Int16, _ call: () -> cs_error_t) -> Bool {
+    private func dispatch(_ function: String, _ connection: String, _ revents: Int16, _ call: () -> cs_error_t) -> Bool
+    {
         let result = call()
         if result != CS_OK {
             let reason = "\(function): \(CSError(result).name)"
@@ -485,7 +492,8 @@ final class CPGCore: EventLoopSource {
                 var byte: UInt8 = 0
                 return withUnsafeMutablePointer(to: &byte) { empty in
                     var vector = iovec(
-                        iov_base: buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? UnsafeMutableRawPointer(empty),
+                        iov_base: buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                            ?? UnsafeMutableRawPointer(empty),
                         iov_len: buffer.count)
                     return cpg_mcast_joined(cpgHandle, CPG_TYPE_AGREED, &vector, 1)
                 }

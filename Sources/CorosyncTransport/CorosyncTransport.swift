@@ -209,7 +209,8 @@ public final class CorosyncTransport: ClusterTransport {
             } else if ContinuousClock.now - since > Self.tryAgainLimit {
                 let dropped = sending.withLock { $0.queue.isEmpty ? nil : $0.queue.removeFirst() }
                 if case .bytes(let bytes) = dropped {
-                    noticeOut.yield(.warning("corosync: a message of \(bytes.count) bytes was not sent: CS_ERR_TRY_AGAIN for 30 s"))
+                    noticeOut.yield(
+                        .warning("corosync: a message of \(bytes.count) bytes was not sent: CS_ERR_TRY_AGAIN for 30 s"))
                 }
                 since = .now
             }

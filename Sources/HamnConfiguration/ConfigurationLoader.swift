@@ -3,11 +3,11 @@ import RulesEngine
 import RulesParser
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads the service's YAML configuration (README, "Configuration"): unknown keys and wrong
@@ -23,7 +23,9 @@ public enum ConfigurationLoader {
         public var stateDirectory: String
         public var runtimeDirectory: String
 
-        public init(hostName: String, rules: String, rulesRoot: String?, stateDirectory: String, runtimeDirectory: String) {
+        public init(
+            hostName: String, rules: String, rulesRoot: String?, stateDirectory: String, runtimeDirectory: String
+        ) {
             self.hostName = hostName
             self.rules = rules
             self.rulesRoot = rulesRoot
@@ -36,9 +38,13 @@ public enum ConfigurationLoader {
         public static func forThisProcess(shipped: (rules: String, root: String)? = nil) -> Defaults {
             let root = geteuid() == 0
             let home = environment("HOME") ?? "/tmp"
-            let state = root ? "/var/lib/hamn-events" : (environment("XDG_STATE_HOME") ?? home + "/.local/state") + "/hamn-events"
+            let state =
+                root
+                ? "/var/lib/hamn-events" : (environment("XDG_STATE_HOME") ?? home + "/.local/state") + "/hamn-events"
             let runtime =
-                root ? "/run/hamn-events" : (environment("XDG_RUNTIME_DIR").map { $0 + "/hamn-events" } ?? "/tmp/hamn-events-\(geteuid())")
+                root
+                ? "/run/hamn-events"
+                : (environment("XDG_RUNTIME_DIR").map { $0 + "/hamn-events" } ?? "/tmp/hamn-events-\(geteuid())")
             let installed = "/etc/hamn/rules.hacmprd"
             let useShipped = access(installed, R_OK) != 0 && shipped != nil
             return Defaults(
@@ -71,12 +77,14 @@ public enum ConfigurationLoader {
     }
 
     public static let keys: Set<String> = [
-        "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities", "timeouts",
+        "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities",
+        "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
         "corosync", "stop", "fencing",
     ]
 
-    public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration {
+    public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration
+    {
         var configuration = embeddedDefault(defaults)
         guard let document = try YAMLValue.parse(text, file: file) else { return configuration }
         let directory = file.contains("/") ? String(file[...file.lastIndex(of: "/")!]) : ""
@@ -110,7 +118,9 @@ public enum ConfigurationLoader {
             case "journal": configuration.journal = try path(value)
             case "socket": configuration.socket = try path(value)
             case "priorities":
-                for (name, priority) in try value.mapping(allowed: nil) { configuration.priorities[name] = try priority.int() }
+                for (name, priority) in try value.mapping(allowed: nil) {
+                    configuration.priorities[name] = try priority.int()
+                }
             case "timeouts":
                 for (name, timeout) in try value.mapping(allowed: nil) {
                     if name == "default" {
@@ -123,7 +133,8 @@ public enum ConfigurationLoader {
                 configuration.configTooLong = try value.duration()
                 guard configuration.configTooLong > 0 else { throw value.error("must be above 0") }
             case "start_command": configuration.startCommand = try value.string()
-            case "networks": configuration.networks = try value.sequence().map { item throws(YAMLError) in try item.string() }
+            case "networks":
+                configuration.networks = try value.sequence().map { item throws(YAMLError) in try item.string() }
             case "network_interval": configuration.networkInterval = try positiveDuration(value)
             case "default_interval": configuration.defaultInterval = try positiveDuration(value)
             case "monitors": configuration.monitors = try value.sequence().map(parseMonitor)
@@ -135,7 +146,9 @@ public enum ConfigurationLoader {
                     } else if name == "group" {
                         let group = try field.string()
                         // CPG group names are at most 128 bytes.
-                        guard !group.isEmpty, group.utf8.count <= 127 else { throw field.error("a group name of 1 to 127 bytes") }
+                        guard !group.isEmpty, group.utf8.count <= 127 else {
+                            throw field.error("a group name of 1 to 127 bytes")
+                        }
                         configuration.corosyncGroup = group
                     } else {
                         configuration.formTimeout = try positiveDuration(field)
@@ -152,7 +165,8 @@ public enum ConfigurationLoader {
             let name = nodeName ?? defaults.hostName
             guard let node = nodes.first(where: { $0.name == name }) else {
                 throw (nodeValue ?? document).error(
-                    "this node, '\(name)', is not among the nodes (\(nodes.map(\.name).joined(separator: ", "))); set node:")
+                    "this node, '\(name)', is not among the nodes (\(nodes.map(\.name).joined(separator: ", "))); set node:"
+                )
             }
             configuration.node = node
         } else if let nodeName {
@@ -170,7 +184,8 @@ public enum ConfigurationLoader {
     }
 
     /// `stop: {mode: graceful | takeover, timeout: DURATION}`: what SIGTERM does.
-    private static func parseStop(_ value: YAMLValue, into configuration: inout ServiceConfiguration) throws(YAMLError) {
+    private static func parseStop(_ value: YAMLValue, into configuration: inout ServiceConfiguration) throws(YAMLError)
+    {
         for (name, field) in try value.mapping(allowed: ["mode", "timeout"]) {
             if name == "mode" {
                 let text = try field.string()
@@ -192,7 +207,9 @@ public enum ConfigurationLoader {
     }
 
     /// `fencing: none`, or `fencing: {attempts: N, devices: {NODE: {agent:, options:, ...}}}`.
-    private static func parseFencing(_ value: YAMLValue, nodes: [ClusterNode]) throws(YAMLError) -> ServiceConfiguration.Fencing {
+    private static func parseFencing(_ value: YAMLValue, nodes: [ClusterNode]) throws(YAMLError)
+        -> ServiceConfiguration.Fencing
+    {
         if !value.isMapping {
             guard try value.string() == "none" else {
                 throw value.error("expected none, or a mapping with devices (a fence device per node)")
@@ -214,23 +231,30 @@ public enum ConfigurationLoader {
                 devices[name] = try parseFenceDevice(item, node: name)
             }
         }
-        guard !devices.isEmpty else { throw value.error("no devices: give a fence device per node, or write fencing: none") }
+        guard !devices.isEmpty else {
+            throw value.error("no devices: give a fence device per node, or write fencing: none")
+        }
         return .devices(devices, attempts: attempts)
     }
 
-    private static func parseFenceDevice(_ value: YAMLValue, node: String) throws(YAMLError) -> ServiceConfiguration.FenceDevice {
+    private static func parseFenceDevice(_ value: YAMLValue, node: String) throws(YAMLError)
+        -> ServiceConfiguration.FenceDevice
+    {
         var device = ServiceConfiguration.FenceDevice(node: node, agent: "")
         let allowed: Set<String> = ["agent", "options", "password_file", "action", "timeout", "delay", "delay_max"]
         for (key, field) in try value.mapping(allowed: allowed) {
             switch key {
             case "agent":
                 device.agent = try field.string()
-                guard device.agent.hasPrefix("/") else { throw field.error("the agent's absolute path, e.g. /usr/sbin/fence_ipmilan") }
+                guard device.agent.hasPrefix("/") else {
+                    throw field.error("the agent's absolute path, e.g. /usr/sbin/fence_ipmilan")
+                }
             case "options":
                 for (option, text) in try field.mapping(allowed: nil) {
                     // The agent reads key=value lines: a line break or '=' in a key, or a line
                     // break in a value, would smuggle in another option.
-                    guard !option.isEmpty, option.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
+                    guard !option.isEmpty, option.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" })
+                    else {
                         throw text.error("option names are letters, digits, '_' and '-'")
                     }
                     guard !["action", "password", "passwd", "nodename"].contains(option) else {
@@ -240,7 +264,9 @@ public enum ConfigurationLoader {
                                 : "'\(option)' is set by the service, not in options")
                     }
                     let string = try text.string()
-                    guard !string.contains("\n"), !string.contains("\r") else { throw text.error("a value on one line") }
+                    guard !string.contains("\n"), !string.contains("\r") else {
+                        throw text.error("a value on one line")
+                    }
                     device.options[option] = string
                 }
             case "password_file":
@@ -273,7 +299,9 @@ public enum ConfigurationLoader {
                 for (key, field) in try item.mapping(allowed: ["name", "number"]) {
                     if key == "name" { name = try field.string() } else { number = try field.int() }
                 }
-                guard let name, let number, number >= 1 else { throw item.error("a node needs a name and a number from 1") }
+                guard let name, let number, number >= 1 else {
+                    throw item.error("a node needs a name and a number from 1")
+                }
                 node = ClusterNode(name: name, number: number)
             } else {
                 node = ClusterNode(name: try item.string(), number: index + 1)
@@ -302,7 +330,9 @@ public enum ConfigurationLoader {
 
     private static func parseVariable(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.Variable {
         var variable = ServiceConfiguration.Variable(name: "", command: "")
-        for (key, field) in try value.mapping(allowed: ["name", "command", "interval", "parser", "fields", "instance", "timeout"]) {
+        for (key, field) in try value.mapping(allowed: [
+            "name", "command", "interval", "parser", "fields", "instance", "timeout",
+        ]) {
             switch key {
             case "name": variable.name = try field.string()
             case "command": variable.command = try field.string()
@@ -350,9 +380,10 @@ extension ServiceConfiguration {
             case .string: kind = .scalar(.string)
             case .db2Hadr: kind = VariableCatalogue.builtIn["HAMN.DB2.HADR"]!.kind
             case .fields:
-                kind = variable.fields.map { fields in
-                    .structured(fields.map { .init($0.name, $0.isNumber ? .number : .string) })
-                } ?? .dynamic
+                kind =
+                    variable.fields.map { fields in
+                        .structured(fields.map { .init($0.name, $0.isNumber ? .number : .string) })
+                    } ?? .dynamic
             }
             return ResourceVariable(
                 name: variable.name, kind: kind, instanceElements: variable.instanceElements, summary: variable.command)

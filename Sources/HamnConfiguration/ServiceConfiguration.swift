@@ -50,7 +50,8 @@ public struct ServiceConfiguration: Sendable {
 
         public init(
             name: String, command: String, interval: Double = 10, parser: Parser = .number,
-            fields: [(name: String, isNumber: Bool)]? = nil, instanceElements: [String] = ["NodeNum"], timeout: Double = 10
+            fields: [(name: String, isNumber: Bool)]? = nil, instanceElements: [String] = ["NodeNum"],
+            timeout: Double = 10
         ) {
             self.name = name
             self.command = command
@@ -63,7 +64,8 @@ public struct ServiceConfiguration: Sendable {
 
         public static func == (lhs: Variable, rhs: Variable) -> Bool {
             lhs.name == rhs.name && lhs.command == rhs.command && lhs.interval == rhs.interval
-                && lhs.parser == rhs.parser && lhs.instanceElements == rhs.instanceElements && lhs.timeout == rhs.timeout
+                && lhs.parser == rhs.parser && lhs.instanceElements == rhs.instanceElements
+                && lhs.timeout == rhs.timeout
                 && lhs.fields?.map(\.name) == rhs.fields?.map(\.name)
                 && lhs.fields?.map(\.isNumber) == rhs.fields?.map(\.isNumber)
         }
@@ -123,7 +125,8 @@ public struct ServiceConfiguration: Sendable {
     /// The warning a cluster without fencing gets at start, in `status` and in `validate --config`.
     public var fencingWarning: String? {
         guard transport == .corosync, fencing == .unset else { return nil }
-        return "no fence devices: a node that fails is taken over without making sure it is down (configure fencing: with a device per node, or fencing: none to accept the risk)"
+        return
+            "no fence devices: a node that fails is taken over without making sure it is down (configure fencing: with a device per node, or fencing: none to accept the risk)"
     }
 
     /// This node.

@@ -47,7 +47,8 @@ extension EventJournal {
             case .entry(let entry):
                 try append(entry, at: item.time)
             case .arming(let trigger, let state, let instance, let armed, let value):
-                try recordArming(trigger: trigger, state: state, instance: instance, armed: armed, value: value, at: item.time)
+                try recordArming(
+                    trigger: trigger, state: state, instance: instance, armed: armed, value: value, at: item.time)
             case .note(let text, let kind):
                 try note(text, kind: kind, at: item.time)
             }

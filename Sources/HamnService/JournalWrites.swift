@@ -46,7 +46,8 @@ final class JournalWrites: Sendable {
     /// Queues `writes` (all at `time`); `afterCommit` runs once they are committed. Returns the
     /// ticket to wait for. After `close()` the writes are only logged.
     @discardableResult
-    func enqueue(_ writes: [JournalWrite], at time: Date = Date(), afterCommit: (@Sendable () -> Void)? = nil) -> Ticket {
+    func enqueue(_ writes: [JournalWrite], at time: Date = Date(), afterCommit: (@Sendable () -> Void)? = nil) -> Ticket
+    {
         let (ticket, start, closed) = pending.withLock { pending -> (Ticket, Bool, Bool) in
             guard !pending.closed else { return (pending.queued, false, true) }
             pending.writes += writes.map { TimedJournalWrite($0, at: time) }
@@ -100,7 +101,8 @@ final class JournalWrites: Sendable {
 
     private func drain() {
         while true {
-            let batch = pending.withLock { pending -> (writes: [TimedJournalWrite], afterCommit: [@Sendable () -> Void], upTo: Ticket)? in
+            let batch = pending.withLock {
+                pending -> (writes: [TimedJournalWrite], afterCommit: [@Sendable () -> Void], upTo: Ticket)? in
                 guard pending.written < pending.queued else {
                     pending.draining = false
                     return nil

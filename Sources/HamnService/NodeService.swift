@@ -62,7 +62,8 @@ public actor NodeService {
     private var warningBudget = (hour: 0, count: 0)
 
     public init(
-        configuration: ServiceConfiguration, rules: RuleBook, catalogue: VariableCatalogue, transport: any ClusterTransport,
+        configuration: ServiceConfiguration, rules: RuleBook, catalogue: VariableCatalogue,
+        transport: any ClusterTransport,
         journal: any EventJournal, logger: Logger, loop: EventLoopThread
     ) {
         self.configuration = configuration
@@ -110,7 +111,8 @@ public actor NodeService {
             guard transportLoop === loop else {
                 // A transport on a loop holds its deliveries for the service on that loop: with
                 // another, nothing would ever be applied. A wiring error, said at once.
-                let reason = "the transport delivers on the thread \(transportLoop.name), not on the service's (\(loop.name))"
+                let reason =
+                    "the transport delivers on the thread \(transportLoop.name), not on the service's (\(loop.name))"
                 transition(.fatal(reason))
                 logger.critical("\(reason)")
                 transition(.transportEnded)
@@ -227,9 +229,12 @@ public actor NodeService {
             note("event \(run.event.id) segment \(run.segment) not started: the service is stopping", kind: "service")
             return
         }
-        let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
+        let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map {
+            Duration.seconds($0)
+        }
         let executor = SegmentExecutor(
-            eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment)
+            eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
+        )
         // Commands that call back (`hamn-events wait-event`, `ha-cmd`) find this service here.
         var environment = run.environment
         environment["HAMN_SOCKET"] = configuration.socket
@@ -258,14 +263,18 @@ public actor NodeService {
         for entry in entries {
             switch entry {
             case .finished(let event, let outcome):
-                logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name): \(outcome.rawValue)")
+                logger.info(
+                    "event \(event.id) \(event.name) state \(event.state) node \(event.node.name): \(outcome.rawValue)")
                 if outcome == .completed, let waiting = waiters.removeValue(forKey: event.name) {
                     released += waiting.values
                 }
             case .started(let event, let displayName, _):
-                logger.info("event \(event.id) \(event.name) state \(event.state) node \(event.node.name) starts (\(displayName))")
+                logger.info(
+                    "event \(event.id) \(event.name) state \(event.state) node \(event.node.name) starts (\(displayName))"
+                )
             case .failed(let event, let node, let segment):
-                logger.error("event \(event.id) \(event.name) failed on \(node.name) in segment \(segment): held until resume")
+                logger.error(
+                    "event \(event.id) \(event.name) failed on \(node.name) in segment \(segment): held until resume")
             case .quorum(let quorate, let waiting):
                 if quorate {
                     logger.notice("\(JournalText.quorum(quorate, waiting: waiting))")
@@ -308,11 +317,16 @@ public actor NodeService {
         let name = request.node.name
         guard case .devices(let devices, _) = configuration.fencing, let device = devices[name] else {
             note("fencing \(name): this node's configuration has no fence device for it", kind: "fence")
-            send(.fenceOutcome(node: name, outcome: .failed(reason: "no fence device for \(name) on \(configuration.node.name)"), attempt: request.attempt))
+            send(
+                .fenceOutcome(
+                    node: name, outcome: .failed(reason: "no fence device for \(name) on \(configuration.node.name)"),
+                    attempt: request.attempt))
             return
         }
         note("fencing \(name), attempt \(request.attempt): \(device.agent) action=\(device.action)", kind: "fence")
-        let pause = (request.attempt > 1 ? Self.fenceRetryPause : 0) + device.delay + Double.random(in: 0...max(0, device.delayMax))
+        let pause =
+            (request.attempt > 1 ? Self.fenceRetryPause : 0) + device.delay
+            + Double.random(in: 0...max(0, device.delayMax))
         Task.detached { [weak self] in
             if pause > 0 { try? await Task.sleep(for: .seconds(pause)) }
             let result = await Self.agent(for: device).run()
@@ -328,7 +342,10 @@ public actor NodeService {
 
     private func fenceFinished(_ request: FenceRequest, _ result: FenceAgent.Result) {
         guard phase.startsSegments else { return }  // stopping: the next fencer runs it
-        send(.fenceOutcome(node: request.node.name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary), attempt: request.attempt))
+        send(
+            .fenceOutcome(
+                node: request.node.name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary),
+                attempt: request.attempt))
     }
 
     /// `hamn-events fence NODE`: runs this node's device for NODE now and tells the cluster.
@@ -344,7 +361,9 @@ public actor NodeService {
         }
         note("fencing \(name) by hand: \(device.agent) action=\(device.action)", kind: "fence")
         let result = await Self.agent(for: device).run()
-        send(.fenceOutcome(node: name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary), attempt: 0))
+        send(
+            .fenceOutcome(node: name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary), attempt: 0)
+        )
         return result.succeeded
             ? .done(text: "\(name) fenced (\(device.action)); its takeover may run")
             : .failed(.commandFailed, "fencing \(name) failed: \(result.summary)")
@@ -360,7 +379,8 @@ public actor NodeService {
         }
         send(.fenceOutcome(node: name, outcome: .confirmed, attempt: 0))
         let waiting = coordinator.state.pendingFences[name] != nil
-        return .done(text: "\(name) confirmed down\(waiting ? ": its takeover may run" : " (no takeover was waiting for it)")")
+        return .done(
+            text: "\(name) confirmed down\(waiting ? ": its takeover may run" : " (no takeover was waiting for it)")")
     }
 
     /// Commits what is queued for the journal and records the run's end: the last thing the
@@ -536,9 +556,11 @@ public actor NodeService {
             phase = .stoppingThroughCluster(mode, deadline: deadline)
         case (.running, .stopAtOnce(let reason)), (.stoppingThroughCluster, .stopAtOnce(let reason)):
             phase = .stoppingAtOnce(because: reason)
-        case (.running, .fatal(let reason)), (.stoppingThroughCluster, .fatal(let reason)), (.stoppingAtOnce, .fatal(let reason)):
+        case (.running, .fatal(let reason)), (.stoppingThroughCluster, .fatal(let reason)),
+            (.stoppingAtOnce, .fatal(let reason)):
             phase = .failed(reason: reason)
-        case (.running, .transportEnded), (.stoppingThroughCluster, .transportEnded), (.stoppingAtOnce, .transportEnded):
+        case (.running, .transportEnded), (.stoppingThroughCluster, .transportEnded),
+            (.stoppingAtOnce, .transportEnded):
             phase = .left(failure: nil)
         case (.failed(let reason), .transportEnded):
             phase = .left(failure: reason)
@@ -590,12 +612,11 @@ public actor NodeService {
         let local = configuration.node
         let members = coordinator.state.members
         let reason: String? =
-            if phase != .running { "the service is already leaving the cluster" }
-            else if !coordinator.isSynchronised { "this node has not yet got the cluster's state" }
-            else if !members.contains(local) { "this node is not a member of the cluster" }
-            else if members.count == 1 { "this node is alone in the cluster" }
-            else if !transport.isQuorate { "this partition has no quorum" }
-            else { nil }
+            if phase != .running { "the service is already leaving the cluster" } else if !coordinator.isSynchronised {
+                "this node has not yet got the cluster's state"
+            } else if !members.contains(local) { "this node is not a member of the cluster" } else if members.count == 1
+            { "this node is alone in the cluster" } else if !transport.isQuorate { "this partition has no quorum" } else
+            { nil }
         if let reason {
             logger.notice("\(signal): stopping at once: \(reason)")
             note("\(signal): stopping at once: \(reason)", kind: "service")
@@ -605,7 +626,8 @@ public actor NodeService {
         let deadline = ContinuousClock.now + .seconds(timeout)
         if let already = coordinator.state.stopping[local.name] {
             // `ha-cmd STOP` came first: its event is the one to wait for.
-            let text = "\(signal): already stopping through the cluster: TE_FAIL_NODE state \(already.state) (\(already.rawValue)); \(fallback)"
+            let text =
+                "\(signal): already stopping through the cluster: TE_FAIL_NODE state \(already.state) (\(already.rawValue)); \(fallback)"
             transition(.stopThroughCluster(already, deadline: deadline))
             logger.notice("\(text)")
             note(text, kind: "service")
@@ -716,7 +738,9 @@ public actor NodeService {
             guard unmatched.isEmpty else {
                 return .failure(ControlError(.invalidArgument, "no such node: \(unmatched.joined(separator: ", "))"))
             }
-            guard !selected.isEmpty else { return .failure(ControlError(.invalidArgument, "the node range selects no node")) }
+            guard !selected.isEmpty else {
+                return .failure(ControlError(.invalidArgument, "the node range selects no node"))
+            }
             return .success(selected.map { ClusterNode(name: $0.name, number: $0.number) })
         } catch {
             return .failure(ControlError(.invalidArgument, "node range: \(error.message)"))
@@ -736,7 +760,8 @@ public actor NodeService {
             for node in nodes {
                 if members.contains(node) {
                     send(.stopServices(node: node.name, mode: mode))
-                    lines.append("\(node.name): stopping cluster services (\(mode.rawValue), TE_FAIL_NODE state \(mode.state))")
+                    lines.append(
+                        "\(node.name): stopping cluster services (\(mode.rawValue), TE_FAIL_NODE state \(mode.state))")
                 } else {
                     lines.append("\(node.name): not running cluster services")
                 }
@@ -758,9 +783,11 @@ public actor NodeService {
                 [step], environment: ["HAMN_START_NODE": node.name, "HAMN_START_NODE_NUMBER": String(node.number)])
             guard let result = results.first else { continue }
             failed = failed || !result.accepted
-            lines.append("\(node.name): start_command \(result.termination)\(result.accepted ? "" : ": " + result.outputTail)")
+            lines.append(
+                "\(node.name): start_command \(result.termination)\(result.accepted ? "" : ": " + result.outputTail)")
         }
-        return failed ? .failed(.commandFailed, lines.joined(separator: "\n")) : .done(text: lines.joined(separator: "\n"))
+        return failed
+            ? .failed(.commandFailed, lines.joined(separator: "\n")) : .done(text: lines.joined(separator: "\n"))
     }
 
     /// `timeout`: seconds, 0 for none (checked on decoding: finite, at most `longestTimeout`).
@@ -822,6 +849,7 @@ public actor NodeService {
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
             running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
-            pendingFences: state.pendingFences.values.sorted { $0.node < $1.node }, fenceAttempts: coordinator.fencing.attempts)
+            pendingFences: state.pendingFences.values.sorted { $0.node < $1.node },
+            fenceAttempts: coordinator.fencing.attempts)
     }
 }

@@ -21,7 +21,9 @@ public enum ServiceRunner {
     }
 
     /// The rules of `configuration`, validated; nil with the report when they have errors.
-    public static func loadRules(_ configuration: ServiceConfiguration) -> (RuleBook?, ValidationReport, VariableCatalogue) {
+    public static func loadRules(_ configuration: ServiceConfiguration) -> (
+        RuleBook?, ValidationReport, VariableCatalogue
+    ) {
         let catalogue = VariableCatalogue.builtIn.adding(configuration.resourceVariables)
         var options = Validator.Options(
             root: configuration.rulesRoot, catalogue: catalogue, eventScriptDirectory: configuration.eventScripts)
@@ -63,7 +65,8 @@ public enum ServiceRunner {
         }
         defer { loop.stop() }
         if let failure = loop.schedulingFailure {
-            logger.warning("\(failure): the service's thread runs as an ordinary one, and busy cores can delay barriers")
+            logger.warning(
+                "\(failure): the service's thread runs as an ordinary one, and busy cores can delay barriers")
         }
         let transport: any ClusterTransport
         switch configuration.transport {
@@ -75,10 +78,13 @@ public enum ServiceRunner {
                 let corosync = try CorosyncTransport(
                     info: info, group: configuration.corosyncGroup, formTimeout: configuration.formTimeout, loop: loop)
                 logger.notice(
-                    "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))")
+                    "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))"
+                )
                 transport = corosync
             } catch {
-                throw Failure(message: "cannot join the corosync group \(configuration.corosyncGroup): \(error); is corosync running?")
+                throw Failure(
+                    message:
+                        "cannot join the corosync group \(configuration.corosyncGroup): \(error); is corosync running?")
             }
         }
         let service = NodeService(
@@ -98,7 +104,8 @@ public enum ServiceRunner {
             "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
             kind: "service", at: Date())
         logger.notice(
-            "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions, control socket \(configuration.socket)")
+            "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions, control socket \(configuration.socket)"
+        )
         if let warning = configuration.fencingWarning {
             logger.warning("\(warning)")
             try? journal.note("WARNING: \(warning)", kind: "fence", at: Date())
@@ -265,7 +272,8 @@ struct StopSignals: Sendable {
                     await service.stopAtOnce(because: "the stop through the cluster did not end within \(seconds)")
                 }
             case (.atOnce, .signal(let name)):
-                logger.notice("\(name): already stopping at once (running segments finish first); SIGKILL does not wait")
+                logger.notice(
+                    "\(name): already stopping at once (running segments finish first); SIGKILL does not wait")
             case (_, .timeout):
                 break
             }

@@ -68,7 +68,8 @@ public struct YAMLValue {
             let entry = child(value, path.isEmpty ? name : ".\(name)")
             if let allowed, !allowed.contains(name) {
                 let keyValue = YAMLValue(node: key, file: file, path: path)
-                throw keyValue.error("unknown key '\(name)' (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+                throw keyValue.error(
+                    "unknown key '\(name)' (expected one of: \(allowed.sorted().joined(separator: ", ")))")
             }
             if entries.contains(where: { $0.key == name }) {
                 throw YAMLValue(node: key, file: file, path: path).error("key '\(name)' given twice")
@@ -88,7 +89,9 @@ public struct YAMLValue {
 
     /// A scalar's text; an error for a mapping or a list.
     public func string() throws(YAMLError) -> String {
-        guard let scalar = node.scalar else { throw error("expected a single value, not a \(isMapping ? "mapping" : "list")") }
+        guard let scalar = node.scalar else {
+            throw error("expected a single value, not a \(isMapping ? "mapping" : "list")")
+        }
         return scalar.string
     }
 

@@ -6,6 +6,8 @@ public enum Severity: String, Sendable, Hashable, Codable {
 
 /// The stable diagnostic codes of SPEC section 8, plus the `F` codes for input that cannot
 /// be read as a rules or recovery program file at all (see README, "Diagnostics").
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// The codes are the specification's, as users read and grep them.
 public enum DiagnosticCode: String, Sendable, Hashable, CaseIterable, Codable {
     case R001, R002, R003, R005, R006, R007, R008, R009
     case R011, R012, R013, R014, R015, R016, R017, R018, R019

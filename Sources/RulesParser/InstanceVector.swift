@@ -96,14 +96,17 @@ public struct InstanceVector: Sendable, Hashable, CustomStringConvertible {
                 continue
             }
             guard !value.isEmpty else {
-                problems.append(Problem(offset: eq, message: "element \(name.quotedForMessage()) has no value (use * for any)"))
+                problems.append(
+                    Problem(offset: eq, message: "element \(name.quotedForMessage()) has no value (use * for any)"))
                 continue
             }
             if let allowedNames, !allowedNames.contains(name) {
                 problems.append(
                     Problem(
                         offset: lo,
-                        message: "no instance element \(name.quotedForMessage()) for this variable (it has \(allowedNames.joined(separator: ", ")))"))
+                        message:
+                            "no instance element \(name.quotedForMessage()) for this variable (it has \(allowedNames.joined(separator: ", ")))"
+                    ))
                 continue
             }
             guard seen.insert(name).inserted else {

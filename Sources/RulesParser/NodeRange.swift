@@ -53,7 +53,8 @@ public struct NodeRange: Sendable, Hashable, CustomStringConvertible {
             if bounds.count == 2 {
                 if let lo = Int(bounds[0]), let hi = Int(bounds[1]), lo >= 0 {
                     guard lo <= hi else {
-                        throw SyntaxError(offset: offset, message: "node range \(item.quotedForMessage()) runs backwards")
+                        throw SyntaxError(
+                            offset: offset, message: "node range \(item.quotedForMessage()) runs backwards")
                     }
                     items.append(.numbers(lo...hi))
                     continue
@@ -62,7 +63,8 @@ public struct NodeRange: Sendable, Hashable, CustomStringConvertible {
                 let (prefix2, hi) = splitNumericSuffix(bounds[1])
                 if let lo, let hi, !prefix1.isEmpty, prefix1 == prefix2, isName(prefix1) {
                     guard lo <= hi else {
-                        throw SyntaxError(offset: offset, message: "node range \(item.quotedForMessage()) runs backwards")
+                        throw SyntaxError(
+                            offset: offset, message: "node range \(item.quotedForMessage()) runs backwards")
                     }
                     items.append(.names(prefix: prefix1, lo...hi))
                     continue
@@ -98,7 +100,8 @@ public struct NodeRange: Sendable, Hashable, CustomStringConvertible {
             if hits.isEmpty {
                 switch item {
                 case .all: break
-                case .numbers(let r): unmatched.append(r.count == 1 ? "\(r.lowerBound)" : "\(r.lowerBound)-\(r.upperBound)")
+                case .numbers(let r):
+                    unmatched.append(r.count == 1 ? "\(r.lowerBound)" : "\(r.lowerBound)-\(r.upperBound)")
                 case .name(let name): unmatched.append(name)
                 case .names(let p, let r): unmatched.append("\(p)\(r.lowerBound)-\(p)\(r.upperBound)")
                 }

@@ -33,12 +33,39 @@ public enum PredicateParser {
 }
 
 private enum Punct: String {
-    case lparen = "(", rparen = ")", lbrace = "{", rbrace = "}", comma = ","
-    case bang = "!", tilde = "~", minus = "-", star = "*", slash = "/", percent = "%", plus = "+"
-    case shl = "<<", shr = ">>", lt = "<", le = "<=", gt = ">", ge = ">="
-    case eqeq = "==", eq = "=", ne = "!=", ltgt = "<>", match = "=~", nomatch = "!~"
-    case pipeLt = "|<", gtLt = "><", qEq = "?=", bangQ = "!?"
-    case amp = "&", caret = "^", pipe = "|", ampamp = "&&", pipepipe = "||"
+    case lparen = "("
+    case rparen = ")"
+    case lbrace = "{"
+    case rbrace = "}"
+    case comma = ","
+    case bang = "!"
+    case tilde = "~"
+    case minus = "-"
+    case star = "*"
+    case slash = "/"
+    case percent = "%"
+    case plus = "+"
+    case shl = "<<"
+    case shr = ">>"
+    case lt = "<"
+    case le = "<="
+    case gt = ">"
+    case ge = ">="
+    case eqeq = "=="
+    case eq = "="
+    case ne = "!="
+    case ltgt = "<>"
+    case match = "=~"
+    case nomatch = "!~"
+    case pipeLt = "|<"
+    case gtLt = "><"
+    case qEq = "?="
+    case bangQ = "!?"
+    case amp = "&"
+    case caret = "^"
+    case pipe = "|"
+    case ampamp = "&&"
+    case pipepipe = "||"
 
     var binary: BinaryOperator? {
         switch self {
@@ -72,8 +99,13 @@ private enum Punct: String {
 }
 
 private enum Word: String {
-    case and = "AND", or = "OR", not = "NOT", isIn = "IN", like = "LIKE"
-    case qualCount = "__QUAL_COUNT", qualRate = "__QUAL_RATE"
+    case and = "AND"
+    case or = "OR"
+    case not = "NOT"
+    case isIn = "IN"
+    case like = "LIKE"
+    case qualCount = "__QUAL_COUNT"
+    case qualRate = "__QUAL_RATE"
 }
 
 private enum TokenKind: Equatable {
@@ -163,7 +195,8 @@ private struct Parsing {
                 position += 1
             }
             if position == digitsStart {
-                throw Failure(offset: start, message: "malformed number \(text(start, position + 1).quotedForMessage())")
+                throw Failure(
+                    offset: start, message: "malformed number \(text(start, position + 1).quotedForMessage())")
             }
             try expectNumberEnd(start)
             return Double(value)
@@ -443,7 +476,8 @@ private struct Parsing {
             case .word(.isIn): return .notIn
             case .word(.like): return .notLike
             default:
-                throw Failure(offset: token.start, message: "unexpected token 'NOT' (expected an operator; NOT IN or NOT LIKE?)")
+                throw Failure(
+                    offset: token.start, message: "unexpected token 'NOT' (expected an operator; NOT IN or NOT LIKE?)")
             }
         default: return nil
         }

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Checks that a predicate compares values of the right types for its resource variable
@@ -91,7 +91,8 @@ public enum PredicateTypeChecker {
                     message: "X is a structured value: select a field with X@N or X.Name"))
         default:
             problems.append(
-                Problem(kind: .type, offset: expression.offset, message: "\(type.name) is not a truth value; compare it"))
+                Problem(
+                    kind: .type, offset: expression.offset, message: "\(type.name) is not a truth value; compare it"))
         }
     }
 
@@ -151,7 +152,9 @@ public enum PredicateTypeChecker {
                 problems.append(
                     Problem(
                         kind: .type, offset: at,
-                        message: "\(variable.name) has no field \(n) (fields 0 to \(fields.count - 1): \(fields.map(\.name).joined(separator: ", ")))"))
+                        message:
+                            "\(variable.name) has no field \(n) (fields 0 to \(fields.count - 1): \(fields.map(\.name).joined(separator: ", ")))"
+                    ))
                 return .unknown
             }
             return Inferred(fields[n].type)
@@ -160,7 +163,9 @@ public enum PredicateTypeChecker {
                 problems.append(
                     Problem(
                         kind: .type, offset: at,
-                        message: "\(variable.name) has no field \(name.quotedForMessage()) (it has \(fields.map(\.name).joined(separator: ", ")))"))
+                        message:
+                            "\(variable.name) has no field \(name.quotedForMessage()) (it has \(fields.map(\.name).joined(separator: ", ")))"
+                    ))
                 return .unknown
             }
             return Inferred(field.type)
@@ -189,11 +194,15 @@ public enum PredicateTypeChecker {
         switch op {
         case .isIn, .notIn:
             guard case .list(let element) = right else {
-                if right != .unknown { fail("'\(op.rawValue)' needs a list on its right, like {1, 2}, not \(right.name)") }
+                if right != .unknown {
+                    fail("'\(op.rawValue)' needs a list on its right, like {1, 2}, not \(right.name)")
+                }
                 return
             }
             if let element, left != .unknown, left != Inferred(element) {
-                fail("'\(op.rawValue)' compares \(left.name) with a list of \(element == .number ? "numbers" : "strings")")
+                fail(
+                    "'\(op.rawValue)' compares \(left.name) with a list of \(element == .number ? "numbers" : "strings")"
+                )
             }
         case _ where isList(right):
             fail("a list can only stand on the right of IN or NOT IN")
@@ -205,7 +214,9 @@ public enum PredicateTypeChecker {
                 let error = checker.regularExpressionError(pattern)
             {
                 problems.append(
-                    Problem(kind: .regularExpression, offset: patternAt, message: "regular expression does not compile: \(error)"))
+                    Problem(
+                        kind: .regularExpression, offset: patternAt,
+                        message: "regular expression does not compile: \(error)"))
             }
         case .less, .lessOrEqual, .greater, .greaterOrEqual, .equal, .notEqual:
             if left != .unknown, right != .unknown, left != right {

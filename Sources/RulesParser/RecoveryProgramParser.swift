@@ -28,7 +28,8 @@ public enum RecoveryProgramParser {
                 steps.append(try scanner.parseStep())
             } catch {
                 diagnostics.append(
-                    Diagnostic(file: file, line: line.number, column: error.column, code: error.code, message: error.message))
+                    Diagnostic(
+                        file: file, line: line.number, column: error.column, code: error.code, message: error.message))
             }
         }
         diagnostics += structureDiagnostics(steps, file: file, hadErrors: !diagnostics.isEmpty)
@@ -50,10 +51,13 @@ public enum RecoveryProgramParser {
                 continue
             }
             let why: String? =
-                index == 0 ? "barrier at the start of the recovery program (nothing runs before it)"
-                : previousWasBarrier ? "barrier twice in a row (nothing runs between them)"
-                : index == steps.count - 1 ? "barrier at the end of the recovery program (nothing runs after it)"
-                : nil
+                index == 0
+                ? "barrier at the start of the recovery program (nothing runs before it)"
+                : previousWasBarrier
+                    ? "barrier twice in a row (nothing runs between them)"
+                    : index == steps.count - 1
+                        ? "barrier at the end of the recovery program (nothing runs after it)"
+                        : nil
             if let why {
                 diagnostics.append(Diagnostic(file: file, line: line, column: 1, code: .P009, message: why))
             }
@@ -120,7 +124,8 @@ private struct LineScanner {
         guard !atEnd, peek == 0x22 else {
             throw Failure(
                 column: column, code: .P002,
-                message: atEnd ? "missing command (expected a command in double quotes)" : "command not in double quotes")
+                message: atEnd
+                    ? "missing command (expected a command in double quotes)" : "command not in double quotes")
         }
         let quoteColumn = column
         position += 1
@@ -158,7 +163,8 @@ private struct LineScanner {
         let expected: ExpectedStatus
         if statusText == "x" || statusText == "X" {
             expected = .any
-        } else if !statusText.isEmpty, statusText.utf8.count <= 3, statusText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+        } else if !statusText.isEmpty, statusText.utf8.count <= 3,
+            statusText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let code = UInt8(statusText)
         {
             expected = .exactly(code)

@@ -77,7 +77,9 @@ public struct VariableCatalogue: Sendable {
             summary: "CPU idle, percent"),
         ResourceVariable(
             name: "IBM.PSSP.Prog.pcount",
-            kind: .structured([.init("CurPIDCount", .number), .init("PrevPIDCount", .number), .init("CurPIDList", .string)]),
+            kind: .structured([
+                .init("CurPIDCount", .number), .init("PrevPIDCount", .number), .init("CurPIDList", .string),
+            ]),
             instanceElements: ["ProgName", "UserName", "NodeNum"],
             summary: "live processes of a program: X@0 count now, X@1 count before, X@2 their PIDs"),
         ResourceVariable(

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Parses `rules.hacmprd` (SPEC section 2): every line that is not a comment is a field, fields
@@ -139,7 +139,9 @@ private struct ParseState {
         for index in 0..<complete {
             var displayName: String?
             while nextDisplayName < displayNames.count, displayNames[nextDisplayName].definition <= index {
-                if displayNames[nextDisplayName].definition == index { displayName = displayNames[nextDisplayName].name }
+                if displayNames[nextDisplayName].definition == index {
+                    displayName = displayNames[nextDisplayName].name
+                }
                 nextDisplayName += 1
             }
             let errorsBefore = errorCount
@@ -176,7 +178,6 @@ private struct ParseState {
             report(1, 1, .R019, "no event definitions")
         }
     }
-
 
     /// R006: one event name with several states, except the states SPEC section 6 gives a built-in trigger.
     mutating func checkStates(_ definition: EventDefinition, _ statesByName: inout [String: (state: Int, line: Int)]) {
@@ -247,7 +248,9 @@ private struct ParseState {
         }
         report(
             field.line, field.isEmpty ? 1 : field.column, .R007,
-            field.isEmpty ? "\(what) is empty (expected an integer)" : "\(what) \(text(field).quotedForMessage()) is not an integer")
+            field.isEmpty
+                ? "\(what) is empty (expected an integer)"
+                : "\(what) \(text(field).quotedForMessage()) is not an integer")
         return nil
     }
 
@@ -273,7 +276,8 @@ private struct ParseState {
         if f[6].isEmpty {
             report(f[6].line, 1, .R021, "resource variable with an empty instance vector (taken as NodeNum=*)")
         } else {
-            let (parsed, problems) = InstanceVector.parse(bytes: rawBytes(f[6]), allowedNames: variable?.instanceElements)
+            let (parsed, problems) = InstanceVector.parse(
+                bytes: rawBytes(f[6]), allowedNames: variable?.instanceElements)
             for problem in problems {
                 report(f[6].line, f[6].column + problem.offset, .R013, problem.message)
             }
@@ -310,7 +314,9 @@ private struct ParseState {
             return nil
         }
         var ok = true
-        for problem in PredicateTypeChecker.check(predicate, variable: variable, regularExpressions: &regularExpressions) {
+        for problem in PredicateTypeChecker.check(
+            predicate, variable: variable, regularExpressions: &regularExpressions)
+        {
             ok = false
             report(
                 field.line, field.column + problem.offset, problem.kind == .type ? .R023 : code,

@@ -34,7 +34,8 @@ public struct ValidationReport: Sendable {
 
     public var summary: String {
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
-        return "\(plural(definitions, "event definition")): \(plural(errorCount, "error")), \(plural(warningCount, "warning"))"
+        return
+            "\(plural(definitions, "event definition")): \(plural(errorCount, "error")), \(plural(warningCount, "warning"))"
     }
 
     /// `{"diagnostics": [{"file", "line", "column", "severity", "code", "message"}], "definitions": N}`

@@ -1,11 +1,11 @@
 import RulesParser
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Checks rules files and recovery programs as `hamn-events validate` does (SPEC section 8):
@@ -156,13 +156,16 @@ private struct Run {
             case .notRegularFile: return .failure(Unreadable(code: .F001, why: "is not a regular file"))
             case .tooLarge(let size, let limit):
                 return .failure(
-                    Unreadable(code: .F003, why: "is \(byteCount(size)); the validator reads files of up to \(byteCount(limit))"))
+                    Unreadable(
+                        code: .F003,
+                        why: "is \(byteCount(size)); the validator reads files of up to \(byteCount(limit))"))
             }
         }
         if let nul = Self.firstNUL(bytes) {
             let line = bytes[..<nul].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
             let lineStart = bytes[..<nul].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
-            return .failure(Unreadable(line: line, column: nul - lineStart + 1, code: .F002, why: "is not a text file (NUL byte)"))
+            return .failure(
+                Unreadable(line: line, column: nul - lineStart + 1, code: .F002, why: "is not a text file (NUL byte)"))
         }
         return .success(bytes)
     }
@@ -205,7 +208,8 @@ private struct Run {
         for reference in rules.recoveryProgramReferences {
             let resolved = validator.resolve(reference.path)
             guard programs[resolved] == nil else { continue }
-            let check = validateRecoveryProgram(at: resolved, shownAs: resolved, eventScripts: eventScripts, quiet: true)
+            let check = validateRecoveryProgram(
+                at: resolved, shownAs: resolved, eventScripts: eventScripts, quiet: true)
             programs[resolved] = check
             if case .missing(let why) = check {
                 found.append(
@@ -248,7 +252,8 @@ private struct Run {
     mutating func checkCommand(_ step: CommandStep, in file: String, eventScripts: String) {
         guard let program = step.program, !program.isEmpty else { return }
         let skipsExistence =
-            (validator.options.root != nil && validator.options.commandsUnderRoot) || !validator.options.checksCommandsExist
+            (validator.options.root != nil && validator.options.commandsUnderRoot)
+            || !validator.options.checksCommandsExist
         let shownProgram = program.quotedForMessage(limit: 200)
         let path: String
         if program.hasPrefix("/") {
@@ -256,7 +261,8 @@ private struct Run {
         } else if program.contains("/") {
             report(
                 file, step.line, step.column, .P006,
-                "relative command path \(shownProgram): only bundled event scripts may be relative; give the absolute path")
+                "relative command path \(shownProgram): only bundled event scripts may be relative; give the absolute path"
+            )
             return
         } else {
             path = eventScripts + "/" + program

@@ -63,7 +63,8 @@ struct ClusterBenchmark: ParsableCommand {
             failoverRuns.append(try failover(tools, stamp, root: root + "/failover\(index)"))
         }
         let report = Report(
-            barriers: barriers * events, baseline: Summary(baseline.commandToCommand), cluster: Summary(cluster.commandToCommand),
+            barriers: barriers * events, baseline: Summary(baseline.commandToCommand),
+            cluster: Summary(cluster.commandToCommand),
             shared: shared.map { Summary($0.commandToCommand) },
             engineBaseline: Summary(baseline.engine), engineCluster: Summary(cluster.engine),
             engineShared: shared.map { Summary($0.engine) }, cpgFloor: Summary(floor),
@@ -91,14 +92,17 @@ struct ClusterBenchmark: ParsableCommand {
         let setup = try Setup(root: root, stamp: stamp, barriers: barriers)
         let nodes = corosync ? ["n1", "n2", "n3"] : ["n1"]
         var cluster: NamespaceCluster?
-        if corosync { cluster = try NamespaceCluster.up(tools, directory: root + "/ns", nodes: corosyncNodes, token: token) }
+        if corosync {
+            cluster = try NamespaceCluster.up(tools, directory: root + "/ns", nodes: corosyncNodes, token: token)
+        }
         defer { cluster?.down() }
         var engines: [Engine] = []
         defer { for engine in engines { engine.stop() } }
         for (index, name) in nodes.enumerated() {
             engines.append(
                 try Engine.start(
-                    tools, setup: setup, name: name, nodes: nodes, corosyncNode: corosync ? min(index + 1, corosyncNodes) : nil,
+                    tools, setup: setup, name: name, nodes: nodes,
+                    corosyncNode: corosync ? min(index + 1, corosyncNodes) : nil,
                     cluster: cluster))
         }
         try waitFor("members \(nodes)", seconds: 60) { engines.allSatisfy { $0.members(tools) == nodes } }
@@ -123,7 +127,8 @@ struct ClusterBenchmark: ParsableCommand {
         var passed: [String: Double] = [:]  // "event barrier" -> latest passage
         for name in nodes {
             let journal = setup.root + "/\(name).sqlite"
-            for row in try sqlite(journal, "SELECT event_id, segment, ended_at FROM command WHERE ended_at IS NOT NULL") {
+            for row in try sqlite(journal, "SELECT event_id, segment, ended_at FROM command WHERE ended_at IS NOT NULL")
+            {
                 let key = "\(row[0]) \(row[1])"
                 ended[key] = max(ended[key] ?? 0, Double(row[2]) ?? 0)
             }
@@ -160,7 +165,9 @@ struct ClusterBenchmark: ParsableCommand {
         }
         for process in peers {
             process.waitUntilExit()
-            guard process.terminationStatus == 0 else { throw BenchError("cpg-peer exited \(process.terminationStatus)") }
+            guard process.terminationStatus == 0 else {
+                throw BenchError("cpg-peer exited \(process.terminationStatus)")
+            }
         }
         var ready = [Double](repeating: 0, count: rounds)
         var released = [Double](repeating: 0, count: rounds)
@@ -202,7 +209,9 @@ struct ClusterBenchmark: ParsableCommand {
         var engines: [Engine] = []
         defer { for engine in engines { engine.stop() } }
         for (index, name) in nodes.enumerated() {
-            engines.append(try Engine.start(tools, setup: setup, name: name, nodes: nodes, corosyncNode: index + 1, cluster: cluster))
+            engines.append(
+                try Engine.start(
+                    tools, setup: setup, name: name, nodes: nodes, corosyncNode: index + 1, cluster: cluster))
         }
         try waitFor("members \(nodes)", seconds: 60) { engines.allSatisfy { $0.members(tools) == nodes } }
         Thread.sleep(forTimeInterval: 1)
@@ -228,7 +237,8 @@ struct ClusterBenchmark: ParsableCommand {
     }
 
     private func loadAverage() -> String {
-        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(
+            separator: " ") ?? "?"
     }
 }
 
@@ -243,11 +253,14 @@ private struct Tools {
         let directory = (me as NSString).deletingLastPathComponent
         hamnEvents = binary ?? directory + "/hamn-events"
         guard FileManager.default.isExecutableFile(atPath: hamnEvents) else {
-            throw BenchError("\(hamnEvents) is not an executable: swift build -c release --product hamn-events, or --binary")
+            throw BenchError(
+                "\(hamnEvents) is not an executable: swift build -c release --product hamn-events, or --binary")
         }
         // The repository this binary was built in: the nearest directory above it with Package.swift.
         var repository = directory
-        while !repository.isEmpty, repository != "/", !FileManager.default.fileExists(atPath: repository + "/Package.swift") {
+        while !repository.isEmpty, repository != "/",
+            !FileManager.default.fileExists(atPath: repository + "/Package.swift")
+        {
             repository = (repository as NSString).deletingLastPathComponent
         }
         self.nsCluster = nsCluster ?? repository + "/scripts/ns-cluster"
@@ -274,24 +287,24 @@ private enum Stamp {
         let source = root + "/stamp.c"
         let binary = root + "/stamp"
         try """
-            #include <fcntl.h>
-            #include <stdio.h>
-            #include <stdlib.h>
-            #include <string.h>
-            #include <time.h>
-            #include <unistd.h>
-            int main(int argc, char **argv) {
-                struct timespec now;
-                clock_gettime(CLOCK_REALTIME, &now);
-                if (argc < 3) return 2;
-                const char *node = getenv("HAMN_LOCAL_NODE");
-                char line[256];
-                int n = snprintf(line, sizeof line, "%s %s %lld.%09ld\\n", node ? node : "?", argv[2], (long long)now.tv_sec, now.tv_nsec);
-                int fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644);
-                if (fd < 0 || write(fd, line, n) != n) return 1;
-                return close(fd);
-            }
-            """.write(toFile: source, atomically: true, encoding: .utf8)
+        #include <fcntl.h>
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <time.h>
+        #include <unistd.h>
+        int main(int argc, char **argv) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            if (argc < 3) return 2;
+            const char *node = getenv("HAMN_LOCAL_NODE");
+            char line[256];
+            int n = snprintf(line, sizeof line, "%s %s %lld.%09ld\\n", node ? node : "?", argv[2], (long long)now.tv_sec, now.tv_nsec);
+            int fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644);
+            if (fd < 0 || write(fd, line, n) != n) return 1;
+            return close(fd);
+        }
+        """.write(toFile: source, atomically: true, encoding: .utf8)
         let result = try runTool("/usr/bin/cc", ["-O2", "-o", binary, source])
         guard result.status == 0 else { throw BenchError("cc stamp.c: \(result.err)") }
         return binary
@@ -320,29 +333,31 @@ private struct Setup {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         chmod(root, 0o755)
         let segments = (0...barriers).map { "all \"\(stamp) \(root)/stamps s\($0)\" 0 NULL" }
-        try (segments.joined(separator: "\nbarrier\n") + "\n").write(toFile: root + "/bench.rp", atomically: true, encoding: .utf8)
-        try "other \"\(stamp) \(root)/fail-stamps fail\" 0 NULL\n".write(toFile: root + "/fail.rp", atomically: true, encoding: .utf8)
+        try (segments.joined(separator: "\nbarrier\n") + "\n").write(
+            toFile: root + "/bench.rp", atomically: true, encoding: .utf8)
+        try "other \"\(stamp) \(root)/fail-stamps fail\" 0 NULL\n".write(
+            toFile: root + "/fail.rp", atomically: true, encoding: .utf8)
         rules = root + "/rules.hacmprd"
         try """
-            bench
-            0
-            \(root)/bench.rp
-            2
-            0
+        bench
+        0
+        \(root)/bench.rp
+        2
+        0
 
 
 
 
-            TE_FAIL_NODE
-            0
-            \(root)/fail.rp
-            2
-            0
+        TE_FAIL_NODE
+        0
+        \(root)/fail.rp
+        2
+        0
 
 
 
 
-            """.appending("\n").write(toFile: rules, atomically: true, encoding: .utf8)
+        """.appending("\n").write(toFile: rules, atomically: true, encoding: .utf8)
         for file in ["/bench.rp", "/fail.rp", "/rules.hacmprd"] { chmod(root + file, 0o644) }
     }
 }
@@ -378,12 +393,15 @@ private final class NamespaceCluster {
 
     /// When node's corosync logged the first new membership after `time` (seconds since 1970).
     func membershipLogged(node: Int, after time: Double) -> Double? {
-        guard let data = FileManager.default.contents(atPath: directory + "/node\(node)/corosync.log") else { return nil }
+        guard let data = FileManager.default.contents(atPath: directory + "/node\(node)/corosync.log") else {
+            return nil
+        }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.dateFormat = "yyyy MMM d HH:mm:ss.SSS"
         let year = Calendar.current.component(.year, from: Date())
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.contains("A new membership") {
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.contains("A new membership")
+        {
             // "Nov 23 13:05:54.175 [10882] ..."
             let stamp = line.split(separator: " ", omittingEmptySubsequences: true).prefix(3).joined(separator: " ")
             guard let date = formatter.date(from: "\(year) \(stamp)") else { continue }
@@ -411,21 +429,24 @@ private final class Engine {
     ) throws -> Engine {
         let configuration = setup.root + "/\(name).yaml"
         let socket = setup.root + "/\(name).sock"
-        let list = nodes.enumerated().map { "  - {name: \($0.element), number: \($0.offset + 1)}" }.joined(separator: "\n")
+        let list = nodes.enumerated().map { "  - {name: \($0.element), number: \($0.offset + 1)}" }.joined(
+            separator: "\n")
         try """
-            node: \(name)
-            nodes:
-            \(list)
-            transport: \(corosyncNode == nil ? "local" : "corosync")
-            corosync: {group: hamn-bench}
-            rules: \(setup.rules)
-            journal: \(setup.root)/\(name).sqlite
-            socket: \(socket)
-            """.write(toFile: configuration, atomically: true, encoding: .utf8)
+        node: \(name)
+        nodes:
+        \(list)
+        transport: \(corosyncNode == nil ? "local" : "corosync")
+        corosync: {group: hamn-bench}
+        rules: \(setup.rules)
+        journal: \(setup.root)/\(name).sqlite
+        socket: \(socket)
+        """.write(toFile: configuration, atomically: true, encoding: .utf8)
         let process = Process()
         if let corosyncNode, let cluster {
             process.executableURL = URL(fileURLWithPath: tools.nsCluster)
-            process.arguments = ["exec", cluster.directory, "\(corosyncNode)", tools.hamnEvents, "run", "--config", configuration]
+            process.arguments = [
+                "exec", cluster.directory, "\(corosyncNode)", tools.hamnEvents, "run", "--config", configuration,
+            ]
         } else {
             process.executableURL = URL(fileURLWithPath: tools.hamnEvents)
             process.arguments = ["run", "--config", configuration]
@@ -470,7 +491,9 @@ private struct Summary: Encodable {
 
     init(_ seconds: [Double]) {
         let sorted = seconds.sorted()
-        func at(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)] }
+        func at(_ q: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)]
+        }
         count = sorted.count
         p50 = at(0.5) * 1000
         p99 = at(0.99) * 1000
@@ -499,9 +522,13 @@ private struct Report: Encodable {
             "  one engine, in-process transport:          p50 \(ms(engineBaseline.p50))  p99 \(ms(engineBaseline.p99))  max \(ms(engineBaseline.max))",
         ]
         if let engineShared {
-            lines.append("  three engines on one corosync:             p50 \(ms(engineShared.p50))  p99 \(ms(engineShared.p99))  max \(ms(engineShared.max))")
+            lines.append(
+                "  three engines on one corosync:             p50 \(ms(engineShared.p50))  p99 \(ms(engineShared.p99))  max \(ms(engineShared.max))"
+            )
         }
-        lines.append("  no engine: raw CPG peers, 3 namespaces:    p50 \(ms(cpgFloor.p50))  p99 \(ms(cpgFloor.p99))  max \(ms(cpgFloor.max))  (each round: /bin/true, multicast, wait for all 3)")
+        lines.append(
+            "  no engine: raw CPG peers, 3 namespaces:    p50 \(ms(cpgFloor.p50))  p99 \(ms(cpgFloor.p99))  max \(ms(cpgFloor.max))  (each round: /bin/true, multicast, wait for all 3)"
+        )
         lines += [
             "command to command across a barrier: last stamp of a segment -> last stamp of the next (adds process exit, reaping and the next start)",
             "  three engines, three corosync namespaces:  p50 \(ms(cluster.p50))  p99 \(ms(cluster.p99))  max \(ms(cluster.max))",
@@ -509,16 +536,19 @@ private struct Report: Encodable {
             "  the cluster's part (difference of p99s):   \(ms(cluster.p99 - baseline.p99))",
         ]
         if let shared {
-            lines.append("  three engines on one corosync:             p50 \(ms(shared.p50))  p99 \(ms(shared.p99))  max \(ms(shared.max))")
+            lines.append(
+                "  three engines on one corosync:             p50 \(ms(shared.p50))  p99 \(ms(shared.p99))  max \(ms(shared.max))"
+            )
         }
         lines += [
-            "failover, kill -9 of node 3 (corosync and engine) -> first TE_FAIL_NODE command on a survivor (token \(token) ms)",
+            "failover, kill -9 of node 3 (corosync and engine) -> first TE_FAIL_NODE command on a survivor (token \(token) ms)"
         ]
         for (index, run) in failovers.enumerated() {
             let membership = run.corosyncMembership.map { String(format: "%.3f s", $0) } ?? "not in the log"
             let adds = run.engineAdds.map { String(format: "%.0f ms", $0 * 1000) } ?? "?"
             lines.append(
-                "  run \(index + 1): \(String(format: "%.3f s", run.failover)); corosync's membership \(membership); the engine adds \(adds)")
+                "  run \(index + 1): \(String(format: "%.3f s", run.failover)); corosync's membership \(membership); the engine adds \(adds)"
+            )
         }
         lines.append("load average: \(load)")
         return lines.joined(separator: "\n")
@@ -552,5 +582,7 @@ private func runTool(_ executable: String, _ arguments: [String]) throws -> (sta
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     done.wait()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: box.data, as: UTF8.self))
+    return (
+        process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: box.data, as: UTF8.self)
+    )
 }

@@ -11,7 +11,10 @@ struct HamnBench: ParsableCommand {
             Build the release binaries first (scripts/bench-validate does): the figures are the \
             optimised build's.
             """,
-        subcommands: [ValidateBenchmark.self, PredicateBenchmark.self, ServiceBenchmark.self, ClusterBenchmark.self, WireBenchmark.self, CPGPeer.self]
+        subcommands: [
+            ValidateBenchmark.self, PredicateBenchmark.self, ServiceBenchmark.self, ClusterBenchmark.self,
+            WireBenchmark.self, CPGPeer.self,
+        ]
     )
 }
 

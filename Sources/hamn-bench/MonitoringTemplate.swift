@@ -1,4 +1,5 @@
 import RulesEngine
+
 /// How the benchmark writes Event Management definitions (rules fields 6 to 9) for one built-in
 /// resource variable: the instance vectors, predicates and rearm predicates an administrator
 /// would write for it (SPEC sections 4 and 5), with thresholds drawn at random so that the

@@ -1,7 +1,7 @@
 import ArgumentParser
-import RulesValidation
 import RulesEngine
 import RulesParser
+import RulesValidation
 
 #if canImport(Glibc)
     import Glibc

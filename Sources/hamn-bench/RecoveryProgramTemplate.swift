@@ -1,10 +1,11 @@
 import RulesEngine
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes the benchmark's `.rp` files (SPEC section 3): a few segments of commands separated by

@@ -2,9 +2,9 @@ import ArgumentParser
 import RulesValidation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// `hamn-bench service`: the release `hamn-events run` as an administrator leaves it running,
@@ -112,7 +112,8 @@ struct ServiceBenchmark: ParsableCommand {
         guard access("/bin/bash", X_OK) == 0 else { throw BenchError("/bin/bash is needed for the stamps") }
 
         let load = try ServiceLoad.generate(in: directory, definitions: definitions, monitors: monitors)
-        progress("load: \(load.definitions) definitions over \(load.instanceCount) monitored instances: \(load.summary)")
+        progress(
+            "load: \(load.definitions) definitions over \(load.instanceCount) monitored instances: \(load.summary)")
         let machine = MachineContext.now()
         var report = ServiceReport(
             executable: executable, load: load, machineBefore: machine, machineAfter: machine, idle: nil,
@@ -254,10 +255,12 @@ struct ServiceBenchmark: ParsableCommand {
             let done = readText(starts).split(separator: "\n").count
             if done >= total { break }
             guard service.isRunning else {
-                throw BenchError("the service exited during the latency run; see \(run)/service.log (rerun with --keep DIR)")
+                throw BenchError(
+                    "the service exited during the latency run; see \(run)/service.log (rerun with --keep DIR)")
             }
             if ChildProcess.monotonicSeconds() > deadline {
-                throw BenchError("only \(done) of \(total) firings reached the recovery command in time (--keep DIR to look)")
+                throw BenchError(
+                    "only \(done) of \(total) firings reached the recovery command in time (--keep DIR to look)")
             }
             if done != last, ChildProcess.monotonicSeconds() - lastReport > 10 {
                 progress("latency: \(done)/\(total)")
@@ -323,8 +326,9 @@ struct ServiceBenchmark: ParsableCommand {
             SELECT kind, text, printf('%.6f', time) FROM log
                 WHERE kind IN ('queued', 'start') AND text LIKE '%Bench.Latency%';
             """
-        guard (try? ChildProcess.run(sqlite, ["-separator", " ", journal, query], stdout: out, stderr: out + ".err"))?
-            .status == 0
+        guard
+            (try? ChildProcess.run(sqlite, ["-separator", " ", journal, query], stdout: out, stderr: out + ".err"))?
+                .status == 0
         else { return [] }
         var times: [String: [Int: Int64]] = [:]
         for line in readText(out).split(separator: "\n") {
@@ -338,7 +342,8 @@ struct ServiceBenchmark: ParsableCommand {
         unlink(out + ".err")
         let points: [(String, [Int: Int64])] = [
             ("sample stamp -> predicate fired (DISARMED record)", samples), ("-> EVENT QUEUED", times["arming"] ?? [:]),
-            ("-> EVENT START", times["queued"] ?? [:]), ("-> recovery command's first statement", times["start"] ?? [:]),
+            ("-> EVENT START", times["queued"] ?? [:]),
+            ("-> recovery command's first statement", times["start"] ?? [:]),
         ]
         let ends: [[Int: Int64]] = [times["arming"] ?? [:], times["queued"] ?? [:], times["start"] ?? [:], starts]
         var result: [(name: String, milliseconds: [Double])] = []
@@ -380,7 +385,9 @@ struct ServiceBenchmark: ParsableCommand {
 /// allows it (no dynamic loader before the stamp), dynamically otherwise.
 private enum LatencyStamp {
     static func build(in directory: String) throws -> (path: String, linkage: String) {
-        guard access("/usr/bin/cc", X_OK) == 0 else { throw BenchError("/usr/bin/cc is needed to build the stamp program") }
+        guard access("/usr/bin/cc", X_OK) == 0 else {
+            throw BenchError("/usr/bin/cc is needed to build the stamp program")
+        }
         let source = directory + "/stamp.c"
         let binary = directory + "/stamp"
         try writeFile(
@@ -598,7 +605,9 @@ final class ServiceProcess {
             ([executable, "run", "--config", configuration] as [String]).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         var pid = pid_t()
-        let spawned = argv.withUnsafeBufferPointer { posix_spawn(&pid, executable, &actions, nil, $0.baseAddress!, environ) }
+        let spawned = argv.withUnsafeBufferPointer {
+            posix_spawn(&pid, executable, &actions, nil, $0.baseAddress!, environ)
+        }
         guard spawned == 0 else { throw BenchError("cannot run \(executable): \(String(cString: strerror(spawned)))") }
         return ServiceProcess(executable: executable, configuration: configuration, log: log, pid: pid)
     }
@@ -761,10 +770,12 @@ struct ServiceReport {
         var out = line("binary:", executable)
         out += line("machine:", "\(machineBefore.cpus) CPUs, load average \(machineBefore.loadAverage) at start")
         out += line(
-            "load:", "\(load.definitions) definitions over \(load.instanceCount) monitored instances, sampled every 1 s")
+            "load:", "\(load.definitions) definitions over \(load.instanceCount) monitored instances, sampled every 1 s"
+        )
         out += line("", load.summary)
         if let idle {
-            out += line("idle window:", "\(idle.seconds.fixed(1)) s, load average \(idle.loadBefore) -> \(idle.loadAfter)")
+            out += line(
+                "idle window:", "\(idle.seconds.fixed(1)) s, load average \(idle.loadBefore) -> \(idle.loadAfter)")
             out += line(
                 "idle CPU:",
                 "\(idle.cpuPercent.fixed(2))% of one core (utime \(idle.userSeconds.fixed(2)) s + stime "
@@ -776,7 +787,8 @@ struct ServiceReport {
                     + "\(megabytes(idle.hwmBytes)); target < 50 MB: "
                     + met(max(idle.rssBytes, idle.hwmBytes) < ServiceBenchmark.targetRSSBytes))
             out += line(
-                "", "\(idle.threads) threads; \(idle.trackedPairs) (definition, instance) pairs tracked, "
+                "",
+                "\(idle.threads) threads; \(idle.trackedPairs) (definition, instance) pairs tracked, "
                     + "\(idle.monitorFailures) monitor failures")
         }
         if let latency {
@@ -793,7 +805,9 @@ struct ServiceReport {
                     + met(percentile(ms, 0.99) < ServiceBenchmark.targetP99Milliseconds))
             for (name, values) in latency.stages {
                 out += line(
-                    "", "  \(name): p50 \(percentile(values, 0.5).fixed(2)) ms, p99 \(percentile(values, 0.99).fixed(2)) ms")
+                    "",
+                    "  \(name): p50 \(percentile(values, 0.5).fixed(2)) ms, p99 \(percentile(values, 0.99).fixed(2)) ms"
+                )
             }
             let startup = latency.startupMilliseconds
             if !startup.isEmpty {
@@ -892,7 +906,8 @@ private func locateHamnEvents(_ binary: String?) throws -> String {
         path = String(me[..<me.lastIndex(of: "/")!]) + "/hamn-events"
     }
     guard access(path, X_OK) == 0 else {
-        throw BenchError("\(path) is not an executable: build it (swift build -c release --product hamn-events) or give --binary")
+        throw BenchError(
+            "\(path) is not an executable: build it (swift build -c release --product hamn-events) or give --binary")
     }
     return path
 }
@@ -948,7 +963,9 @@ private func spawnAndWait(_ executable: String, _ arguments: [String], extraEnvi
     var pid = pid_t()
     let spawnedAt = realtimeMicroseconds()
     let spawned = argv.withUnsafeBufferPointer { argvBuffer in
-        envp.withUnsafeBufferPointer { posix_spawn(&pid, executable, &actions, nil, argvBuffer.baseAddress!, $0.baseAddress!) }
+        envp.withUnsafeBufferPointer {
+            posix_spawn(&pid, executable, &actions, nil, argvBuffer.baseAddress!, $0.baseAddress!)
+        }
     }
     guard spawned == 0 else { throw BenchError("cannot run \(executable): \(String(cString: strerror(spawned)))") }
     var status: Int32 = 0

@@ -2,11 +2,11 @@ import ArgumentParser
 import RulesValidation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `hamn-bench validate`: how fast the release `hamn-events validate` checks a large, clean

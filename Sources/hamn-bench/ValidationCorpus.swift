@@ -1,10 +1,11 @@
 import RulesEngine
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The input of `hamn-bench validate`: one rules file of N definitions laid out as HACMP ES
@@ -108,7 +109,8 @@ struct ValidationCorpus {
 
     /// Nine fields in the layout of SPEC section 2's `node_up` example.
     private static func definition(
-        displayName: String, name: String, state: Int, program: String, fields6to9: [String], _ rng: inout SeededGenerator
+        displayName: String, name: String, state: Int, program: String, fields6to9: [String],
+        _ rng: inout SeededGenerator
     ) -> String {
         var out = "##### Beginning of the Event Definition: \(displayName)\n#\n"
         out += "\(name)\n\(state)\n\(program)\n\(rng.pick([2, 2, 2, 0, 1]))\n\(rng.pick([0, 0, 1]))\n"

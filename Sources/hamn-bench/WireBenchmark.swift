@@ -32,6 +32,7 @@ struct WireBenchmark: ParsableCommand {
             return String(format: "%.1f µs", seconds / Double(count) * 1e6)
         }
         print("segmentDone with one result: \(bytes.count) bytes")
-        print("encode: \(perMessage(encoding)) per message; decode: \(perMessage(decoding)) per message (\(count) each)")
+        print(
+            "encode: \(perMessage(encoding)) per message; decode: \(perMessage(decoding)) per message (\(count) each)")
     }
 }

@@ -3,7 +3,7 @@ import HamnService
 import RulesEngine
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The child of `maintenance`, for the signal handler: 0 when there is none.
@@ -33,7 +33,9 @@ extension HamnEvents {
             do {
                 try service.send(.recovery(setting: .on, nodes: nodes))
             } catch {
-                printError("hamn-events: recovery is still OFF for \(nodes): turn it on with `hamn-events recovery on \(nodes)`")
+                printError(
+                    "hamn-events: recovery is still OFF for \(nodes): turn it on with `hamn-events recovery on \(nodes)`"
+                )
                 throw ExitCode(1)
             }
             if status != 0 { throw ExitCode(status) }
@@ -65,7 +67,7 @@ extension HamnEvents {
             // Whoever started us may have blocked them (a test runner does): we must see them.
             pthread_sigmask(SIG_UNBLOCK, &defaults, nil)
             var argv = arguments.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) } }
+            defer { for pointer in argv { free(pointer) } }
             var pid: pid_t = 0
             let spawned = posix_spawnp(&pid, arguments[0], nil, &attributes, &argv, environ)
             guard spawned == 0 else {

@@ -38,7 +38,8 @@ extension HamnEvents {
                     configuration: configuration, logger: logger,
                     openJournal: { try Journal(path: $0) },
                     monitoring: { service, rules, catalogue in
-                        await Monitoring.run(service: service, rules: rules, catalogue: catalogue, configuration: configuration)
+                        await Monitoring.run(
+                            service: service, rules: rules, catalogue: catalogue, configuration: configuration)
                     })
             } catch let failure as ServiceRunner.Failure {
                 if let report = failure.report { writeStdout(report.text) }
@@ -49,4 +50,6 @@ extension HamnEvents {
     }
 }
 
+// swift-format-ignore: AvoidRetroactiveConformances
+// `--log-level debug`: swift-log's level as an argument; neither package declares it.
 extension Logger.Level: @retroactive ExpressibleByArgument {}

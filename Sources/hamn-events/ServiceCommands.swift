@@ -6,7 +6,7 @@ import RulesEngine
 import RulesValidation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How the command line finds the service: `--socket`, else the configuration's socket, else
@@ -92,7 +92,8 @@ func shippedRules() -> (rules: String, root: String)? {
 extension HamnEvents {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Membership, the running event and who a barrier waits for, the queue, armed and disarmed instances.")
+            abstract:
+                "Membership, the running event and who a barrier waits for, the queue, armed and disarmed instances.")
         @OptionGroup var service: ServiceOptions
         @Option(help: "text or json.") var format: OutputFormat = .text
 
@@ -166,7 +167,9 @@ extension HamnEvents {
         @Option(help: "Seconds; 0 waits for ever.") var timeout: Double = 0
 
         func validate() throws {
-            guard timeout >= 0, timeout <= 1e9 else { throw ValidationError("--timeout is a number of seconds, 0 to 1e9") }
+            guard timeout >= 0, timeout <= 1e9 else {
+                throw ValidationError("--timeout is a number of seconds, 0 to 1e9")
+            }
         }
 
         func run() throws { try service.send(.waitEvent(name: name, timeout: timeout > 0 ? timeout : nil)) }

@@ -1,10 +1,10 @@
 import ArgumentParser
-import RulesParser
 import RulesEngine
+import RulesParser
 import RulesValidation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -52,14 +52,16 @@ struct CoordinatorRuleTests {
     func barrier() {
         let rules = ruleBook([("work", 0, Self.twoSegments)])
         // The event node's command takes 10 s; the others' 1 s.
-        var sim = ClusterSimulation(nodes: nodes(3), rules: rules, oracle: oracle(["local": (0, 10), "remote": (0, 1)]))
+        var sim = ClusterSimulation(
+            nodes: nodes(3), rules: rules, oracle: oracle(["local": (0, 10), "remote": (0, 1)]))
         sim.trigger("work", on: "n2", at: 0)
         sim.run()
         #expect(sim.segmentStarts("work", segment: 0) == ["n1": 0, "n2": 0, "n3": 0])
         #expect(sim.segmentStarts("work", segment: 1) == ["n1": 10, "n2": 10, "n3": 10])
-        #expect(sim.commandsRun() == [
-            "n1 0 remote", "n2 0 local", "n3 0 remote", "n1 1 complete", "n2 1 complete", "n3 1 complete",
-        ])
+        #expect(
+            sim.commandsRun() == [
+                "n1 0 remote", "n2 0 local", "n3 0 remote", "n1 1 complete", "n2 1 complete", "n3 1 complete",
+            ])
         #expect(sim.processed() == ["work@n2:completed"])
     }
 
@@ -67,7 +69,10 @@ struct CoordinatorRuleTests {
     func crashDuringEvent() {
         let rules = ruleBook([
             ("work", 0, Self.twoSegments),
-            ("TE_FAIL_NODE", 0, "event \"failed_local\" 0 NULL\nother \"takeover\" 0 NULL\nbarrier\nall \"done\" 0 NULL\n"),
+            (
+                "TE_FAIL_NODE", 0,
+                "event \"failed_local\" 0 NULL\nother \"takeover\" 0 NULL\nbarrier\nall \"done\" 0 NULL\n"
+            ),
         ])
         var sim = ClusterSimulation(nodes: nodes(3), rules: rules, oracle: oracle(["n3:remote": (0, 30)]))
         sim.trigger("work", on: "n1", at: 0)
@@ -94,10 +99,11 @@ struct CoordinatorRuleTests {
         sim.trigger("next", on: "n1", at: 1)
         sim.schedule(at: 200, .multicast(from: "n3", .resume(cancelQueued: false)))
         sim.run(until: 300)
-        #expect(sim.processed() == [
-            "work@n2:failed", "TE_EVENT_ERROR@n2:completed", "TE_CONFIG_TOO_LONG@n2:completed",
-            "TE_CONFIG_TOO_LONG@n2:completed", "TE_CONFIG_TOO_LONG@n2:completed", "next@n1:completed",
-        ])
+        #expect(
+            sim.processed() == [
+                "work@n2:failed", "TE_EVENT_ERROR@n2:completed", "TE_CONFIG_TOO_LONG@n2:completed",
+                "TE_CONFIG_TOO_LONG@n2:completed", "TE_CONFIG_TOO_LONG@n2:completed", "next@n1:completed",
+            ])
         // Nobody ran segment 1 of the failed event: the others waited at the barrier until resume.
         #expect(sim.segmentStarts("work", segment: 1).isEmpty)
         #expect(!sim.commandsRun().contains { $0.hasSuffix(" complete") })
@@ -107,14 +113,20 @@ struct CoordinatorRuleTests {
         #expect(sim.commandsRun(for: "TE_EVENT_ERROR") == ["n2 0 notify_admin"])
         // config_too_long every 60 s from the start, from the node that is stuck.
         let warnings = sim.trace.filter {
-            if case .journal(.started(let event, _, _)) = $0.kind { event.name == "TE_CONFIG_TOO_LONG" && $0.node.name == "n1" } else { false }
+            if case .journal(.started(let event, _, _)) = $0.kind {
+                event.name == "TE_CONFIG_TOO_LONG" && $0.node.name == "n1"
+            } else {
+                false
+            }
         }.map(\.time)
         #expect(warnings == [60, 120, 180])
     }
 
     @Test("resume --cancel-queued drops the queue")
     func cancelQueued() {
-        let rules = ruleBook([("work", 0, Self.twoSegments), ("a", 0, "all \"a\" 0 NULL\n"), ("b", 0, "all \"b\" 0 NULL\n")])
+        let rules = ruleBook([
+            ("work", 0, Self.twoSegments), ("a", 0, "all \"a\" 0 NULL\n"), ("b", 0, "all \"b\" 0 NULL\n"),
+        ])
         var sim = ClusterSimulation(nodes: nodes(2), rules: rules, oracle: oracle(["local": (2, 0)]))
         sim.trigger("work", on: "n1", at: 0)
         sim.trigger("a", on: "n1", at: 1)
@@ -165,7 +177,11 @@ struct CoordinatorRuleTests {
         sim.schedule(at: 5, .crash("n2"))
         sim.run()
         #expect(sim.processed() == ["TE_FAIL_NODE/1@n2:completed", "TE_FAIL_NODE@n2:completed"])
-        #expect(sim.commandsRun() == ["n2 0 release", "n1 1 after_release", "n3 1 after_release", "n1 0 crash_recovery", "n3 0 crash_recovery"])
+        #expect(
+            sim.commandsRun() == [
+                "n2 0 release", "n1 1 after_release", "n3 1 after_release", "n1 0 crash_recovery",
+                "n3 0 crash_recovery",
+            ])
     }
 
     @Test("a joining node gets the cluster's state and takes part in its own TE_JOIN_NODE")
@@ -184,7 +200,10 @@ struct CoordinatorRuleTests {
         #expect(sim.processed(by: "n1") == expected)
         // n3 learnt of the first event from the state it was sent, and saw it complete.
         #expect(sim.processed(by: "n3") == expected)
-        #expect(sim.commandsRun(for: "TE_JOIN_NODE") == ["n1 0 node_up_remote", "n2 0 node_up_remote", "n3 0 node_up_local"])
+        #expect(
+            sim.commandsRun(for: "TE_JOIN_NODE") == [
+                "n1 0 node_up_remote", "n2 0 node_up_remote", "n3 0 node_up_local",
+            ])
         // The first work event ran without n3 (not a member at its start); the second with it.
         #expect(sim.segmentStarts("work", segment: 1).keys.sorted() == ["n1", "n2"])
         #expect(sim.coordinators.values.allSatisfy { $0.state == sim.coordinators["n1"]!.state })

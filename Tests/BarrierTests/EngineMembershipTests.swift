@@ -38,7 +38,6 @@ private struct FakeGroup {
         var bound = false
     }
 
-
     /// Parts deliver independently: a cluster's history forks at a partition. Positions up to
     /// `fork` are the parent's (shared by every part that forked from it).
     struct Lineage {
@@ -140,7 +139,9 @@ private struct FakeGroup {
             case .enginesChanged: break
             case .warning(let text): warnings[address, default: []].append(text)
             case .fatal(let reason):
-                if !regroups.contains(where: \.isHeal) { violations.append("step \(step): \(address) stopped with no heal before: \(reason)") }
+                if !regroups.contains(where: \.isHeal) {
+                    violations.append("step \(step): \(address) stopped with no heal before: \(reason)")
+                }
                 fatal[address] = reason
             }
         }
@@ -162,11 +163,13 @@ private struct FakeGroup {
         case .quorum(let quorate):
             // Local: may come before the admission (an engine started without quorum).
             if quorate { checkRegainedQuorum(at: address) }
-            log[address, default: []].append(Record(lineage: lineage, position: position ?? [], step: step, delivery: delivery))
+            log[address, default: []].append(
+                Record(lineage: lineage, position: position ?? [], step: step, delivery: delivery))
             return
         case .merged(let alive):
             position?[1] += 1
-            for node in alive where !members.contains(where: { $0.nodeID == UInt32(node.number) && engines[$0] != nil }) {
+            for node in alive where !members.contains(where: { $0.nodeID == UInt32(node.number) && engines[$0] != nil })
+            {
                 violations.append("step \(step): \(address) was told \(node) is alive, but no engine runs there")
             }
             mergedWith[address, default: []].formUnion(alive)
@@ -190,14 +193,19 @@ private struct FakeGroup {
         let view = Set(engines[address]!.members.map(\.info.node))
         // What its cluster was told (an engine admitted after the merge has it in the state it
         // is sent, not as a delivery of its own).
-        let merged = mergedWith.filter { lineageOf[$0.key] == own }.values.reduce(into: Set<ClusterNode>()) { $0.formUnion($1) }
+        let merged = mergedWith.filter { lineageOf[$0.key] == own }.values.reduce(into: Set<ClusterNode>()) {
+            $0.formUnion($1)
+        }
         let departed = departed(from: own)
         for side in sides where side.lineage != own && !side.engines.contains(address) {
             for entry in side.view
-            where partMembers(of: address).contains(entry.address) && !view.contains(entry.info.node) && !merged.contains(entry.info.node)
+            where partMembers(of: address).contains(entry.address) && !view.contains(entry.info.node)
+                && !merged.contains(entry.info.node)
                 && departed.contains(entry.info.node)
             {
-                violations.append("step \(step): \(address) regained quorum before it merged with \(entry.info.node) (\(entry.address))")
+                violations.append(
+                    "step \(step): \(address) regained quorum before it merged with \(entry.info.node) (\(entry.address))"
+                )
             }
         }
     }
@@ -223,13 +231,15 @@ private struct FakeGroup {
                     if let lineage = lineageOf[from] {
                         lineageOf[recipient] = lineage
                     } else {
-                        violations.append("step \(step): \(recipient) adopted a roster of \(from), which has no cluster")
+                        violations.append(
+                            "step \(step): \(recipient) adopted a roster of \(from), which has no cluster")
                     }
                 case .form?:
                     if formLineage[step] == nil { formLineage[step] = newLineage() }
                     lineageOf[recipient] = formLineage[step]
                 default:
-                    violations.append("step \(step): \(recipient) was synchronised by a message neither roster nor form")
+                    violations.append(
+                        "step \(step): \(recipient) was synchronised by a message neither roster nor form")
                 }
             case .configuration:
                 lineageOf[recipient] = newLineage()
@@ -244,7 +254,9 @@ private struct FakeGroup {
         step += 1
         if trace != nil {
             var text = "\(event)"
-            if case .message(let from, let bytes) = event, let m = try? WireFormat.decode(bytes) { text = "message from \(from): \(m)" }
+            if case .message(let from, let bytes) = event, let m = try? WireFormat.decode(bytes) {
+                text = "message from \(from): \(m)"
+            }
             trace!.append("#\(step) \(text) -> \(recipients.filter { engines[$0] != nil })")
         }
         for recipient in recipients { feed(event, to: recipient) }
@@ -429,7 +441,9 @@ private struct FakeGroup {
         for part in Set(members.map(new)).sorted() {
             var byLineage: [Int: [CPGAddress]] = [:]
             for address in members where new(address) == part {
-                guard let engine = engines[address], engine.isSynchronised, !engine.hasStopped, let lineage = lineageOf[address] else { continue }
+                guard let engine = engines[address], engine.isSynchronised, !engine.hasStopped,
+                    let lineage = lineageOf[address]
+                else { continue }
                 byLineage[lineage, default: []].append(address)
             }
             var found: [Side] = []
@@ -438,7 +452,8 @@ private struct FakeGroup {
                 for address in addresses {
                     for entry in engines[address]!.members { view[entry.address] = entry }
                 }
-                let side = Side(lineage: lineage, engines: addresses, view: view.values.sorted { $0.address < $1.address })
+                let side = Side(
+                    lineage: lineage, engines: addresses, view: view.values.sorted { $0.address < $1.address })
                 // Two histories whose engines see the very same engines are one cluster (engines
                 // that started apart, each before its own hello, and admitted each other).
                 if let same = found.firstIndex(where: { !side.view.isEmpty && $0.view == side.view }) {
@@ -456,12 +471,15 @@ private struct FakeGroup {
                 for other in found[(index + 1)...] {
                     let shared = Set(side.view.map(\.address)).intersection(other.view.map(\.address))
                     if !shared.isEmpty {
-                        violations.append("step \(step), part \(part): \(shared.sorted()) in the views of two clusters, \(side.nodes) and \(other.nodes)")
+                        violations.append(
+                            "step \(step), part \(part): \(shared.sorted()) in the views of two clusters, \(side.nodes) and \(other.nodes)"
+                        )
                     }
                 }
             }
         }
-        let isHeal = Set(members.map(new)).contains { part in Set(members.filter { new($0) == part }.map(old)).count > 1 }
+        let isHeal = Set(members.map(new)).contains { part in Set(members.filter { new($0) == part }.map(old)).count > 1
+        }
         regroups.append(Regroup(step: step, sides: sides, regained: regained, churn: churn, isHeal: isHeal))
     }
 
@@ -485,7 +503,9 @@ private struct FakeGroup {
     /// engine replays what it held later in time, but at the same position.
     func key(_ record: Record) -> [Int] {
         var lineage = record.lineage
-        while let parent = lineages[lineage].parent, let fork = lineages[lineage].fork, !fork.lexicographicallyPrecedes(record.position) {
+        while let parent = lineages[lineage].parent, let fork = lineages[lineage].fork,
+            !fork.lexicographicallyPrecedes(record.position)
+        {
             lineage = parent
         }
         return [lineage] + record.position
@@ -587,7 +607,9 @@ struct EngineMembershipTests {
         let raw = FakeGroup.address(9, pid: 7)
         group.joinRaw(raw)
         let before = group.log[a]!.count
-        for bytes: [UInt8] in [[], [0xff, 0x00], Array("HAMN".utf8) + [99, 1, 2], Array("HAMN".utf8) + [2, 0] + Array("{\"x\":1}".utf8)] {
+        for bytes: [UInt8] in [
+            [], [0xff, 0x00], Array("HAMN".utf8) + [99, 1, 2], Array("HAMN".utf8) + [2, 0] + Array("{\"x\":1}".utf8),
+        ] {
             group.multicast(bytes, from: raw)
         }
         // Well formed, but from a process that never said hello.
@@ -676,10 +698,15 @@ struct EngineMembershipTests {
         var rightFatal: [String] = []
         for (from, bytes) in rosters {
             for case .fatal(let reason) in left.handle(.message(from: from, bytes: bytes)) { leftFatal.append(reason) }
-            for case .fatal(let reason) in right.handle(.message(from: from, bytes: bytes)) { rightFatal.append(reason) }
+            for case .fatal(let reason) in right.handle(.message(from: from, bytes: bytes)) {
+                rightFatal.append(reason)
+            }
         }
         #expect(leftFatal.isEmpty)
-        #expect(rightFatal == ["this partition (n3) merged with a larger one (n1 n2): stopping so that a fresh start takes the cluster's state"])
+        #expect(
+            rightFatal == [
+                "this partition (n3) merged with a larger one (n1 n2): stopping so that a fresh start takes the cluster's state"
+            ])
     }
 
     // MARK: Partitions and heals
@@ -696,12 +723,14 @@ struct EngineMembershipTests {
     }
 
     private func change(_ view: Int, _ members: [Int], joined: [Int] = [], left: [Int] = []) -> Delivery {
-        .membership(MembershipChange(view: view, members: members.map(node), joined: joined.map(node), left: left.map(node)))
+        .membership(
+            MembershipChange(view: view, members: members.map(node), joined: joined.map(node), left: left.map(node)))
     }
 
     private func lost(_ winners: [Int], by losers: [Int]) -> String {
         let names = { (numbers: [Int]) in numbers.map { "n\($0)" }.joined(separator: " ") }
-        return "this partition (\(names(losers))) merged with a larger one (\(names(winners))): stopping so that a fresh start takes the cluster's state"
+        return
+            "this partition (\(names(losers))) merged with a larger one (\(names(winners))): stopping so that a fresh start takes the cluster's state"
     }
 
     @Test("a late joiner isolated, then healed: it stops (merged with a larger side); the others are told it was alive")
@@ -720,14 +749,18 @@ struct EngineMembershipTests {
         #expect(group.fatal == [c: lost([1, 2], by: [3])])
         #expect(group.engines[c]!.hasStopped)
         for engine in [a, b] {
-            #expect(group.deliveries(engine, after: start) == [change(4, [1, 2], left: [3]), .merged(alive: [node(3)])])
+            #expect(
+                group.deliveries(engine, after: start) == [change(4, [1, 2], left: [3]), .merged(alive: [node(3)])])
             #expect(group.deliveries(engine, after: split) == [.merged(alive: [node(3)])])
         }
         // It exits; systemd starts it again: a new process, which joins the cluster that stayed.
         let restarted = group.restart(c, pid: 200)
         group.deliverAll()
         for engine in [a, b] {
-            #expect(group.deliveries(engine, after: split) == [.merged(alive: [node(3)]), change(5, [1, 2, 3], joined: [3])])
+            #expect(
+                group.deliveries(engine, after: split) == [
+                    .merged(alive: [node(3)]), change(5, [1, 2, 3], joined: [3]),
+                ])
         }
         #expect(group.deliveries(restarted) == [change(5, [1, 2, 3], joined: [3])])
         #expect(group.violations == [])
@@ -749,7 +782,10 @@ struct EngineMembershipTests {
         group.deliverAll()
         #expect(group.fatal == [:])
         for engine in [a, b] {
-            #expect(group.deliveries(engine, after: start) == [change(4, [1, 2], left: [4]), change(5, [1, 2, 3], joined: [3])])
+            #expect(
+                group.deliveries(engine, after: start) == [
+                    change(4, [1, 2], left: [4]), change(5, [1, 2, 3], joined: [3]),
+                ])
         }
         #expect(group.deliveries(j) == [change(5, [1, 2, 3], joined: [3])])
         #expect(group.engines[j]!.members.map(\.info.node) == [node(1), node(2), node(3)])
@@ -768,7 +804,8 @@ struct EngineMembershipTests {
         #expect(group.deliveries(a, after: start) == [.quorum(false), change(4, [1], left: [2, 3])])
         #expect(group.fatal == [a: lost([2, 3], by: [1])])
         for engine in [b, c] {
-            #expect(group.deliveries(engine, after: start) == [change(4, [2, 3], left: [1]), .merged(alive: [node(1)])])
+            #expect(
+                group.deliveries(engine, after: start) == [change(4, [2, 3], left: [1]), .merged(alive: [node(1)])])
         }
         let restarted = group.restart(a, pid: 200)
         group.deliverAll()
@@ -777,7 +814,9 @@ struct EngineMembershipTests {
         #expect(group.violations == [])
     }
 
-    @Test("quorum regained at a heal: never delivered to the side that stops; to the side that stays, after .merged", arguments: [false, true])
+    @Test(
+        "quorum regained at a heal: never delivered to the side that stops; to the side that stays, after .merged",
+        arguments: [false, true])
     func quorumRegainedAtHeal(losersRosterFirst: Bool) {
         // 2|2: neither half has quorum (2 of 4 votes). At the heal both regain it.
         var (group, e) = cluster([1, 2, 3, 4])
@@ -818,7 +857,9 @@ struct EngineMembershipTests {
         #expect(group.deliveries(e[0], after: start).count == 1)
     }
 
-    @Test("quorum back with no change of the group comes only with the settle timer; a foreign process that joined does not hold it past the timer")
+    @Test(
+        "quorum back with no change of the group comes only with the settle timer; a foreign process that joined does not hold it past the timer"
+    )
     func quorumBackWithoutChange() {
         var (group, e) = cluster([1])
         let a = e[0]
@@ -843,7 +884,10 @@ struct EngineMembershipTests {
         #expect(group.deliveries(a, after: mark) == [.quorum(false)])
         group.fireSettleTimer(a)
         #expect(group.deliveries(a, after: mark) == [.quorum(false), .quorum(true)])
-        #expect(group.warnings[a] == ["quorum is back, and group members 9:7 said nothing since they joined: taken for foreign processes"])
+        #expect(
+            group.warnings[a] == [
+                "quorum is back, and group members 9:7 said nothing since they joined: taken for foreign processes"
+            ])
 
         // An engine that joins as quorum comes back settles it with its hello: no timer needed.
         mark = group.step
@@ -857,7 +901,9 @@ struct EngineMembershipTests {
         #expect(group.violations == [])
     }
 
-    @Test("1|1|1 healed at once: exactly node 1 stays; the others stop, rejoin and get its deliveries", arguments: [false, true])
+    @Test(
+        "1|1|1 healed at once: exactly node 1 stays; the others stop, rejoin and get its deliveries",
+        arguments: [false, true])
     func threeWaySplitHealed(reversed: Bool) {
         var (group, e) = cluster([1, 2, 3])
         let (a, b, c) = (e[0], e[1], e[2])
@@ -865,7 +911,10 @@ struct EngineMembershipTests {
         group.deliverAll()
         let split = group.step
         for (engine, number) in zip(e, [1, 2, 3]) {
-            #expect(group.deliveries(engine).suffix(2) == [.quorum(false), change(4, [number], left: [1, 2, 3].filter { $0 != number })])
+            #expect(
+                group.deliveries(engine).suffix(2) == [
+                    .quorum(false), change(4, [number], left: [1, 2, 3].filter { $0 != number }),
+                ])
         }
         group.heal()
         #expect(group.pending.map(\.from) == [a, b, c])
@@ -873,12 +922,18 @@ struct EngineMembershipTests {
         group.deliverAll()
         if reversed {
             // n3's roster first: n2 beats it (a tie, and the lower node); then n2 meets n1 and stops.
-            #expect(group.deliveries(a, after: split) == [.merged(alive: [node(3)]), .merged(alive: [node(2)]), .quorum(true)])
+            #expect(
+                group.deliveries(a, after: split) == [
+                    .merged(alive: [node(3)]), .merged(alive: [node(2)]), .quorum(true),
+                ])
             #expect(group.deliveries(b, after: split) == [.merged(alive: [node(3)])])
             #expect(group.fatal == [b: lost([1], by: [2]), c: lost([2], by: [3])])
         } else {
             // n1's roster first: n2 and n3 stop at it, and deliver nothing more.
-            #expect(group.deliveries(a, after: split) == [.merged(alive: [node(2)]), .merged(alive: [node(3)]), .quorum(true)])
+            #expect(
+                group.deliveries(a, after: split) == [
+                    .merged(alive: [node(2)]), .merged(alive: [node(3)]), .quorum(true),
+                ])
             #expect(group.deliveries(b, after: split) == [])
             #expect(group.fatal == [b: lost([1], by: [2]), c: lost([1], by: [3])])
         }
@@ -889,7 +944,10 @@ struct EngineMembershipTests {
         group.deliverAll()
         group.send(.resume(cancelQueued: true), from: a)
         group.deliverAll()
-        let after: [Delivery] = [change(5, [1, 2], joined: [2]), change(6, [1, 2, 3], joined: [3]), .message(from: node(1), .resume(cancelQueued: true))]
+        let after: [Delivery] = [
+            change(5, [1, 2], joined: [2]), change(6, [1, 2, 3], joined: [3]),
+            .message(from: node(1), .resume(cancelQueued: true)),
+        ]
         #expect(group.deliveries(a, after: healed) == after)
         #expect(group.deliveries(b2) == after)
         #expect(group.deliveries(c2) == Array(after.dropFirst()))
@@ -912,7 +970,9 @@ struct EngineMembershipTests {
         #expect(group.violations == [])
     }
 
-    @Test("a second partition before the first heal settled: each part decides with the rosters it gets; the last heal leaves one cluster")
+    @Test(
+        "a second partition before the first heal settled: each part decides with the rosters it gets; the last heal leaves one cluster"
+    )
     func partitionBeforeHealSettles() {
         var (group, e) = cluster([1, 2, 3])
         let (a, b, c) = (e[0], e[1], e[2])
@@ -962,7 +1022,8 @@ struct EngineMembershipTests {
     }
 
     /// Seeds 0..<1000; `EMT_SEEDS=N` runs 0..<N (a longer search, by hand).
-    static let seeds: Range<UInt64> = 0..<(ProcessInfo.processInfo.environment["EMT_SEEDS"].flatMap(UInt64.init) ?? 1000)
+    static let seeds: Range<UInt64> =
+        0..<(ProcessInfo.processInfo.environment["EMT_SEEDS"].flatMap(UInt64.init) ?? 1000)
 
     /// `EMT_SEED=<seed> swift test --filter EngineMembershipTests/replay` prints the schedule of
     /// a failing seed, event by event, and what it broke. Without the variable, nothing.
@@ -989,23 +1050,36 @@ struct EngineMembershipTests {
                 // The merge rule, as the issue states it: more engines; on a tie, the lowest node.
                 let sides = all.filter { !$0.view.isEmpty }
                 // Sides that share an engine were reported as the change happened.
-                guard Set(sides.flatMap { $0.view.map(\.address) }).count == sides.map(\.view.count).reduce(0, +) else { continue }
+                guard Set(sides.flatMap { $0.view.map(\.address) }).count == sides.map(\.view.count).reduce(0, +) else {
+                    continue
+                }
                 guard
-                    let winner = sides.max(by: { ($0.view.count, -($0.nodes.first?.number ?? 0)) < ($1.view.count, -($1.nodes.first?.number ?? 0)) })
+                    let winner = sides.max(by: {
+                        ($0.view.count, -($0.nodes.first?.number ?? 0)) < (
+                            $1.view.count, -($1.nodes.first?.number ?? 0)
+                        )
+                    })
                 else { continue }
                 for side in all {
                     for address in side.engines where group.members.contains(address) {
                         let stopped = group.fatal[address] != nil
                         if side == winner, stopped {
-                            failures.append("heal at step \(regroup.step), part \(part): \(address) of the winning side \(side.nodes) stopped")
+                            failures.append(
+                                "heal at step \(regroup.step), part \(part): \(address) of the winning side \(side.nodes) stopped"
+                            )
                         }
                         if side != winner, !stopped {
-                            failures.append("heal at step \(regroup.step), part \(part): \(address) of side \(side.nodes) stays beside \(winner.nodes)")
+                            failures.append(
+                                "heal at step \(regroup.step), part \(part): \(address) of side \(side.nodes) stays beside \(winner.nodes)"
+                            )
                         }
                     }
                 }
                 let others = Set(all.filter { $0 != winner }.flatMap(\.nodes)).subtracting(winner.nodes)
-                for address in winner.engines where group.members.contains(address) && group.engines[address]!.members.contains(where: { $0.address == address }) {
+                for address in winner.engines
+                where group.members.contains(address)
+                    && group.engines[address]!.members.contains(where: { $0.address == address })
+                {
                     // Only nodes that left its cluster can have a takeover there.
                     let others = others.intersection(group.lineageOf[address].map(group.departed) ?? [])
                     // What its cluster was told: an engine admitted after the `merged` delivery has
@@ -1014,7 +1088,9 @@ struct EngineMembershipTests {
                     let merged = group.mergedWith.filter { group.lineageOf[$0.key] == group.lineageOf[address] }.values
                         .reduce(into: Set<ClusterNode>()) { $0.formUnion($1) }
                     if !others.isSubset(of: merged) {
-                        failures.append("heal at step \(regroup.step), part \(part): \(address) merged with \(merged.sorted()), not \(others.sorted())")
+                        failures.append(
+                            "heal at step \(regroup.step), part \(part): \(address) merged with \(merged.sorted()), not \(others.sorted())"
+                        )
                     }
                 }
             }
@@ -1028,7 +1104,8 @@ struct EngineMembershipTests {
             let quiet = group.pending.isEmpty
             switch Int.random(in: 0..<24, using: &random) {
             case 0...2 where liveEngines.count < 5:
-                let number = (1...6).filter { n in !liveEngines.contains { $0.nodeID == UInt32(n) } }.randomElement(using: &random)!
+                let number = (1...6).filter { n in !liveEngines.contains { $0.nodeID == UInt32(n) } }.randomElement(
+                    using: &random)!
                 pid += 1
                 group.join(FakeGroup.address(number, pid: pid), FakeGroup.info(number))
             case 3 where !liveEngines.isEmpty:
@@ -1045,7 +1122,9 @@ struct EngineMembershipTests {
                 // Nodes 1...6 and 9 (the foreign client's) in two or three parts.
                 let count = Int.random(in: 2...3, using: &random)
                 var parts: [[UInt32]] = Array(repeating: [], count: count)
-                for node: UInt32 in [1, 2, 3, 4, 5, 6, 9] { parts[Int.random(in: 0..<count, using: &random)].append(node) }
+                for node: UInt32 in [1, 2, 3, 4, 5, 6, 9] {
+                    parts[Int.random(in: 0..<count, using: &random)].append(node)
+                }
                 unsettled = nil
                 group.regroup(parts, onRing: Int.random(in: 0...min(2, group.pending.count), using: &random))
             case 9 where group.isPartitioned:
@@ -1093,7 +1172,9 @@ struct EngineMembershipTests {
         for address in live {
             let engine = group.engines[address]!
             if engine.hasStopped || !engine.isSynchronised || engine.members.map(\.info.node) != nodes {
-                failures.append("at the end, \(address) (stopped: \(engine.hasStopped), synchronised: \(engine.isSynchronised)) sees \(engine.members.map(\.info.node)), not \(nodes)")
+                failures.append(
+                    "at the end, \(address) (stopped: \(engine.hasStopped), synchronised: \(engine.isSynchronised)) sees \(engine.members.map(\.info.node)), not \(nodes)"
+                )
             }
             if engine.quorumFlag == false { failures.append("at the end, \(address) has no quorum") }
         }
@@ -1106,7 +1187,8 @@ struct EngineMembershipTests {
                 let key = group.key(record)
                 if let seen = byPosition[key] {
                     if seen != record.delivery {
-                        failures.append("position \(key) is \(seen) at \(owner[key]!) but \(record.delivery) at \(address)")
+                        failures.append(
+                            "position \(key) is \(seen) at \(owner[key]!) but \(record.delivery) at \(address)")
                     }
                 } else {
                     byPosition[key] = record.delivery
@@ -1127,7 +1209,8 @@ struct EngineMembershipTests {
             let expected = byPosition.keys.filter { key in
                 guard let bound = chain[key[0]] else { return false }
                 let position = Array(key.dropFirst())
-                return !position.lexicographicallyPrecedes(first.position) && (bound.map { !$0.lexicographicallyPrecedes(position) } ?? true)
+                return !position.lexicographicallyPrecedes(first.position)
+                    && (bound.map { !$0.lexicographicallyPrecedes(position) } ?? true)
             }
             let have = Set(records.map(group.key))
             if have != Set(expected) {
@@ -1135,7 +1218,8 @@ struct EngineMembershipTests {
                 let extra = have.subtracting(expected).sorted { $0.lexicographicallyPrecedes($1) }
                 failures.append("\(address) misses \(missing), has besides \(extra)")
             }
-            if case .membership(let change) = first.delivery, change.joined.contains(group.engines[address]!.info.node) {
+            if case .membership(let change) = first.delivery, change.joined.contains(group.engines[address]!.info.node)
+            {
             } else {
                 failures.append("\(address) starts with \(first.delivery)")
             }

@@ -1,8 +1,9 @@
 import Foundation
 import RecoveryPrograms
-@testable import RulesEngine
 import RulesParser
 import Testing
+
+@testable import RulesEngine
 
 /// Fencing before takeover (issue 12), on the coordinator: the fencing rule (`segmentHold`),
 /// who fences, retries, an administrator's confirmation, quorum, a fencer that leaves, a heal
@@ -51,19 +52,26 @@ struct FencingTests {
     /// `node segment command` of every takeover command, with its time.
     private func takeoverCommands(_ sim: ClusterSimulation) -> [(time: Double, line: String)] {
         sim.trace.flatMap { entry -> [(time: Double, line: String)] in
-            guard case .segmentStarted(let run) = entry.kind, run.event.name == "TE_FAIL_NODE", run.event.state == 0 else { return [] }
-            return run.commands.map { (entry.time, "\(entry.node.name) \(run.segment) \($0.command) for \(run.event.node.name)") }
+            guard case .segmentStarted(let run) = entry.kind, run.event.name == "TE_FAIL_NODE", run.event.state == 0
+            else { return [] }
+            return run.commands.map {
+                (entry.time, "\(entry.node.name) \(run.segment) \($0.command) for \(run.event.node.name)")
+            }
         }
     }
 
     private func fenceEntries(_ sim: ClusterSimulation, of name: String) -> [String] {
-        sim.journal(of: name).compactMap { if case .fence(let entry) = $0, !entry.isLocal { entry.description } else { nil } }
+        sim.journal(of: name).compactMap {
+            if case .fence(let entry) = $0, !entry.isLocal { entry.description } else { nil }
+        }
     }
 
     @Test("the rule: without quorum nothing starts; a takeover of an unfenced node waits; others run")
     func rule() {
-        let takeover = ClusterEvent(id: 1, name: "TE_FAIL_NODE", state: 0, node: node(3), resource: nil, priority: 0, arrival: 1)
-        let stop = ClusterEvent(id: 2, name: "TE_FAIL_NODE", state: 1, node: node(3), resource: nil, priority: 0, arrival: 2)
+        let takeover = ClusterEvent(
+            id: 1, name: "TE_FAIL_NODE", state: 0, node: node(3), resource: nil, priority: 0, arrival: 1)
+        let stop = ClusterEvent(
+            id: 2, name: "TE_FAIL_NODE", state: 1, node: node(3), resource: nil, priority: 0, arrival: 2)
         let other = ClusterEvent(id: 3, name: "u1", state: 0, node: node(3), resource: nil, priority: 0, arrival: 3)
         let pending = ["n3": PendingFence(node: node(3), fencer: node(1))]
         #expect(segmentHold(for: takeover, quorate: true, pendingFences: pending) == .fence(node(3)))
@@ -75,7 +83,10 @@ struct FencingTests {
 
     @Test("a crashed node: the lowest member alone runs the agent; the takeover starts on no node before the outcome")
     func fencedBeforeTakeover() throws {
-        var (n1, n2) = { let all = coordinators(3); return (all[0], all[1]) }()
+        var (n1, n2) = {
+            let all = coordinators(3)
+            return (all[0], all[1])
+        }()
         let e1 = n1.apply(left(3, of: 3), now: 0)
         let e2 = n2.apply(left(3, of: 3), now: 0)
         #expect(fences(e1) == [FenceRequest(node: node(3), attempt: 1)])
@@ -120,10 +131,13 @@ struct FencingTests {
     func fencerLeaves() {
         var n2 = coordinators(4)[1]
         _ = n2.apply(left(4, of: 4), now: 0)  // n1 is the fencer
-        let joined = MembershipChange(view: 2, members: nodes(3) + [ClusterNode(name: "n0", number: 0)], joined: [ClusterNode(name: "n0", number: 0)], left: [])
+        let joined = MembershipChange(
+            view: 2, members: nodes(3) + [ClusterNode(name: "n0", number: 0)],
+            joined: [ClusterNode(name: "n0", number: 0)], left: [])
         #expect(fences(n2.apply(.membership(joined), now: 1)).isEmpty)
         #expect(n2.state.pendingFences["n4"]?.fencer == node(1))
-        let gone = MembershipChange(view: 3, members: [ClusterNode(name: "n0", number: 0), node(2), node(3)], joined: [], left: [node(1)])
+        let gone = MembershipChange(
+            view: 3, members: [ClusterNode(name: "n0", number: 0), node(2), node(3)], joined: [], left: [node(1)])
         let effects = n2.apply(.membership(gone), now: 2)
         // n0 is the lowest member now: the fence is its (n2 does not run it).
         #expect(fences(effects).isEmpty)
@@ -131,10 +145,13 @@ struct FencingTests {
         #expect(effects.contains(.journal(.fence(.needed(node: node(4), fencer: ClusterNode(name: "n0", number: 0))))))
     }
 
-    @Test("an agent that fails is retried, each failure raises TE_EVENT_ERROR, and after the last the takeover waits for fence confirm")
+    @Test(
+        "an agent that fails is retried, each failure raises TE_EVENT_ERROR, and after the last the takeover waits for fence confirm"
+    )
     func failingAgentThenConfirm() {
         var sim = ClusterSimulation(
-            nodes: nodes(3), rules: Self.rules, fencing: Self.policy, fenceOracle: { _, _, _ in .init(succeeds: false, duration: 2) })
+            nodes: nodes(3), rules: Self.rules, fencing: Self.policy,
+            fenceOracle: { _, _, _ in .init(succeeds: false, duration: 2) })
         sim.schedule(at: 1, .crash("n3"))
         sim.run(until: 50)
         #expect(takeoverCommands(sim).isEmpty)
@@ -146,27 +163,39 @@ struct FencingTests {
                 "FENCE FAILED: n3 by n1 (attempt 3): the fence agent failed",
                 "fencing n3: failed 3 times, takeover waits (hamn-events fence n3, or fence confirm n3 once it is down)",
             ])
-        #expect(sim.processed(by: "n2").filter { $0.hasPrefix("TE_EVENT_ERROR") } == Array(repeating: "TE_EVENT_ERROR@n3:completed", count: 3))
+        #expect(
+            sim.processed(by: "n2").filter { $0.hasPrefix("TE_EVENT_ERROR") }
+                == Array(repeating: "TE_EVENT_ERROR@n3:completed", count: 3))
         #expect(sim.coordinators["n2"]!.state.pendingFences["n3"]?.failures == 3)
         // The administrator made sure n3 is down.
         sim.schedule(at: 60, .fromAnyMember(.fenceOutcome(node: "n3", outcome: .confirmed, attempt: 0)))
         sim.run()
-        #expect(takeoverCommands(sim).map(\.line) == ["n1 0 take for n3", "n2 0 take for n3", "n1 1 settle for n3", "n2 1 settle for n3"])
+        #expect(
+            takeoverCommands(sim).map(\.line) == [
+                "n1 0 take for n3", "n2 0 take for n3", "n1 1 settle for n3", "n2 1 settle for n3",
+            ])
         #expect(takeoverCommands(sim).allSatisfy { $0.time >= 60 })
-        #expect(fenceEntries(sim, of: "n1").last == "FENCE CONFIRMED: an administrator on n1 made sure n3 is down; its takeover may run")
+        #expect(
+            fenceEntries(sim, of: "n1").last
+                == "FENCE CONFIRMED: an administrator on n1 made sure n3 is down; its takeover may run")
     }
 
     @Test("2|1 split: the isolated node is powered off before any takeover command; it restarts and rejoins")
     func partitionFencesTheLoneNode() throws {
         var sim = ClusterSimulation(
-            nodes: nodes(3), rules: Self.rules, fencing: Self.policy, fenceOracle: { _, _, _ in .init(succeeds: true, duration: 3) })
+            nodes: nodes(3), rules: Self.rules, fencing: Self.policy,
+            fenceOracle: { _, _, _ in .init(succeeds: true, duration: 3) })
         sim.schedule(at: 10, .partition([["n1", "n2"], ["n3"]]))
         sim.schedule(at: 40, .heal)
         sim.run()
-        let off = try #require(sim.trace.first { $0.node.name == "n3" && { if case .poweredOff = $0.kind { true } else { false } }($0) })
+        let off = try #require(
+            sim.trace.first { $0.node.name == "n3" && { if case .poweredOff = $0.kind { true } else { false } }($0) })
         #expect(off.time == 13)
         let takeovers = takeoverCommands(sim)
-        #expect(takeovers.map(\.line) == ["n1 0 take for n3", "n2 0 take for n3", "n1 1 settle for n3", "n2 1 settle for n3"])
+        #expect(
+            takeovers.map(\.line) == [
+                "n1 0 take for n3", "n2 0 take for n3", "n1 1 settle for n3", "n2 1 settle for n3",
+            ])
         #expect(takeovers.allSatisfy { $0.time >= off.time })
         // n3 could not fence n1 or n2: no quorum.
         #expect(fenceEntries(sim, of: "n3").allSatisfy { $0.hasPrefix("FENCE NEEDED") })

@@ -56,11 +56,12 @@ struct LoopbackTransportTests {
         let second = await hub.join(n2)
         await hub.crash(n2)
         let deliveries = await Self.take(3, from: first)
-        #expect(deliveries == [
-            .membership(MembershipChange(view: 1, members: [n1], joined: [n1], left: [])),
-            .membership(MembershipChange(view: 2, members: [n1, n2], joined: [n2], left: [])),
-            .membership(MembershipChange(view: 3, members: [n1], joined: [], left: [n2])),
-        ])
+        #expect(
+            deliveries == [
+                .membership(MembershipChange(view: 1, members: [n1], joined: [n1], left: [])),
+                .membership(MembershipChange(view: 2, members: [n1, n2], joined: [n2], left: [])),
+                .membership(MembershipChange(view: 3, members: [n1], joined: [], left: [n2])),
+            ])
         var count = 0
         for await _ in second.deliveries { count += 1 }
         #expect(count == 1)  // its own join, then the end
@@ -72,9 +73,10 @@ struct LoopbackTransportTests {
         let transport = await LoopbackTransport.alone(node)
         await transport.multicast(.recovery(enabled: false, nodes: ["host"]))
         let deliveries = await Self.take(2, from: transport)
-        #expect(deliveries == [
-            .membership(MembershipChange(view: 1, members: [node], joined: [node], left: [])),
-            .message(from: node, .recovery(enabled: false, nodes: ["host"])),
-        ])
+        #expect(
+            deliveries == [
+                .membership(MembershipChange(view: 1, members: [node], joined: [node], left: [])),
+                .message(from: node, .recovery(enabled: false, nodes: ["host"])),
+            ])
     }
 }

@@ -46,7 +46,8 @@ private final class NotesJournal: EventJournal {
     func append(_ entry: JournalEntry, at time: Date) throws {
         entries.withLock { $0.append(entry) }
     }
-    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {}
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {
+    }
     func note(_ text: String, kind: String, at time: Date) throws {
         notes.withLock { $0.append(text) }
     }
@@ -70,9 +71,12 @@ struct NodeServiceQuorumTests {
     /// back (the notice) released the waiting segments before the membership change that came
     /// with it (a heal, whose merge rule was about to stop this node). Quorum now reaches the
     /// coordinator in the deliveries' order only.
-    @Test("quorum is applied in the deliveries' order: lost before the change, regained only by its delivery, never by the notice")
+    @Test(
+        "quorum is applied in the deliveries' order: lost before the change, regained only by its delivery, never by the notice"
+    )
     func quorumInDeliveryOrder() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hamn-quorum-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hamn-quorum-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let marker = directory.appendingPathComponent("ran").path
@@ -80,7 +84,8 @@ struct NodeServiceQuorumTests {
         let n1 = ClusterNode(name: "n1", number: 1)
         let n2 = ClusterNode(name: "n2", number: 2)
         let configuration = ServiceConfiguration(
-            node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd", journal: directory.path + "/journal.db",
+            node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd",
+            journal: directory.path + "/journal.db",
             socket: directory.path + "/socket")
         let rules = ruleBook([("TE_FAIL_NODE", 0, "other \"/usr/bin/touch \(marker)\" 0 NULL\n")])
         let transport = ScriptedTransport(node: n1)
@@ -98,7 +103,9 @@ struct NodeServiceQuorumTests {
 
         let waits = JournalEntry.waitsForQuorum(eventID: 1, name: "TE_FAIL_NODE", segment: 0)
         #expect(await eventually(5) { journal.entries.withLock { $0.contains(waits) } })
-        #expect(journal.entries.withLock { $0.first { if case .quorum = $0 { true } else { false } } } == .quorum(false, waiting: 0))
+        #expect(
+            journal.entries.withLock { $0.first { if case .quorum = $0 { true } else { false } } }
+                == .quorum(false, waiting: 0))
 
         // votequorum says quorum is back (the notice and the flag), but the membership has not
         // delivered it: nothing runs.
@@ -134,6 +141,8 @@ struct NodeServiceQuorumTests {
             configuration: configuration, rules: ruleBook([]), catalogue: .builtIn, transport: transport,
             journal: NotesJournal(), logger: Logger(label: "test"), loop: own)
         await service.run()
-        #expect(await service.fatalReason == "the transport delivers on the thread other-loop, not on the service's (service-loop)")
+        #expect(
+            await service.fatalReason
+                == "the transport delivers on the thread other-loop, not on the service's (service-loop)")
     }
 }

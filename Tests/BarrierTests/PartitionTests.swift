@@ -45,7 +45,10 @@ struct PartitionTests {
         #expect(sim.journal(of: "n3").contains(.quorum(false, waiting: 0)))
         #expect(sim.journal(of: "n3").contains(.waitsForQuorum(eventID: 1, name: "TE_FAIL_NODE", segment: 0)))
         // n3 lost the merge at 30 and joined afresh at 35.
-        #expect(sim.trace.contains { $0.node.name == "n3" && $0.time == 30 && { if case .lostMerge = $0.kind { true } else { false } }($0) })
+        #expect(
+            sim.trace.contains {
+                $0.node.name == "n3" && $0.time == 30 && { if case .lostMerge = $0.kind { true } else { false } }($0)
+            })
         #expect(sim.processed(by: "n1") == ["TE_FAIL_NODE@n3:completed", "TE_JOIN_NODE@n3:completed"])
         #expect(sim.processed(by: "n2") == sim.processed(by: "n1"))
         #expect(sim.segmentStarts("TE_JOIN_NODE", segment: 0) == ["n1": 35, "n2": 35, "n3": 35])
@@ -59,7 +62,9 @@ struct PartitionTests {
         // n1's take lasts 10 s: the heal at 15 comes while n2 waits at the barrier for n1.
         var sim = ClusterSimulation(
             nodes: nodes(3), rules: Self.rules,
-            oracle: { node, _, _, step in .init(status: 0, duration: node.name == "n1" && step.command == "take" ? 10 : 0) })
+            oracle: { node, _, _, step in
+                .init(status: 0, duration: node.name == "n1" && step.command == "take" ? 10 : 0)
+            })
         sim.schedule(at: 5, .partition([["n1", "n2"], ["n3"]]))
         sim.schedule(at: 15, .heal)
         sim.run()
@@ -68,7 +73,11 @@ struct PartitionTests {
         #expect(sim.processed(by: "n1") == ["TE_FAIL_NODE@n3:cancelled", "TE_JOIN_NODE@n3:completed"])
         // The cancelled takeover ended when n1's take did (15), before n3 came back (20).
         let ended = sim.trace.first {
-            if case .journal(.finished(let event, .cancelled)) = $0.kind { event.node.name == "n3" && $0.node.name == "n1" } else { false }
+            if case .journal(.finished(let event, .cancelled)) = $0.kind {
+                event.node.name == "n3" && $0.node.name == "n1"
+            } else {
+                false
+            }
         }
         #expect(ended?.time == 15)
     }
@@ -91,7 +100,8 @@ struct PartitionTests {
                 "TE_FAIL_NODE@n2:cancelled", "TE_FAIL_NODE@n3:cancelled", "TE_JOIN_NODE@n2:completed",
                 "TE_JOIN_NODE@n3:completed",
             ])
-        #expect(sim.trace.filter { if case .lostMerge = $0.kind { true } else { false } }.map(\.node.name) == ["n2", "n3"])
+        #expect(
+            sim.trace.filter { if case .lostMerge = $0.kind { true } else { false } }.map(\.node.name) == ["n2", "n3"])
     }
 
     @Test("2|2 with four: neither half has quorum; at the heal the half with node 1 stays")
@@ -101,7 +111,8 @@ struct PartitionTests {
         sim.schedule(at: 30, .heal)
         sim.run()
         #expect(takeovers(sim).isEmpty)
-        #expect(sim.trace.filter { if case .lostMerge = $0.kind { true } else { false } }.map(\.node.name) == ["n3", "n4"])
+        #expect(
+            sim.trace.filter { if case .lostMerge = $0.kind { true } else { false } }.map(\.node.name) == ["n3", "n4"])
         #expect(
             sim.processed(by: "n2") == [
                 "TE_FAIL_NODE@n3:cancelled", "TE_FAIL_NODE@n4:cancelled", "TE_JOIN_NODE@n3:completed",
@@ -121,7 +132,10 @@ struct PartitionTests {
         let late = sim.trace.filter { entry in
             if case .segmentStarted(let run) = entry.kind { entry.time > 10 && !run.commands.isEmpty } else { false }
         }
-        #expect(late.allSatisfy { if case .segmentStarted(let run) = $0.kind { run.event.name == "TE_JOIN_NODE" } else { false } })
+        #expect(
+            late.allSatisfy {
+                if case .segmentStarted(let run) = $0.kind { run.event.name == "TE_JOIN_NODE" } else { false }
+            })
         #expect(takeovers(sim).filter { $0.hasSuffix("for n4") }.count == 6)
         #expect(!takeovers(sim).contains { $0.hasPrefix("n4 ") || $0.hasPrefix("n5 ") })
         // The tie 2|2 (n1 n2 against n4 n5) goes to the part with node 1.

@@ -142,7 +142,8 @@ struct RandomSchedule {
             let node = all[below(all.count)]
             switch below(20) {
             case 0..<10:
-                sim.schedule(at: time, .multicast(from: node.name, .raise(EventRequest(name: "u\(1 + below(3))", node: node))))
+                sim.schedule(
+                    at: time, .multicast(from: node.name, .raise(EventRequest(name: "u\(1 + below(3))", node: node))))
             case 10..<14 where node.name != survivor:
                 sim.schedule(at: time, .crash(node.name))
                 outcome.crashes += 1
@@ -227,21 +228,25 @@ struct RandomSchedule {
                 // A node that joined during the event has it from the snapshot, not its journal:
                 // the barrier is checked where the event started.
                 if run.segment > 0, let participants = views[me]?[event] {
-                    for participant in participants where finished[event]?[run.segment - 1]?.contains(participant) != true {
+                    for participant in participants
+                    where finished[event]?[run.segment - 1]?.contains(participant) != true {
                         violations.append(
                             "\(me) started segment \(run.segment) of event \(run.event.id) at \(entry.time) before \(participant) finished segment \(run.segment - 1)"
                         )
                     }
                 }
                 if !run.commands.isEmpty, quorate[me] == false {
-                    violations.append("\(me) ran event \(run.event.id) segment \(run.segment) at \(entry.time) without quorum")
+                    violations.append(
+                        "\(me) ran event \(run.event.id) segment \(run.segment) at \(entry.time) without quorum")
                 }
                 let target = run.event.node.name
-                if !run.commands.isEmpty, let targetLife = partitionTakeover[me]?[event], life[target, default: 0] == targetLife,
+                if !run.commands.isEmpty, let targetLife = partitionTakeover[me]?[event],
+                    life[target, default: 0] == targetLife,
                     up.contains(target), fencing || connected(name, target)
                 {
                     violations.append(
-                        "\(me) ran takeover segment \(run.segment) for \(target) at \(entry.time), which is alive and \(fencing ? "not fenced" : "reachable")")
+                        "\(me) ran takeover segment \(run.segment) for \(target) at \(entry.time), which is alive and \(fencing ? "not fenced" : "reachable")"
+                    )
                 }
             case .journal(let journal):
                 journals[me, default: []].append(journal)
@@ -250,7 +255,8 @@ struct RandomSchedule {
                     quorate[me] = now
                 case .membership(let change):
                     for gone in change.left {
-                        leftByPartition[me, default: [:]][gone.name] = up.contains(gone.name) ? life[gone.name, default: 0] : nil
+                        leftByPartition[me, default: [:]][gone.name] =
+                            up.contains(gone.name) ? life[gone.name, default: 0] : nil
                     }
                 case .started(let event, _, let members):
                     views[me, default: [:]][event] = Set(members.map { key($0.name) })
@@ -258,7 +264,9 @@ struct RandomSchedule {
                     // events): the order is compared where the network is whole.
                     if part == nil { sequences[me, default: []].append(event) }
                     seen[me, default: []].insert(event)
-                    if event.name == "TE_FAIL_NODE", event.state == 0, let targetLife = leftByPartition[me]?[event.node.name] {
+                    if event.name == "TE_FAIL_NODE", event.state == 0,
+                        let targetLife = leftByPartition[me]?[event.node.name]
+                    {
                         partitionTakeover[me, default: [:]][event] = targetLife
                     }
                 case .participantLeft(let eventID, let node):
@@ -268,7 +276,9 @@ struct RandomSchedule {
                     }
                 case .queued(let event):
                     seen[me, default: []].insert(event)
-                    if event.name == "TE_FAIL_NODE", event.state == 0, let targetLife = leftByPartition[me]?[event.node.name] {
+                    if event.name == "TE_FAIL_NODE", event.state == 0,
+                        let targetLife = leftByPartition[me]?[event.node.name]
+                    {
                         partitionTakeover[me, default: [:]][event] = targetLife
                     }
                 case .finished(let event, _):
@@ -291,7 +301,8 @@ struct RandomSchedule {
                 let common = Set(first).intersection(second)
                 let (x, y) = (first.filter(common.contains), second.filter(common.contains))
                 if x != y {
-                    violations.append("\(a) and \(b) ran events in another order: \(x.map(\.id)) against \(y.map(\.id))")
+                    violations.append(
+                        "\(a) and \(b) ran events in another order: \(x.map(\.id)) against \(y.map(\.id))")
                 }
             }
         }
@@ -319,13 +330,16 @@ struct RandomSchedule {
                 guard let raised else { continue }
                 let completed = journal[last...].count { $0 == .finished(raised, outcome: .completed) }
                 if completed != 1 {
-                    violations.append("\(me): the takeover of \(dead), dead since it last left, completed \(completed) times")
+                    violations.append(
+                        "\(me): the takeover of \(dead), dead since it last left, completed \(completed) times")
                 }
             }
         }
         for (name, coordinator) in sim.coordinators {
             if !coordinator.runningEvents.isEmpty || !coordinator.state.queue.isEmpty {
-                violations.append("\(name) still has work at the end: running \(coordinator.runningEvents.map(\.event.id)), queued \(coordinator.state.queue.map(\.id))")
+                violations.append(
+                    "\(name) still has work at the end: running \(coordinator.runningEvents.map(\.event.id)), queued \(coordinator.state.queue.map(\.id))"
+                )
             }
             if !coordinator.isSynchronised { violations.append("\(name) never got the cluster's state") }
         }

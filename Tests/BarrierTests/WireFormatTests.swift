@@ -1,8 +1,7 @@
 import Foundation
 import RecoveryPrograms
-import Testing
-
 import RulesEngine
+import Testing
 
 @Suite("The wire format: binary segmentDone, JSON for the rest, every malformed message refused")
 struct WireFormatTests {
@@ -96,8 +95,10 @@ struct WireFormatTests {
         // An encoding this engine does not know.
         #expect(failure(Array("HAMN".utf8) + [2, 9, 1, 2]).contains("unknown body encoding 9"))
         #expect(failure(Array("HAMN".utf8) + [2]).contains("no body"))
-        #expect(failure(Array("HAMN".utf8) + [1] + Array("{}".utf8)).contains("version 1; this engine speaks version 2"))
-        #expect(try WireFormat.decode(good) == .cluster(.segmentDone(eventID: 1, segment: 1, results: [Self.results[2]])))
+        #expect(
+            failure(Array("HAMN".utf8) + [1] + Array("{}".utf8)).contains("version 1; this engine speaks version 2"))
+        #expect(
+            try WireFormat.decode(good) == .cluster(.segmentDone(eventID: 1, segment: 1, results: [Self.results[2]])))
     }
 
     @Test("random bytes after a valid header are refused, never a crash (10,000 seeds)")

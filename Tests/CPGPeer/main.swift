@@ -21,8 +21,10 @@ import RulesEngine
 struct CPGPeerMain {
     static func main() async throws {
         let environment = ProcessInfo.processInfo.environment
-        guard let group = environment[CPGPeerEnvironment.group], let logPath = environment[CPGPeerEnvironment.log] else {
-            FileHandle.standardError.write(Data("cpg-peer: set \(CPGPeerEnvironment.group) and \(CPGPeerEnvironment.log)\n".utf8))
+        guard let group = environment[CPGPeerEnvironment.group], let logPath = environment[CPGPeerEnvironment.log]
+        else {
+            FileHandle.standardError.write(
+                Data("cpg-peer: set \(CPGPeerEnvironment.group) and \(CPGPeerEnvironment.log)\n".utf8))
             exit(2)
         }
         let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)

@@ -42,4 +42,3 @@ public func cpgLine(_ event: CPGEvent) -> String {
         return "lost \(reason)"
     }
 }
-

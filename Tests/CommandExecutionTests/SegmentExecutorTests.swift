@@ -1,13 +1,14 @@
 import Foundation
 import RecoveryPrograms
-@testable import CommandExecution
 import RulesParser
 import Testing
 
+@testable import CommandExecution
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 // These tests run real processes, through /bin/sh or directly (commands without shell syntax).
@@ -68,7 +69,9 @@ func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
 }
 
 func pid(in file: String) async -> pid_t? {
-    _ = await eventually(seconds: 20) { (read(file).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) != nil }
+    _ = await eventually(seconds: 20) {
+        (read(file).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) != nil
+    }
     return read(file).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
 }
 
@@ -88,7 +91,8 @@ struct SegmentExecutorTests {
             // exist, and succeeds only if they do. Run one after another, the first would give
             // up and fail: all three succeeding means all started before any ended.
             let commands = (1...3).map { i in
-                step("""
+                step(
+                    """
                     touch \(dir)/started.\(i); n=0
                     while [ "$(ls \(dir) | grep -c started)" -lt 3 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done
                     [ "$(ls \(dir) | grep -c started)" -eq 3 ] && touch \(dir)/saw-all.\(i)
@@ -104,7 +108,10 @@ struct SegmentExecutorTests {
     @Test("results come back in the order of the commands, not of completion")
     func order() async {
         let results = await executor.run(
-            [step("sleep 0.3; exit 1", .exactly(1), line: 1), step("exit 2", .exactly(2), line: 2), step("exit 0", line: 3)],
+            [
+                step("sleep 0.3; exit 1", .exactly(1), line: 1), step("exit 2", .exactly(2), line: 2),
+                step("exit 0", line: 3),
+            ],
             environment: [:])
         #expect(results.map(\.line) == [1, 2, 3])
         #expect(results.map(\.termination) == [.exited(1), .exited(2), .exited(0)])
@@ -120,7 +127,7 @@ struct SegmentExecutorTests {
             let result = await executor.run(step("sleep 30 & echo $! > \(dir)/pid; wait"), environment: event)
             #expect(result.termination == .timedOut)
             #expect(!result.accepted)
-            #expect(result.duration < 25) // far below the 30 s sleep; generous for a loaded machine
+            #expect(result.duration < 25)  // far below the 30 s sleep; generous for a loaded machine
             let child = try #require(await pid(in: "\(dir)/pid"))
             #expect(await eventually { !isAlive(child) }, "background sleep \(child) survived the timeout")
         }
@@ -131,9 +138,9 @@ struct SegmentExecutorTests {
         let executor = SegmentExecutor(timeout: .seconds(1))
         let result = await executor.run(step("echo before; exec >/dev/null 2>&1; sleep 30", .any), environment: [:])
         #expect(result.termination == .timedOut)
-        #expect(!result.accepted) // even with x: a timeout is never accepted
-        #expect(["before\n", ""].contains(result.outputTail)) // "" only if the shell had not even started
-        #expect(result.duration < 25) // far below the 30 s sleep; generous for a loaded machine
+        #expect(!result.accepted)  // even with x: a timeout is never accepted
+        #expect(["before\n", ""].contains(result.outputTail))  // "" only if the shell had not even started
+        #expect(result.duration < 25)  // far below the 30 s sleep; generous for a loaded machine
     }
 
     @Test("a command that ends before its timeout is not killed")
@@ -155,8 +162,10 @@ struct SegmentExecutorTests {
             defer { kill(child, SIGKILL) }
             #expect(result.termination == .exited(0))
             #expect(result.outputTail == "started\n")
-            #expect(result.duration < 25) // far below the 30 s sleep; generous for a loaded machine
-            #expect(await eventually(seconds: 2) { isLiveSleep(child) }, "the background sleep \(child) of a finished command was killed")
+            #expect(result.duration < 25)  // far below the 30 s sleep; generous for a loaded machine
+            #expect(
+                await eventually(seconds: 2) { isLiveSleep(child) },
+                "the background sleep \(child) of a finished command was killed")
             #expect(isAlive(child))
         }
     }
@@ -175,7 +184,8 @@ struct SegmentExecutorTests {
     @Test("shell metacharacters in an event value arrive literally and run nothing")
     func metacharactersStayData() async throws {
         try await withTemporaryDirectory { dir in
-            let value = "a; rm -rf \(dir)/x $(touch \(dir)/pwned1) `touch \(dir)/pwned2` && touch \(dir)/pwned3 | \" ' \\ * ?"
+            let value =
+                "a; rm -rf \(dir)/x $(touch \(dir)/pwned1) `touch \(dir)/pwned2` && touch \(dir)/pwned3 | \" ' \\ * ?"
             try FileManager.default.createDirectory(atPath: "\(dir)/x", withIntermediateDirectories: false)
             let result = await executor.run(
                 step(#"printf '%s' "$HAMN_RV_VALUE" > "# + "\(dir)/value; echo $HAMN_RV_VALUE > \(dir)/unquoted"),
@@ -216,9 +226,10 @@ struct SegmentExecutorTests {
                 step("exit 255", .exactly(255)),
             ],
             environment: [:])
-        #expect(results.map(\.termination) == [
-            .exited(3), .exited(3), .exited(3), .exited(0), .signaled(15), .signaled(15), .exited(255),
-        ])
+        #expect(
+            results.map(\.termination) == [
+                .exited(3), .exited(3), .exited(3), .exited(0), .signaled(15), .signaled(15), .exited(255),
+            ])
         #expect(results.map(\.accepted) == [true, false, true, true, false, false, true])
     }
 
@@ -321,7 +332,8 @@ struct SegmentExecutorTests {
 private func withProbes<T>(_ body: (String) async throws -> T) async throws -> T {
     try await withTemporaryDirectory { dir in
         let scripts = [
-            "probe": "#!/bin/sh\n{ echo \"$#\"; for a in \"$@\"; do echo \"$a\"; done; cut -d' ' -f4 /proc/$$/stat; echo \"$PWD\"; } > \(dir)/out\n",
+            "probe":
+                "#!/bin/sh\n{ echo \"$#\"; for a in \"$@\"; do echo \"$a\"; done; cut -d' ' -f4 /proc/$$/stat; echo \"$PWD\"; } > \(dir)/out\n",
             "spawner": "#!/bin/sh\nsleep 30 &\necho $! > \(dir)/pid\nwait\n",
             "fakesh": "#!/bin/sh\necho \"$2\" >> \(dir)/shell-used\nexec /bin/sh \"$@\"\n",
         ]
@@ -339,10 +351,13 @@ private func shellUses(_ dir: String) -> [String] {
 
 @Suite("segment executor: direct execution")
 struct DirectExecutionTests {
-    @Test("plain words are split; any shell syntax, builtin or reserved word, assignment or odd spacing is left to the shell")
+    @Test(
+        "plain words are split; any shell syntax, builtin or reserved word, assignment or odd spacing is left to the shell"
+    )
     func selection() throws {
-        #expect(SegmentExecutor.plainWords("/usr/bin/x a,b k=v +1 @h %p -q --o=a:b ./rel ../up")
-            == ["/usr/bin/x", "a,b", "k=v", "+1", "@h", "%p", "-q", "--o=a:b", "./rel", "../up"])
+        #expect(
+            SegmentExecutor.plainWords("/usr/bin/x a,b k=v +1 @h %p -q --o=a:b ./rel ../up")
+                == ["/usr/bin/x", "a,b", "k=v", "+1", "@h", "%p", "-q", "--o=a:b", "./rel", "../up"])
         #expect(SegmentExecutor.plainWords("node_up_local") == ["node_up_local"])
         let shellSyntax = [
             "", " ", "x  y", " x", "x ", "x\ty", "x\ny", "x 'a'", "x \"a\"", "x $HOME", "x ${A}", "x `id`", "x $(id)",
@@ -358,12 +373,14 @@ struct DirectExecutionTests {
             if let path { environment["PATH"] = path }
             return executor.launch(for: step(command), environment: environment)
         }
-        #expect(launch("/bin/cat /proc/self/stat") == .direct(path: "/bin/cat", words: ["/bin/cat", "/proc/self/stat"]))
+        #expect(
+            launch("/bin/cat /proc/self/stat") == .direct(path: "/bin/cat", words: ["/bin/cat", "/proc/self/stat"]))
         #expect(launch("cat a") == .direct(path: "/usr/bin/cat", words: ["cat", "a"]))
         #expect(launch("cat a", path: "/nonexistent:/bin") == .direct(path: "/bin/cat", words: ["cat", "a"]))
-        for builtin in ["echo hi", "true", "false", "kill -TERM 1", "test -e x", "exit 3", "cd /", "exec /bin/true",
-            "printf x", "pwd", "wait", ". x", "if", "time cat"]
-        {
+        for builtin in [
+            "echo hi", "true", "false", "kill -TERM 1", "test -e x", "exit 3", "cd /", "exec /bin/true",
+            "printf x", "pwd", "wait", ". x", "if", "time cat",
+        ] {
             #expect(launch(builtin) == .shell, "\(builtin) is the shell's")
         }
         #expect(launch("cat $HOME") == .shell)
@@ -511,10 +528,10 @@ struct OutputTailTests {
     @Test("a UTF-8 sequence cut at the front is dropped, not mangled")
     func utf8Cut() {
         var tail = OutputTail(limit: 5)
-        tail.append(Array("zé€".utf8)) // z(1) é(2) €(3): 6 bytes, the z is cut
+        tail.append(Array("zé€".utf8))  // z(1) é(2) €(3): 6 bytes, the z is cut
         #expect(tail.text == "é€")
         var cut = OutputTail(limit: 4)
-        cut.append(Array("zé€".utf8)) // the é's first byte is cut: its second is dropped
+        cut.append(Array("zé€".utf8))  // the é's first byte is cut: its second is dropped
         #expect(cut.text == "€")
     }
 }

@@ -78,14 +78,18 @@ struct CPGConnectionTests {
             let a = CPGRecorder(try await cluster.connect(group: group, trackQuorum: false))
             let b = try cluster.startPeer(group: group, name: "b")
             let c = try cluster.startPeer(group: group, name: "c")
-            #expect(await a.wait(30) { _ in a.configurations.last?.members.count == 3 }, "\(b.diagnostics)\n\(c.diagnostics)")
+            #expect(
+                await a.wait(30) { _ in a.configurations.last?.members.count == 3 },
+                "\(b.diagnostics)\n\(c.diagnostics)")
             let count = 200
             try await a.connection.multicast(cpgCommand("*", "send \(count) x"))
             for index in 0..<count {
                 try await a.connection.multicast(Array("x-\(getpid())-\(index)".utf8))
             }
             let data: @Sendable ([CPGEvent]) -> Int = { events in
-                events.filter { if case .message(_, let bytes) = $0 { bytes.starts(with: Array("x-".utf8)) } else { false } }.count
+                events.filter {
+                    if case .message(_, let bytes) = $0 { bytes.starts(with: Array("x-".utf8)) } else { false }
+                }.count
             }
             #expect(await a.wait(60) { data($0) == 3 * count })
             let done = Array("done".utf8)
@@ -105,7 +109,9 @@ struct CPGConnectionTests {
 
             // Each sender's messages in the order it sent them.
             for sender in [a.connection.local, b.address, c.address] {
-                let texts = a.messages.filter { $0.0 == sender }.map { String(decoding: $0.1, as: UTF8.self) }.filter { $0.hasPrefix("x-") }
+                let texts = a.messages.filter { $0.0 == sender }.map { String(decoding: $0.1, as: UTF8.self) }.filter {
+                    $0.hasPrefix("x-")
+                }
                 #expect(texts == (0..<count).map { "x-\(sender.pid)-\($0)" })
             }
             // The senders interleave: agreed order is not one sender after the other here.
@@ -208,7 +214,13 @@ struct CPGConnectionTests {
             // from here after it is.
             let pinged = Mutex(false)
             let firstPing: @Sendable (CPGConnection) -> Void = { connection in
-                guard pinged.withLock({ let was = $0; $0 = true; return !was }) else { return }
+                guard
+                    pinged.withLock({
+                        let was = $0
+                        $0 = true
+                        return !was
+                    })
+                else { return }
                 #expect((try? connection.trySend(Array("ping 0".utf8))) == true)
             }
             let handler: @Sendable (CPGEvent?) -> Void = { event in
@@ -238,9 +250,13 @@ struct CPGConnectionTests {
             // The join may have come before `connection` was set: start the pings here then.
             if seen.withLock({ $0.contains("join") }) { firstPing(made) }
             let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline, !seen.withLock({ $0.contains("ping 99") }) { try await Task.sleep(for: .milliseconds(20)) }
+            while Date() < deadline, !seen.withLock({ $0.contains("ping 99") }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             made.leave()
-            while Date() < deadline, seen.withLock({ $0.last }) != "end" { try await Task.sleep(for: .milliseconds(20)) }
+            while Date() < deadline, seen.withLock({ $0.last }) != "end" {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let lines = seen.withLock { $0 }
             #expect(lines.first == "join")
             #expect(lines.filter { $0.hasPrefix("ping ") } == (0...99).map { "ping \($0)" }, "\(lines)")
@@ -356,7 +372,9 @@ struct CPGConnectionTests {
     .enabled(if: CPGHarness.available, "needs root, corosync and scripts/ns-cluster"),
     .timeLimit(.minutes(3)))
 struct CPGThreeNodeTests {
-    @Test("one agreed order across nodes; a killed node's member shows in `left`; a partitioned node loses quorum and merges back")
+    @Test(
+        "one agreed order across nodes; a killed node's member shows in `left`; a partitioned node loses quorum and merges back"
+    )
     func threeNodes() async throws {
         try await withCPGCluster(nodes: 3) { cluster in
             let group = "hamn-cpg-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -365,7 +383,9 @@ struct CPGThreeNodeTests {
             let c = try cluster.startPeer(group: group, name: "c", node: 3)
             let me = a.connection.local
             #expect(me.nodeID == 1)
-            #expect(await a.wait(30) { _ in a.configurations.last?.members.count == 3 }, "\(b.diagnostics)\n\(c.diagnostics)")
+            #expect(
+                await a.wait(30) { _ in a.configurations.last?.members.count == 3 },
+                "\(b.diagnostics)\n\(c.diagnostics)")
             #expect(Set(a.configurations.last?.members ?? []) == [me, b.address, c.address])
             #expect(b.node == 2 && c.node == 3)
             #expect(a.connection.nodes == [1, 2, 3])
@@ -375,15 +395,19 @@ struct CPGThreeNodeTests {
             let count = 50
             try await a.connection.multicast(cpgCommand("*", "send \(count) y"))
             for index in 0..<count { try await a.connection.multicast(Array("y-\(getpid())-\(index)".utf8)) }
-            #expect(await a.wait(30) { _ in a.messages.filter { $0.1.starts(with: Array("y-".utf8)) }.count == 3 * count })
+            #expect(
+                await a.wait(30) { _ in a.messages.filter { $0.1.starts(with: Array("y-".utf8)) }.count == 3 * count })
             let done = Array("done".utf8)
             try await a.connection.multicast(done)
             let doneLine = "m \(me) 4 \(cpgHash(done))"
             #expect(await b.waitForLine { $0 == doneLine })
             #expect(await c.waitForLine { $0 == doneLine })
-            let command = "m \(me) \(cpgCommand("*", "send \(count) y").count) \(cpgHash(cpgCommand("*", "send \(count) y")))"
+            let command =
+                "m \(me) \(cpgCommand("*", "send \(count) y").count) \(cpgHash(cpgCommand("*", "send \(count) y")))"
             func slice(_ lines: [String]) -> [String] {
-                guard let from = lines.firstIndex(of: command), let to = lines.firstIndex(of: doneLine) else { return [] }
+                guard let from = lines.firstIndex(of: command), let to = lines.firstIndex(of: doneLine) else {
+                    return []
+                }
                 return Array(lines[from...to])
             }
             #expect(slice(a.lines).count == 3 * count + 2)
@@ -407,28 +431,41 @@ struct CPGThreeNodeTests {
             // Node 1's link down: alone of 3, no quorum; B leaves A's view.
             let cut = Date()
             try await cluster.script("link", ["1", "down"])
-            #expect(await a.wait(20) { $0.last == .quorum(quorate: false) || (a.connection.quorate == false && a.configurations.last?.left == [b.address]) })
+            #expect(
+                await a.wait(20) {
+                    $0.last == .quorum(quorate: false)
+                        || (a.connection.quorate == false && a.configurations.last?.left == [b.address])
+                })
             #expect(await a.wait(5) { _ in a.configurations.last?.left == [b.address] })
-            print("three nodes: link 1 down, quorum lost after \(String(format: "%.2f", Date().timeIntervalSince(cut))) s")
+            print(
+                "three nodes: link 1 down, quorum lost after \(String(format: "%.2f", Date().timeIntervalSince(cut))) s"
+            )
             #expect(a.connection.quorate == false)
             #expect(a.configurations.last?.members == [me])
             // The loss of quorum comes before the configuration change that shows B gone, so that
             // nothing looks quorate in between.
             let lostQuorum = a.events.lastIndex(of: .quorum(quorate: false))
-            let bGone = a.events.lastIndex { if case .configuration(_, _, let left) = $0 { left == [b.address] } else { false } }
+            let bGone = a.events.lastIndex {
+                if case .configuration(_, _, let left) = $0 { left == [b.address] } else { false }
+            }
             #expect(lostQuorum != nil && bGone != nil && lostQuorum! < bGone!, "\(a.events.suffix(4))")
 
             // Back: the two partitions merge, quorate again, B joins A's view.
             let healed = Date()
             try await cluster.script("link", ["1", "up"])
-            #expect(await a.wait(30) { _ in a.connection.quorate == true && a.configurations.last?.joined == [b.address] })
+            #expect(
+                await a.wait(30) { _ in a.connection.quorate == true && a.configurations.last?.joined == [b.address] })
             print("three nodes: link 1 up, merged after \(String(format: "%.2f", Date().timeIntervalSince(healed))) s")
             #expect(Set(a.configurations.last?.members ?? []) == [me, b.address])
             let quorum = a.events.compactMap { if case .quorum(let quorate) = $0 { quorate } else { nil } }
             #expect(quorum == [true, false, true])
             let regained = a.events.lastIndex(of: .quorum(quorate: true))
-            let bBack = a.events.lastIndex { if case .configuration(_, let joined, _) = $0 { joined == [b.address] } else { false } }
-            print("three nodes: after the merge, quorum \(regained! < bBack! ? "before" : "after") the configuration change")
+            let bBack = a.events.lastIndex {
+                if case .configuration(_, let joined, _) = $0 { joined == [b.address] } else { false }
+            }
+            print(
+                "three nodes: after the merge, quorum \(regained! < bBack! ? "before" : "after") the configuration change"
+            )
 
             try await a.connection.multicast(cpgCommand("*", "exit"))
             #expect(await b.wait() == 0, "\(b.diagnostics)")

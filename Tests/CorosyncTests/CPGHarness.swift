@@ -21,7 +21,8 @@ import Testing
 
 enum CPGHarness {
     static var repository: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
     }
 
     static var script: String { repository + "/scripts/ns-cluster" }
@@ -45,7 +46,8 @@ enum CPGHarness {
     static var binary: String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        return count > 0 ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        return count > 0
+            ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
     }
 
     /// The `cpg-peer` executable, built beside the test binary (`swift build --build-tests`).
@@ -79,7 +81,9 @@ func cpgSpawn(_ arguments: [String], output: String, environment extra: [String:
     if let closeFrom = CPGHarness.addCloseFrom { _ = closeFrom(&actions, 3) }
     var pid: pid_t = 0
     let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
-    guard result == 0 else { throw CPGHarnessError("posix_spawn \(arguments[0]): \(String(cString: strerror(result)))") }
+    guard result == 0 else {
+        throw CPGHarnessError("posix_spawn \(arguments[0]): \(String(cString: strerror(result)))")
+    }
     return pid
 }
 
@@ -217,7 +221,8 @@ final class CPGTestCluster: Sendable {
             let thread = Thread {
                 let fd = open("/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else {
-                    continuation.resume(throwing: CPGHarnessError("open /run/netns/\(name): \(String(cString: strerror(errno)))"))
+                    continuation.resume(
+                        throwing: CPGHarnessError("open /run/netns/\(name): \(String(cString: strerror(errno)))"))
                     return
                 }
                 defer { close(fd) }

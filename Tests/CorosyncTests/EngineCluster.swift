@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Engines (`hamn-events run`, transport corosync) on a cluster of corosync nodes in network
 /// namespaces made by `scripts/ns-cluster` for this test, in a temporary directory. Everything
@@ -16,14 +16,17 @@ final class EngineCluster: @unchecked Sendable {
     private var namespaces: [String: Int] = [:]
 
     static var repository: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
     }
 
     static var script: String { repository + "/scripts/ns-cluster" }
 
     static var binary: String {
         if let explicit = ProcessInfo.processInfo.environment["HAMN_EVENTS_BIN"] { return explicit }
-        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("hamn-events").path
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "hamn-events"
+        ).path
     }
 
     var clusterDirectory: String { root + "/cluster" }
@@ -90,7 +93,8 @@ final class EngineCluster: @unchecked Sendable {
     /// Starts node `name`'s engine in corosync namespace `corosyncNode` (1-based).
     func startEngine(_ name: String, corosyncNode: Int, rules: String, extra: String = "") throws {
         namespaces[name] = corosyncNode
-        let nodes = nodeNames.enumerated().map { "  - {name: \($0.element), number: \($0.offset + 1)}" }.joined(separator: "\n")
+        let nodes = nodeNames.enumerated().map { "  - {name: \($0.element), number: \($0.offset + 1)}" }.joined(
+            separator: "\n")
         try write(
             configuration(name),
             """
@@ -130,7 +134,9 @@ final class EngineCluster: @unchecked Sendable {
     private func launch(_ name: String, corosyncNode: Int) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.script)
-        process.arguments = ["exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", configuration(name)]
+        process.arguments = [
+            "exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", configuration(name),
+        ]
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/\(name).log"))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -139,7 +145,8 @@ final class EngineCluster: @unchecked Sendable {
         engines[name] = process
         logs[name] = log
         // An engine that exits (a configuration it refuses) is not waited for.
-        guard eventually(30, { !process.isRunning || (try? cli(name, ["status"]))?.status == 0 }), process.isRunning else {
+        guard eventually(30, { !process.isRunning || (try? cli(name, ["status"]))?.status == 0 }), process.isRunning
+        else {
             throw EngineClusterError("engine \(name) did not come up:\n\(engineLog(name))")
         }
     }
@@ -150,7 +157,9 @@ final class EngineCluster: @unchecked Sendable {
 
     /// The engine's pid (the `hamn-events run` process inside the namespace).
     func enginePID(_ name: String) -> Int32? {
-        guard let result = try? runTool("/usr/bin/pgrep", ["-f", "run --config \(configuration(name))"]) else { return nil }
+        guard let result = try? runTool("/usr/bin/pgrep", ["-f", "run --config \(configuration(name))"]) else {
+            return nil
+        }
         return result.out.split(separator: "\n").compactMap { Int32($0) }.filter { pid in
             // The hamn-events process itself, not the wrappers that started it.
             (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("hamn-events") == true
@@ -224,7 +233,8 @@ final class EngineCluster: @unchecked Sendable {
             // The pattern of `enginePID`; quoted for sh (the paths have no quote in them).
             let pattern = "run --config \(configuration(name))"
             parts.append("pkill -9 -f '\(pattern)'")
-            parts.append("i=0; while pgrep -f '\(pattern)' >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done")
+            parts.append(
+                "i=0; while pgrep -f '\(pattern)' >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done")
         }
         parts.append("'\(Self.script)' kill '\(clusterDirectory)' \(corosyncNode) || true")
         return parts.joined(separator: "\n")
@@ -232,8 +242,12 @@ final class EngineCluster: @unchecked Sendable {
 
     /// What `ns-cluster status` says of node `corosyncNode`'s corosync: whether it runs.
     func corosyncRunning(_ corosyncNode: Int) -> Bool? {
-        guard let result = try? runTool(Self.script, ["status", clusterDirectory]), result.status == 0 else { return nil }
-        guard let line = result.out.split(separator: "\n").first(where: { $0.hasPrefix("node\(corosyncNode) ") }) else { return nil }
+        guard let result = try? runTool(Self.script, ["status", clusterDirectory]), result.status == 0 else {
+            return nil
+        }
+        guard let line = result.out.split(separator: "\n").first(where: { $0.hasPrefix("node\(corosyncNode) ") }) else {
+            return nil
+        }
         return line.contains("corosync pid")
     }
 
@@ -266,7 +280,8 @@ final class EngineCluster: @unchecked Sendable {
         guard let text = FileManager.default.contents(atPath: outputDirectory + "/steps") else { return [] }
         return String(decoding: text, as: UTF8.self).split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ").map(String.init)
-            guard fields.count == 7, let start = Int64(fields[4]), let end = Int64(fields[5]), let policy = Int(fields[6])
+            guard fields.count == 7, let start = Int64(fields[4]), let end = Int64(fields[5]),
+                let policy = Int(fields[6])
             else { return nil }
             return EngineStep(
                 node: fields[0], word: fields[1], event: fields[2], eventNode: fields[3], start: start, end: end,

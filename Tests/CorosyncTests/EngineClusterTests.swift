@@ -59,7 +59,9 @@ private func waitForMembers(_ cluster: EngineCluster, _ nodes: [String], expecte
 
 /// kill -9 of n3 while n1 and n2 wait for it at the barrier of `slow`: the survivors pass the
 /// barrier, finish `slow`, then run `TE_FAIL_NODE` for n3 with only its other and all lines.
-private func killMidBarrier(_ cluster: EngineCluster, kill: () throws -> Void) throws -> (killed: Date, steps: [EngineStep]) {
+private func killMidBarrier(_ cluster: EngineCluster, kill: () throws -> Void) throws -> (
+    killed: Date, steps: [EngineStep]
+) {
     try cluster.cli("n1", ["trigger", "slow", "--node", "n1"])
     #expect(
         cluster.eventually(30) {
@@ -83,7 +85,9 @@ private func killMidBarrier(_ cluster: EngineCluster, kill: () throws -> Void) t
     return (killed, steps)
 }
 
-@Suite("Engines on corosync", .serialized, .enabled(if: namespaceClustersAvailable, "needs root, corosync and scripts/ns-cluster"))
+@Suite(
+    "Engines on corosync", .serialized,
+    .enabled(if: namespaceClustersAvailable, "needs root, corosync and scripts/ns-cluster"))
 struct EngineClusterTests {
     @Test("three engines on one corosync: commands per node, parallel segments, a barrier, a killed engine")
     func threeEnginesOneCorosync() throws {
@@ -132,7 +136,9 @@ struct EngineClusterTests {
         let namespace = try runTool(EngineCluster.script, ["netns", cluster.clusterDirectory, "1"]).out
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let group = cluster.group
-        let raw = try await CPGTestCluster.inNamespace(namespace) { try CPGConnection(group: group, trackQuorum: false) }
+        let raw = try await CPGTestCluster.inNamespace(namespace) {
+            try CPGConnection(group: group, trackQuorum: false)
+        }
         defer { raw.close() }
         var random = SystemRandomNumberGenerator()
         let garbage: [[UInt8]] = [
@@ -151,7 +157,8 @@ struct EngineClusterTests {
         #expect(
             cluster.eventually(20) {
                 ["n1", "n2"].allSatisfy { node in
-                    cluster.engineLog(node).components(separatedBy: "dropped a message from group member \(address)").count - 1
+                    cluster.engineLog(node).components(separatedBy: "dropped a message from group member \(address)")
+                        .count - 1
                         == garbage.count
                 }
             }, "\(cluster.engineLog("n1"))")
@@ -176,8 +183,13 @@ struct EngineClusterTests {
             let pid = try #require(cluster.enginePID("n1"))
             kill(pid, SIGHUP)
             let journal = { (node: String) -> [String] in
-                let text = (try? runTool(
-                    "/usr/bin/sqlite3", [cluster.root + "/\(node).sqlite", "SELECT text FROM log WHERE text LIKE 'rules reloaded%' ORDER BY id"]))?.out ?? ""
+                let text =
+                    (try? runTool(
+                        "/usr/bin/sqlite3",
+                        [
+                            cluster.root + "/\(node).sqlite",
+                            "SELECT text FROM log WHERE text LIKE 'rules reloaded%' ORDER BY id",
+                        ]))?.out ?? ""
                 return text.split(separator: "\n").map(String.init)
             }
             #expect(cluster.eventually(10) { !journal("n2").isEmpty }, "\(cluster.engineLog("n2"))")
@@ -226,7 +238,10 @@ struct EngineClusterTests {
                 [("ping", 0, "all \"STEP ping-all\" 0 NULL\n")], rpDirectory: other)
             try cluster.startEngine("n2", corosyncNode: 1, rules: copy)
             #expect(waitForMembers(cluster, ["n1", "n2"], expected: ["n1", "n2"]))
-            #expect(cluster.eventually(10) { (try? cluster.cli("n1", ["status"]))?.out.contains("WARNING: configuration of n2 differs") == true })
+            #expect(
+                cluster.eventually(10) {
+                    (try? cluster.cli("n1", ["status"]))?.out.contains("WARNING: configuration of n2 differs") == true
+                })
             let status = try cluster.cli("n1", ["status"]).out
             #expect(status.contains("engine n1 (1) at corosync"))
             #expect(status.contains("engine n2 (2) at corosync"))
@@ -276,7 +291,8 @@ struct NamespaceClusterTests {
             // segment waits for quorum (events run one at a time).
             #expect(
                 cluster.eventually(30) {
-                    (try? cluster.cli("n3", ["status"]))?.out.contains("quorum: NO: no recovery program runs, 1 segment(s) waiting") == true
+                    (try? cluster.cli("n3", ["status"]))?.out.contains(
+                        "quorum: NO: no recovery program runs, 1 segment(s) waiting") == true
                 }, "\((try? cluster.cli("n3", ["status"]))?.out ?? "")")
             // Time for n3 to have run something if it were going to.
             Thread.sleep(forTimeInterval: 2)
@@ -287,10 +303,16 @@ struct NamespaceClusterTests {
             #expect(steps.allSatisfy { $0.eventNode == "n3" })
             // The journal says so, for each segment that waits.
             let journal = try runTool(
-                "/usr/bin/sqlite3", [cluster.root + "/n3.sqlite", "SELECT text FROM log WHERE kind = 'quorum' ORDER BY id"]).out
+                "/usr/bin/sqlite3",
+                [cluster.root + "/n3.sqlite", "SELECT text FROM log WHERE kind = 'quorum' ORDER BY id"]
+            ).out
             let lines = journal.split(separator: "\n").map(String.init)
-            #expect(lines.first == "quorum lost: this partition runs no recovery program until it is back", "\(journal)")
-            #expect(lines.filter { $0.hasPrefix("no quorum: event ") && $0.hasSuffix("TE_FAIL_NODE segment 0 waits for quorum") }.count == 1, "\(journal)")
+            #expect(
+                lines.first == "quorum lost: this partition runs no recovery program until it is back", "\(journal)")
+            #expect(
+                lines.filter {
+                    $0.hasPrefix("no quorum: event ") && $0.hasSuffix("TE_FAIL_NODE segment 0 waits for quorum")
+                }.count == 1, "\(journal)")
             #expect(cluster.status("n3")?["quorate"] as? Bool == false)
             #expect(cluster.status("n1")?["quorate"] as? Bool == true)
         }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 // Issue 11: partitions that heal, and SIGTERM, on a three-node cluster of network namespaces,
 // checked through what a resource model in the event scripts did.
@@ -142,7 +142,8 @@ private final class ResourceModel: @unchecked Sendable {
                 let at = Int64(fields[9])
             else { return nil }
             return ResourceAction(
-                node: fields[0], command: fields[1], action: fields[2], resource: fields[3], event: fields[4], state: state,
+                node: fields[0], command: fields[1], action: fields[2], resource: fields[3], event: fields[4],
+                state: state,
                 eventNode: fields[6], eventID: id, start: start, at: at)
         }.sorted { $0.at < $1.at }
     }
@@ -218,7 +219,8 @@ private func settled(_ cluster: EngineCluster, _ nodes: [String]) -> Bool {
 
 private func journalLines(_ cluster: EngineCluster, _ node: String, containing text: String) -> [String] {
     let result = try? runTool(
-        "/usr/bin/sqlite3", [cluster.root + "/\(node).sqlite", "SELECT text FROM log WHERE instr(text, '\(text)') > 0 ORDER BY id"])
+        "/usr/bin/sqlite3",
+        [cluster.root + "/\(node).sqlite", "SELECT text FROM log WHERE instr(text, '\(text)') > 0 ORDER BY id"])
     return (result?.out ?? "").split(separator: "\n").map(String.init)
 }
 
@@ -228,10 +230,14 @@ private func describe(_ commands: [String: [String]]) -> String {
 
 /// Waits until `name` (node `number`) has acquired its resource in its TE_JOIN_NODE since
 /// `mark`, and `members` are settled.
-private func waitForJoin(_ model: ResourceModel, _ name: String, number: Int, members: [String], since mark: Int64) throws {
+private func waitForJoin(_ model: ResourceModel, _ name: String, number: Int, members: [String], since mark: Int64)
+    throws
+{
     try #require(
         model.cluster.eventually(60) {
-            model.actions(since: mark).contains { $0.description == "TE_JOIN_NODE 0 \(name) acquire: acquire R\(number)" }
+            model.actions(since: mark).contains {
+                $0.description == "TE_JOIN_NODE 0 \(name) acquire: acquire R\(number)"
+            }
                 && settled(model.cluster, members)
         }, "\(name) did not join \(members.filter { $0 != name }):\n\(describe(model.commands(since: mark)))")
 }
@@ -252,9 +258,12 @@ private func startInOrder(_ model: ResourceModel, restart: Bool = false, extra: 
     let commands = model.commands(since: mark)
     #expect(
         commands["n1"] == [
-            "TE_JOIN_NODE 0 n1 acquire: acquire R1", "TE_JOIN_NODE 0 n2 join-release: none", "TE_JOIN_NODE 0 n3 join-release: none",
+            "TE_JOIN_NODE 0 n1 acquire: acquire R1", "TE_JOIN_NODE 0 n2 join-release: none",
+            "TE_JOIN_NODE 0 n3 join-release: none",
         ], "\(describe(commands))")
-    #expect(commands["n2"] == ["TE_JOIN_NODE 0 n2 acquire: acquire R2", "TE_JOIN_NODE 0 n3 join-release: none"], "\(describe(commands))")
+    #expect(
+        commands["n2"] == ["TE_JOIN_NODE 0 n2 acquire: acquire R2", "TE_JOIN_NODE 0 n3 join-release: none"],
+        "\(describe(commands))")
     #expect(commands["n3"] == ["TE_JOIN_NODE 0 n3 acquire: acquire R3"], "\(describe(commands))")
     #expect(model.owners() == ResourceModel.home)
 }
@@ -278,12 +287,16 @@ private struct CycleTiming: CustomStringConvertible {
     /// Link down → the survivor's takeover acquire; link up → the isolated engine's exit;
     /// restart → the join settled; the whole cycle.
     var split, heal, rejoin, total: String
-    var description: String { "cycle \(cycle): takeover \(split) after the cut, exit \(heal) after the heal, rejoined \(rejoin) after the restart, cycle \(total)" }
+    var description: String {
+        "cycle \(cycle): takeover \(split) after the cut, exit \(heal) after the heal, rejoined \(rejoin) after the restart, cycle \(total)"
+    }
 }
 
 /// One partition of `isolated` (1-based) from the two others, its heal, the isolated engine's
 /// exit and restart, and a ping; checks every node's commands in the cycle.
-private func partitionCycle(_ model: ResourceModel, isolated number: Int, cycle: Int) throws -> (CycleTiming, window: ClosedRange<Int64>) {
+private func partitionCycle(_ model: ResourceModel, isolated number: Int, cycle: Int) throws -> (
+    CycleTiming, window: ClosedRange<Int64>
+) {
     let cluster = model.cluster
     let isolated = "n\(number)"
     let resource = "R\(number)"
@@ -348,25 +361,32 @@ private func partitionCycle(_ model: ResourceModel, isolated number: Int, cycle:
     let commands = model.commands(since: mark)
     #expect(
         commands[survivor] == [
-            "TE_FAIL_NODE 0 \(isolated) takeover: acquire \(resource)", "TE_JOIN_NODE 0 \(isolated) join-release: release \(resource)",
+            "TE_FAIL_NODE 0 \(isolated) takeover: acquire \(resource)",
+            "TE_JOIN_NODE 0 \(isolated) join-release: release \(resource)",
             "ping 0 \(isolated) ping: ping",
         ], "cycle \(cycle):\n\(describe(commands))")
     #expect(
         commands[bystander] == [
-            "TE_FAIL_NODE 0 \(isolated) takeover: none", "TE_JOIN_NODE 0 \(isolated) join-release: none", "ping 0 \(isolated) ping: ping",
+            "TE_FAIL_NODE 0 \(isolated) takeover: none", "TE_JOIN_NODE 0 \(isolated) join-release: none",
+            "ping 0 \(isolated) ping: ping",
         ], "cycle \(cycle):\n\(describe(commands))")
     #expect(
-        commands[isolated] == ["TE_JOIN_NODE 0 \(isolated) acquire: acquire \(resource)", "ping 0 \(isolated) ping: ping"],
+        commands[isolated] == [
+            "TE_JOIN_NODE 0 \(isolated) acquire: acquire \(resource)", "ping 0 \(isolated) ping: ping",
+        ],
         "cycle \(cycle):\n\(describe(commands))")
     // The barrier of TE_JOIN_NODE: the release before the acquire.
     let join = model.actions(since: mark).filter { $0.event == "TE_JOIN_NODE" }
-    if let release = join.first(where: { $0.action == "release" }), let acquire = join.first(where: { $0.action == "acquire" }) {
+    if let release = join.first(where: { $0.action == "release" }),
+        let acquire = join.first(where: { $0.action == "acquire" })
+    {
         #expect(release.at < acquire.start)
     }
     let done = nowNS()
     return (
         CycleTiming(
-            cycle: cycle, split: seconds(mark, takeover), heal: seconds(healed, ended), rejoin: seconds(restarted, rejoined),
+            cycle: cycle, split: seconds(mark, takeover), heal: seconds(healed, ended),
+            rejoin: seconds(restarted, rejoined),
             total: seconds(mark, done)),
         mark...rejoined
     )
@@ -382,7 +402,10 @@ private func checkRun(_ model: ResourceModel, isolated: String, windows: [Closed
             guard let to = stretch.to else { return false }
             return window.contains(stretch.from) && window.contains(to)
         }
-        #expect(inside, "\(stretch.resource) owned by \(stretch.owners.sorted()) outside a split (from \(stretch.from) to \(stretch.to.map(String.init) ?? "now"))")
+        #expect(
+            inside,
+            "\(stretch.resource) owned by \(stretch.owners.sorted()) outside a split (from \(stretch.from) to \(stretch.to.map(String.init) ?? "now"))"
+        )
     }
 }
 
@@ -392,12 +415,15 @@ private func checkRun(_ model: ResourceModel, isolated: String, windows: [Closed
 struct HealTests {
     static let cycles = 5
 
-    @Test("heal of a 2|1 partition, the late joiner isolated: it takes nothing over, exits 1 at the heal, rejoins on restart")
+    @Test(
+        "heal of a 2|1 partition, the late joiner isolated: it takes nothing over, exits 1 at the heal, rejoins on restart"
+    )
     func healLateJoinerIsolated() throws {
         try healCycles(isolated: 3, label: "late joiner (n3)", restartAllBetweenCycles: false)
     }
 
-    @Test("heal of a 2|1 partition, the founder isolated: it takes nothing over, exits 1 at the heal, rejoins on restart")
+    @Test(
+        "heal of a 2|1 partition, the founder isolated: it takes nothing over, exits 1 at the heal, rejoins on restart")
     func healFounderIsolated() throws {
         // n1 the founder again each cycle: the engines end at once and start one after the other.
         try healCycles(isolated: 1, label: "founder (n1)", restartAllBetweenCycles: true)
@@ -421,7 +447,9 @@ struct HealTests {
                 print("heal, \(label) isolated, \(timing)")
                 totals.append(timing.total)
             }
-            print("heal, \(label) isolated: \(Self.cycles) cycles of partition, heal, restart: \(totals.joined(separator: ", "))")
+            print(
+                "heal, \(label) isolated: \(Self.cycles) cycles of partition, heal, restart: \(totals.joined(separator: ", "))"
+            )
             checkRun(model, isolated: "n\(isolated)", windows: windows)
         }
     }
@@ -452,7 +480,9 @@ struct HealTests {
             let actions = model.actions(since: mark)
             if let release = actions.first(where: { $0.node == "n2" }) {
                 let after = actions.filter { $0.node != "n2" }.map(\.start)
-                #expect(after.allSatisfy { release.at < $0 }, "n2 released at \(release.at); the others started at \(after)")
+                #expect(
+                    after.allSatisfy { release.at < $0 }, "n2 released at \(release.at); the others started at \(after)"
+                )
             }
             var expected = ResourceModel.home
             expected["R2"] = state == 1 ? [] : ["n1"]
@@ -466,7 +496,9 @@ struct HealTests {
             try cluster.restartEngine("n2")
             try waitForJoin(model, "n2", number: 2, members: allNodes, since: restarted)
             let rejoin = model.commands(since: restarted)
-            #expect(rejoin["n1"] == ["TE_JOIN_NODE 0 n2 join-release: \(state == 1 ? "none" : "release R2")"], "\(describe(rejoin))")
+            #expect(
+                rejoin["n1"] == ["TE_JOIN_NODE 0 n2 join-release: \(state == 1 ? "none" : "release R2")"],
+                "\(describe(rejoin))")
             #expect(rejoin["n3"] == ["TE_JOIN_NODE 0 n2 join-release: none"], "\(describe(rejoin))")
             #expect(rejoin["n2"] == ["TE_JOIN_NODE 0 n2 acquire: acquire R2"], "\(describe(rejoin))")
             #expect(model.owners() == ResourceModel.home, "\(model.owners())")
@@ -475,7 +507,9 @@ struct HealTests {
         }
     }
 
-    @Test("SIGTERM of one engine (default stop mode, graceful): the peers run TE_FAIL_NODE state 1, the stopping node releases first, exit 0")
+    @Test(
+        "SIGTERM of one engine (default stop mode, graceful): the peers run TE_FAIL_NODE state 1, the stopping node releases first, exit 0"
+    )
     func sigtermGraceful() throws {
         try sigterm(state: 1, extra: "")
     }

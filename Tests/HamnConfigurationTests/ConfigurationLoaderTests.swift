@@ -96,42 +96,69 @@ struct ConfigurationLoaderTests {
         let unprotected = try ConfigurationLoader.parse("transport: corosync\n", file: "c.yaml", defaults: defaults)
         #expect(unprotected.fencingPolicy == .none)
         #expect(unprotected.fencingWarning?.hasPrefix("no fence devices: a node that fails is taken over") == true)
-        let accepted = try ConfigurationLoader.parse("transport: corosync\nfencing: none\n", file: "c.yaml", defaults: defaults)
+        let accepted = try ConfigurationLoader.parse(
+            "transport: corosync\nfencing: none\n", file: "c.yaml", defaults: defaults)
         #expect(accepted.fencing == .none && accepted.fencingWarning == nil)
         // The embedded single-node default needs nothing and says nothing.
         #expect(try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults).fencingWarning == nil)
     }
 
-    @Test("unknown keys and wrong types name the key and the line", arguments: [
-        ("speed: 3\n", "c.yaml:1:1: error: unknown key 'speed'"),
-        ("config_too_long: soon\n", "c.yaml:1:18: error: config_too_long: expected a duration"),
-        ("variables:\n  - name: A\n    command: /bin/a\n    parser: xml\n", "c.yaml:4:13: error: variables[0].parser: expected one of"),
-        ("variables:\n  - name: A\n    command: relative\n", "c.yaml:2:5: error: variables[0]: variable A: command must start with an absolute path"),
-        ("node: z\nnodes: [a, b]\n", "c.yaml:1:7: error: node: this node, 'z', is not among the nodes"),
-        ("transport: carrier-pigeon\n", "c.yaml:1:12: error: transport: expected local or corosync"),
-        ("corosync:\n  realtime: sometimes\n", "c.yaml:2:13: error: corosync.realtime: expected"),
-        ("stop:\n  mode: gentle\n", "c.yaml:2:9: error: stop.mode: expected graceful (TE_FAIL_NODE state 1) or takeover (state 2), not 'gentle'"),
-        ("stop:\n  mode: forced\n", "c.yaml:2:9: error: stop.mode: forced is for ha-cmd FORCE only"),
-        ("stop:\n  timeout: 0s\n", "c.yaml:2:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
-        ("stop:\n  timeout: 2d\n", "c.yaml:2:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
-        ("stop:\n  mode: graceful\n  timeout: -5s\n", "c.yaml:3:12: error: stop.timeout: expected a duration"),
-        ("stop:\n  grace: 5m\n", "c.yaml:2:3: error: stop: unknown key 'grace'"),
-        ("stop: graceful\n", "c.yaml:1:7: error: stop: expected"),
-        ("fencing: maybe\n", "c.yaml:1:10: error: fencing: expected none, or a mapping with devices"),
-        ("fencing:\n  attempts: 2\n", "c.yaml:2:3: error: fencing: no devices: give a fence device per node, or write fencing: none"),
-        ("nodes: [a, b]\nnode: a\nfencing:\n  devices:\n    c: {agent: /usr/sbin/fence_x}\n",
-         "c.yaml:5:8: error: fencing.devices.c: 'c' is not among the nodes (a, b)"),
-        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: fence_x}\n",
-         "c.yaml:5:16: error: fencing.devices.a.agent: the agent's absolute path"),
-        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {password: s3cret}}\n",
-         "c.yaml:5:40: error: fencing.devices.a.options.password: no password in the configuration: put it in password_file"),
-        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {\"ip\\nport\": 1}}\n",
-         "c.yaml:5:42: error: fencing.devices.a.options.ip\nport: option names are letters"),
-        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, action: on}\n",
-         "c.yaml:5:28: error: fencing.devices.a.action: reboot or off"),
-        ("nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {ip: \"1\\naction=on\"}}\n",
-         "c.yaml:5:34: error: fencing.devices.a.options.ip: a value on one line"),
-    ])
+    @Test(
+        "unknown keys and wrong types name the key and the line",
+        arguments: [
+            ("speed: 3\n", "c.yaml:1:1: error: unknown key 'speed'"),
+            ("config_too_long: soon\n", "c.yaml:1:18: error: config_too_long: expected a duration"),
+            (
+                "variables:\n  - name: A\n    command: /bin/a\n    parser: xml\n",
+                "c.yaml:4:13: error: variables[0].parser: expected one of"
+            ),
+            (
+                "variables:\n  - name: A\n    command: relative\n",
+                "c.yaml:2:5: error: variables[0]: variable A: command must start with an absolute path"
+            ),
+            ("node: z\nnodes: [a, b]\n", "c.yaml:1:7: error: node: this node, 'z', is not among the nodes"),
+            ("transport: carrier-pigeon\n", "c.yaml:1:12: error: transport: expected local or corosync"),
+            ("corosync:\n  realtime: sometimes\n", "c.yaml:2:13: error: corosync.realtime: expected"),
+            (
+                "stop:\n  mode: gentle\n",
+                "c.yaml:2:9: error: stop.mode: expected graceful (TE_FAIL_NODE state 1) or takeover (state 2), not 'gentle'"
+            ),
+            ("stop:\n  mode: forced\n", "c.yaml:2:9: error: stop.mode: forced is for ha-cmd FORCE only"),
+            ("stop:\n  timeout: 0s\n", "c.yaml:2:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
+            ("stop:\n  timeout: 2d\n", "c.yaml:2:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
+            ("stop:\n  mode: graceful\n  timeout: -5s\n", "c.yaml:3:12: error: stop.timeout: expected a duration"),
+            ("stop:\n  grace: 5m\n", "c.yaml:2:3: error: stop: unknown key 'grace'"),
+            ("stop: graceful\n", "c.yaml:1:7: error: stop: expected"),
+            ("fencing: maybe\n", "c.yaml:1:10: error: fencing: expected none, or a mapping with devices"),
+            (
+                "fencing:\n  attempts: 2\n",
+                "c.yaml:2:3: error: fencing: no devices: give a fence device per node, or write fencing: none"
+            ),
+            (
+                "nodes: [a, b]\nnode: a\nfencing:\n  devices:\n    c: {agent: /usr/sbin/fence_x}\n",
+                "c.yaml:5:8: error: fencing.devices.c: 'c' is not among the nodes (a, b)"
+            ),
+            (
+                "nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: fence_x}\n",
+                "c.yaml:5:16: error: fencing.devices.a.agent: the agent's absolute path"
+            ),
+            (
+                "nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {password: s3cret}}\n",
+                "c.yaml:5:40: error: fencing.devices.a.options.password: no password in the configuration: put it in password_file"
+            ),
+            (
+                "nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {\"ip\\nport\": 1}}\n",
+                "c.yaml:5:42: error: fencing.devices.a.options.ip\nport: option names are letters"
+            ),
+            (
+                "nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, action: on}\n",
+                "c.yaml:5:28: error: fencing.devices.a.action: reboot or off"
+            ),
+            (
+                "nodes: [a]\nnode: a\nfencing:\n  devices:\n    a: {agent: /f, options: {ip: \"1\\naction=on\"}}\n",
+                "c.yaml:5:34: error: fencing.devices.a.options.ip: a value on one line"
+            ),
+        ])
     func errors(_ text: String, _ expected: String) {
         do {
             _ = try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)

@@ -10,7 +10,8 @@ import Testing
 struct ControlRequestTests {
     static let requests: [ControlRequest] = [
         .status, .history(limit: 20), .resume(cancelQueued: true), .trigger(event: "db2_paging", state: 0, node: nil),
-        .trigger(event: "x", state: 2, node: "n2"), .recovery(setting: .off, nodes: "1-4,7"), .haCmd(action: .take, nodes: "aixmn1"),
+        .trigger(event: "x", state: 2, node: "n2"), .recovery(setting: .off, nodes: "1-4,7"),
+        .haCmd(action: .take, nodes: "aixmn1"),
         .mon(node: nil), .mon(node: "n1"), .waitEvent(name: "network_up_complete", timeout: 100),
         .waitEvent(name: "x", timeout: nil), .fence(node: "aixmn1"), .fenceConfirm(node: "aixmn1"),
     ]

@@ -1,9 +1,9 @@
 import Foundation
 import RecoveryPrograms
-@testable import RulesEngine
 import Testing
 
 @testable import HamnService
+@testable import RulesEngine
 
 #if canImport(Glibc)
     import Glibc
@@ -310,7 +310,8 @@ struct JournalTests {
         try journal.write([])  // nothing, no transaction
         let before = try journal.lastLogRowID()
         try journal.write([
-            TimedJournalWrite(.arming(trigger: "db2_paging", state: 0, instance: "NodeNum=1", armed: false, value: "91"), at: at(2)),
+            TimedJournalWrite(
+                .arming(trigger: "db2_paging", state: 0, instance: "NodeNum=1", armed: false, value: "91"), at: at(2)),
             TimedJournalWrite(.entry(.queued(event)), at: at(3)),
             TimedJournalWrite(.entry(.started(event, displayName: "DB2 paging", participants: [n1, n2])), at: at(3)),
             TimedJournalWrite(.note("a note", kind: "service"), at: at(4)),
@@ -330,7 +331,8 @@ struct JournalTests {
                 TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 0, participants: [n1, n2])), at: at(5)),
                 TimedJournalWrite(.note("before the refused one", kind: "service"), at: at(5)),
                 TimedJournalWrite(
-                    .entry(.commandFinished(eventID: 1, node: n1, segment: 0, result: result("/bin/x", duration: .nan))),
+                    .entry(
+                        .commandFinished(eventID: 1, node: n1, segment: 0, result: result("/bin/x", duration: .nan))),
                     at: at(5)),
             ])
         }
@@ -342,7 +344,9 @@ struct JournalTests {
         #expect(try journal.event(run: journal.run, id: 1)?.outcome == .completed)
         #expect(try journal.integrityCheck() == ["ok"])
         try journal.close()
-        #expect(throws: JournalError.self) { try journal.write([TimedJournalWrite(.entry(.nothingToResume), at: at(7))]) }
+        #expect(throws: JournalError.self) {
+            try journal.write([TimedJournalWrite(.entry(.nothingToResume), at: at(7))])
+        }
     }
 
     @Test("progress alone (results, barriers, arming) commits with synchronous NORMAL; anything else with FULL")
@@ -361,10 +365,13 @@ struct JournalTests {
         ])
         #expect(try synchronous() == 2)
         try journal.write([
-            TimedJournalWrite(.entry(.commandFinished(eventID: 1, node: n1, segment: 0, result: result("/bin/true"))), at: at(2)),
-            TimedJournalWrite(.entry(.commandFinished(eventID: 1, node: n2, segment: 0, result: result("/bin/true"))), at: at(2)),
+            TimedJournalWrite(
+                .entry(.commandFinished(eventID: 1, node: n1, segment: 0, result: result("/bin/true"))), at: at(2)),
+            TimedJournalWrite(
+                .entry(.commandFinished(eventID: 1, node: n2, segment: 0, result: result("/bin/true"))), at: at(2)),
             TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 0, participants: [n1, n2])), at: at(2)),
-            TimedJournalWrite(.arming(trigger: "db2_paging", state: 0, instance: "NodeNum=1", armed: true, value: "12"), at: at(2)),
+            TimedJournalWrite(
+                .arming(trigger: "db2_paging", state: 0, instance: "NodeNum=1", armed: true, value: "12"), at: at(2)),
         ])
         #expect(try synchronous() == 1)
         // One durable write among progress makes the whole transaction FULL.
@@ -373,7 +380,9 @@ struct JournalTests {
             TimedJournalWrite(.note("quorum lost", kind: "quorum"), at: at(3)),
         ])
         #expect(try synchronous() == 2)
-        try journal.write([TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 2, participants: [n1])), at: at(4))])
+        try journal.write([
+            TimedJournalWrite(.entry(.barrierPassed(eventID: 1, index: 2, participants: [n1])), at: at(4))
+        ])
         #expect(try synchronous() == 1)
         try journal.append(.finished(event, outcome: .completed), at: at(5))
         #expect(try synchronous() == 2)

@@ -23,7 +23,13 @@ private final class BatchJournal: EventJournal {
     }
 
     func write(_ writes: [TimedJournalWrite]) throws {
-        if holding, first.withLock({ let was = $0; $0 = false; return was }) {
+        if holding,
+            first.withLock({
+                let was = $0
+                $0 = false
+                return was
+            })
+        {
             entered.signal()
             hold.wait()
         }
@@ -36,7 +42,8 @@ private final class BatchJournal: EventJournal {
 
     func close() throws { closed.withLock { $0 = true } }
     func append(_ entry: JournalEntry, at time: Date) throws {}
-    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {}
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {
+    }
     func note(_ text: String, kind: String, at time: Date) throws {}
     func historyReport(limit: Int) throws -> (text: String, json: String) { ("", "") }
     func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] { [] }

@@ -25,10 +25,11 @@ struct NodePlanTests {
     func eventNode() {
         let plan = NodePlan(program: program(Self.nodeUp), isEventNode: true)
         #expect(plan.segmentCount == 2)
-        #expect(plan.segments.map { $0.map(\.command) } == [
-            ["node_up_local", "/usr/bin/logger node_up starting"],
-            ["node_up_local_complete"],
-        ])
+        #expect(
+            plan.segments.map { $0.map(\.command) } == [
+                ["node_up_local", "/usr/bin/logger node_up starting"],
+                ["node_up_local_complete"],
+            ])
         #expect(plan.commandCount == 3)
         #expect(plan.isMember && plan.isEventNode)
     }
@@ -36,10 +37,11 @@ struct NodePlanTests {
     @Test("another node runs other and all lines")
     func otherNode() {
         let plan = NodePlan(program: program(Self.nodeUp), isEventNode: false)
-        #expect(plan.segments.map { $0.map(\.command) } == [
-            ["node_up_remote", "/usr/bin/logger node_up starting"],
-            ["node_up_remote_complete"],
-        ])
+        #expect(
+            plan.segments.map { $0.map(\.command) } == [
+                ["node_up_remote", "/usr/bin/logger node_up starting"],
+                ["node_up_remote_complete"],
+            ])
         #expect(plan.segments[1].first?.expected == .any)
         #expect(plan.segments[0].first?.line == 3)
     }

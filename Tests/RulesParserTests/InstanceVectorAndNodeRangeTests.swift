@@ -23,15 +23,17 @@ struct InstanceVectorAndNodeRangeTests {
 
     let nodes = (1...8).map { NodeRange.Node(name: "aixmn\($0)", number: $0) }
 
-    @Test("node ranges of every documented form", arguments: [
-        ("1-16", [1, 2, 3, 4, 5, 6, 7, 8]),
-        ("1,2,3,4", [1, 2, 3, 4]),
-        ("1-4,7", [1, 2, 3, 4, 7]),
-        ("aixmn1,aixmn2", [1, 2]),
-        ("aixmn3-aixmn5", [3, 4, 5]),
-        ("all", [1, 2, 3, 4, 5, 6, 7, 8]),
-        ("2, 2 ,aixmn2", [2]),
-    ])
+    @Test(
+        "node ranges of every documented form",
+        arguments: [
+            ("1-16", [1, 2, 3, 4, 5, 6, 7, 8]),
+            ("1,2,3,4", [1, 2, 3, 4]),
+            ("1-4,7", [1, 2, 3, 4, 7]),
+            ("aixmn1,aixmn2", [1, 2]),
+            ("aixmn3-aixmn5", [3, 4, 5]),
+            ("all", [1, 2, 3, 4, 5, 6, 7, 8]),
+            ("2, 2 ,aixmn2", [2]),
+        ])
     func nodeRange(_ text: String, _ expected: [Int]) throws {
         let range = try NodeRange.parse(text)
         #expect(range.resolve(in: nodes).selected.map(\.number) == expected)

@@ -63,7 +63,10 @@ struct PredicateParserTests {
         ("X > 0x", 4, "malformed number '0x'"),
         ("X > 12ab", 4, "malformed number '12ab'"),
         ("X NOT 1", 2, "unexpected token 'NOT' (expected an operator; NOT IN or NOT LIKE?)"),
-        ("X > 1 __QUAL_COUNT(5, 3)", 22, "__QUAL_COUNT(n, m): m must be a whole number no smaller than n (at most 1000000)"),
+        (
+            "X > 1 __QUAL_COUNT(5, 3)", 22,
+            "__QUAL_COUNT(n, m): m must be a whole number no smaller than n (at most 1000000)"
+        ),
         ("X > 1 __QUAL_RATE(0, 3)", 18, "__QUAL_RATE: the count must be a whole number from 1"),
         ("", 0, "empty expression"),
         ("X @ 1", 2, "unexpected character '@'"),

@@ -12,9 +12,10 @@ struct RecoveryProgramTests {
         let (program, diagnostics) = parse(try fixture("node_up.rp"))
         #expect(diagnostics.isEmpty)
         #expect(program.steps.count == 5)
-        #expect(program.segments.map { $0.map(\.command) } == [
-            ["node_up_local", "node_up_remote"], ["node_up_local_complete", "node_up_remote_complete"],
-        ])
+        #expect(
+            program.segments.map { $0.map(\.command) } == [
+                ["node_up_local", "node_up_remote"], ["node_up_local_complete", "node_up_remote_complete"],
+            ])
         #expect(program.segments.map { $0.map(\.relationship) } == [[.event, .other], [.event, .other]])
         #expect(program.commands.map(\.expected) == [.exactly(0), .exactly(0), .exactly(0), .any])
         #expect(program.commands.first.map { [$0.line, $0.column] } == [2, 8])
@@ -54,14 +55,18 @@ struct RecoveryProgramTests {
         ("P004 missing NULL", "all \"/bin/true\" 0\n", [Finding(.P004, 1, 18)]),
         ("P004 lower-case null", "all \"/bin/true\" 0 null\n", [Finding(.P004, 1, 19)]),
         ("P005 text after NULL", "all \"/bin/true\" 0 NULL extra\n", [Finding(.P005, 1, 24)]),
-        ("P005 text after barrier", "all \"/bin/true\" 0 NULL\nbarrier now\nall \"/bin/true\" 0 NULL\n",
-         [Finding(.P005, 2, 9)]),
+        (
+            "P005 text after barrier", "all \"/bin/true\" 0 NULL\nbarrier now\nall \"/bin/true\" 0 NULL\n",
+            [Finding(.P005, 2, 9)]
+        ),
         ("P008 no command", "# nothing\n\n", [Finding(.P008, 1, 1)]),
         ("P008 and P009 only a barrier", "barrier\n", [Finding(.P008, 1, 1), Finding(.P009, 1, 1)]),
         ("P009 barrier at the start", "barrier\nall \"/bin/true\" 0 NULL\n", [Finding(.P009, 1, 1)]),
         ("P009 barrier at the end", "all \"/bin/true\" 0 NULL\nbarrier\n", [Finding(.P009, 2, 1)]),
-        ("P009 barrier twice", "all \"/bin/true\" 0 NULL\nbarrier\nbarrier\nall \"/bin/true\" 0 NULL\n",
-         [Finding(.P009, 3, 1)]),
+        (
+            "P009 barrier twice", "all \"/bin/true\" 0 NULL\nbarrier\nbarrier\nall \"/bin/true\" 0 NULL\n",
+            [Finding(.P009, 3, 1)]
+        ),
         ("P010 empty command", "all \"\" 0 NULL\n", [Finding(.P010, 1, 5)]),
         ("P010 blank command", "all \"   \" 0 NULL\n", [Finding(.P010, 1, 5)]),
         ("R017 CRLF", "all \"/bin/true\" 0 NULL\r\n", [Finding(.R017, 1, 23)]),

@@ -40,7 +40,8 @@ struct RulesFileTests {
 
     @Test("a display name comment names the next definition only")
     func displayNameComment() throws {
-        let text = "##### Beginning of the Event Definition: first one\n" + definition("a") + definition("b", "0", "/x/b.rp")
+        let text =
+            "##### Beginning of the Event Definition: first one\n" + definition("a") + definition("b", "0", "/x/b.rp")
         let rules = parseRules(text)
         #expect(rules.definitions.map(\.displayName) == ["first one", "b"])
     }
@@ -56,69 +57,116 @@ struct RulesFileTests {
         ("R005 duplicate trigger", definition() + definition(), [Finding(.R005, 10, 1)]),
         ("R006 same name, other state", definition("e", "0") + definition("e", "1"), [Finding(.R006, 10, 1)]),
         ("R006 not for TE_FAIL_NODE's states", definition("TE_FAIL_NODE", "0") + definition("TE_FAIL_NODE", "3"), []),
-        ("R006 for a state TE_JOIN_NODE never has", definition("TE_JOIN_NODE", "0") + definition("TE_JOIN_NODE", "1"),
-         [Finding(.R006, 10, 1)]),
+        (
+            "R006 for a state TE_JOIN_NODE never has",
+            definition("TE_JOIN_NODE", "0") + definition("TE_JOIN_NODE", "1"),
+            [Finding(.R006, 10, 1)]
+        ),
         ("R007 state", definition("e", "zero"), [Finding(.R007, 2, 1)]),
         ("R007 recovery type", definition("e", "0", "/x.rp", "2a"), [Finding(.R007, 4, 1)]),
         ("R007 empty recovery level", definition("e", "0", "/x.rp", "2", ""), [Finding(.R007, 5, 1)]),
         ("R008 empty path", definition("e", "0", ""), [Finding(.R008, 3, 1)]),
         ("R008 relative path", definition("e", "0", "rules/x.rp"), [Finding(.R008, 3, 1)]),
-        ("R011 variable without predicate",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*"), [Finding(.R011, 8, 1)]),
-        ("R012 instance vector without variable", definition("e", "0", "/x.rp", "2", "0", "", "NodeNum=*"),
-         [Finding(.R012, 7, 1)]),
-        ("R012 each of fields 7 to 9", definition("e", "0", "/x.rp", "2", "0", "", "NodeNum=*", "X > 1", "X < 1"),
-         [Finding(.R012, 7, 1), Finding(.R012, 8, 1), Finding(.R012, 9, 1)]),
-        ("R013 element without =",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.Prog.pcount", "NodeNum=*;ProgName", "X@0 < X@1"),
-         [Finding(.R013, 7, 11)]),
-        ("R013 element the variable does not have",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*;Name=/tmp", "X > 1"),
-         [Finding(.R013, 7, 11)]),
-        ("R013 element without a value",
-         definition("e", "0", "/x.rp", "2", "0", "HAMN.File.Age", "Name=", "X > 1"), [Finding(.R013, 7, 5)]),
-        ("R014 unknown variable", definition("e", "0", "/x.rp", "2", "0", "Site.Queue.Depth", "NodeNum=*", "X > 1"),
-         [Finding(.R014, 6, 1)]),
-        ("R015 predicate", definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > > 70"),
-         [Finding(.R015, 8, 5)]),
-        ("R015 predicate with leading blanks",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "  (X > 70"),
-         [Finding(.R015, 8, 10)]),
-        ("R015 bad regular expression",
-         definition("e", "0", "/x.rp", "2", "0", "HAMN.DB2.HADR", "Database=XCATDB;NodeNum=*", "X.Role =~ \"(Pri\""),
-         [Finding(.R015, 8, 11)]),
-        ("R016 rearm predicate",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X <"),
-         [Finding(.R016, 9, 4)]),
+        (
+            "R011 variable without predicate",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*"),
+            [Finding(.R011, 8, 1)]
+        ),
+        (
+            "R012 instance vector without variable", definition("e", "0", "/x.rp", "2", "0", "", "NodeNum=*"),
+            [Finding(.R012, 7, 1)]
+        ),
+        (
+            "R012 each of fields 7 to 9", definition("e", "0", "/x.rp", "2", "0", "", "NodeNum=*", "X > 1", "X < 1"),
+            [Finding(.R012, 7, 1), Finding(.R012, 8, 1), Finding(.R012, 9, 1)]
+        ),
+        (
+            "R013 element without =",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.Prog.pcount", "NodeNum=*;ProgName", "X@0 < X@1"),
+            [Finding(.R013, 7, 11)]
+        ),
+        (
+            "R013 element the variable does not have",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*;Name=/tmp", "X > 1"),
+            [Finding(.R013, 7, 11)]
+        ),
+        (
+            "R013 element without a value",
+            definition("e", "0", "/x.rp", "2", "0", "HAMN.File.Age", "Name=", "X > 1"), [Finding(.R013, 7, 5)]
+        ),
+        (
+            "R014 unknown variable", definition("e", "0", "/x.rp", "2", "0", "Site.Queue.Depth", "NodeNum=*", "X > 1"),
+            [Finding(.R014, 6, 1)]
+        ),
+        (
+            "R015 predicate",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > > 70"),
+            [Finding(.R015, 8, 5)]
+        ),
+        (
+            "R015 predicate with leading blanks",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "  (X > 70"),
+            [Finding(.R015, 8, 10)]
+        ),
+        (
+            "R015 bad regular expression",
+            definition("e", "0", "/x.rp", "2", "0", "HAMN.DB2.HADR", "Database=XCATDB;NodeNum=*", "X.Role =~ \"(Pri\""),
+            [Finding(.R015, 8, 11)]
+        ),
+        (
+            "R016 rearm predicate",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X <"),
+            [Finding(.R016, 9, 4)]
+        ),
         ("R018 trailing blanks", definition("e  "), [Finding(.R018, 1, 2)]),
         ("R019 empty file", "", [Finding(.R019, 1, 1)]),
         ("R019 only comments", "# nothing\n#\n", [Finding(.R019, 1, 1)]),
-        ("R021 empty instance vector",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "", "X > 70"), [Finding(.R021, 7, 1)]),
-        ("R022 rearm identical to predicate",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X>70"),
-         [Finding(.R022, 9, 1)]),
-        ("R023 string field compared with a number",
-         definition("e", "0", "/x.rp", "2", "0", "HAMN.DB2.HADR", "Database=XCATDB;NodeNum=*", "X.Role == 1"),
-         [Finding(.R023, 8, 8)]),
-        ("R023 field the variable does not have",
-         definition("e", "0", "/x.rp", "2", "0", "HAMN.DB2.HADR", "Database=XCATDB;NodeNum=*", "X.Rol == \"Primary\""),
-         [Finding(.R023, 8, 1)]),
-        ("R023 field number out of range",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.Prog.pcount", "ProgName=nfsd;NodeNum=*", "X@3 > 1"),
-         [Finding(.R023, 8, 1)]),
-        ("R023 number variable compared with a string",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X == \"low\""),
-         [Finding(.R023, 9, 3)]),
-        ("R023 structured value used whole",
-         definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.Prog.pcount", "ProgName=nfsd;NodeNum=*", "X < 1"),
-         [Finding(.R023, 8, 1)]),
+        (
+            "R021 empty instance vector",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "", "X > 70"),
+            [Finding(.R021, 7, 1)]
+        ),
+        (
+            "R022 rearm identical to predicate",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X>70"),
+            [Finding(.R022, 9, 1)]
+        ),
+        (
+            "R023 string field compared with a number",
+            definition("e", "0", "/x.rp", "2", "0", "HAMN.DB2.HADR", "Database=XCATDB;NodeNum=*", "X.Role == 1"),
+            [Finding(.R023, 8, 8)]
+        ),
+        (
+            "R023 field the variable does not have",
+            definition(
+                "e", "0", "/x.rp", "2", "0", "HAMN.DB2.HADR", "Database=XCATDB;NodeNum=*", "X.Rol == \"Primary\""),
+            [Finding(.R023, 8, 1)]
+        ),
+        (
+            "R023 field number out of range",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.Prog.pcount", "ProgName=nfsd;NodeNum=*", "X@3 > 1"),
+            [Finding(.R023, 8, 1)]
+        ),
+        (
+            "R023 number variable compared with a string",
+            definition(
+                "e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X == \"low\""),
+            [Finding(.R023, 9, 3)]
+        ),
+        (
+            "R023 structured value used whole",
+            definition("e", "0", "/x.rp", "2", "0", "IBM.PSSP.Prog.pcount", "ProgName=nfsd;NodeNum=*", "X < 1"),
+            [Finding(.R023, 8, 1)]
+        ),
     ]
 
     @Test("each diagnostic code at its line and column", arguments: cases)
     func diagnostic(_ name: String, _ text: String, _ expected: [Finding]) {
         let rules = parseRules(text)
-        #expect(findings(rules.diagnostics) == expected.sorted { ($0.line, $0.column, $0.code.rawValue) < ($1.line, $1.column, $1.code.rawValue) }, "\(name): \(rules.diagnostics.map(\.formatted))")
+        #expect(
+            findings(rules.diagnostics)
+                == expected.sorted { ($0.line, $0.column, $0.code.rawValue) < ($1.line, $1.column, $1.code.rawValue) },
+            "\(name): \(rules.diagnostics.map(\.formatted))")
     }
 
     @Test("R017 on every CRLF line, stripped")
@@ -136,10 +184,14 @@ struct RulesFileTests {
 
     @Test("the R015 line is the one SPEC section 8 shows")
     func formattedLine() throws {
-        let text = String(repeating: "# c\n", count: 34) + definition(
-            "e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > > 70")
+        let text =
+            String(repeating: "# c\n", count: 34)
+            + definition(
+                "e", "0", "/x.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > > 70")
         let diagnostic = try #require(parseRules(text).diagnostics.first)
-        #expect(diagnostic.formatted == "rules.hacmprd:42:5: error: R015: predicate: unexpected token '>' (expected an operand)")
+        #expect(
+            diagnostic.formatted
+                == "rules.hacmprd:42:5: error: R015: predicate: unexpected token '>' (expected an operand)")
     }
 
     @Test("a definition with an error is not returned, the others are")
@@ -155,9 +207,13 @@ struct RulesFileTests {
             name: "Site.Queue", kind: .structured([.init("Depth", .number), .init("Owner", .string)]),
             instanceElements: ["NodeNum", "Queue"], summary: "")
         let catalogue = VariableCatalogue.builtIn.adding([queue])
-        let good = parseRules(definition("e", "0", "/x.rp", "2", "0", "Site.Queue", "Queue=in;NodeNum=*", "X.Depth > 100"), catalogue: catalogue)
+        let good = parseRules(
+            definition("e", "0", "/x.rp", "2", "0", "Site.Queue", "Queue=in;NodeNum=*", "X.Depth > 100"),
+            catalogue: catalogue)
         #expect(good.diagnostics.isEmpty)
-        let bad = parseRules(definition("e", "0", "/x.rp", "2", "0", "Site.Queue", "Queue=in;NodeNum=*", "X.Owner > 100"), catalogue: catalogue)
+        let bad = parseRules(
+            definition("e", "0", "/x.rp", "2", "0", "Site.Queue", "Queue=in;NodeNum=*", "X.Owner > 100"),
+            catalogue: catalogue)
         #expect(findings(bad.diagnostics) == [Finding(.R023, 8, 9)])
     }
 }

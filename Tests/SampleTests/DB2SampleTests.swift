@@ -79,7 +79,9 @@ struct DB2SampleTests {
                 """)
         }
 
-        func run(_ script: String, _ arguments: [String] = [], _ environment: [String: String] = [:]) throws -> Sandbox.Result {
+        func run(_ script: String, _ arguments: [String] = [], _ environment: [String: String] = [:]) throws
+            -> Sandbox.Result
+        {
             try box.run(
                 Repo.db2Bin + "/" + script, arguments,
                 environment: [
@@ -92,7 +94,9 @@ struct DB2SampleTests {
     static let reg0 = "db2 update db cfg for SAMPLE dbpartitionnum 0 using BUFFPAGE 50000 SORTHEAP 2048"
     static let reg1 = "db2 update db cfg for SAMPLE dbpartitionnum 1 using BUFFPAGE 50000 SORTHEAP 2048"
 
-    @Test("rc.db2pe start applies reg.parms to the databases of the directory that have one, then starts the home partitions")
+    @Test(
+        "rc.db2pe start applies reg.parms to the databases of the directory that have one, then starts the home partitions"
+    )
     func start() throws {
         let node = try Node()
         try node.box.write(node.box.root + "/down", "0\n1\n")
@@ -108,7 +112,9 @@ struct DB2SampleTests {
                 "db2gcf -s -p 1 -i db2inst1",
                 "db2start dbpartitionnum 1",
             ])
-        #expect(result.logLines.contains("rc.db2pe: no \(node.box.root)/parms/reg.parms.TESTDB: the configuration of TESTDB is left as it is"))
+        #expect(
+            result.logLines.contains(
+                "rc.db2pe: no \(node.box.root)/parms/reg.parms.TESTDB: the configuration of TESTDB is left as it is"))
         #expect(!result.err.contains("REMOTEDB"), "a remote database is not this instance's")
     }
 
@@ -143,7 +149,9 @@ struct DB2SampleTests {
         #expect(result.logLines.contains("rc.db2pe: partition 1 is not running here"))
     }
 
-    @Test("rc.db2pe takeover: stops its own partitions, failover.parms for both nodes', starts its own and the failed node's here")
+    @Test(
+        "rc.db2pe takeover: stops its own partitions, failover.parms for both nodes', starts its own and the failed node's here"
+    )
     func mutualTakeover() throws {
         let node = try Node(extra: "NETNAMES=\"n1:n1-sw n2:n2-sw\"")
         let result = try node.run("rc.db2pe", ["takeover", "n2"])
@@ -245,7 +253,8 @@ struct DB2SampleTests {
             ])
     }
 
-    @Test("db2_paging_action: the event node's value over 70 sends a wall message, over 90 also restarts its partitions")
+    @Test(
+        "db2_paging_action: the event node's value over 70 sends a wall message, over 90 also restarts its partitions")
     func paging() throws {
         let node = try Node()
         let event = ["HAMN_EVENT": "db2_paging", "HAMN_EVENT_NODE": "n1", "HAMN_RV_VALUE": "75"]
@@ -272,7 +281,8 @@ struct DB2SampleTests {
     func pagingOtherNodes() throws {
         let node = try Node()
         let event = ["HAMN_EVENT": "db2_paging", "HAMN_EVENT_NODE": "n2", "HAMN_RV_VALUE": "95"]
-        try node.box.write(node.box.root + "/meminfo", "MemTotal: 8000000 kB\nSwapTotal: 1000000 kB\nSwapFree: 180000 kB\n")
+        try node.box.write(
+            node.box.root + "/meminfo", "MemTotal: 8000000 kB\nSwapTotal: 1000000 kB\nSwapFree: 180000 kB\n")
         let warn = try node.run("db2_paging_action", [], event)
         #expect(warn.status == 0, "\(warn.err)")
         #expect(node.box.commands == ["wall 'hamn-events: paging space on n1 is 82 percent used (over 70)'"])
@@ -299,7 +309,10 @@ struct DB2SampleTests {
         ]
         let result = try node.run("db2_proc_restart", [], event)
         #expect(result.status == 0, "\(result.err)")
-        #expect(node.box.commands == ["db2gcf -s -p 0 -i db2inst1", "db2gcf -s -p 1 -i db2inst1", "db2start dbpartitionnum 1"])
+        #expect(
+            node.box.commands == [
+                "db2gcf -s -p 0 -i db2inst1", "db2gcf -s -p 1 -i db2inst1", "db2start dbpartitionnum 1",
+            ])
         #expect(result.logLines.last == "db2_proc_restart: restarted: 1")
 
         try node.box.clearLog()
@@ -335,8 +348,13 @@ struct DB2SampleTests {
         let node = try netDownNode(wait: ["1"])
         let result = try node.run("net_down", ["--wait", "sw0"])
         #expect(result.status == 0, "\(result.err)")
-        #expect(node.box.commands == [Self.waitCommand + " 100", "hamn-events ha-cmd --socket /run/test/control.sock n1 TAKE"])
-        #expect(result.logLines.contains("net_down: sw0 still down after 100 s: stopping cluster services on n1 with takeover"))
+        #expect(
+            node.box.commands == [
+                Self.waitCommand + " 100", "hamn-events ha-cmd --socket /run/test/control.sock n1 TAKE",
+            ])
+        #expect(
+            result.logLines.contains(
+                "net_down: sw0 still down after 100 s: stopping cluster services on n1 with takeover"))
     }
 
     @Test("net_down --wait: network_up_complete with the link up again means no recovery")
@@ -360,21 +378,29 @@ struct DB2SampleTests {
         #expect(!commands.contains { $0.contains("ha-cmd") })
     }
 
-    @Test("net_down from network_down: another interface, or a link already up, is left alone; a dry run says what it would do")
+    @Test(
+        "net_down from network_down: another interface, or a link already up, is left alone; a dry run says what it would do"
+    )
     func netDownChecks() throws {
         let node = try netDownNode(wait: ["1"])
-        let event = ["HAMN_EVENT": "TE_FAIL_NETWORK", "HAMN_EVENT_NODE": "n1", "HAMN_RV_INSTANCE": "Interface=eth0;NodeNum=1"]
+        let event = [
+            "HAMN_EVENT": "TE_FAIL_NETWORK", "HAMN_EVENT_NODE": "n1", "HAMN_RV_INSTANCE": "Interface=eth0;NodeNum=1",
+        ]
         let other = try node.run("net_down", [], event)
         #expect(other.status == 0)
         #expect(other.logLines.contains("net_down: eth0 is not the switch network (sw0): nothing to do"))
 
         let dry = try node.run(
-            "net_down", [], event.merging(["HAMN_RV_INSTANCE": "Interface=sw0;NodeNum=1", "HAMN_DRY_RUN": "1"]) { _, new in new })
+            "net_down", [],
+            event.merging(["HAMN_RV_INSTANCE": "Interface=sw0;NodeNum=1", "HAMN_DRY_RUN": "1"]) { _, new in new })
         #expect(dry.status == 0)
-        #expect(dry.out == "net_down: would wait up to 100 s for network_up_complete, then run: hamn-events ha-cmd n1 TAKE\n")
+        #expect(
+            dry.out
+                == "net_down: would wait up to 100 s for network_up_complete, then run: hamn-events ha-cmd n1 TAKE\n")
 
         try node.box.write(node.box.root + "/sys/sw0/operstate", "up\n")
-        let up = try node.run("net_down", [], event.merging(["HAMN_RV_INSTANCE": "Interface=sw0;NodeNum=1"]) { _, new in new })
+        let up = try node.run(
+            "net_down", [], event.merging(["HAMN_RV_INSTANCE": "Interface=sw0;NodeNum=1"]) { _, new in new })
         #expect(up.status == 0)
         #expect(up.logLines.contains("net_down: sw0 is up again: nothing to do"))
         #expect(node.box.commands == [])
@@ -383,11 +409,16 @@ struct DB2SampleTests {
     @Test("net_down from network_down returns at once and waits in the background, then stops cluster services")
     func netDownBackground() throws {
         let node = try netDownNode(wait: ["1"], waitSeconds: 1)
-        let event = ["HAMN_EVENT": "TE_FAIL_NETWORK", "HAMN_EVENT_NODE": "n1", "HAMN_RV_INSTANCE": "Interface=sw0;NodeNum=1"]
+        let event = [
+            "HAMN_EVENT": "TE_FAIL_NETWORK", "HAMN_EVENT_NODE": "n1", "HAMN_RV_INSTANCE": "Interface=sw0;NodeNum=1",
+        ]
         let result = try node.run("net_down", [], event)
         #expect(result.status == 0, "\(result.err)")
         #expect(node.box.eventually { node.box.commands.count == 2 })
-        #expect(node.box.commands == [Self.waitCommand + " 1", "hamn-events ha-cmd --socket /run/test/control.sock n1 TAKE"])
+        #expect(
+            node.box.commands == [
+                Self.waitCommand + " 1", "hamn-events ha-cmd --socket /run/test/control.sock n1 TAKE",
+            ])
         #expect(
             node.box.eventually {
                 node.box.read(node.box.root + "/net_down.log")?.contains(
@@ -411,31 +442,42 @@ struct DB2SampleTests {
         ]
     }
 
-    @Test("db2_inst_ha puts the scripts, rules and renamed parms files on each node of a numbered range, then merges the rules there")
+    @Test(
+        "db2_inst_ha puts the scripts, rules and renamed parms files on each node of a numbered range, then merges the rules there"
+    )
     func install() throws {
         let node = try Node()
         // Run from the checkout as the README says: it finds the shipped rules' hamn_functions.
         let result = try node.box.run(Repo.db2Bin + "/db2_inst_ha", [Self.sample, "1-2", "PRODDB"])
         #expect(result.status == 0, "\(result.err)")
-        #expect(node.box.commands == Self.installCommands("aixmn1", database: "PRODDB") + Self.installCommands("aixmn2", database: "PRODDB"))
+        #expect(
+            node.box.commands == Self.installCommands("aixmn1", database: "PRODDB")
+                + Self.installCommands("aixmn2", database: "PRODDB"))
         #expect(result.logLines.last == "db2_inst_ha: installed on aixmn1 aixmn2 ")
 
         // A node that cannot be reached does not stop the others, and the exit status says so.
         try node.box.clearLog()
         try node.box.standIn("ssh", #"[ "$3" = aixmn1 ] && exit 255; exit 0"#)
         let partial = try node.box.run(
-            Repo.db2Bin + "/db2_inst_ha", [Self.sample, "aixmn1,aixmn2", "PRODDB"], environment: ["HAMN_FUNCTIONS": Repo.functions])
+            Repo.db2Bin + "/db2_inst_ha", [Self.sample, "aixmn1,aixmn2", "PRODDB"],
+            environment: ["HAMN_FUNCTIONS": Repo.functions])
         #expect(partial.status == 1)
-        #expect(node.box.commands == [Self.installCommands("aixmn1", database: "PRODDB")[0]] + Self.installCommands("aixmn2", database: "PRODDB"))
+        #expect(
+            node.box.commands == [Self.installCommands("aixmn1", database: "PRODDB")[0]]
+                + Self.installCommands("aixmn2", database: "PRODDB"))
         #expect(partial.logLines.last == "db2_inst_ha: error: not installed on: aixmn1")
     }
 
-    @Test("db2_inst_ha --merge adds the DB2 definitions once (again: replaced, not doubled), validated, and reloads the service")
+    @Test(
+        "db2_inst_ha --merge adds the DB2 definitions once (again: replaced, not doubled), validated, and reloads the service"
+    )
     func merge() throws {
         let node = try Node()
         let etc = node.box.root + "/etc/hamn"
         // The node's tree: the shipped rules, and the DB2 files db2_inst_ha copied.
-        for (source, target) in [(repositoryRoot + "/rules/etc/hamn", etc), (Self.sample + "/etc/hamn/db2", etc + "/db2")] {
+        for (source, target) in [
+            (repositoryRoot + "/rules/etc/hamn", etc), (Self.sample + "/etc/hamn/db2", etc + "/db2"),
+        ] {
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
             #expect(try node.box.run("/bin/cp", ["-a", source + "/.", target + "/"]).status == 0)
         }
@@ -452,13 +494,15 @@ struct DB2SampleTests {
             let commands = node.box.commands
             #expect(commands.count == 3)
             #expect(commands.first?.hasPrefix("hamn-events validate \(rules).new.") == true)
-            #expect(commands.dropFirst() == ["systemctl is-active --quiet hamn-events", "systemctl reload hamn-events"])
+            #expect(
+                commands.dropFirst() == ["systemctl is-active --quiet hamn-events", "systemctl reload hamn-events"])
         }
         let merged = try #require(node.box.read(rules))
         let addition = try #require(node.box.read(etc + "/db2/rules.hacmprd"))
         #expect(
             merged
-                == shipped + "##### hamn-events DB2 sample: begin (db2_inst_ha --merge; do not edit down to the end line)\n"
+                == shipped
+                + "##### hamn-events DB2 sample: begin (db2_inst_ha --merge; do not edit down to the end line)\n"
                 + addition + "##### hamn-events DB2 sample: end\n")
         #expect(node.box.read(rules + ".bak") == merged, "the copy kept before the second merge")
         // The merged rules are what the service will load: shipped events and DB2 events, clean.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The repository's root, from this file's place in it (Tests/SampleTests/Sandbox.swift).
 let repositoryRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -38,9 +38,11 @@ final class Sandbox: @unchecked Sendable {
             chmod(root + "/" + directory, 0o755)
         }
         for tool in Self.safeTools {
-            guard let path = ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"].map({ $0 + tool }).first(where: {
-                FileManager.default.isExecutableFile(atPath: $0)
-            }) else { continue }
+            guard
+                let path = ["/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"].map({ $0 + tool }).first(where: {
+                    FileManager.default.isExecutableFile(atPath: $0)
+                })
+            else { continue }
             try FileManager.default.createSymbolicLink(atPath: safe + "/" + tool, withDestinationPath: path)
         }
         try write(logPath, "")

@@ -16,7 +16,9 @@ struct ShippedRulesTests {
             try box.standIns(["mount", "umount", "arping", "wall", "hamn-events", "logger", "recorder"])
             try box.standIn("mountpoint", #"grep -qxF -- "$2" "$HOME/mounted""#)
             try box.standIn("ip", #"[ "$1 $2 $3" = "-o addr show" ] && cat "$HOME/addresses"; exit 0"#)
-            try box.standIn("app", #"echo "HAMN_RG=$HAMN_RG HAMN_RG_HOME=$HAMN_RG_HOME HAMN_RG_NODES=$HAMN_RG_NODES" >>"$HOME/app-env""#)
+            try box.standIn(
+                "app",
+                #"echo "HAMN_RG=$HAMN_RG HAMN_RG_HOME=$HAMN_RG_HOME HAMN_RG_NODES=$HAMN_RG_NODES" >>"$HOME/app-env""#)
             try box.write(box.root + "/mounted", mounted.map { $0 + "\n" }.joined())
             try box.write(box.root + "/addresses", addresses)
             try box.write(
@@ -71,7 +73,9 @@ struct ShippedRulesTests {
         ]
     }
 
-    @Test("node_up_local acquires the groups the joining node comes first for: mounts in order, adds the address, announces it")
+    @Test(
+        "node_up_local acquires the groups the joining node comes first for: mounts in order, adds the address, announces it"
+    )
     func nodeUpLocal() throws {
         let node = try Node(mounted: ["/srv/web"])
         let result = try node.run("node_up_local", Self.join("n1", local: "n1", members: "n1 n2"))
@@ -106,7 +110,9 @@ struct ShippedRulesTests {
         #expect(node.held("web") == "acquired" && node.held("db") == "acquired")
     }
 
-    @Test("node_up_local_complete starts the application servers of the acquired groups, with the group in the environment")
+    @Test(
+        "node_up_local_complete starts the application servers of the acquired groups, with the group in the environment"
+    )
     func nodeUpLocalComplete() throws {
         let node = try Node()
         try node.hold("web", "acquired")
@@ -117,11 +123,15 @@ struct ShippedRulesTests {
         #expect(node.held("web") == "online")
     }
 
-    @Test("node_up_remote gives back what belongs to the joining node: application stopped, address removed, unmounted in reverse")
+    @Test(
+        "node_up_remote gives back what belongs to the joining node: application stopped, address removed, unmounted in reverse"
+    )
     func nodeUpRemote() throws {
         let node = try Node(
             mounted: ["/srv/web", "/srv/web/logs"],
-            addresses: "3: eth1    inet 10.1.0.5/24 brd 10.1.0.255 scope global eth1\n3: eth1    inet 10.1.0.6/24 scope global secondary eth1\n")
+            addresses:
+                "3: eth1    inet 10.1.0.5/24 brd 10.1.0.255 scope global eth1\n3: eth1    inet 10.1.0.6/24 scope global secondary eth1\n"
+        )
         try node.hold("web", "online")
         try node.hold("db", "online")
         let result = try node.run("node_up_remote", Self.join("n1", local: "n2", members: "n1 n2"))
@@ -179,7 +189,8 @@ struct ShippedRulesTests {
         #expect(local.status == 0, "\(local.err)")
         #expect(
             node.box.commands == [
-                "app stop", "ip -o addr show dev eth1", "ip addr del 10.1.0.5/24 dev eth1", "mountpoint -q /srv/web/logs",
+                "app stop", "ip -o addr show dev eth1", "ip addr del 10.1.0.5/24 dev eth1",
+                "mountpoint -q /srv/web/logs",
                 "mountpoint -q /srv/web", "umount /srv/web",
             ])
         #expect(node.held("web") == nil)
@@ -188,7 +199,9 @@ struct ShippedRulesTests {
         let remote = try other.run("node_down_remote", Self.fail("n1", state: 1, local: "n2", members: "n1 n2"))
         #expect(remote.status == 0)
         #expect(other.box.commands == [], "no takeover on a graceful stop")
-        #expect(remote.logLines.contains("node_down_remote: node n1 stops without takeover (state 1): its resource groups stay where they are"))
+        #expect(
+            remote.logLines.contains(
+                "node_down_remote: node n1 stops without takeover (state 1): its resource groups stay where they are"))
     }
 
     @Test("a forced stop leaves the resources as they are, unmanaged, and notifies")
@@ -200,10 +213,15 @@ struct ShippedRulesTests {
         #expect(local.status == 0)
         #expect(node.box.commands == [])
         #expect(node.held("web") == "online")
-        #expect(local.logLines.contains("node_down_local: forced stop on n1: the resource groups held here stay as they are, unmanaged: web"))
+        #expect(
+            local.logLines.contains(
+                "node_down_local: forced stop on n1: the resource groups held here stay as they are, unmanaged: web"))
         let complete = try node.run("node_down_local_complete", event)
         #expect(complete.status == 0)
-        #expect(node.box.commands == ["wall 'hamn-events: cluster services stopped on n1 (forced, resources left unmanaged)'"])
+        #expect(
+            node.box.commands == [
+                "wall 'hamn-events: cluster services stopped on n1 (forced, resources left unmanaged)'"
+            ])
     }
 
     @Test("a failing mount fails the script before the address is touched, and nothing is recorded as held")
@@ -222,9 +240,11 @@ struct ShippedRulesTests {
     func dryRun() throws {
         let node = try Node()
         let result = try node.run(
-            "node_up_local", Self.join("n1", local: "n1", members: "n1 n2").merging(["HAMN_DRY_RUN": "1"]) { _, new in new })
+            "node_up_local",
+            Self.join("n1", local: "n1", members: "n1 n2").merging(["HAMN_DRY_RUN": "1"]) { _, new in new })
         #expect(result.status == 0, "\(result.err)")
-        #expect(node.box.commands == ["mountpoint -q /srv/web", "mountpoint -q /srv/web/logs", "ip -o addr show dev eth1"])
+        #expect(
+            node.box.commands == ["mountpoint -q /srv/web", "mountpoint -q /srv/web/logs", "ip -o addr show dev eth1"])
         #expect(
             result.out == """
                 node_up_local: would run: mount /srv/web
@@ -253,7 +273,8 @@ struct ShippedRulesTests {
         let result = try node.run(
             "network_up",
             [
-                "HAMN_EVENT": "TE_JOIN_NETWORK", "HAMN_EVENT_STATE": "0", "HAMN_EVENT_NODE": "n1", "HAMN_LOCAL_NODE": "n1",
+                "HAMN_EVENT": "TE_JOIN_NETWORK", "HAMN_EVENT_STATE": "0", "HAMN_EVENT_NODE": "n1",
+                "HAMN_LOCAL_NODE": "n1",
                 "HAMN_MEMBERS": "n1 n2", "HAMN_RV_INSTANCE": "Interface=eth1;NodeNum=1", "HAMN_RV_VALUE": "up",
             ])
         #expect(result.status == 0, "\(result.err)")

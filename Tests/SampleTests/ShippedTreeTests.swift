@@ -2,8 +2,8 @@ import Foundation
 import RulesEngine
 import RulesParser
 import RulesValidation
-import Testing
 import TestSupport
+import Testing
 
 /// What is true of every shipped tree (rules/, samples/db2, samples/xcat-hamn) as a whole:
 /// it validates clean, its files have the modes the validator and the scripts require, its
@@ -25,7 +25,9 @@ struct ShippedTreeTests {
 
     @Test("validate --root is clean: no error, no warning", arguments: trees)
     func validates(_ tree: Tree) {
-        let report = Validator(options: .init(root: repositoryRoot + "/" + tree.root)).validate([repositoryRoot + "/" + tree.rules])
+        let report = Validator(options: .init(root: repositoryRoot + "/" + tree.root)).validate([
+            repositoryRoot + "/" + tree.rules
+        ])
         #expect(report.diagnostics.map { "\($0.file):\($0.line): \($0.code): \($0.message)" } == [])
         #expect(report.definitions == tree.definitions)
     }
@@ -37,7 +39,9 @@ struct ShippedTreeTests {
         var found: [String] = []
         while let next = enumerator?.nextObject() as? String {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: base + "/" + next, isDirectory: &isDirectory), !isDirectory.boolValue {
+            if FileManager.default.fileExists(atPath: base + "/" + next, isDirectory: &isDirectory),
+                !isDirectory.boolValue
+            {
                 found.append(directory + "/" + next)
             }
         }
@@ -71,13 +75,17 @@ struct ShippedTreeTests {
 
     static var scenarioFiles: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: repositoryRoot + "/scenarios")) ?? [])
-            .filter { ($0.hasPrefix("rules-") || $0.hasPrefix("db2-") || $0.hasPrefix("xcat-")) && $0.hasSuffix(".yaml") }.sorted()
+            .filter {
+                ($0.hasPrefix("rules-") || $0.hasPrefix("db2-") || $0.hasPrefix("xcat-")) && $0.hasSuffix(".yaml")
+            }.sorted()
     }
 
     @Test("there is a scenario for each tree, and each of them passes")
     func scenarios() throws {
         let names = Self.scenarioFiles
-        #expect(names.contains { $0.hasPrefix("rules-") } && names.contains { $0.hasPrefix("db2-") } && names.contains { $0.hasPrefix("xcat-") })
+        #expect(
+            names.contains { $0.hasPrefix("rules-") } && names.contains { $0.hasPrefix("db2-") }
+                && names.contains { $0.hasPrefix("xcat-") })
         for name in names {
             let scenario = try ScenarioRunner.load(repositoryRoot + "/scenarios/" + name)
             #expect(scenario.expect != nil, "\(name) expects something")
@@ -90,11 +98,23 @@ struct ShippedTreeTests {
     @Test(
         "a scenario whose expectation is changed fails",
         arguments: [
-            ("xcat-failover.yaml", "segment: 5, command: /usr/local/sbin/xcat_network_services", "segment: 4, command: /usr/local/sbin/xcat_network_services"),
-            ("xcat-sync-age.yaml", "    - {name: xcat_sync_stale, state: 0, node: aixmn2, outcome: completed}\n  commands:", "  commands:"),
+            (
+                "xcat-failover.yaml", "segment: 5, command: /usr/local/sbin/xcat_network_services",
+                "segment: 4, command: /usr/local/sbin/xcat_network_services"
+            ),
+            (
+                "xcat-sync-age.yaml",
+                "    - {name: xcat_sync_stale, state: 0, node: aixmn2, outcome: completed}\n  commands:", "  commands:"
+            ),
             ("db2-paging.yaml", "values: \"50 65 75 92 95 65 55 72 91\"", "values: \"50 65 75 92 95 65 62 72 91\""),
-            ("rules-node-failure.yaml", "node: n2, segment: 1, command: node_up_local,", "node: n2, segment: 0, command: node_up_local,"),
-            ("rules-stop-modes.yaml", "    - {command: node_down_remote, node: n3}", "    - {command: node_down_local_complete, node: n3}"),
+            (
+                "rules-node-failure.yaml", "node: n2, segment: 1, command: node_up_local,",
+                "node: n2, segment: 0, command: node_up_local,"
+            ),
+            (
+                "rules-stop-modes.yaml", "    - {command: node_down_remote, node: n3}",
+                "    - {command: node_down_local_complete, node: n3}"
+            ),
         ])
     func mutated(_ name: String, _ original: String, _ replacement: String) throws {
         let path = repositoryRoot + "/scenarios/" + name

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The xCAT HA management node sample's scripts (samples/xcat-hamn/usr/local/sbin), run for
 /// real with stand-ins for db2, db2pd, db2stop, db2gcf, ip, arping, hostnamectl, systemctl,
@@ -52,7 +52,8 @@ struct XcatSampleTests {
             try box.run(
                 Repo.xcatBin + "/" + script,
                 environment: ["HAMN_FUNCTIONS": Repo.functions, "HAMN_XCAT_CONF": box.root + "/xcat-hamn.conf"].merging(
-                    environment) { _, new in new })
+                    environment
+                ) { _, new in new })
         }
     }
 
@@ -66,7 +67,6 @@ struct XcatSampleTests {
         "HAMN_MEMBERS": "aixmn2", "HAMN_EVENT_ID": "12",
     ]
 
-
     @Test("the failover steps on the standby, in the .rp's order, issue the commands of section 8 in order")
     func failover() throws {
         let node = try Node()
@@ -78,9 +78,11 @@ struct XcatSampleTests {
         #expect(node.box.read(node.state + "/failover") == nil, "the failover is over")
     }
 
-    @Test("when the database is already the HADR primary here, the node that left was the standby: no step does anything")
+    @Test(
+        "when the database is already the HADR primary here, the node that left was the standby: no step does anything")
     func survivorIsPrimary() throws {
-        let node = try Node(hadr: "HADR_ROLE = PRIMARY\nHADR_STATE = DISCONNECTED\nHADR_CONNECT_STATUS = DISCONNECTED\n")
+        let node = try Node(
+            hadr: "HADR_ROLE = PRIMARY\nHADR_STATE = DISCONNECTED\nHADR_CONNECT_STATUS = DISCONNECTED\n")
         for step in Self.steps {
             let result = try node.run(step, Self.crash)
             #expect(result.status == 0, "\(step): \(result.err)")
@@ -99,7 +101,9 @@ struct XcatSampleTests {
             let node = try Node(hadr: layout)
             let result = try node.run("xcat_hadr_takeover", Self.crash)
             #expect(result.status == 0, "\(layout): \(result.err)")
-            #expect(node.box.commands == ["db2pd -d XCATDB -hadr", "db2 takeover hadr on database XCATDB by force"], "\(layout)")
+            #expect(
+                node.box.commands == ["db2pd -d XCATDB -hadr", "db2 takeover hadr on database XCATDB by force"],
+                "\(layout)")
         }
         let broken = try Node(hadr: "SQL1032N  No start database manager command was issued.\n")
         let result = try broken.run("xcat_hadr_takeover", Self.crash)
@@ -116,7 +120,10 @@ struct XcatSampleTests {
         let later = try node.run("xcat_xcatd_start", Self.crash.merging(["HAMN_EVENT_ID": "13"]) { _, new in new })
         #expect(later.status == 0)
         #expect(node.box.commands == [])
-        #expect(later.logLines.contains("xcat_xcatd_start: no failover in progress on aixmn2 (xcat_hadr_takeover did not take over): nothing to do"))
+        #expect(
+            later.logLines.contains(
+                "xcat_xcatd_start: no failover in progress on aixmn2 (xcat_hadr_takeover did not take over): nothing to do"
+            ))
     }
 
     @Test("db2stop failing is accepted when DB2 is down after all, and fails the step when it is still up")
@@ -147,7 +154,8 @@ struct XcatSampleTests {
         #expect(node.box.commands == ["db2pd -d XCATDB -hadr", "ip -o addr show dev eth1"])
         let expected = zip(
             [
-                "xcat_hadr_takeover", "xcat_db2_stop", "xcat_db2_stop", "xcat_db2_stop", "xcat_db2_stop", "xcat_db2_stop",
+                "xcat_hadr_takeover", "xcat_db2_stop", "xcat_db2_stop", "xcat_db2_stop", "xcat_db2_stop",
+                "xcat_db2_stop",
                 "xcat_takeover_address", "xcat_takeover_address", "xcat_takeover_address", "xcat_db2_update_config",
                 "xcat_xcatd_start", "xcat_network_services", "xcat_network_services", "xcat_network_services",
                 "xcat_network_services", "xcat_network_services",
@@ -159,7 +167,8 @@ struct XcatSampleTests {
     @Test("xcat_release_primary hands over on the node holding the address, and does nothing on the standby")
     func release() throws {
         let event = [
-            "HAMN_EVENT": "TE_FAIL_NODE", "HAMN_EVENT_STATE": "2", "HAMN_EVENT_NODE": "aixmn1", "HAMN_LOCAL_NODE": "aixmn1",
+            "HAMN_EVENT": "TE_FAIL_NODE", "HAMN_EVENT_STATE": "2", "HAMN_EVENT_NODE": "aixmn1",
+            "HAMN_LOCAL_NODE": "aixmn1",
         ]
         let primary = try Node(addresses: "3: eth1    inet 9.114.47.103/26 brd 9.114.47.127 scope global eth1\n")
         let result = try primary.run("xcat_release_primary", event)
@@ -200,7 +209,9 @@ struct XcatSampleTests {
             ])
     }
 
-    @Test("xcat_sync copies what exists to the other node, then writes and copies the stamp; a failed copy leaves the stamp")
+    @Test(
+        "xcat_sync copies what exists to the other node, then writes and copies the stamp; a failed copy leaves the stamp"
+    )
     func sync() throws {
         let node = try Node(addresses: "3: eth1    inet 9.114.47.103/26 scope global eth1\n")
         let root = node.box.root
@@ -221,7 +232,11 @@ struct XcatSampleTests {
         try node.box.standIn("rsync", #"case $2 in */hosts) exit 23 ;; esac"#)
         let failed = try node.run("xcat_sync", ["HAMN_LOCAL_NODE": "aixmn1"])
         #expect(failed.status == 1)
-        #expect(node.box.commands == ["ip -o addr show dev eth1", "rsync -azR \(root)/data/ca aixmn2:/", "rsync -azR \(root)/data/hosts aixmn2:/"])
+        #expect(
+            node.box.commands == [
+                "ip -o addr show dev eth1", "rsync -azR \(root)/data/ca aixmn2:/",
+                "rsync -azR \(root)/data/hosts aixmn2:/",
+            ])
         #expect(!FileManager.default.fileExists(atPath: root + "/stamp/sync.stamp"))
 
         let standby = try Node()

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `hamn-events mon`: follows the service's event log, one hacmp.out-style line per entry, for
 /// as long as the service runs. Driven like an operator does: the real service, `mon` as a
@@ -16,7 +16,10 @@ struct MonTests {
         try harness.start()
         let mon = try MonProcess(socket: harness.socketPath)
         // It starts with the newest lines of the log, among them the service's start.
-        #expect(harness.eventually { mon.lines.contains { $0.hasSuffix("SYNCHRONISED: has the cluster's state as of view 1") } }, "\(mon.text)")
+        #expect(
+            harness.eventually {
+                mon.lines.contains { $0.hasSuffix("SYNCHRONISED: has the cluster's state as of view 1") }
+            }, "\(mon.text)")
         #expect(try harness.cli(["trigger", "mon_work"]).status == 0)
         #expect(harness.eventually { mon.lines.contains { $0.contains("EVENT COMPLETED: mon_work") } }, "\(mon.text)")
 
@@ -29,7 +32,10 @@ struct MonTests {
             texts.first { $0.hasPrefix("EVENT START: mon_work 0 ") }.flatMap { MonProcess.eventID(in: $0) },
             "\(mon.text)")
         let rp = harness.root + "/etc/mon_work_0.rp"
-        let about = texts.filter { $0.contains("(node n1, event \(event))") || $0.contains("event \(event) ") || $0.contains("(event \(event))") }
+        let about = texts.filter {
+            $0.contains("(node n1, event \(event))") || $0.contains("event \(event) ")
+                || $0.contains("(event \(event))")
+        }
         #expect(
             about.map(MonProcess.withoutDurations) == [
                 "EVENT QUEUED: mon_work 0 (node n1, event \(event)) priority 10",
@@ -79,7 +85,9 @@ struct MonTests {
             #expect(harness.waitForExit(seconds: 10) != nil)
             #expect(mon.waitForExit(seconds: 5), "mon still runs after the service got signal \(signal)")
             // It ends by itself (today quietly, with status 0), not by a signal or a crash.
-            #expect(mon.ending.map { if case .exited = $0 { true } else { false } } == true, "\(String(describing: mon.ending)) \(mon.errorText)")
+            #expect(
+                mon.ending.map { if case .exited = $0 { true } else { false } } == true,
+                "\(String(describing: mon.ending)) \(mon.errorText)")
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The shipped samples end to end on the real service (`hamn-events run`, loopback transport):
 /// the samples' own rules and recovery programs, their scripts from this repository, a real
@@ -74,7 +74,8 @@ struct SampleEndToEndTests {
                 """,
             environment: ["HAMN_DB2_CONF": service.root + "/etc/db2.conf"])
         let user = String(cString: getpwuid(geteuid())!.pointee.pw_name)
-        let seen = "db2_proc_restart state 0 NodeNum=1;ProgName=db2sysc;UserName=\(user): armed, last CurPIDCount=1;PrevPIDCount=1;CurPIDList=\(db2sysc.processIdentifier)"
+        let seen =
+            "db2_proc_restart state 0 NodeNum=1;ProgName=db2sysc;UserName=\(user): armed, last CurPIDCount=1;PrevPIDCount=1;CurPIDList=\(db2sysc.processIdentifier)"
         #expect(service.eventually(20) { service.status.contains(seen) }, "\(service.status)")
         #expect(service.commands == [])
         kill(db2sysc.processIdentifier, SIGKILL)
@@ -83,7 +84,9 @@ struct SampleEndToEndTests {
         service.expectRan(expected, event: "db2_proc_restart", within: 20)
     }
 
-    @Test("HADR: db2pd turning from Peer/Connected to catch-up/Disconnected raises xcat_hadr, which notifies with the values")
+    @Test(
+        "HADR: db2pd turning from Peer/Connected to catch-up/Disconnected raises xcat_hadr, which notifies with the values"
+    )
     func hadr() throws {
         let service = try SampleService(node: "aixmn2")
         try service.installXcatRules()
@@ -93,7 +96,8 @@ struct SampleEndToEndTests {
         try service.write(hadr, db2pdStandbyPeer)
         let monitor = service.root + "/mon/db2pd"
         try FileManager.default.createDirectory(atPath: service.root + "/mon", withIntermediateDirectories: true)
-        try service.write(monitor, "#!/bin/sh\n[ \"$1 $2 $3\" = \"-d XCATDB -hadr\" ] || exit 2\ncat \(hadr)\n", mode: 0o755)
+        try service.write(
+            monitor, "#!/bin/sh\n[ \"$1 $2 $3\" = \"-d XCATDB -hadr\" ] || exit 2\ncat \(hadr)\n", mode: 0o755)
         try service.start(
             configuration: """
                 monitors:
@@ -109,7 +113,8 @@ struct SampleEndToEndTests {
         #expect(service.commands == [])
         try service.write(
             hadr,
-            "HADR_ROLE = STANDBY\nHADR_SYNCMODE = NEARSYNC\nHADR_STATE = REMOTE_CATCHUP_PENDING\nHADR_CONNECT_STATUS = DISCONNECTED\nHEARTBEAT_MISSED = 3\nHADR_LOG_GAP(bytes) = 1024\n")
+            "HADR_ROLE = STANDBY\nHADR_SYNCMODE = NEARSYNC\nHADR_STATE = REMOTE_CATCHUP_PENDING\nHADR_CONNECT_STATUS = DISCONNECTED\nHEARTBEAT_MISSED = 3\nHADR_LOG_GAP(bytes) = 1024\n"
+        )
         let expected =
             "wall 'hamn-events: DB2 HADR of XCATDB on aixmn2 is not Primary/Standby, Peer, Connected: Role=Standby;State=RemoteCatchupPending;SyncMode=Nearsync;ConnectStatus=Disconnected;HeartBeatsMissed=3;LogGap=1024'"
         #expect(service.eventually(20) { !service.commands.isEmpty }, "\(service.output)")
@@ -119,18 +124,26 @@ struct SampleEndToEndTests {
         #expect(service.commands == [expected], "once, not at every sample")
     }
 
-    @Test("failover: the xcat_failover recovery program runs the six steps on the standby, DB2 and xCAT commands in order")
+    @Test(
+        "failover: the xcat_failover recovery program runs the six steps on the standby, DB2 and xCAT commands in order"
+    )
     func failover() throws {
         let service = try SampleService(node: "aixmn2")
         try service.installXcatRules()
         try service.writeXcatConfiguration()
-        try service.standIns(["db2", "db2stop", "db2gcf", "arping", "hostnamectl", "systemctl", "makedns", "makedhcp", "makeconservercf", "wall"])
+        try service.standIns([
+            "db2", "db2stop", "db2gcf", "arping", "hostnamectl", "systemctl", "makedns", "makedhcp", "makeconservercf",
+            "wall",
+        ])
         try service.standIn("db2pd", "printf 'HADR_ROLE = STANDBY\\nHADR_STATE = PEER\\n'")
         try service.standIn("ip", "exit 0")
         // The HADR monitor reads a healthy pair (its own program, not the recording stand-in).
         let monitor = service.root + "/mon/db2pd"
         try FileManager.default.createDirectory(atPath: service.root + "/mon", withIntermediateDirectories: true)
-        try service.write(monitor, "#!/bin/sh\nprintf 'HADR_ROLE = STANDBY\\nHADR_STATE = PEER\\nHADR_CONNECT_STATUS = CONNECTED\\n'\n", mode: 0o755)
+        try service.write(
+            monitor,
+            "#!/bin/sh\nprintf 'HADR_ROLE = STANDBY\\nHADR_STATE = PEER\\nHADR_CONNECT_STATUS = CONNECTED\\n'\n",
+            mode: 0o755)
         try service.start(
             configuration: """
                 monitors:
@@ -142,15 +155,21 @@ struct SampleEndToEndTests {
         let expected = xcatFailoverCommands
         service.expectRan(expected, event: "xcat_failover", within: 30)
         let history = try service.harness.cli(["history", "--format", "json"])
-        for step in ["xcat_hadr_takeover", "xcat_db2_stop", "xcat_takeover_address", "xcat_db2_update_config", "xcat_xcatd_start", "xcat_network_services"] {
+        for step in [
+            "xcat_hadr_takeover", "xcat_db2_stop", "xcat_takeover_address", "xcat_db2_update_config",
+            "xcat_xcatd_start", "xcat_network_services",
+        ] {
             #expect(history.out.contains(Self.xcatBin + step), "\(step) is journaled")
         }
     }
 
-    @Test("net_down on the service: network_up_complete in time means no recovery; none means ha-cmd TAKE and the node leaves")
+    @Test(
+        "net_down on the service: network_up_complete in time means no recovery; none means ha-cmd TAKE and the node leaves"
+    )
     func netDown() throws {
         let service = try SampleService(node: "aixmn1")
-        try service.writeDB2Configuration(extra: "NET_SYSFS=\(service.root)/sys\nNET_DOWN_INTERFACE=sw0\nNET_DOWN_WAIT=60\n")
+        try service.writeDB2Configuration(
+            extra: "NET_SYSFS=\(service.root)/sys\nNET_DOWN_INTERFACE=sw0\nNET_DOWN_WAIT=60\n")
         try service.standIns(["wall"])
         try FileManager.default.createDirectory(atPath: service.root + "/sys/sw0", withIntermediateDirectories: true)
         try service.write(service.root + "/sys/sw0/operstate", "down\n")
@@ -180,7 +199,9 @@ struct SampleEndToEndTests {
         }
         #expect(!waiting.process.isRunning)
         #expect(waiting.process.terminationStatus == 0)
-        #expect(waiting.err.contains("net_down: network_up_complete: sw0 is up again on aixmn1: no recovery"), "\(waiting.err)")
+        #expect(
+            waiting.err.contains("net_down: network_up_complete: sw0 is up again on aixmn1: no recovery"),
+            "\(waiting.err)")
         #expect(service.process?.isRunning == true)
 
         // It does not: after NET_DOWN_WAIT, ha-cmd TAKE stops cluster services here (the
@@ -191,7 +212,8 @@ struct SampleEndToEndTests {
         let late = try service.spawn(Self.db2Bin + "net_down", ["--wait", "sw0"], environment: environment)
         #expect(service.eventually(20) { !late.process.isRunning })
         #expect(late.process.terminationStatus == 0, "\(late.err)")
-        #expect(late.err.contains("net_down: sw0 still down after 1 s: stopping cluster services on aixmn1 with takeover"))
+        #expect(
+            late.err.contains("net_down: sw0 still down after 1 s: stopping cluster services on aixmn1 with takeover"))
         #expect(service.eventually(20) { service.process?.isRunning == false }, "the node left: \(service.output)")
         #expect(service.commands == ["wall 'hamn-events: cluster services stopped on aixmn1 (with takeover)'"])
     }
@@ -225,7 +247,10 @@ final class SampleService: @unchecked Sendable {
             chmod(directory, 0o755)
         }
         for tool in Self.safeTools {
-            guard let path = ["/usr/bin/", "/bin/"].map({ $0 + tool }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+            guard
+                let path = ["/usr/bin/", "/bin/"].map({ $0 + tool }).first(where: {
+                    FileManager.default.isExecutableFile(atPath: $0)
+                })
             else { continue }
             try FileManager.default.createSymbolicLink(atPath: safeDirectory + "/" + tool, withDestinationPath: path)
         }
@@ -239,7 +264,9 @@ final class SampleService: @unchecked Sendable {
         }
     }
 
-    func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws { try harness.write(path, text, mode: mode) }
+    func write(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+        try harness.write(path, text, mode: mode)
+    }
 
     func read(_ path: String) -> String? {
         FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
@@ -273,13 +300,18 @@ final class SampleService: @unchecked Sendable {
         func rewrite(_ text: String) -> String {
             text.replacingOccurrences(of: etcPrefix, with: root + "/etc/")
                 .replacingOccurrences(of: "/usr/local/sbin/", with: binPrefix)
-                .replacingOccurrences(of: "UserName=db2inst1", with: "UserName=\(String(cString: getpwuid(geteuid())!.pointee.pw_name))")
+                .replacingOccurrences(
+                    of: "UserName=db2inst1", with: "UserName=\(String(cString: getpwuid(geteuid())!.pointee.pw_name))"
+                )
                 .replacingOccurrences(of: "/var/lib/hamn-xcat/", with: root + "/stamp/")
         }
         try write(harness.rulesPath, rewrite(try String(contentsOfFile: rules, encoding: .utf8)))
-        let directory = URL(fileURLWithPath: rules).deletingLastPathComponent().path + "/" + (etcPrefix.hasSuffix("xcat/") ? "xcat/" : "")
+        let directory =
+            URL(fileURLWithPath: rules).deletingLastPathComponent().path + "/"
+            + (etcPrefix.hasSuffix("xcat/") ? "xcat/" : "")
         for program in programs {
-            try write(root + "/etc/" + program, rewrite(try String(contentsOfFile: directory + program, encoding: .utf8)))
+            try write(
+                root + "/etc/" + program, rewrite(try String(contentsOfFile: directory + program, encoding: .utf8)))
         }
     }
 
@@ -385,7 +417,9 @@ final class SampleService: @unchecked Sendable {
         #expect(commands == expected, sourceLocation: sourceLocation)
         #expect(
             eventually {
-                history.split(separator: "\n").contains { $0.contains(": \(event) state ") && $0.contains(" completed ") }
+                history.split(separator: "\n").contains {
+                    $0.contains(": \(event) state ") && $0.contains(" completed ")
+                }
             }, "\(history)", sourceLocation: sourceLocation)
     }
 

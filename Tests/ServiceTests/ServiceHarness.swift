@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A service under test: a temporary tree with rules, scripts and a configuration, the real
 /// `hamn-events run` started as a process, and the command line to drive it.
@@ -24,7 +24,9 @@ final class ServiceHarness: @unchecked Sendable {
 
     static var binary: String {
         if let explicit = ProcessInfo.processInfo.environment["HAMN_EVENTS_BIN"] { return explicit }
-        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("hamn-events").path
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "hamn-events"
+        ).path
     }
 
     /// `definitions`: (name, state, rp text, resource variable fields 6-9 or nil).
@@ -99,7 +101,9 @@ final class ServiceHarness: @unchecked Sendable {
         errorPipe = pipe
         // Up when `status` answers.
         try waitUntil("the service to answer `status`", poll: .milliseconds(50), observed: { self.stderrText }) {
-            guard process.isRunning else { throw ServiceError("the service exited while starting:\n\(self.stderrText)") }
+            guard process.isRunning else {
+                throw ServiceError("the service exited while starting:\n\(self.stderrText)")
+            }
             return (try? self.cli(["status"]))?.status == 0
         }
     }
@@ -143,7 +147,9 @@ final class ServiceHarness: @unchecked Sendable {
 
     /// Waits until `status` shows `text`; fails naming it, with the last status, if it does not.
     func waitForStatus(_ text: String, timeout: Duration = .seconds(10)) throws {
-        try waitUntil("status to show \"\(text)\"", timeout: timeout, poll: .milliseconds(50), observed: { self.status }) {
+        try waitUntil(
+            "status to show \"\(text)\"", timeout: timeout, poll: .milliseconds(50), observed: { self.status }
+        ) {
             status.contains(text)
         }
     }
@@ -164,7 +170,9 @@ final class ServiceHarness: @unchecked Sendable {
     }
 
     func read(_ relative: String) -> String? {
-        FileManager.default.contents(atPath: outputDirectory + "/" + relative).map { String(decoding: $0, as: UTF8.self) }
+        FileManager.default.contents(atPath: outputDirectory + "/" + relative).map {
+            String(decoding: $0, as: UTF8.self)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The real service, started as a process on the loopback transport and driven only through
 /// the command line.
@@ -11,7 +11,8 @@ struct ServiceTests {
         let harness = try ServiceHarness(definitions: [])
         let out = harness.outputDirectory
         let record = try harness.script(
-            "record", "echo \"$HAMN_EVENT $HAMN_EVENT_STATE $HAMN_EVENT_NODE $HAMN_LOCAL_NODE $HAMN_MEMBERS $1\" >> \(out)/ran")
+            "record",
+            "echo \"$HAMN_EVENT $HAMN_EVENT_STATE $HAMN_EVENT_NODE $HAMN_LOCAL_NODE $HAMN_MEMBERS $1\" >> \(out)/ran")
         try harness.writeRules([
             ("db2_proc_restart", 0, "event \"\(record) first\" 0 NULL\nbarrier\nall \"\(record) second\" 0 NULL\n", nil)
         ])
@@ -37,7 +38,8 @@ struct ServiceTests {
         ])
         try harness.start()
         try harness.cli(["trigger", "work"])
-        #expect(harness.eventually { (try? harness.cli(["status"]))?.out.contains("FAILED on n1 in segment 0") == true })
+        #expect(
+            harness.eventually { (try? harness.cli(["status"]))?.out.contains("FAILED on n1 in segment 0") == true })
         try harness.cli(["trigger", "next"])
         try harness.waitForStatus("queue: next state 0 node n1")
         #expect(harness.read("next") == nil, "the queue waits behind the failed event")
@@ -87,7 +89,9 @@ struct ServiceTests {
         try harness.writeRules([("work", 0, "all \"/bin/touch \(out)/ran\" 0 NULL\n", nil)])
         try harness.start()
         let window = try harness.script(
-            "window", "trap 'echo interrupted >> \(out)/window' INT\necho started >> \(out)/window\nsleep 2 & wait\nsleep 1\necho ended >> \(out)/window")
+            "window",
+            "trap 'echo interrupted >> \(out)/window' INT\necho started >> \(out)/window\nsleep 2 & wait\nsleep 1\necho ended >> \(out)/window"
+        )
         let maintenance = Process()
         maintenance.executableURL = URL(fileURLWithPath: ServiceHarness.binary)
         maintenance.arguments = ["maintenance", "--socket", harness.socketPath, "n1", "--", window]
@@ -142,7 +146,11 @@ struct ServiceTests {
         let harness = try ServiceHarness(definitions: [])
         let out = harness.outputDirectory
         try harness.writeRules([
-            ("slow", 0, "all \"/bin/sh -c 'sleep 1; touch \(out)/finished'\" 0 NULL\nbarrier\nall \"/bin/touch \(out)/after\" 0 NULL\n", nil)
+            (
+                "slow", 0,
+                "all \"/bin/sh -c 'sleep 1; touch \(out)/finished'\" 0 NULL\nbarrier\nall \"/bin/touch \(out)/after\" 0 NULL\n",
+                nil
+            )
         ])
         try harness.start()
         try harness.cli(["trigger", "slow"])
@@ -156,7 +164,8 @@ struct ServiceTests {
         #expect(rows.out == "1\n", "\(rows)")
         // The run's end is recorded (the next start will not take it for a crash), and the
         // event it left unfinished is marked at once.
-        let run = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT end_reason, crash_noticed_at IS NULL FROM run;"])
+        let run = try runTool(
+            "/usr/bin/sqlite3", [harness.journalPath, "SELECT end_reason, crash_noticed_at IS NULL FROM run;"])
         #expect(run.out == "shutdown|1\n", "\(run)")
         let event = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT name, outcome FROM event;"])
         #expect(event.out == "slow|interrupted\n", "\(event)")
@@ -173,11 +182,15 @@ struct ServiceTests {
                     interval: 0.2s
                 """)
         let paging = harness.outputDirectory + "/paging"
-        try harness.write(harness.configPath, try String(contentsOfFile: harness.configPath, encoding: .utf8).replacingOccurrences(of: "PAGING", with: paging))
+        try harness.write(
+            harness.configPath,
+            try String(contentsOfFile: harness.configPath, encoding: .utf8).replacingOccurrences(
+                of: "PAGING", with: paging))
         try harness.write(paging, "40\n")
         try harness.writeRules([
             (
-                "db2_paging", 0, "all \"/bin/sh -c 'echo $HAMN_RV_VALUE >> \(harness.outputDirectory)/paged'\" 0 NULL\n",
+                "db2_paging", 0,
+                "all \"/bin/sh -c 'echo $HAMN_RV_VALUE >> \(harness.outputDirectory)/paged'\" 0 NULL\n",
                 ["IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X < 60"]
             )
         ])
@@ -222,7 +235,9 @@ struct ServiceTests {
     @Test("with the service down, each command says so and exits 1")
     func serviceDown() throws {
         let harness = try ServiceHarness(definitions: [])
-        for arguments in [["status"], ["history"], ["resume"], ["trigger", "x"], ["recovery", "off", "1"], ["wait-event", "x"]] {
+        for arguments in [
+            ["status"], ["history"], ["resume"], ["trigger", "x"], ["recovery", "off", "1"], ["wait-event", "x"],
+        ] {
             let result = try harness.cli(arguments)
             #expect(result.status == 1, "\(arguments)")
             #expect(result.err.contains("not running"), "\(arguments): \(result.err)")

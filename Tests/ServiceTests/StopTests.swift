@@ -3,10 +3,11 @@ import Foundation
 import HamnConfiguration
 import Logging
 import RulesEngine
-@testable import HamnService
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
+@testable import HamnService
 
 /// SIGTERM (docs/decisions.md, "Stopping a node"): through the cluster when there is one, at
 /// once otherwise; a second signal or the timeout falls back to the stop at once. The real
@@ -44,10 +45,12 @@ struct StopTests {
         harness.signal(SIGTERM)
         #expect(harness.waitForExit(seconds: 10) == 0, "\(harness.stderrText)")
         #expect(Date().timeIntervalSince(started) < 5, "at once, not after the stop timeout")
-        let notes = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT text FROM log WHERE kind = 'service';"])
+        let notes = try runTool(
+            "/usr/bin/sqlite3", [harness.journalPath, "SELECT text FROM log WHERE kind = 'service';"])
         #expect(notes.out.contains("SIGTERM: stopping at once: this node is alone in the cluster"), "\(notes.out)")
         #expect(!notes.out.contains("stopping through the cluster"), "\(notes.out)")
-        let events = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT count(*) FROM event WHERE name = 'TE_FAIL_NODE';"])
+        let events = try runTool(
+            "/usr/bin/sqlite3", [harness.journalPath, "SELECT count(*) FROM event WHERE name = 'TE_FAIL_NODE';"])
         #expect(events.out == "0\n", "\(events)")
         #expect(harness.read("log") == nil)
         let run = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT end_reason FROM run;"])
@@ -73,7 +76,8 @@ struct StopTests {
         #expect(harness.waitForExit(seconds: 10) == 0, "\(harness.stderrText)")
         #expect(harness.read("finished") != nil, "the running segment finished")
         #expect(harness.stderrText.contains("already stopping at once"), "\(harness.stderrText)")
-        let notes = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT count(*) FROM log WHERE text LIKE '%stopping at once%';"])
+        let notes = try runTool(
+            "/usr/bin/sqlite3", [harness.journalPath, "SELECT count(*) FROM log WHERE text LIKE '%stopping at once%';"])
         #expect(notes.out == "1\n", "journaled once: \(notes)")
     }
 
@@ -83,15 +87,18 @@ struct StopTests {
         try harness.start()
         harness.signal(SIGINT)
         #expect(harness.waitForExit(seconds: 10) == 0, "\(harness.stderrText)")
-        let notes = try runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT text FROM log WHERE kind = 'service';"])
+        let notes = try runTool(
+            "/usr/bin/sqlite3", [harness.journalPath, "SELECT text FROM log WHERE kind = 'service';"])
         #expect(notes.out.contains("SIGINT: stopping at once: this node is alone in the cluster"), "\(notes.out)")
     }
 
-    @Test("validate --config refuses a bad stop key with its line", arguments: [
-        ("stop:\n  timeout: 0s\n", ":7:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
-        ("stop:\n  timeout: 3d\n", ":7:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
-        ("stop: {mode: forced}\n", ":6:14: error: stop.mode: forced is for ha-cmd FORCE only"),
-    ])
+    @Test(
+        "validate --config refuses a bad stop key with its line",
+        arguments: [
+            ("stop:\n  timeout: 0s\n", ":7:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
+            ("stop:\n  timeout: 3d\n", ":7:12: error: stop.timeout: must be above 0 and at most 1d (86400s)"),
+            ("stop: {mode: forced}\n", ":6:14: error: stop.mode: forced is for ha-cmd FORCE only"),
+        ])
     func validateRefuses(_ extra: String, _ expected: String) throws {
         let harness = try ServiceHarness(definitions: [], extraConfiguration: extra)
         let result = try harness.cli(["validate", harness.rulesPath, "--config", harness.configPath])
@@ -108,7 +115,9 @@ struct StopTests {
 
     // MARK: Two services in process
 
-    @Test("the first signal stops the node through the cluster: its release, then the peer's part of state 1; no takeover")
+    @Test(
+        "the first signal stops the node through the cluster: its release, then the peer's part of state 1; no takeover"
+    )
     func throughTheCluster() async throws {
         let cluster = try await Pair(rules: { Self.failNodeRules(log: $0) })
         defer { cluster.remove() }
@@ -117,7 +126,11 @@ struct StopTests {
         #expect(await cluster.eventually(15) { cluster.n1Ended }, "n1 left the cluster: \(cluster.n1Notes)")
         #expect(await cluster.eventually(5) { cluster.log.contains("n2 after 1") }, "\(cluster.log)")
         #expect(cluster.log == "n1 release 1\nn2 after 1\n")
-        #expect(cluster.n1Notes.contains { $0.hasPrefix("stopping through the cluster: TE_FAIL_NODE state 1 (graceful); a second SIGTERM stops at once") })
+        #expect(
+            cluster.n1Notes.contains {
+                $0.hasPrefix(
+                    "stopping through the cluster: TE_FAIL_NODE state 1 (graceful); a second SIGTERM stops at once")
+            })
         #expect(!cluster.n1Notes.contains { $0.contains("stopping at once") }, "\(cluster.n1Notes)")
         #expect(cluster.n2Finished.contains("TE_FAIL_NODE/1@n1:completed"), "\(cluster.n2Finished)")
         // The behaviour under test is that nothing more happens: no takeover (state 0) follows
@@ -163,7 +176,8 @@ struct StopTests {
         defer { cluster.remove() }
         let signals = cluster.stopSignals(timeout: 600)
         signals.send("SIGTERM")
-        #expect(await cluster.eventually(5) { cluster.n1Notes.contains { $0.hasPrefix("stopping through the cluster") } })
+        #expect(
+            await cluster.eventually(5) { cluster.n1Notes.contains { $0.hasPrefix("stopping through the cluster") } })
         signals.send("SIGTERM")
         #expect(await cluster.eventually(15) { cluster.n1Ended }, "\(cluster.n1Notes)")
         #expect(
@@ -187,7 +201,8 @@ private final class MemoryJournal: EventJournal {
             finished.withLock { $0.append("\(event.name)/\(event.state)@\(event.node.name):\(outcome.rawValue)") }
         }
     }
-    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {}
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {
+    }
     func note(_ text: String, kind: String, at time: Date) throws {
         notes.withLock { $0.append(text) }
     }
@@ -259,7 +274,9 @@ private final class Pair: @unchecked Sendable {
         let ready = await eventually(10) {
             for service in all {
                 let status = await service.handle(.status).text ?? ""
-                guard status.contains("members: n1 n2"), !status.contains("waiting for the cluster's state") else { return false }
+                guard status.contains("members: n1 n2"), !status.contains("waiting for the cluster's state") else {
+                    return false
+                }
             }
             return true
         }

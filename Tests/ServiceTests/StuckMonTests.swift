@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A `mon` client that stops reading (`hamn-events mon | less`, paused) must cost the node
 /// nothing: its lines are pushed to a bounded buffer, never waited for, and the client is
@@ -19,7 +19,8 @@ struct StuckMonTests {
         // Each segment notes when it ran: the gap between two notes is a barrier's passage
         // plus one short command.
         let stamp = try harness.script("stamp", "/bin/date +%s.%N >> \(out)/stamps")
-        let chatty = Array(repeating: "all \"\(stamp)\" 0 NULL", count: Self.segments).joined(separator: "\nbarrier\n") + "\n"
+        let chatty =
+            Array(repeating: "all \"\(stamp)\" 0 NULL", count: Self.segments).joined(separator: "\nbarrier\n") + "\n"
         try harness.writeRules([
             ("chatty", 0, chatty, nil),
             ("ping", 0, "all \"/bin/true\" 0 NULL\nbarrier\nall \"/bin/true\" 0 NULL\n", nil),
@@ -28,7 +29,10 @@ struct StuckMonTests {
         let live = try MonProcess(socket: harness.socketPath)
         let stuck = try StuckClient(socket: harness.socketPath, request: "{\"mon\":{}}\n")
         try waitUntil(
-            "the two mon clients' connections", observed: { "\(harness.openControlConnections) connection(s); mon: \(live.text.suffix(300)) \(live.errorText)" }
+            "the two mon clients' connections",
+            observed: {
+                "\(harness.openControlConnections) connection(s); mon: \(live.text.suffix(300)) \(live.errorText)"
+            }
         ) { harness.openControlConnections >= 2 }
 
         let started = ContinuousClock.now
@@ -71,7 +75,9 @@ struct StuckMonTests {
         #expect(pingWaiter.terminationStatus == 0)
         print("stuck mon: ping (two segments, one barrier) completed in \(ping)")
         #expect(ping < .seconds(3))
-        #expect(harness.eventually { live.lines.contains { $0.contains("EVENT COMPLETED: ping") } }, "\(live.text.suffix(500))")
+        #expect(
+            harness.eventually { live.lines.contains { $0.contains("EVENT COMPLETED: ping") } },
+            "\(live.text.suffix(500))")
         #expect(live.lines.filter { $0.contains("EVENT BARRIER: chatty") }.count == Self.segments - 1)
 
         // What the stuck client has when it reads at last: lines, then the end of the stream.
@@ -109,7 +115,9 @@ final class StuckClient: @unchecked Sendable {
             buffer[bytes.count] = 0
         }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else {
             close(fd)

@@ -36,7 +36,10 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// `ha-cmd`'s action: START runs the configuration's `start_command`; the others stop the
     /// nodes' cluster services through the cluster (`TE_FAIL_NODE` state 1, 2, 3).
     public enum ClusterServicesAction: String, Codable, Sendable, Hashable, CaseIterable {
-        case start = "START", stop = "STOP", take = "TAKE", force = "FORCE"
+        case start = "START"
+        case stop = "STOP"
+        case take = "TAKE"
+        case force = "FORCE"
 
         /// The stop it asks for; nil for START.
         public var stopMode: StopMode? {
@@ -50,7 +53,9 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     }
 
     /// The requests' names on the wire, for the error that names an unknown one.
-    static let names = ["status", "history", "resume", "trigger", "recovery", "ha_cmd", "mon", "wait_event", "fence", "fence_confirm"]
+    static let names = [
+        "status", "history", "resume", "trigger", "recovery", "ha_cmd", "mon", "wait_event", "fence", "fence_confirm",
+    ]
 
     /// A `wait-event` timeout above this (about 31 years) is refused: `Duration` would overflow.
     static let longestTimeout = 1e9

@@ -3,9 +3,9 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Why the control socket could not be used.
@@ -84,18 +84,24 @@ public final class ControlServer: Sendable {
         allowedUID = geteuid()
         let directory = (path as NSString).deletingLastPathComponent
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
-            throw ControlSocketError(message: "cannot create \(directory): \(String(cString: strerror(errno)))", serviceDown: false)
+            throw ControlSocketError(
+                message: "cannot create \(directory): \(String(cString: strerror(errno)))", serviceDown: false)
         }
         if (try? ControlClient.connect(path)).map({ close($0) }) != nil {
-            throw ControlSocketError(message: "another hamn-events service already listens on \(path)", serviceDown: false)
+            throw ControlSocketError(
+                message: "another hamn-events service already listens on \(path)", serviceDown: false)
         }
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ControlSocketError(message: "socket: \(String(cString: strerror(errno)))", serviceDown: false) }
+        guard fd >= 0 else {
+            throw ControlSocketError(message: "socket: \(String(cString: strerror(errno)))", serviceDown: false)
+        }
         var address = try ControlClient.address(path)
         let previous = umask(0o177)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         umask(previous)
         guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 64) == 0 else {
@@ -144,7 +150,8 @@ public final class ControlServer: Sendable {
     /// One connection, on its own thread: the request line, then its answer or `mon`'s lines.
     private static func serve(_ connection: ControlConnection, answer: @escaping Answer, follow: Follow) {
         guard let line = ControlClient.readLine(connection.fd, limit: 65536) else {
-            connection.send(.failed(.malformedRequest, "malformed request: no request line within 5 s, or one longer than 64 KiB"))
+            connection.send(
+                .failed(.malformedRequest, "malformed request: no request line within 5 s, or one longer than 64 KiB"))
             return
         }
         switch ControlRequest.decode(line) {
@@ -212,10 +219,14 @@ public enum ControlClient {
 
     static func connect(_ path: String) throws(ControlSocketError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ControlSocketError(message: "socket: \(String(cString: strerror(errno)))", serviceDown: false) }
+        guard fd >= 0 else {
+            throw ControlSocketError(message: "socket: \(String(cString: strerror(errno)))", serviceDown: false)
+        }
         var address = try address(path)
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else {
             let code = errno
@@ -236,7 +247,9 @@ public enum ControlClient {
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard bytes.count < capacity else {
-            throw ControlSocketError(message: "socket path too long (\(bytes.count) bytes, at most \(capacity - 1)): \(path)", serviceDown: false)
+            throw ControlSocketError(
+                message: "socket path too long (\(bytes.count) bytes, at most \(capacity - 1)): \(path)",
+                serviceDown: false)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
             buffer.copyBytes(from: bytes)

@@ -4,9 +4,9 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// `mon`: the event log's lines, pushed to the clients that follow it as the journal's writer
@@ -280,7 +280,8 @@ final class Follower: Sendable {
                 break
             case .serviceStopped:
                 // What is left goes out if the client takes it within a second.
-                Self.sendWithin(fd, restOfLine() + batch.dropFirst(offset > 0 ? 1 : 0).reduce(Data(), +), milliseconds: 1000)
+                Self.sendWithin(
+                    fd, restOfLine() + batch.dropFirst(offset > 0 ? 1 : 0).reduce(Data(), +), milliseconds: 1000)
                 return .serviceStopped
             case .failed(let error):
                 Self.sendWithin(fd, restOfLine() + (ControlAnswer.line(.failed(error)) ?? Data()), milliseconds: 1000)
@@ -323,7 +324,8 @@ final class Follower: Sendable {
             let left = deadline - ContinuousClock.now
             guard left > .zero else { return }
             var pollfd = Glibc.pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&pollfd, 1, Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            _ = poll(
+                &pollfd, 1, Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
         }
     }
 }

@@ -31,7 +31,8 @@ struct StatusReport: Sendable {
     func rendered() -> ControlAnswer {
         var lines: [String] = []
         lines.append(
-            "node \(node.name) (\(node.number)), transport \(transport.rawValue)\(synchronised ? "" : ", waiting for the cluster's state")")
+            "node \(node.name) (\(node.number)), transport \(transport.rawValue)\(synchronised ? "" : ", waiting for the cluster's state")"
+        )
         lines.append("members: \(members.map(\.name).joined(separator: " "))")
         if transport == .corosync {
             var line = "quorum: \(quorate ? "yes" : "NO: no recovery program runs")"
@@ -51,7 +52,8 @@ struct StatusReport: Sendable {
         for fence in pendingFences {
             var line = "fencing \(fence.node.name): by \(fence.fencer?.name ?? "nobody yet")"
             if fence.failures > 0 {
-                line += ", failed \(fence.failures) time\(fence.failures == 1 ? "" : "s") (last: \(fence.lastError ?? "?"))"
+                line +=
+                    ", failed \(fence.failures) time\(fence.failures == 1 ? "" : "s") (last: \(fence.lastError ?? "?"))"
             }
             line +=
                 fence.failures >= fenceAttempts
@@ -64,7 +66,8 @@ struct StatusReport: Sendable {
             var line =
                 "running: event \(run.event.id) \(run.event.name) state \(run.event.state) node \(run.event.node.name) (\(run.displayName)), segment \(run.segment + 1) of \(run.segmentCount)"
             if let failure = run.failure {
-                line += "; FAILED on \(failure.node.name) in segment \(failure.segment): held until `hamn-events resume`"
+                line +=
+                    "; FAILED on \(failure.node.name) in segment \(failure.segment): held until `hamn-events resume`"
             } else {
                 line += "; waiting for \(run.waitingFor.map(\.name).joined(separator: " "))"
             }
@@ -72,7 +75,8 @@ struct StatusReport: Sendable {
         }
         if running.isEmpty { lines.append("running: nothing") }
         lines.append(
-            "queue: \(queue.isEmpty ? "empty" : queue.map { "\($0.name) state \($0.state) node \($0.node.name)" }.joined(separator: "; "))")
+            "queue: \(queue.isEmpty ? "empty" : queue.map { "\($0.name) state \($0.state) node \($0.node.name)" }.joined(separator: "; "))"
+        )
         if !instances.isEmpty { lines.append("instances:") }
         for instance in instances {
             lines.append(
@@ -108,7 +112,9 @@ struct StatusReport: Sendable {
             },
             queue: queue.map { .init(id: $0.id, name: $0.name, state: $0.state, node: $0.node.name) },
             instances: instances.map {
-                .init(event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed, last: $0.last?.description)
+                .init(
+                    event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed,
+                    last: $0.last?.description)
             },
             monitorFailures: monitorFailures, fencingWarning: fencingWarning,
             fencing: pendingFences.map {

@@ -217,7 +217,8 @@ public final class Journal: Sendable {
                 case .entry(let entry):
                     try writer.append(entry)
                 case .arming(let trigger, let state, let instance, let armed, let value):
-                    try writer.recordArming(trigger: trigger, state: state, instance: instance, armed: armed, value: value)
+                    try writer.recordArming(
+                        trigger: trigger, state: state, instance: instance, armed: armed, value: value)
                 case .note(let text, let kind):
                     try writer.log(kind, text: text)
                 }

@@ -90,7 +90,8 @@ extension Journal {
         return try read("the runs") { reader in
             try Row.fetchAll(
                 reader.db,
-                sql: "SELECT run, started_at, ended_at, end_reason, pid, host, epoch FROM run ORDER BY run DESC LIMIT ?",
+                sql:
+                    "SELECT run, started_at, ended_at, end_reason, pid, host, epoch FROM run ORDER BY run DESC LIMIT ?",
                 arguments: [max(0, limit)]
             ).map { row in
                 let run: Int64 = row["run"]

@@ -97,7 +97,8 @@ enum JournalText {
         case .suppressed: return "EVENT SUPPRESSED: \(text): recovery is off for \(clusterEvent.node.name), not run"
         case .interrupted: return "EVENT INTERRUPTED: \(text)"
         case .cancelled:
-            return "EVENT CANCELLED: \(text): \(clusterEvent.node.name) is alive in the merged cluster, its takeover does not run"
+            return
+                "EVENT CANCELLED: \(text): \(clusterEvent.node.name) is alive in the merged cluster, its takeover does not run"
         }
     }
 

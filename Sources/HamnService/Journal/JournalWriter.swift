@@ -90,7 +90,8 @@ struct JournalWriter {
                 """,
             arguments: [run, time, trigger, state, instance, armed, value])
         try log(
-            "arming", text: JournalText.arming(trigger: trigger, state: state, instance: instance, armed: armed, value: value))
+            "arming",
+            text: JournalText.arming(trigger: trigger, state: state, instance: instance, armed: armed, value: value))
     }
 
     static func kind(of entry: JournalEntry) -> String {
@@ -270,7 +271,9 @@ struct JournalWriter {
             try log("quorum", text: JournalText.quorum(quorate, waiting: waiting))
 
         case .waitsForQuorum(let eventID, let name, let segment):
-            try log("quorum", eventID: eventID, text: JournalText.waitsForQuorum(eventID: eventID, name: name, segment: segment))
+            try log(
+                "quorum", eventID: eventID,
+                text: JournalText.waitsForQuorum(eventID: eventID, name: name, segment: segment))
 
         case .merged(let alive):
             try log("membership", text: JournalText.merged(alive: alive))

@@ -220,9 +220,11 @@ public struct Coordinator: Sendable {
                 .multicast(.snapshot(for: state.awaitingSnapshot.map(\.name), view: change.view, state: state)))
         }
         // A fencer that left is replaced by the lowest numbered member.
-        for name in state.pendingFences.keys.sorted() where !state.members.contains { $0 == state.pendingFences[name]!.fencer } {
+        for name in state.pendingFences.keys.sorted()
+        where !state.members.contains { $0 == state.pendingFences[name]!.fencer } {
             state.pendingFences[name]!.fencer = state.members.first
-            effects.append(.journal(.fence(.needed(node: state.pendingFences[name]!.node, fencer: state.members.first))))
+            effects.append(
+                .journal(.fence(.needed(node: state.pendingFences[name]!.node, fencer: state.members.first))))
         }
         return effects + requestFences()
     }
@@ -294,7 +296,9 @@ public struct Coordinator: Sendable {
         } else {
             state.current = run
         }
-        var effects: [Effect] = [.journal(.started(event, displayName: run.displayName, participants: run.participants))]
+        var effects: [Effect] = [
+            .journal(.started(event, displayName: run.displayName, participants: run.participants))
+        ]
         if run.participants.contains(local) {
             effects += startLocalSegment(run, now: now)
         }
@@ -309,7 +313,8 @@ public struct Coordinator: Sendable {
         let warning = localRuns[run.event.id]?.lastWarning ?? now
         localRuns[run.event.id] = LocalRun(busy: true, lastWarning: warning)
         let segmentRun = SegmentRun(
-            event: run.event, segment: run.segment, commands: run.cancelled ? [] : commands, environment: environment(for: run))
+            event: run.event, segment: run.segment, commands: run.cancelled ? [] : commands,
+            environment: environment(for: run))
         return startOrHold(segmentRun)
     }
 
@@ -323,7 +328,9 @@ public struct Coordinator: Sendable {
             return [.journal(.waitsForQuorum(eventID: due.event.id, name: due.event.name, segment: due.segment))]
         case .fence(let node):
             waitingForFence.append(due)
-            return [.journal(.fence(.waits(eventID: due.event.id, name: due.event.name, segment: due.segment, node: node)))]
+            return [
+                .journal(.fence(.waits(eventID: due.event.id, name: due.event.name, segment: due.segment, node: node)))
+            ]
         }
     }
 
@@ -398,7 +405,9 @@ public struct Coordinator: Sendable {
         guard fencing.enabled, isQuorate else { return [] }
         var effects: [Effect] = []
         for pending in state.pendingFences.values.sorted(by: { $0.node < $1.node })
-        where pending.fencer == local && !fencesRunning.contains(pending.node.name) && pending.failures < fencing.attempts {
+        where pending.fencer == local && !fencesRunning.contains(pending.node.name)
+            && pending.failures < fencing.attempts
+        {
             fencesRunning.insert(pending.node.name)
             effects.append(.fence(FenceRequest(node: pending.node, attempt: pending.failures + 1)))
         }
@@ -406,7 +415,9 @@ public struct Coordinator: Sendable {
     }
 
     /// An outcome of a fence, from the node that ran the agent or took the administrator's word.
-    private mutating func fenceOutcome(_ name: String, _ outcome: FenceOutcome, attempt: Int, from sender: ClusterNode, now: Double)
+    private mutating func fenceOutcome(
+        _ name: String, _ outcome: FenceOutcome, attempt: Int, from sender: ClusterNode, now: Double
+    )
         -> [Effect]
     {
         if sender == local { fencesRunning.remove(name) }
@@ -424,7 +435,8 @@ public struct Coordinator: Sendable {
                 effects.append(.journal(.fence(.gaveUp(node: pending.node, failures: pending.failures))))
             }
             // A notification, as for a failed command: the administrator's scripts hear of it.
-            effects += raise(EventRequest(name: BuiltInTrigger.eventError.rawValue, state: 0, node: pending.node), now: now)
+            effects += raise(
+                EventRequest(name: BuiltInTrigger.eventError.rawValue, state: 0, node: pending.node), now: now)
             effects += requestFences()
         }
         return effects
@@ -461,7 +473,9 @@ public struct Coordinator: Sendable {
     private mutating func segmentDone(
         by node: ClusterNode, eventID: Int, segment: Int, results: [CommandResult], now: Double
     ) -> [Effect] {
-        var effects = results.map { Effect.journal(.commandFinished(eventID: eventID, node: node, segment: segment, result: $0)) }
+        var effects = results.map {
+            Effect.journal(.commandFinished(eventID: eventID, node: node, segment: segment, result: $0))
+        }
         if node == local { localRuns[eventID]?.busy = false }
         guard let run = runningEvents.first(where: { $0.event.id == eventID }), run.segment == segment,
             run.participants.contains(node)
@@ -519,7 +533,9 @@ public struct Coordinator: Sendable {
             stored = next
             return []
         }
-        var effects: [Effect] = [.journal(.barrierPassed(eventID: eventID, index: run.segment, participants: run.participants))]
+        var effects: [Effect] = [
+            .journal(.barrierPassed(eventID: eventID, index: run.segment, participants: run.participants))
+        ]
         if next.participants.contains(local) {
             effects += startLocalSegment(next, now: now)
         }

@@ -73,7 +73,9 @@ public struct NodeMonitors: Sendable {
     /// Every (definition, instance) seen so far, with its arming and last value.
     public var instances: [(trigger: EventDefinition.Trigger, instance: String, armed: Bool, last: SampleValue?)] {
         arming.map { ($0.key.trigger, $0.key.instance, $0.value.armed, $0.value.lastValue) }
-            .sorted { ($0.trigger.name, $0.trigger.state, $0.instance) < ($1.trigger.name, $1.trigger.state, $1.instance) }
+            .sorted {
+                ($0.trigger.name, $0.trigger.state, $0.instance) < ($1.trigger.name, $1.trigger.state, $1.instance)
+            }
     }
 
     public struct Outcome: Sendable {
@@ -105,7 +107,8 @@ public struct NodeMonitors: Sendable {
                     EventRequest(
                         name: watch.definition.trigger.name, state: watch.definition.trigger.state, node: node,
                         resource: ResourceObservation(
-                            variable: observation.variable, instance: instanceText, value: observation.value.description)))
+                            variable: observation.variable, instance: instanceText, value: observation.value.description
+                        )))
             case .rearmed?:
                 outcome.rearmed.append((watch.definition.trigger, instanceText))
             case nil:

@@ -33,7 +33,8 @@ public struct ClusterSimulation: Sendable {
         }
     }
 
-    public typealias FenceOracle = @Sendable (_ target: ClusterNode, _ fencer: ClusterNode, _ attempt: Int) -> FenceResult
+    public typealias FenceOracle =
+        @Sendable (_ target: ClusterNode, _ fencer: ClusterNode, _ attempt: Int) -> FenceResult
 
     /// Something that happens at a time.
     public enum Action: Sendable {
@@ -259,11 +260,14 @@ public struct ClusterSimulation: Sendable {
             }
             guard incarnations[fencer.name] == incarnation, coordinators[fencer.name] != nil else { return }
             let outcome: FenceOutcome = result.succeeds ? .fenced : .failed(reason: "the fence agent failed")
-            group.multicast(from: fencer, .fenceOutcome(node: request.node.name, outcome: outcome, attempt: request.attempt))
+            group.multicast(
+                from: fencer, .fenceOutcome(node: request.node.name, outcome: outcome, attempt: request.attempt))
         case .segmentFinished(let node, let incarnation, let run, let results):
             guard incarnations[node.name] == incarnation, coordinators[node.name] != nil else { return }
             trace.append(
-                TraceEntry(time: clock, node: node, kind: .segmentFinished(eventID: run.event.id, segment: run.segment, results: results)))
+                TraceEntry(
+                    time: clock, node: node,
+                    kind: .segmentFinished(eventID: run.event.id, segment: run.segment, results: results)))
             group.multicast(from: node, .segmentDone(eventID: run.event.id, segment: run.segment, results: results))
         }
     }
@@ -309,10 +313,12 @@ public struct ClusterSimulation: Sendable {
                 break  // a simulation's rules are given, not files to read again
             case .fence(let request):
                 let result = fenceOracle(request.node, node, request.attempt)
-                schedule(at: clock + result.duration, .fenceFinished(fencer: node, incarnation: incarnations[name] ?? 0, request, result))
+                schedule(
+                    at: clock + result.duration,
+                    .fenceFinished(fencer: node, incarnation: incarnations[name] ?? 0, request, result))
             case .leaveCluster:
                 coordinators[name] = nil
-                    incarnations[name, default: 0] += 1
+                incarnations[name, default: 0] += 1
                 group.leave(node)
                 trace.append(TraceEntry(time: clock, node: node, kind: .stopped))
                 return  // what it would have done next, it does not do: it is gone

@@ -80,7 +80,9 @@ public struct Scenario: Sendable {
         public var command: String
         public var status: Int32?
 
-        public init(event: String? = nil, node: String? = nil, segment: Int? = nil, command: String, status: Int32? = nil) {
+        public init(
+            event: String? = nil, node: String? = nil, segment: Int? = nil, command: String, status: Int32? = nil
+        ) {
             self.event = event
             self.node = node
             self.segment = segment

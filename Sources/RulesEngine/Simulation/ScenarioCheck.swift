@@ -54,12 +54,16 @@ public struct ScenarioCheck: Sendable {
             if let found = candidates.first {
                 position[key] = found + 1
             } else if actual.contains(where: { Self.matches(want, $0) }) {
-                differences.append("command \(want) ran, but not in the expected order (after the command expected before it)")
+                differences.append(
+                    "command \(want) ran, but not in the expected order (after the command expected before it)")
             } else {
                 let ran = actual.filter { $0.command == want.command }
-                    .map { "\($0.node) \($0.event) segment \($0.segment) status \($0.status.map(String.init) ?? "none")" }
+                    .map {
+                        "\($0.node) \($0.event) segment \($0.segment) status \($0.status.map(String.init) ?? "none")"
+                    }
                 differences.append(
-                    "expected command \(want) did not run\(ran.isEmpty ? "" : "; it ran as: \(ran.joined(separator: "; "))")")
+                    "expected command \(want) did not run\(ran.isEmpty ? "" : "; it ran as: \(ran.joined(separator: "; "))")"
+                )
             }
         }
     }

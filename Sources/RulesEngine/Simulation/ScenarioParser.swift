@@ -7,7 +7,9 @@ public enum ScenarioParser {
         guard let document = try YAMLValue.parse(text, file: file) else {
             throw YAMLError(file: file, line: 1, column: 1, message: "the scenario is empty")
         }
-        let keys: Set = ["rules", "root", "nodes", "interval", "series", "commands", "faults", "until", "expect", "fencing"]
+        let keys: Set = [
+            "rules", "root", "nodes", "interval", "series", "commands", "faults", "until", "expect", "fencing",
+        ]
         let directory = file.contains("/") ? String(file[...file.lastIndex(of: "/")!]) : ""
         func relative(_ path: String) -> String {
             path.hasPrefix("/") ? path : directory + path
@@ -51,7 +53,8 @@ public enum ScenarioParser {
             }
         }
         for agent in fencing?.agents ?? [] where !names.contains(agent.node) {
-            throw document.error("fencing: no node '\(agent.node)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
+            throw document.error(
+                "fencing: no node '\(agent.node)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
         }
         return Scenario(
             file: file, rules: rules, root: root, nodes: nodes, interval: interval, series: series, commands: commands,
@@ -103,7 +106,8 @@ public enum ScenarioParser {
             instance[element.name] = text
         }
         guard let number = instance["NodeNum"].flatMap(Int.init), nodes.contains(where: { $0.number == number }) else {
-            throw value.error("instance: NodeNum must be the number of one of the nodes (it says which node samples it)")
+            throw value.error(
+                "instance: NodeNum must be the number of one of the nodes (it says which node samples it)")
         }
         return Scenario.Series(
             variable: variable, instance: instance, instanceText: instanceText, values: values, line: value.line)
@@ -112,7 +116,9 @@ public enum ScenarioParser {
     /// `"50 60 _ 75 \"text\""`, or a list of numbers, strings, `_` and field maps.
     private static func parseValues(_ value: YAMLValue, variable: String?) throws(YAMLError) -> [SampleValue?] {
         let fieldOrder: [String]? = {
-            guard let variable, case .structured(let fields) = VariableCatalogue.builtIn[variable]?.kind else { return nil }
+            guard let variable, case .structured(let fields) = VariableCatalogue.builtIn[variable]?.kind else {
+                return nil
+            }
             return fields.map(\.name)
         }()
         if !value.isSequence {
@@ -122,7 +128,9 @@ public enum ScenarioParser {
         for item in try value.sequence() {
             if item.isMapping {
                 var fields: [SampleValue.Field] = []
-                for (key, field) in try item.mapping(allowed: Set(fieldOrder ?? []).union(fieldOrder == nil ? ["*"] : [])) {
+                for (key, field) in try item.mapping(
+                    allowed: Set(fieldOrder ?? []).union(fieldOrder == nil ? ["*"] : []))
+                {
                     fields.append(.init(key, try scalar(field)))
                 }
                 if let fieldOrder {
@@ -233,7 +241,8 @@ public enum ScenarioParser {
         let kinds = entries.filter { $0.key != "at" && $0.key != "mode" }
         guard kinds.count == 1, let (kind, field) = kinds.first else {
             throw value.error(
-                "a fault is one of fail_node, stop_node, join_node, trigger, resume, recovery_off, recovery_on, partition, heal, fence_confirm")
+                "a fault is one of fail_node, stop_node, join_node, trigger, resume, recovery_off, recovery_on, partition, heal, fence_confirm"
+            )
         }
         let mode = entries.first { $0.key == "mode" }
         if mode != nil, kind != "stop_node" { throw mode!.value.error("mode goes with stop_node") }
@@ -311,7 +320,8 @@ public enum ScenarioParser {
                         case "state": event.state = try part.int()
                         case "node": event.node = try part.string()
                         default:
-                            guard let outcome = EventOutcome(rawValue: try part.string()), outcome != .interrupted else {
+                            guard let outcome = EventOutcome(rawValue: try part.string()), outcome != .interrupted
+                            else {
                                 throw part.error("outcome is completed, failed, skipped, suppressed or cancelled")
                             }
                             event.outcome = outcome
@@ -354,7 +364,9 @@ public enum ScenarioParser {
 extension Scenario.Fault {
     var nodeNames: [String] {
         switch self {
-        case .failNode(let name), .stopNode(let name, _), .joinNode(let name), .trigger(_, let name, _), .fenceConfirm(let name): [name]
+        case .failNode(let name), .stopNode(let name, _), .joinNode(let name), .trigger(_, let name, _),
+            .fenceConfirm(let name):
+            [name]
         case .resume, .heal: []
         case .recoveryOff(let names), .recoveryOn(let names): names
         case .partition(let parts): parts.flatMap { $0 }

@@ -52,7 +52,8 @@ public enum ScenarioRunner {
         case invalidRules(ValidationReport)
     }
 
-    public static func load(_ path: String, fileSystem: any FileSystem = LocalFileSystem()) throws(Failure) -> Scenario {
+    public static func load(_ path: String, fileSystem: any FileSystem = LocalFileSystem()) throws(Failure) -> Scenario
+    {
         let bytes: [UInt8]
         do {
             bytes = try fileSystem.read(path, limit: 16 << 20)
@@ -67,7 +68,9 @@ public enum ScenarioRunner {
         }
     }
 
-    public static func run(_ scenario: Scenario, fileSystem: any FileSystem = LocalFileSystem()) throws(Failure) -> ScenarioRun {
+    public static func run(_ scenario: Scenario, fileSystem: any FileSystem = LocalFileSystem()) throws(Failure)
+        -> ScenarioRun
+    {
         var options = Validator.Options(root: scenario.root)
         options.checksCommandsExist = false  // nothing is run
         let (loaded, report) = Validator(options: options, fileSystem: fileSystem).load(scenario.rules)
@@ -174,7 +177,9 @@ struct ScenarioReporter {
                 case .failed(let event, let failing, let segment):
                     failed.insert(event)
                     note(event, displayName: nil, outcome: EventOutcome.failed.rawValue)
-                    line("\(describe(event)) FAILED on \(failing.name) in segment \(segment): held until resume", cluster: true)
+                    line(
+                        "\(describe(event)) FAILED on \(failing.name) in segment \(segment): held until resume",
+                        cluster: true)
                 case .queued(let event):
                     line("\(describe(event)) queued (priority \(event.priority))", cluster: true)
                 case .barrierPassed(let eventID, let index, let participants):
@@ -185,9 +190,12 @@ struct ScenarioReporter {
                     var parts: [String] = []
                     if !change.left.isEmpty { parts.append("\(names(change.left)) left") }
                     if !change.joined.isEmpty { parts.append("\(names(change.joined)) joined") }
-                    line("membership: \(parts.joined(separator: ", ")); members \(names(change.members))", cluster: true)
+                    line(
+                        "membership: \(parts.joined(separator: ", ")); members \(names(change.members))", cluster: true)
                 case .unmatched(let request):
-                    line("\(request.name) state \(request.state) on \(request.node.name) matches no rule: not run", cluster: true)
+                    line(
+                        "\(request.name) state \(request.state) on \(request.node.name) matches no rule: not run",
+                        cluster: true)
                 case .recovery(let enabled, let nodes):
                     line("recovery \(enabled ? "on" : "off") for \(nodes.joined(separator: ", "))", cluster: true)
                 case .nothingToResume:
@@ -199,12 +207,17 @@ struct ScenarioReporter {
                     line("has the cluster's state (view \(view))")
                 case .quorum(let quorate, let waiting):
                     seen.remove(journal)
-                    line(quorate ? "quorum back: \(waiting) segment(s) that waited start" : "quorum lost: runs no recovery command")
+                    line(
+                        quorate
+                            ? "quorum back: \(waiting) segment(s) that waited start"
+                            : "quorum lost: runs no recovery command")
                 case .waitsForQuorum(let eventID, _, let segment):
                     seen.remove(journal)
                     line("event \(eventID) segment \(segment) waits for quorum")
                 case .merged(let alive):
-                    line("partition healed: \(names(alive)) alive on the other side; no takeover runs for them", cluster: true)
+                    line(
+                        "partition healed: \(names(alive)) alive on the other side; no takeover runs for them",
+                        cluster: true)
                 case .fence(let fence):
                     if fence.isLocal { seen.remove(journal) }
                     line(fence.description, cluster: !fence.isLocal)
@@ -220,8 +233,10 @@ struct ScenarioReporter {
                             time: entry.time, eventID: segmentRun.event.id, event: segmentRun.event.name, node: node,
                             segment: segmentRun.segment, command: step.command, status: nil))
                 }
-                let what = segmentRun.commands.isEmpty
-                    ? "nothing to run" : "runs " + segmentRun.commands.map { "\"\($0.command)\"" }.joined(separator: ", ")
+                let what =
+                    segmentRun.commands.isEmpty
+                    ? "nothing to run"
+                    : "runs " + segmentRun.commands.map { "\"\($0.command)\"" }.joined(separator: ", ")
                 line("event \(segmentRun.event.id) segment \(segmentRun.segment): \(what)")
             case .segmentFinished(let eventID, let segment, let results):
                 let indices = commandIndex["\(node)|\(eventID)|\(segment)"] ?? []

@@ -118,7 +118,8 @@ public struct EngineMembership: Sendable {
 
     /// A roster telling the engines in `joined` that this side stays (they stop).
     private func staysRoster(naming joined: [CPGAddress]) -> WireMessage {
-        .roster(Roster(joined: joined, group: groupMembers, view: view, engines: members, cluster: cluster, stays: true))
+        .roster(
+            Roster(joined: joined, group: groupMembers, view: view, engines: members, cluster: cluster, stays: true))
     }
 
     /// A roster naming `joined`, describing this side as of the change in which they joined (the
@@ -126,7 +127,8 @@ public struct EngineMembership: Sendable {
     /// counts), or as of now if this side had no engine then.
     private func rosterAsAtJoin(naming joined: [CPGAddress]) -> WireMessage {
         if let first = joined.first, let then = sideAtJoin(of: first), !then.engines.isEmpty {
-            return .roster(Roster(joined: joined, group: then.group, view: view, engines: then.engines, cluster: cluster))
+            return .roster(
+                Roster(joined: joined, group: then.group, view: view, engines: then.engines, cluster: cluster))
         }
         return .roster(Roster(joined: joined, group: groupMembers, view: view, engines: members, cluster: cluster))
     }
@@ -183,7 +185,10 @@ public struct EngineMembership: Sendable {
         var outputs: [Output] = []
         if !pending.unsettled.isEmpty {
             let names = pending.unsettled.sorted().map(\.description).joined(separator: " ")
-            outputs.append(.warning("quorum is back, and group members \(names) said nothing since they joined: taken for foreign processes"))
+            outputs.append(
+                .warning(
+                    "quorum is back, and group members \(names) said nothing since they joined: taken for foreign processes"
+                ))
         }
         regaining = nil
         return outputs + syncQuorum()
@@ -233,7 +238,9 @@ public struct EngineMembership: Sendable {
         }
         // Admitted without quorum (started in a partition): the coordinator knows it before its
         // first membership change, which may start its own TE_JOIN_NODE.
-        if !wasAdmitted, engines[local] != nil, let first = outputs.firstIndex(where: { if case .deliver = $0 { true } else { false } }) {
+        if !wasAdmitted, engines[local] != nil,
+            let first = outputs.firstIndex(where: { if case .deliver = $0 { true } else { false } })
+        {
             outputs.insert(contentsOf: syncQuorum(), at: first)
             return outputs
         }
@@ -268,7 +275,9 @@ public struct EngineMembership: Sendable {
         return [.deliver(.quorum(quorate))]
     }
 
-    private mutating func configurationChanged(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress]) -> [Output] {
+    private mutating func configurationChanged(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress])
+        -> [Output]
+    {
         if !joinSeen {
             guard joined.contains(local) else { return [] }
             joinSeen = true
@@ -301,7 +310,11 @@ public struct EngineMembership: Sendable {
             case .roster(let roster) where roster.joined.contains(local) && !roster.engines.isEmpty:
                 // A running cluster saw this engine join in another change than its own (a heal while
                 // joining): restart, and join whichever cluster stays.
-                return [.fatal("joining, and a running cluster (\(roster.engines.map(\.info.node.name).joined(separator: " "))) merged with this partition: restarting to join it")]
+                return [
+                    .fatal(
+                        "joining, and a running cluster (\(roster.engines.map(\.info.node.name).joined(separator: " "))) merged with this partition: restarting to join it"
+                    )
+                ]
             case .form:
                 return formed(by: from)
             default:
@@ -324,7 +337,8 @@ public struct EngineMembership: Sendable {
         held = []
         // The hello goes out now, into the cluster that answered (an engine of an earlier build
         // sends no cluster: the answerer's address stands for it).
-        var outputs: [Output] = [.enginesChanged] + enter(roster.cluster ?? Self.clusterNumber(0, roster.engines.map(\.address)))
+        var outputs: [Output] =
+            [.enginesChanged] + enter(roster.cluster ?? Self.clusterNumber(0, roster.engines.map(\.address)))
         for item in replay {
             switch item {
             case .configuration(let members, let joined, let left):
@@ -350,7 +364,9 @@ public struct EngineMembership: Sendable {
 
     // MARK: Synchronised
 
-    private mutating func applyConfiguration(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress]) -> [Output] {
+    private mutating func applyConfiguration(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress])
+        -> [Output]
+    {
         groupMembers = members
         mergedWith = []  // what a merge names is decided per change: the same on every engine
         answered = []
@@ -375,14 +391,19 @@ public struct EngineMembership: Sendable {
         if !gone.isEmpty {
             view += 1
             outputs += deliver(
-                .membership(MembershipChange(view: view, members: engines.values.map(\.node), joined: [], left: gone.map(\.node))))
+                .membership(
+                    MembershipChange(
+                        view: view, members: engines.values.map(\.node), joined: [], left: gone.map(\.node))))
             outputs.append(.enginesChanged)
         }
         if joined.contains(where: { $0 != local }) {
             // This side as its roster for this change says: what a merge is decided on, on both sides.
             viewsAtChanges.append((joined, members, self.members))
             if viewsAtChanges.count > 8 { viewsAtChanges.removeFirst() }
-            outputs.append(.send(.roster(Roster(joined: joined, group: members, view: view, engines: self.members, cluster: cluster))))
+            outputs.append(
+                .send(
+                    .roster(Roster(joined: joined, group: members, view: view, engines: self.members, cluster: cluster))
+                ))
         }
         return outputs + again
     }
@@ -414,7 +435,8 @@ public struct EngineMembership: Sendable {
                 // engine that lost a merge and had answered before it stopped): which one holds
                 // the cluster is not for this engine to guess. It restarts and joins afresh.
                 guard roster.engines != adoptedEngines, !roster.engines.isEmpty else { return [] }
-                let names = { (entries: [EngineEntry]) in entries.map(\.info.node.name).sorted().joined(separator: " ") }
+                let names = { (entries: [EngineEntry]) in entries.map(\.info.node.name).sorted().joined(separator: " ")
+                }
                 return [
                     .fatal(
                         "two clusters answered this engine's join (\(names(adoptedEngines)) and \(names(roster.engines))): restarting to join the one that stays"
@@ -431,10 +453,16 @@ public struct EngineMembership: Sendable {
             // `form` is from an engine that formed it too.)
             let strangers = groupMembers.filter { engines[$0] == nil && $0 != local }
             guard engines[from] == nil, !formedByForm, !strangers.isEmpty else { return [] }
-            return [.send(.roster(Roster(joined: strangers, group: groupMembers, view: view, engines: members, cluster: cluster)))]
+            return [
+                .send(
+                    .roster(
+                        Roster(joined: strangers, group: groupMembers, view: view, engines: members, cluster: cluster)))
+            ]
         case .cluster(let message):
             guard let sender = engines[from] else {
-                return [.warning("dropped a message from group member \(from), which has not announced itself as an engine")]
+                return [
+                    .warning("dropped a message from group member \(from), which has not announced itself as an engine")
+                ]
             }
             return deliver(.message(from: sender.node, message))
         }
@@ -446,7 +474,11 @@ public struct EngineMembership: Sendable {
         if announced.cluster == nil || announced.cluster == cluster || engines[from] != nil { settled([from]) }
         if let known = engines[from] {
             guard known.node == announced.node else {
-                return [.warning("engine \(from) announced itself as \(announced.node.name) (\(announced.node.number)) but is \(known.node.name) (\(known.node.number)): ignored")]
+                return [
+                    .warning(
+                        "engine \(from) announced itself as \(announced.node.name) (\(announced.node.number)) but is \(known.node.name) (\(known.node.number)): ignored"
+                    )
+                ]
             }
             engines[from] = announced
             return known == announced ? [] : [.enginesChanged]
@@ -459,7 +491,9 @@ public struct EngineMembership: Sendable {
                 )
             ]
         }
-        if let clash = engines.first(where: { $0.value.node.name == announced.node.name || $0.value.node.number == announced.node.number }) {
+        if let clash = engines.first(where: {
+            $0.value.node.name == announced.node.name || $0.value.node.number == announced.node.number
+        }) {
             return [
                 .warning(
                     "engine \(from) announced itself as node \(announced.node.name) (\(announced.node.number)), which engine \(clash.key) already is as \(clash.value.node.name) (\(clash.value.node.number)): not admitted"
@@ -469,13 +503,15 @@ public struct EngineMembership: Sendable {
         engines[from] = announced
         view += 1
         return deliver(
-            .membership(MembershipChange(view: view, members: engines.values.map(\.node), joined: [announced.node], left: [])))
+            .membership(
+                MembershipChange(view: view, members: engines.values.map(\.node), joined: [announced.node], left: [])))
             + [.enginesChanged] + (from == local ? answerUnanswered() : [])
     }
 
     /// Rosters naming the processes in `unanswered` as joined, once this engine is admitted.
     private mutating func answerUnanswered() -> [Output] {
-        let strangers = unanswered.filter { groupMembers.contains($0) && engines[$0] == nil && !answered.contains($0) }.sorted()
+        let strangers = unanswered.filter { groupMembers.contains($0) && engines[$0] == nil && !answered.contains($0) }
+            .sorted()
         guard engines[local] != nil, !strangers.isEmpty else { return [] }
         unanswered = []
         answered.formUnion(strangers)
@@ -485,8 +521,12 @@ public struct EngineMembership: Sendable {
         let beaten = strangers.filter { mergedWith.contains($0) }
         var outputs: [Output] = []
         if !beaten.isEmpty { outputs.append(.send(staysRoster(naming: beaten))) }
-        let byChange = Dictionary(grouping: strangers.filter { !mergedWith.contains($0) }) { sideAtJoin(of: $0)?.group ?? [] }
-        outputs += byChange.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { .send(rosterAsAtJoin(naming: byChange[$0]!)) }
+        let byChange = Dictionary(grouping: strangers.filter { !mergedWith.contains($0) }) {
+            sideAtJoin(of: $0)?.group ?? []
+        }
+        outputs += byChange.keys.sorted { $0.lexicographicallyPrecedes($1) }.map {
+            .send(rosterAsAtJoin(naming: byChange[$0]!))
+        }
         return outputs
     }
 
@@ -499,7 +539,8 @@ public struct EngineMembership: Sendable {
     private mutating func merged(with roster: Roster, from: CPGAddress) -> [Output] {
         let theirs = roster.engines.map(\.info.node)
         let ours =
-            viewsAtChanges.last(where: { $0.group == roster.group && $0.joined.contains(from) })?.engines.map(\.info.node)
+            viewsAtChanges.last(where: { $0.group == roster.group && $0.joined.contains(from) })?.engines.map(
+                \.info.node)
             ?? Array(engines.values.map(\.node))
         guard roster.engines.contains(where: { $0.address == from }) else {
             // Only an engine admitted to its cluster speaks for it: a roster sent before its
@@ -514,7 +555,9 @@ public struct EngineMembership: Sendable {
         guard Self.otherSideWins(theirs: theirs, ours: ours) else {
             // This side stays; the other side's engines stop. Their nodes are alive: the
             // coordinator runs no takeover for them (once per engine of that side).
-            let fresh = roster.engines.filter { !mergedWith.contains($0.address) && engines[$0.address] == nil && groupMembers.contains($0.address) }
+            let fresh = roster.engines.filter {
+                !mergedWith.contains($0.address) && engines[$0.address] == nil && groupMembers.contains($0.address)
+            }
             guard !fresh.isEmpty else { return [] }
             mergedWith.formUnion(fresh.map(\.address))
             // Not admitted yet, this engine does not count in the roster it sends: once it is, it
@@ -549,7 +592,8 @@ public struct EngineMembership: Sendable {
     public var digestDifferences: [String] {
         members.filter { $0.address != local && $0.info.digest != info.digest }.map { other in
             let files = info.digest.differingFiles(other.info.digest)
-            return "configuration of \(other.info.node.name) differs from \(info.node.name)'s: \(files.isEmpty ? "digest" : files.joined(separator: ", "))"
+            return
+                "configuration of \(other.info.node.name) differs from \(info.node.name)'s: \(files.isEmpty ? "digest" : files.joined(separator: ", "))"
         }
     }
 }

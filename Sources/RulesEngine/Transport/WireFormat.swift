@@ -100,7 +100,8 @@ public enum WireFormat {
         }
         let received = bytes[magic.count]
         guard received == version else {
-            throw DecodingFailure(description: "message format version \(received); this engine speaks version \(version)")
+            throw DecodingFailure(
+                description: "message format version \(received); this engine speaks version \(version)")
         }
         guard bytes.count > magic.count + 1 else {
             throw DecodingFailure(description: "malformed version \(version) message (\(bytes.count) bytes): no body")
@@ -112,17 +113,21 @@ public enum WireFormat {
                 return .cluster(try SegmentDoneBody.decode(bytes[bodyStart...]))
             } catch {
                 throw DecodingFailure(
-                    description: "malformed version \(version) segmentDone (\(bytes.count) bytes): \(error.description)")
+                    description: "malformed version \(version) segmentDone (\(bytes.count) bytes): \(error.description)"
+                )
             }
         case .json:
             do {
                 return try JSONDecoder().decode(WireMessage.self, from: Data(bytes[bodyStart...]))
             } catch {
-                throw DecodingFailure(description: "malformed version \(version) message (\(bytes.count) bytes): \(Self.summary(error))")
+                throw DecodingFailure(
+                    description: "malformed version \(version) message (\(bytes.count) bytes): \(Self.summary(error))")
             }
         case nil:
             throw DecodingFailure(
-                description: "malformed version \(version) message (\(bytes.count) bytes): unknown body encoding \(bytes[magic.count + 1])")
+                description:
+                    "malformed version \(version) message (\(bytes.count) bytes): unknown body encoding \(bytes[magic.count + 1])"
+            )
         }
     }
 
