@@ -1,4 +1,5 @@
 import RecoveryPrograms
+import RulesParser
 
 #if canImport(Glibc)
     import Glibc
@@ -40,14 +41,14 @@ package struct FenceAgent: Sendable {
 
     package struct Result: Sendable, Equatable {
         package var termination: Termination
-        /// The last lines the agent printed (standard output and error), trimmed.
+        /// The last lines the agent printed (standard output and error).
         package var outputTail: String
 
         package var succeeded: Bool { termination == .exited(0) }
 
         /// One line for the journal and `status`: how it ended, and what it said.
         package var summary: String {
-            let said = outputTail.split(separator: "\n").last.map { ": \($0)" } ?? ""
+            let said = outputTail.split(whereSeparator: \.isNewline).last.map { ": \($0.trimmingBlanks())" } ?? ""
             return "\(termination)\(said)"
         }
     }
@@ -68,7 +69,7 @@ package struct FenceAgent: Sendable {
             environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"],
             standardInput: input, output: .merged(tail: 2048), timeout: timeout, killGrace: .seconds(2))
         let outcome = await launcher.run()
-        return Result(termination: outcome.termination, outputTail: outcome.output.text.trimmingBlankLines())
+        return Result(termination: outcome.termination, outputTail: outcome.output.text)
     }
 
     package struct PasswordProblem: Error, Sendable {
@@ -110,14 +111,5 @@ package struct FenceAgent: Sendable {
             return .failure(PasswordProblem(message: "password file \(path): its first line is empty"))
         }
         return .success(line)
-    }
-}
-
-extension String {
-    fileprivate func trimmingBlankLines() -> String {
-        var view = Substring(self)
-        while let last = view.last, last == "\n" || last == " " || last == "\r" { view = view.dropLast() }
-        while let first = view.first, first == "\n" { view = view.dropFirst() }
-        return String(view)
     }
 }

@@ -334,6 +334,11 @@ public actor NodeService {
         }
     }
 
+    /// What the cluster is told of an agent's run.
+    static func outcome(of result: FenceAgent.Result) -> FenceOutcome {
+        result.succeeded ? .fenced : .failed(reason: result.summary)
+    }
+
     static func agent(for device: ServiceConfiguration.FenceDevice) -> FenceAgent {
         FenceAgent(
             agent: device.agent, action: device.action, node: device.node, options: device.options,
@@ -344,7 +349,7 @@ public actor NodeService {
         guard phase.startsSegments else { return }  // stopping: the next fencer runs it
         send(
             .fenceOutcome(
-                node: request.node.name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary),
+                node: request.node.name, outcome: Self.outcome(of: result),
                 attempt: request.attempt))
     }
 
@@ -362,7 +367,7 @@ public actor NodeService {
         note("fencing \(name) by hand: \(device.agent) action=\(device.action)", kind: "fence")
         let result = await Self.agent(for: device).run()
         send(
-            .fenceOutcome(node: name, outcome: result.succeeded ? .fenced : .failed(reason: result.summary), attempt: 0)
+            .fenceOutcome(node: name, outcome: Self.outcome(of: result), attempt: 0)
         )
         return result.succeeded
             ? .done(text: "\(name) fenced (\(device.action)); its takeover may run")

@@ -197,10 +197,7 @@ public enum ScenarioParser {
                 for (name, part) in try item.mapping(allowed: ["node", "status", "duration"]) {
                     switch name {
                     case "node": agent.node = try part.string()
-                    case "status":
-                        let status = try part.int()
-                        guard (0...255).contains(status) else { throw part.error("a status is 0 to 255") }
-                        agent.status = Int32(status)
+                    case "status": agent.status = try exitStatus(part)
                     default: agent.duration = try part.duration()
                     }
                 }
@@ -209,6 +206,12 @@ public enum ScenarioParser {
             }
         }
         return fencing
+    }
+
+    private static func exitStatus(_ value: YAMLValue) throws(YAMLError) -> Int32 {
+        let status = try value.int()
+        guard (0...255).contains(status) else { throw value.error("a status is 0 to 255") }
+        return Int32(status)
     }
 
     private static func parseCommandRule(_ value: YAMLValue) throws(YAMLError) -> Scenario.CommandResultRule {
@@ -220,10 +223,7 @@ public enum ScenarioParser {
                 rule.command = try field.string()
                 hasCommand = true
             case "node": rule.node = try field.string()
-            case "status":
-                let status = try field.int()
-                guard (0...255).contains(status) else { throw field.error("a status is 0 to 255") }
-                rule.status = Int32(status)
+            case "status": rule.status = try exitStatus(field)
             default: rule.duration = try field.duration()
             }
         }
