@@ -23,7 +23,10 @@
 /// roster naming themselves. The side with fewer engines (on a tie, the side without the
 /// lowest node number) stops with `fatal`: its state is stale, and a fresh start (systemd's
 /// restart) joins the cluster the other side holds. The side that stays is told which nodes
-/// were alive on the other side (`Delivery.merged`): their takeovers do not run. A roster
+/// were alive on the other side (`Delivery.merged`): their takeovers do not run. Those are the
+/// engines the deciding roster names, and every engine of another cluster this cluster heard say
+/// hello (`heard`) that is still in the group: an engine admitted on the other side after the
+/// change the roster describes is alive too. A roster
 /// answers this engine's own join only until the next configuration change; after it, a
 /// roster naming this engine as joined is a merge, whatever its lists say.
 ///
@@ -109,6 +112,20 @@ public struct EngineMembership: Sendable {
     private var viewsAtChanges: [(joined: [CPGAddress], group: [CPGAddress], engines: [EngineEntry])] = []
     /// Processes answered by `answerUnanswered` since the last configuration change (each once).
     private var answered: Set<CPGAddress> = []
+    /// Engines of other clusters named alive by their hello since the last configuration change.
+    private var namedAlive: Set<CPGAddress> = []
+    /// Engines of other clusters heard saying hello (not admitted here) and still in the group:
+    /// their nodes are alive. Kept alike on every engine of the cluster: changed only in the
+    /// agreed order (a hello, a configuration change), and taken by a joiner from the roster.
+    public private(set) var heard: [CPGAddress: EngineInfo] = [:]
+    /// The clusters this one beat in a merge, by their numbers as of now (a number follows its
+    /// cluster through configuration changes, as `cluster` does): an engine of one that says
+    /// hello later is of a side that stops. The latest 8, alike on every engine (a joiner takes
+    /// them with the roster).
+    public private(set) var beaten: [UInt64] = []
+    private var heardEntries: [EngineEntry] {
+        heard.map { EngineEntry(address: $0.key, info: $0.value) }.sorted { $0.address < $1.address }
+    }
 
     /// This side as of the latest change in which `address` joined (what its rosters said then),
     /// or nil if it saw no such change.
@@ -330,6 +347,9 @@ public struct EngineMembership: Sendable {
     private mutating func adopt(_ roster: Roster) -> [Output] {
         adoptedEngines = roster.engines
         view = roster.view
+        heard = Dictionary(
+            (roster.heard ?? []).map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
+        beaten = roster.beaten ?? []
         engines = Dictionary(roster.engines.map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
         isSynchronised = true
         groupMembers = joinMembers
@@ -354,6 +374,8 @@ public struct EngineMembership: Sendable {
         isSynchronised = true
         view = 0
         engines = [:]
+        heard = [:]
+        beaten = []
         held = []
         formedByForm = true
         // A roster for this engine's join that comes now is from an engine that was too slow:
@@ -370,7 +392,10 @@ public struct EngineMembership: Sendable {
         groupMembers = members
         mergedWith = []  // what a merge names is decided per change: the same on every engine
         answered = []
+        namedAlive = []
         formedByForm = false
+        for address in left { heard.removeValue(forKey: address) }
+        if !left.isEmpty { beaten = beaten.map { Self.clusterNumber($0, left) } }
         if regaining != nil {
             regaining!.changeApplied = true
             regaining!.unsettled.formUnion(joined.filter { $0 != local })
@@ -402,7 +427,10 @@ public struct EngineMembership: Sendable {
             if viewsAtChanges.count > 8 { viewsAtChanges.removeFirst() }
             outputs.append(
                 .send(
-                    .roster(Roster(joined: joined, group: members, view: view, engines: self.members, cluster: cluster))
+                    .roster(
+                        Roster(
+                            joined: joined, group: members, view: view, engines: self.members, cluster: cluster,
+                            heard: heard.isEmpty ? nil : heardEntries, beaten: beaten.isEmpty ? nil : beaten))
                 ))
         }
         return outputs + again
@@ -485,11 +513,20 @@ public struct EngineMembership: Sendable {
         }
         guard groupMembers.contains(from) else { return [] }
         if let theirs = announced.cluster, theirs != cluster {
-            return [
-                .warning(
-                    "engine \(from) announced itself as node \(announced.node.name) of another cluster (\(String(theirs, radix: 16)), this one is \(cluster.map { String($0, radix: 16) } ?? "none")): not admitted"
-                )
-            ]
+            // Its node is alive: a merge this side wins names it (`heard`).
+            heard[from] = announced
+            let warning = Output.warning(
+                "engine \(from) announced itself as node \(announced.node.name) of another cluster (\(String(theirs, radix: 16)), this one is \(cluster.map { String($0, radix: 16) } ?? "none")): not admitted"
+            )
+            // Of a cluster this side beat: its node is alive, and it stops.
+            if beaten.contains(theirs) { return [warning] + wonAgainst([], cluster: theirs) }
+            // Of another cluster, undecided (a lone engine whose side may lose before it is
+            // admitted, and so never send a roster that decides): its node is alive all the same.
+            guard !namedAlive.contains(from), !engines.values.contains(where: { $0.node == announced.node }) else {
+                return [warning]
+            }
+            namedAlive.insert(from)
+            return [warning] + deliver(.merged(alive: [announced.node]))
         }
         if let clash = engines.first(where: {
             $0.value.node.name == announced.node.name || $0.value.node.number == announced.node.number
@@ -501,6 +538,7 @@ public struct EngineMembership: Sendable {
             ]
         }
         engines[from] = announced
+        heard.removeValue(forKey: from)
         view += 1
         return deliver(
             .membership(
@@ -553,23 +591,8 @@ public struct EngineMembership: Sendable {
             return answerUnanswered()
         }
         guard Self.otherSideWins(theirs: theirs, ours: ours) else {
-            // This side stays; the other side's engines stop. Their nodes are alive: the
-            // coordinator runs no takeover for them (once per engine of that side).
-            let fresh = roster.engines.filter {
-                !mergedWith.contains($0.address) && engines[$0.address] == nil && groupMembers.contains($0.address)
-            }
-            guard !fresh.isEmpty else { return [] }
-            mergedWith.formUnion(fresh.map(\.address))
-            // Not admitted yet, this engine does not count in the roster it sends: once it is, it
-            // sends one that names it, for the other side to settle on.
-            if engines[local] == nil { unanswered.formUnion(fresh.map(\.address)) }
-            var outputs: [Output] = []
-            let alive = fresh.map(\.info.node).filter { node in !ours.contains(node) }
-            if !alive.isEmpty { outputs += deliver(.merged(alive: alive.sorted())) }
-            // Tell the other side that this one stays (it may not have seen this one join, or
-            // decided on another view): it stops. Once admitted, if this engine is not yet.
-            if engines[local] != nil { outputs.append(.send(staysRoster(naming: fresh.map(\.address)))) }
-            return outputs
+            // This side stays; the other side's engines stop.
+            return wonAgainst(roster.engines, cluster: roster.cluster, ours: ours)
         }
         let names = { (nodes: [ClusterNode]) in nodes.sorted().map(\.name).joined(separator: " ") }
         return [
@@ -577,6 +600,40 @@ public struct EngineMembership: Sendable {
                 "this partition (\(names(ours))) merged with a larger one (\(names(theirs))): stopping so that a fresh start takes the cluster's state"
             )
         ]
+    }
+
+    /// This side won a merge against `losers` (a deciding roster's engines) and every engine of
+    /// their `cluster` it heard say hello that is still in the group (admitted there after the
+    /// change the roster describes). Their nodes are alive: the coordinator runs no takeover for
+    /// them (`merged`, once per engine and configuration change). They are told this side stays:
+    /// they stop.
+    private mutating func wonAgainst(_ losers: [EngineEntry], cluster loser: UInt64?, ours: [ClusterNode]? = nil)
+        -> [Output]
+    {
+        if let loser, !beaten.contains(loser) {
+            beaten.append(loser)
+            if beaten.count > 8 { beaten.removeFirst() }
+        }
+        let candidates = losers + heardEntries.filter { loser != nil && $0.info.cluster == loser }
+        var seen: Set<CPGAddress> = []
+        let fresh = candidates.filter {
+            seen.insert($0.address).inserted && !mergedWith.contains($0.address) && engines[$0.address] == nil
+                && groupMembers.contains($0.address)
+        }
+        guard !fresh.isEmpty else { return [] }
+        mergedWith.formUnion(fresh.map(\.address))
+        // Not admitted yet, this engine does not count in the roster it sends: once it is, it
+        // sends one that names it, for the other side to settle on.
+        if engines[local] == nil { unanswered.formUnion(fresh.map(\.address)) }
+        var outputs: [Output] = []
+        let present = Set(ours ?? []).union(engines.values.map(\.node))
+        var named: Set<ClusterNode> = []
+        let alive = fresh.map(\.info.node).filter { !present.contains($0) && named.insert($0).inserted }
+        if !alive.isEmpty { outputs += deliver(.merged(alive: alive.sorted())) }
+        // Tell the other side that this one stays (it may not have seen this one join, or
+        // decided on another view): it stops. Once admitted, if this engine is not yet.
+        if engines[local] != nil { outputs.append(.send(staysRoster(naming: fresh.map(\.address)))) }
+        return outputs
     }
 
     /// The merge rule: the side with more engines stays; on a tie, the side with the lowest

@@ -42,6 +42,13 @@ public struct Roster: Sendable, Hashable, Codable {
     /// they stop, whatever their own view says (if two sides' views disagree, both stop and
     /// restart: safe; both staying would not be). nil from an engine of an earlier build.
     public var stays: Bool? = nil
+    /// Engines of other clusters the sender's cluster has heard say hello and that are still in
+    /// the group (`EngineMembership`'s `heard`): a joiner takes them with the roster, so that a
+    /// merge names them alike on every engine. nil (none) from an engine of an earlier build.
+    public var heard: [EngineEntry]? = nil
+    /// The clusters the sender's cluster beat in a merge, by their numbers as of now
+    /// (`EngineMembership`'s `beaten`). nil (none) from an engine of an earlier build.
+    public var beaten: [UInt64]? = nil
 }
 
 /// A message between engines on the CPG group.
