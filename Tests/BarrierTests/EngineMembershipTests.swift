@@ -760,7 +760,7 @@ struct EngineMembershipTests {
             #expect(group.fatal[engine] == nil)
             #expect(
                 group.deliveries(engine, after: split).filter { if case .merged = $0 { true } else { false } } == [
-                    .merged(alive: [node(3), node(4)])
+                    .merged(alive: [node(4)]), .merged(alive: [node(3)]),
                 ])
         }
         #expect(group.violations == [])

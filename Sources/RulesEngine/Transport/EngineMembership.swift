@@ -123,6 +123,10 @@ public struct EngineMembership: Sendable {
     /// hello later is of a side that stops. The latest 8, alike on every engine (a joiner takes
     /// them with the roster).
     public private(set) var beaten: [UInt64] = []
+    /// The numbers this cluster had before `cluster`, the latest 8 (a joiner takes them with the
+    /// roster): a hello naming one is this cluster's joiner whose hello crossed a change (it
+    /// says hello again), not another cluster's engine.
+    public private(set) var past: [UInt64] = []
     private var heardEntries: [EngineEntry] {
         heard.map { EngineEntry(address: $0.key, info: $0.value) }.sorted { $0.address < $1.address }
     }
@@ -350,6 +354,7 @@ public struct EngineMembership: Sendable {
         heard = Dictionary(
             (roster.heard ?? []).map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
         beaten = roster.beaten ?? []
+        past = roster.past ?? []
         engines = Dictionary(roster.engines.map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
         isSynchronised = true
         groupMembers = joinMembers
@@ -376,6 +381,7 @@ public struct EngineMembership: Sendable {
         engines = [:]
         heard = [:]
         beaten = []
+        past = []
         held = []
         formedByForm = true
         // A roster for this engine's join that comes now is from an engine that was too slow:
@@ -409,6 +415,8 @@ public struct EngineMembership: Sendable {
             // Any member that left, engine or not: a process cut off in another part (a joiner
             // whose hello is still to be ordered) must not be admitted here by that hello.
             cluster = Self.clusterNumber(current, left)
+            past.append(current)
+            if past.count > 8 { past.removeFirst() }
             info.cluster = cluster
             // A hello in flight names the number before: rejected on delivery, so say it again.
             if engines[local] == nil { again = [.send(.hello(info))] }
@@ -430,7 +438,8 @@ public struct EngineMembership: Sendable {
                     .roster(
                         Roster(
                             joined: joined, group: members, view: view, engines: self.members, cluster: cluster,
-                            heard: heard.isEmpty ? nil : heardEntries, beaten: beaten.isEmpty ? nil : beaten))
+                            heard: heard.isEmpty ? nil : heardEntries, beaten: beaten.isEmpty ? nil : beaten,
+                            past: past.isEmpty ? nil : past))
                 ))
         }
         return outputs + again
@@ -522,7 +531,10 @@ public struct EngineMembership: Sendable {
             if beaten.contains(theirs) { return [warning] + wonAgainst([], cluster: theirs) }
             // Of another cluster, undecided (a lone engine whose side may lose before it is
             // admitted, and so never send a roster that decides): its node is alive all the same.
-            guard !namedAlive.contains(from), !engines.values.contains(where: { $0.node == announced.node }) else {
+            // (A number this cluster had: its own joiner, which says hello again.)
+            guard !past.contains(theirs), !namedAlive.contains(from),
+                !engines.values.contains(where: { $0.node == announced.node })
+            else {
                 return [warning]
             }
             namedAlive.insert(from)
@@ -622,13 +634,16 @@ public struct EngineMembership: Sendable {
         }
         guard !fresh.isEmpty else { return [] }
         mergedWith.formUnion(fresh.map(\.address))
+        // Named alive by their hello at this change already: not again.
+        let unnamed = fresh.filter { !namedAlive.contains($0.address) }
+        namedAlive.formUnion(fresh.map(\.address))
         // Not admitted yet, this engine does not count in the roster it sends: once it is, it
         // sends one that names it, for the other side to settle on.
         if engines[local] == nil { unanswered.formUnion(fresh.map(\.address)) }
         var outputs: [Output] = []
         let present = Set(ours ?? []).union(engines.values.map(\.node))
         var named: Set<ClusterNode> = []
-        let alive = fresh.map(\.info.node).filter { !present.contains($0) && named.insert($0).inserted }
+        let alive = unnamed.map(\.info.node).filter { !present.contains($0) && named.insert($0).inserted }
         if !alive.isEmpty { outputs += deliver(.merged(alive: alive.sorted())) }
         // Tell the other side that this one stays (it may not have seen this one join, or
         // decided on another view): it stops. Once admitted, if this engine is not yet.

@@ -49,6 +49,10 @@ public struct Roster: Sendable, Hashable, Codable {
     /// The clusters the sender's cluster beat in a merge, by their numbers as of now
     /// (`EngineMembership`'s `beaten`). nil (none) from an engine of an earlier build.
     public var beaten: [UInt64]? = nil
+    /// The numbers the sender's cluster had before `cluster` (the latest 8): a hello naming one
+    /// is from a joiner of this cluster whose hello crossed a change. nil (none) from an engine
+    /// of an earlier build.
+    public var past: [UInt64]? = nil
 }
 
 /// A message between engines on the CPG group.
