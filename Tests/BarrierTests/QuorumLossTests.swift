@@ -91,11 +91,15 @@ struct QuorumLossTests {
         let all = (1...3).map(node)
         var coordinator = Coordinator(
             local: node(3), rules: Self.rules, noQuorumPolicy: .stop(delay: 5), initialMembers: all)
-        let lost = coordinator.apply(.quorum(false), now: 100)
+        let lost = coordinator.apply(.quorum(false), now: 100.1)
         #expect(lossEntries(lost) == [.armed(delay: 5)])
+        #expect(
+            lossEntries(lost).first?.description
+                == "quorum lost: no_quorum_policy stop: TE_QUORUM_LOST runs on this node in 5s unless quorum is back")
+        #expect(QuorumLossEntry.armed(delay: 2.5).description.contains(" in 2.5s unless"))
         #expect(localRuns(lost).isEmpty)
-        #expect(localRuns(coordinator.apply(.tick, now: 104)).isEmpty)
-        let due = coordinator.apply(.tick, now: 105)
+        #expect(localRuns(coordinator.apply(.tick, now: 105)).isEmpty)
+        let due = coordinator.apply(.tick, now: 105.2)
         let run = try #require(localRuns(due).first)
         #expect(lossEntries(due) == [.started(displayName: "TE_QUORUM_LOST", segments: 2)])
         #expect(run.segments.map { $0.map(\.command) } == [["release-app", "release-ip"], ["released"]])

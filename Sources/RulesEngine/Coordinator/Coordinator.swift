@@ -367,7 +367,8 @@ public struct Coordinator: Sendable {
         isQuorate = quorate
         var effects: [Effect] = [.journal(.quorum(quorate, waiting: waitingForQuorum.count))]
         switch quorumLoss.quorumChanged(quorate, now: now) {
-        case .armed(let due): effects.append(.journal(.quorumLoss(.armed(delay: due - now))))
+        case .armed:
+            if case .stop(let delay) = quorumLoss.policy { effects.append(.journal(.quorumLoss(.armed(delay: delay)))) }
         case .cancelled: effects.append(.journal(.quorumLoss(.cancelled)))
         case .none, .backAfterRun: break
         }

@@ -170,6 +170,8 @@ public enum QuorumLossEntry: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func seconds(_ value: Double) -> String {
-        value == value.rounded() ? "\(Int(value))s" : "\(value)s"
+        let milliseconds = (value * 1000).rounded()
+        return milliseconds.truncatingRemainder(dividingBy: 1000) == 0
+            ? "\(Int(milliseconds / 1000))s" : "\(milliseconds / 1000)s"
     }
 }
