@@ -80,7 +80,7 @@ public enum ConfigurationLoader {
         "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities",
         "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
-        "corosync", "stop", "fencing",
+        "corosync", "stop", "fencing", "no_quorum_policy", "watchdog",
     ]
 
     public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration
@@ -156,6 +156,8 @@ public enum ConfigurationLoader {
                 }
             case "stop": try parseStop(value, into: &configuration)
             case "fencing": fencingValue = value
+            case "no_quorum_policy": configuration.noQuorumPolicy = try NoQuorumPolicy.parse(value)
+            case "watchdog": configuration.watchdog = try parseWatchdog(value)
             default: break
             }
         }
@@ -203,6 +205,62 @@ public enum ConfigurationLoader {
                 }
                 configuration.stopTimeout = seconds
             }
+        }
+    }
+
+    /// `watchdog: {device: PATH, timeout: DURATION}` (timeout 2s to 1h, default 10s); the device
+    /// must pass `watchdogDeviceProblem`, checked here on this machine.
+    private static func parseWatchdog(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.Watchdog {
+        var device: String?
+        var timeout = 10.0
+        for (key, field) in try value.mapping(allowed: ["device", "timeout"]) {
+            if key == "device" {
+                let path = try field.string()
+                if let problem = watchdogDeviceProblem(path) { throw field.error(problem) }
+                device = path
+            } else {
+                timeout = try field.duration()
+                guard timeout >= 2, timeout <= 3600 else { throw field.error("the timeout must be from 2s to 1h") }
+            }
+        }
+        guard let device else { throw value.error("missing key 'device' (e.g. /dev/watchdog)") }
+        return ServiceConfiguration.Watchdog(device: device, timeout: timeout)
+    }
+
+    /// Why `path` may not be the watchdog, or nil. The service writes to it, as root on a real
+    /// node, so: an absolute path, not a symbolic link; a character device only if it is
+    /// `/dev/watchdog` or `/dev/watchdogN` (the kernel's watchdog devices: writing to any other
+    /// device could harm it); a FIFO or regular file (a stand-in for tests) only if it is owned
+    /// by root or by this process's user and nobody else may write it.
+    public static func watchdogDeviceProblem(_ path: String) -> String? {
+        guard path.hasPrefix("/") else { return "the watchdog device's absolute path, e.g. /dev/watchdog" }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            return "cannot use the watchdog device \(path): \(String(cString: strerror(errno)))"
+        }
+        let kind = info.st_mode & S_IFMT
+        switch kind {
+        case S_IFCHR:
+            let name = path.dropFirst("/dev/".count)
+            let digits = name.dropFirst("watchdog".count)
+            guard path.hasPrefix("/dev/watchdog"), digits.allSatisfy(\.isNumber) else {
+                return
+                    "\(path) is a character device but not a watchdog (only /dev/watchdog and /dev/watchdogN are fed)"
+            }
+            return nil
+        case S_IFIFO, S_IFREG:
+            guard info.st_uid == 0 || info.st_uid == geteuid() else {
+                return "\(path) belongs to user \(info.st_uid): a stand-in watchdog must be root's or this user's"
+            }
+            guard info.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+                return "others can write \(path): a stand-in watchdog must be writable by its owner only"
+            }
+            return nil
+        case S_IFLNK:
+            return "\(path) is a symbolic link: name the watchdog device itself"
+        default:
+            return
+                "\(path) is not a watchdog: expected /dev/watchdog[N] (a character device), or a FIFO or regular file as a stand-in"
         }
     }
 

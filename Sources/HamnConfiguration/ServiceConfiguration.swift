@@ -129,6 +129,29 @@ public struct ServiceConfiguration: Sendable {
             "no fence devices: a node that fails is taken over without making sure it is down (configure fencing: with a device per node, or fencing: none to accept the risk)"
     }
 
+    /// What this node does when its partition loses quorum (`no_quorum_policy`).
+    public var noQuorumPolicy: NoQuorumPolicy = .freeze
+
+    /// The self-fencing watchdog (`watchdog:`): fed from the service's thread while it is
+    /// healthy, so that a dead or stuck engine takes its node down.
+    public struct Watchdog: Sendable, Hashable {
+        /// `/dev/watchdog` or `/dev/watchdogN` (a character device), or a FIFO or regular file
+        /// that is a stand-in for tests.
+        public var device: String
+        /// Seconds without a feed before the device resets the node; fed every quarter of it.
+        public var timeout: Double
+
+        public init(device: String, timeout: Double = 10) {
+            self.device = device
+            self.timeout = timeout
+        }
+
+        /// Seconds between two feeds.
+        public var interval: Double { timeout / 4 }
+    }
+
+    public var watchdog: Watchdog?
+
     /// This node.
     public var node: ClusterNode
     /// Every node of the cluster, this one included.

@@ -77,7 +77,8 @@ public actor NodeService {
         self.logger = logger
         coordinator = Coordinator(
             local: configuration.node, rules: rules, priorities: EventPriorities(configuration.priorities),
-            configTooLong: configuration.configTooLong, fencing: configuration.fencingPolicy)
+            configTooLong: configuration.configTooLong, fencing: configuration.fencingPolicy,
+            noQuorumPolicy: configuration.noQuorumPolicy)
         monitors = NodeMonitors(rules: rules, catalogue: catalogue)
         (outboxStream, outbox) = AsyncStream<ClusterMessage>.makeStream()
         (reloads, reloadsOut) = AsyncStream<Reload>.makeStream()
@@ -212,6 +213,8 @@ public actor NodeService {
                 reloadFromDisk(requestedBy: requestedBy)
             case .fence(let request):
                 startFence(request)
+            case .runLocalEvent(let run):
+                startLocalEvent(run, after: ticket)
             case .leaveCluster:
                 logger.notice("cluster services stopped on this node: leaving the cluster")
                 note("cluster services stopped on this node: leaving the cluster", kind: "service")
@@ -251,6 +254,61 @@ public actor NodeService {
         }
     }
 
+    /// Runs `TE_QUORUM_LOST` on this node alone (off the actor): its segments one after the
+    /// other, the next only when every command of the last met its expected status; each
+    /// result and the end are journaled here; nothing goes to the cluster.
+    private func startLocalEvent(_ run: LocalEventRun, after ticket: JournalWrites.Ticket?) {
+        let key = "local/\(run.name)"
+        guard phase.startsSegments else {
+            note("\(run.name) not started: the service is stopping", kind: "service")
+            return
+        }
+        let timeout = (configuration.timeouts[run.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
+        let executor = SegmentExecutor(
+            eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
+        )
+        var environment = run.environment
+        environment["HAMN_SOCKET"] = configuration.socket
+        let writes = self.writes
+        running[key] = Task.detached {
+            if let ticket { await writes.written(ticket) }
+            var completed = true
+            for (segment, commands) in run.segments.enumerated() {
+                var segmentEnvironment = environment
+                segmentEnvironment["HAMN_SEGMENT"] = String(segment)
+                let results = await executor.run(commands, environment: segmentEnvironment)
+                await self.localEventRecorded(results.map { .quorumLoss(.command(segment: segment, result: $0)) })
+                if results.contains(where: { !$0.accepted }) {
+                    completed = false
+                    break
+                }
+            }
+            await self.localEventRecorded([.quorumLoss(.finished(completed: completed))])
+            await self.segmentFinished(key: key)
+        }
+    }
+
+    private func localEventRecorded(_ entries: [JournalEntry]) {
+        record(entries)
+    }
+
+    /// Whether the watchdog's last feed failed (logged once per run of failures).
+    private var watchdogFailing = false
+
+    /// Feeds the watchdog, on this actor's thread, while the service is healthy: running or
+    /// stopping, not after a fatal error or once out of the cluster.
+    public func feedWatchdog(_ watchdog: Watchdog) {
+        switch phase {
+        case .running, .stoppingThroughCluster, .stoppingAtOnce: break
+        case .failed, .left: return
+        }
+        let fed = watchdog.feed()
+        if !fed, !watchdogFailing {
+            logger.error("cannot feed the watchdog \(watchdog.device): the node may be reset")
+        }
+        watchdogFailing = !fed
+    }
+
     private func segmentFinished(key: String) {
         running[key] = nil
     }
@@ -285,6 +343,12 @@ public actor NodeService {
                 logger.error("\(JournalText.waitsForQuorum(eventID: eventID, name: name, segment: segment))")
             case .merged(let alive):
                 logger.warning("\(JournalText.merged(alive: alive))")
+            case .quorumLoss(let loss):
+                switch loss {
+                case .finished(false), .noRule: logger.error("\(loss.description)")
+                case .command(_, let result) where !result.accepted: logger.error("\(loss.description)")
+                default: logger.notice("\(loss.description)")
+                }
             case .fence(let fence):
                 switch fence {
                 case .outcome(_, .failed, _, _), .gaveUp, .needed: logger.error("\(fence.description)")

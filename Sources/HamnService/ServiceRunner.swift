@@ -106,13 +106,33 @@ public enum ServiceRunner {
         logger.notice(
             "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions, control socket \(configuration.socket)"
         )
+        if case .stop = configuration.noQuorumPolicy, rules[BuiltInTrigger.quorumLost.rawValue, 0] == nil {
+            let warning =
+                "no_quorum_policy is stop but the rules define no TE_QUORUM_LOST: a node that loses quorum releases nothing"
+            logger.warning("\(warning)")
+            try? journal.note("WARNING: \(warning)", kind: "quorum", at: Date())
+        }
         if let warning = configuration.fencingWarning {
             logger.warning("\(warning)")
             try? journal.note("WARNING: \(warning)", kind: "fence", at: Date())
         }
+        // Opened once the service is up: from here on a dead or stuck engine resets the node.
+        var watchdog: Watchdog?
+        if let device = configuration.watchdog {
+            do {
+                watchdog = try Watchdog(device)
+            } catch {
+                await service.closeJournal()
+                throw Failure(message: "cannot use the watchdog: \(error)")
+            }
+            watchdog?.feed()
+            logger.notice(
+                "watchdog \(device.device): fed every \(device.interval) s while the service is healthy (timeout \(device.timeout) s)"
+            )
+        }
         let node = NodeLifecycle(
             service: service, configuration: configuration, rules: rules, catalogue: catalogue, logger: logger,
-            monitoring: monitoring)
+            watchdog: watchdog, monitoring: monitoring)
         let group = ServiceGroup(
             configuration: .init(
                 // The node leaving the cluster (`ha-cmd STOP`, SIGTERM) ends the service normally;
@@ -125,9 +145,13 @@ public enum ServiceRunner {
         do {
             try await group.run()
         } catch {
+            // Not a graceful stop: the watchdog is left armed, and resets the node.
+            watchdog?.close(disarm: false)
             await service.closeJournal()
             throw error
         }
+        // A graceful stop: 'V', the magic close, so that the node is not reset.
+        watchdog?.close(disarm: true)
         // The run's end is recorded: the next start does not take this one for a crash.
         await service.closeJournal()
         logger.notice("hamn-events stopped")
@@ -142,6 +166,7 @@ struct NodeLifecycle: Service {
     let rules: RuleBook
     let catalogue: VariableCatalogue
     let logger: Logger
+    let watchdog: Watchdog?
     let monitoring: @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
 
     func run() async throws {
@@ -165,6 +190,19 @@ struct NodeLifecycle: Service {
                     await service.tick()
                 }
                 return false
+            }
+            if let watchdog {
+                // Fed on the service's own thread (the actor's): a stopped or stuck engine, or
+                // one that failed, feeds it no more.
+                let interval = configuration.watchdog?.interval ?? 1
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(interval))
+                        if Task.isCancelled { break }
+                        await service.feedWatchdog(watchdog)
+                    }
+                    return false
+                }
             }
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {

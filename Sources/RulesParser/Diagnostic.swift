@@ -11,8 +11,8 @@ public enum Severity: String, Sendable, Hashable, Codable {
 public enum DiagnosticCode: String, Sendable, Hashable, CaseIterable, Codable {
     case R001, R002, R003, R005, R006, R007, R008, R009
     case R011, R012, R013, R014, R015, R016, R017, R018, R019
-    case R020, R021, R022, R023
-    case P001, P002, P003, P004, P005, P006, P007, P008, P009, P010
+    case R020, R021, R022, R023, R024
+    case P001, P002, P003, P004, P005, P006, P007, P008, P009, P010, P011
     /// The file cannot be read (missing, a directory, permission denied).
     case F001
     /// The file is not text (a NUL byte).
@@ -23,7 +23,7 @@ public enum DiagnosticCode: String, Sendable, Hashable, CaseIterable, Codable {
     /// The severity the code always has.
     public var severity: Severity {
         switch self {
-        case .R006, .R014, .R017, .R018, .R019, .R021, .R022, .P009: .warning
+        case .R006, .R014, .R017, .R018, .R019, .R021, .R022, .R024, .P009, .P011: .warning
         default: .error
         }
     }

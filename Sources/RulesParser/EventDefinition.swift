@@ -65,6 +65,9 @@ public enum BuiltInTrigger: String, Sendable, CaseIterable {
     case failNetwork = "TE_FAIL_NETWORK"
     case configTooLong = "TE_CONFIG_TOO_LONG"
     case eventError = "TE_EVENT_ERROR"
+    /// This node's partition lost quorum and `no_quorum_policy: stop` holds: this node alone
+    /// runs it, after the policy's delay, to release its resources.
+    case quorumLost = "TE_QUORUM_LOST"
 
     public var states: ClosedRange<Int> {
         self == .failNode ? 0...3 : 0...0
@@ -84,6 +87,8 @@ public struct RulesFile: Sendable {
         public var path: String
         public var line: Int
         public var column: Int
+        /// The event name of the definition that names it.
+        public var event: String = ""
     }
 
     public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }

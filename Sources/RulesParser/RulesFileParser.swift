@@ -156,6 +156,7 @@ private struct ParseState {
                     triggers[definition.trigger] = definition.line
                 }
                 checkStates(definition, &statesByName)
+                checkBuiltInState(definition)
                 if errorCount == errorsBefore, keepsDefinitions {
                     definitions.append(definition)
                 }
@@ -198,6 +199,19 @@ private struct ParseState {
         )
     }
 
+    /// R024: a built-in trigger with a state it is never raised with: the definition never runs.
+    mutating func checkBuiltInState(_ definition: EventDefinition) {
+        let trigger = definition.trigger
+        guard let builtIn = BuiltInTrigger(rawValue: trigger.name), !builtIn.states.contains(trigger.state) else {
+            return
+        }
+        let states = builtIn.states
+        report(
+            definition.line, 1, .R024,
+            "\(trigger.name) is raised with state \(states.count == 1 ? "\(states.lowerBound) only" : "\(states.lowerBound) to \(states.upperBound)"), never \(trigger.state): this definition never runs"
+        )
+    }
+
     /// A definition with the values that could be read; nil when field 1 or 2 is unusable.
     /// Errors are reported as found.
     mutating func buildDefinition(_ f: [Field], displayName commented: String?) -> EventDefinition? {
@@ -223,7 +237,7 @@ private struct ParseState {
                 f[2].line, f[2].column, .R008,
                 "recovery program path \(program.quotedForMessage()) is not absolute")
         } else {
-            references.append(.init(path: program, line: f[2].line, column: f[2].column))
+            references.append(.init(path: program, line: f[2].line, column: f[2].column, event: name))
         }
         let monitoring = buildMonitoring(f)
         var displayName = commented ?? ""

@@ -207,10 +207,23 @@ private struct Run {
         let eventScripts = validator.eventScripts(beside: path)
         for reference in rules.recoveryProgramReferences {
             let resolved = validator.resolve(reference.path)
-            guard programs[resolved] == nil else { continue }
-            let check = validateRecoveryProgram(
-                at: resolved, shownAs: resolved, eventScripts: eventScripts, quiet: true)
+            let known = programs[resolved]
+            let check =
+                known
+                ?? validateRecoveryProgram(at: resolved, shownAs: resolved, eventScripts: eventScripts, quiet: true)
             programs[resolved] = check
+            if reference.event == BuiltInTrigger.quorumLost.rawValue, case .ok(let program?) = check {
+                // P011: the local event runs on this node alone.
+                for step in program.commands where step.relationship == .other {
+                    diagnostics.append(
+                        Diagnostic(
+                            file: resolved, line: step.line, column: 1, code: .P011,
+                            message:
+                                "TE_QUORUM_LOST runs on the node that lost quorum alone: this 'other' step never runs (use event or all)"
+                        ))
+                }
+            }
+            guard known == nil else { continue }
             if case .missing(let why) = check {
                 found.append(
                     Diagnostic(

@@ -1,3 +1,4 @@
+import Foundation
 import HamnConfiguration
 import RulesEngine
 import RulesParser
@@ -101,6 +102,108 @@ struct ConfigurationLoaderTests {
         #expect(accepted.fencing == .none && accepted.fencingWarning == nil)
         // The embedded single-node default needs nothing and says nothing.
         #expect(try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults).fencingWarning == nil)
+    }
+
+    @Test("no_quorum_policy: freeze by default, stop with its delay; errors at their line and column")
+    func noQuorumPolicy() throws {
+        #expect(try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults).noQuorumPolicy == .freeze)
+        let stop = try ConfigurationLoader.parse("no_quorum_policy: stop\n", file: "c.yaml", defaults: defaults)
+        #expect(stop.noQuorumPolicy == .stop(delay: 5))
+        let delayed = try ConfigurationLoader.parse(
+            "no_quorum_policy:\n  action: stop\n  delay: 30s\n", file: "c.yaml", defaults: defaults)
+        #expect(delayed.noQuorumPolicy == .stop(delay: 30))
+        for (text, expected) in [
+            (
+                "no_quorum_policy: ignore\n",
+                "c.yaml:1:19: error: no_quorum_policy: expected freeze (run nothing new without quorum) or stop (run TE_QUORUM_LOST), not 'ignore'"
+            ),
+            (
+                "no_quorum_policy:\n  action: stop\n  delay: 2h\n",
+                "c.yaml:3:10: error: no_quorum_policy.delay: the delay must be from 0s to 1h (3600s)"
+            ),
+            (
+                "no_quorum_policy:\n  delay: 5s\n",
+                "c.yaml:2:3: error: no_quorum_policy: missing key 'action' (freeze or stop)"
+            ),
+            (
+                "no_quorum_policy:\n  action: stop\n  after: 5s\n",
+                "c.yaml:3:3: error: no_quorum_policy: unknown key 'after' (expected one of: action, delay)"
+            ),
+        ] {
+            #expect(throws: (any Error).self) {
+                try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)
+            }
+            do {
+                _ = try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)
+            } catch {
+                #expect(error.description == expected)
+            }
+        }
+    }
+
+    @Test("watchdog: a stand-in owned by this user and writable by it only; what is refused, and why, at file:line:col")
+    func watchdog() throws {
+        let directory = NSTemporaryDirectory() + "hamn-wd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/feed"
+        FileManager.default.createFile(atPath: file, contents: nil)
+        chmod(file, 0o600)
+        let fifo = directory + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let shared = directory + "/shared"
+        FileManager.default.createFile(atPath: shared, contents: nil)
+        chmod(shared, 0o622)
+        let link = directory + "/link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: file)
+
+        let configuration = try ConfigurationLoader.parse(
+            "watchdog:\n  device: \(file)\n  timeout: 8s\n", file: "c.yaml", defaults: defaults)
+        #expect(configuration.watchdog == .init(device: file, timeout: 8))
+        #expect(configuration.watchdog?.interval == 2)
+        #expect(
+            try ConfigurationLoader.parse("watchdog: {device: \(fifo)}\n", file: "c.yaml", defaults: defaults).watchdog
+                == .init(device: fifo, timeout: 10))
+        #expect(try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults).watchdog == nil)
+        let column = 11  // after "  device: "
+        for (text, expected) in [
+            (
+                "watchdog:\n  device: \(shared)\n",
+                "c.yaml:2:\(column): error: watchdog.device: others can write \(shared): a stand-in watchdog must be writable by its owner only"
+            ),
+            (
+                "watchdog:\n  device: \(link)\n",
+                "c.yaml:2:\(column): error: watchdog.device: \(link) is a symbolic link: name the watchdog device itself"
+            ),
+            (
+                "watchdog:\n  device: \(directory)\n",
+                "c.yaml:2:\(column): error: watchdog.device: \(directory) is not a watchdog: expected /dev/watchdog[N] (a character device), or a FIFO or regular file as a stand-in"
+            ),
+            (
+                "watchdog:\n  device: /dev/null\n",
+                "c.yaml:2:\(column): error: watchdog.device: /dev/null is a character device but not a watchdog (only /dev/watchdog and /dev/watchdogN are fed)"
+            ),
+            (
+                "watchdog:\n  device: \(directory)/missing\n",
+                "c.yaml:2:\(column): error: watchdog.device: cannot use the watchdog device \(directory)/missing: No such file or directory"
+            ),
+            (
+                "watchdog:\n  device: dev/watchdog\n",
+                "c.yaml:2:\(column): error: watchdog.device: the watchdog device's absolute path, e.g. /dev/watchdog"
+            ),
+            (
+                "watchdog:\n  device: \(file)\n  timeout: 1s\n",
+                "c.yaml:3:12: error: watchdog.timeout: the timeout must be from 2s to 1h"
+            ),
+            ("watchdog:\n  timeout: 10s\n", "c.yaml:2:3: error: watchdog: missing key 'device' (e.g. /dev/watchdog)"),
+        ] {
+            do {
+                _ = try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)
+                Issue.record("no error for \(text)")
+            } catch {
+                #expect(error.description == expected)
+            }
+        }
     }
 
     @Test(

@@ -60,8 +60,11 @@ struct RulesFileTests {
         (
             "R006 for a state TE_JOIN_NODE never has",
             definition("TE_JOIN_NODE", "0") + definition("TE_JOIN_NODE", "1"),
-            [Finding(.R006, 10, 1)]
+            [Finding(.R006, 10, 1), Finding(.R024, 10, 1)]
         ),
+        ("R024 TE_QUORUM_LOST with a state never raised", definition("TE_QUORUM_LOST", "1"), [Finding(.R024, 1, 1)]),
+        ("R024 not for TE_FAIL_NODE state 3", definition("TE_FAIL_NODE", "3"), []),
+        ("TE_QUORUM_LOST state 0 is a cluster event", definition("TE_QUORUM_LOST", "0"), []),
         ("R007 state", definition("e", "zero"), [Finding(.R007, 2, 1)]),
         ("R007 recovery type", definition("e", "0", "/x.rp", "2a"), [Finding(.R007, 4, 1)]),
         ("R007 empty recovery level", definition("e", "0", "/x.rp", "2", ""), [Finding(.R007, 5, 1)]),

@@ -80,6 +80,25 @@ struct ValidatorTests {
         #expect(codes(once) == ["P001@bad.rp:1:1"])
     }
 
+    @Test("P011: an 'other' step in TE_QUORUM_LOST's program (it runs on one node), also when the .rp is shared")
+    func quorumLostOtherStep() throws {
+        let tree = try TempTree()
+        let program = try tree.write(
+            "rules/release.rp", "event \"/bin/true\" 0 NULL\nother \"/bin/true\" 0 NULL\nall \"/bin/true\" 0 NULL\n")
+        try tree.write("rules/rules.hacmprd", definition("a", program) + definition("TE_QUORUM_LOST", program))
+        let report = Validator().validate([tree.path("rules/rules.hacmprd")])
+        #expect(codes(report) == ["P011@release.rp:2:1"])
+        #expect(
+            report.diagnostics.first?.message
+                == "TE_QUORUM_LOST runs on the node that lost quorum alone: this 'other' step never runs (use event or all)"
+        )
+        #expect(report.exitCode(strict: false) == 0)
+        #expect(report.exitCode(strict: true) == 1)
+        // The same program for another event only: no finding.
+        try tree.write("rules/rules.hacmprd", definition("a", program))
+        #expect(codes(Validator().validate([tree.path("rules/rules.hacmprd")])).isEmpty)
+    }
+
     @Test("R020: rules file, .rp and command writable by others")
     func writableByOthers() throws {
         let tree = try cleanTree()

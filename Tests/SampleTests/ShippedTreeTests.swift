@@ -115,6 +115,11 @@ struct ShippedTreeTests {
                 "rules-stop-modes.yaml", "    - {command: node_down_remote, node: n3}",
                 "    - {command: node_down_local_complete, node: n3}"
             ),
+            ("quorum-lost-stop.yaml", "no_quorum_policy: {action: stop, delay: 10s}", "no_quorum_policy: freeze"),
+            (
+                "quorum-lost-stop.yaml", "no_quorum_policy: {action: stop, delay: 10s}",
+                "no_quorum_policy: {action: stop, delay: 40s}"
+            ),
         ])
     func mutated(_ name: String, _ original: String, _ replacement: String) throws {
         let path = repositoryRoot + "/scenarios/" + name

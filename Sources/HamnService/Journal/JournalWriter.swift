@@ -113,6 +113,7 @@ struct JournalWriter {
         case .waitsForQuorum: "a segment waiting for quorum"
         case .merged: "a heal"
         case .fence: "a fencing step"
+        case .quorumLoss: "a quorum loss policy step"
         }
     }
 
@@ -277,6 +278,9 @@ struct JournalWriter {
 
         case .merged(let alive):
             try log("membership", text: JournalText.merged(alive: alive))
+
+        case .quorumLoss(let loss):
+            try log("quorum", text: loss.description)
 
         case .fence(let fence):
             if case .waits(let eventID, _, _, _) = fence {

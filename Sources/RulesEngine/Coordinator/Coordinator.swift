@@ -49,6 +49,8 @@ public struct Coordinator: Sendable {
     public var fencing: FencingPolicy
     /// The fences this node runs the agent for now (local).
     private var fencesRunning: Set<String> = []
+    /// What this node does when its partition loses quorum (`no_quorum_policy`), and when.
+    public private(set) var quorumLoss: QuorumLossRule
     /// The rule each running event started with: a reload changes the events after it only.
     private var startedRules: [Int: RuleBook.Rule] = [:]
 
@@ -63,10 +65,11 @@ public struct Coordinator: Sendable {
     ///   its first membership change.
     public init(
         local: ClusterNode, rules: RuleBook, priorities: EventPriorities = .init(), configTooLong: Double = 360,
-        fencing: FencingPolicy = .none, initialMembers: [ClusterNode]? = nil
+        fencing: FencingPolicy = .none, noQuorumPolicy: NoQuorumPolicy = .freeze, initialMembers: [ClusterNode]? = nil
     ) {
         self.local = local
         self.fencing = fencing
+        self.quorumLoss = QuorumLossRule(policy: noQuorumPolicy)
         self.rules = rules
         self.priorities = priorities
         self.configTooLong = configTooLong
@@ -77,7 +80,12 @@ public struct Coordinator: Sendable {
     // MARK: Input
 
     public mutating func apply(_ delivery: Delivery, now: Double) -> [Effect] {
-        if case .quorum(let quorate) = delivery { return quorumChanged(quorate) }
+        let effects = applyDelivery(delivery, now: now)
+        return effects + quorumLost(now: now)
+    }
+
+    private mutating func applyDelivery(_ delivery: Delivery, now: Double) -> [Effect] {
+        if case .quorum(let quorate) = delivery { return quorumChanged(quorate, now: now) }
         guard isSynchronised else { return applyWhileJoining(delivery, now: now) }
         switch delivery {
         case .tick:
@@ -354,14 +362,49 @@ public struct Coordinator: Sendable {
     /// Quorum lost: segments due from now on wait. Quorum back: the segments that waited start,
     /// those of events still at that segment; a cancelled takeover's run no command (its
     /// barrier still needs this node's word).
-    private mutating func quorumChanged(_ quorate: Bool) -> [Effect] {
+    private mutating func quorumChanged(_ quorate: Bool, now: Double) -> [Effect] {
         guard quorate != isQuorate else { return [] }
         isQuorate = quorate
         var effects: [Effect] = [.journal(.quorum(quorate, waiting: waitingForQuorum.count))]
+        switch quorumLoss.quorumChanged(quorate, now: now) {
+        case .armed:
+            if case .stop(let delay) = quorumLoss.policy { effects.append(.journal(.quorumLoss(.armed(delay: delay)))) }
+        case .cancelled: effects.append(.journal(.quorumLoss(.cancelled)))
+        case .none, .backAfterRun: break
+        }
         guard quorate else { return effects }
         let waiting = waitingForQuorum
         waitingForQuorum = []
         return effects + release(waiting) + requestFences()
+    }
+
+    /// `TE_QUORUM_LOST` on this node, when `QuorumLossRule` says it runs now: this node's
+    /// commands of every segment of its rule, run locally (`Effect.runLocalEvent`).
+    private mutating func quorumLost(now: Double) -> [Effect] {
+        // Commands of this node running now: a segment held (for quorum, for a fence) runs none.
+        let held = Set((waitingForQuorum + waitingForFence).map(\.event.id))
+        let busy = localRuns.contains { $0.value.busy && !held.contains($0.key) }
+        guard quorumLoss.runsNow(now: now, busy: busy) else { return [] }
+        let name = BuiltInTrigger.quorumLost.rawValue
+        guard let rule = rules[name, 0] else { return [.journal(.quorumLoss(.noRule))] }
+        let plan = NodePlan(program: rule.program, isEventNode: true, isMember: true)
+        let members = state.members.isEmpty ? [local] : state.members
+        let environment = [
+            "HAMN_EVENT": name,
+            "HAMN_EVENT_STATE": "0",
+            "HAMN_EVENT_ID": "0",
+            "HAMN_EVENT_NODE": local.name,
+            "HAMN_EVENT_NODE_NUMBER": String(local.number),
+            "HAMN_LOCAL_NODE": local.name,
+            "HAMN_LOCAL_NODE_NUMBER": String(local.number),
+            "HAMN_MEMBERS": members.map(\.name).joined(separator: " "),
+        ]
+        let run = LocalEventRun(
+            name: name, displayName: rule.definition.displayName, segments: plan.segments, environment: environment)
+        return [
+            .journal(.quorumLoss(.started(displayName: run.displayName, segments: run.segments.count))),
+            .runLocalEvent(run),
+        ]
     }
 
     /// A partition healed and this side stays; `alive` were on the other side all along. No

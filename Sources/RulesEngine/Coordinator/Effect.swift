@@ -17,6 +17,10 @@ public enum Effect: Sendable, Hashable {
     case reloadRules(requestedBy: String)
     /// Run the fence agent of a node (this node is the fencer), then multicast the outcome.
     case fence(FenceRequest)
+    /// Run this local event (`TE_QUORUM_LOST`) on this node alone: its segments one after the
+    /// other, each only if the previous one's commands all met their expected status; journal
+    /// each result (`JournalEntry.quorumLoss`); nothing goes to the cluster.
+    case runLocalEvent(LocalEventRun)
 }
 
 /// One node's share of one segment of an event.
@@ -59,4 +63,6 @@ public enum JournalEntry: Sendable, Hashable {
     case merged(alive: [ClusterNode])
     /// Fencing before takeover: needed, an outcome, given up, dropped, or a segment waiting.
     case fence(FenceEntry)
+    /// `no_quorum_policy: stop` and `TE_QUORUM_LOST` on this node (local entry).
+    case quorumLoss(QuorumLossEntry)
 }

@@ -59,6 +59,8 @@ public struct ClusterSimulation: Sendable {
         case heal
         /// A fence agent run by `fencer` ended.
         case fenceFinished(fencer: ClusterNode, incarnation: Int, FenceRequest, FenceResult)
+        /// A node's commands of a segment of its local event (`TE_QUORUM_LOST`) have finished.
+        case localSegmentFinished(ClusterNode, incarnation: Int, LocalEventRun, segment: Int, [CommandResult])
     }
 
     public struct TraceEntry: Sendable {
@@ -108,6 +110,7 @@ public struct ClusterSimulation: Sendable {
     private let fencing: FencingPolicy
     private let priorities: EventPriorities
     private let configTooLong: Double
+    private let noQuorumPolicy: NoQuorumPolicy
     private var timed: [(time: Double, sequence: Int, action: Action)] = []
     private var scheduled = 0
     private var incarnations: [String: Int] = [:]
@@ -124,7 +127,8 @@ public struct ClusterSimulation: Sendable {
     public init(
         nodes: [ClusterNode], members: [ClusterNode]? = nil, rules: RuleBook, catalogue: VariableCatalogue = .builtIn,
         priorities: EventPriorities = .init(), configTooLong: Double = 360, seed: UInt64? = nil,
-        fencing: FencingPolicy = .none, fenceOracle: @escaping FenceOracle = { _, _, _ in FenceResult() },
+        fencing: FencingPolicy = .none, noQuorumPolicy: NoQuorumPolicy = .freeze,
+        fenceOracle: @escaping FenceOracle = { _, _, _ in FenceResult() },
         oracle: @escaping CommandOracle = { _, _, _, _ in CommandOutcome() }
     ) {
         let members = (members ?? nodes).sorted()
@@ -136,11 +140,12 @@ public struct ClusterSimulation: Sendable {
         self.oracle = oracle
         self.fencing = fencing
         self.fenceOracle = fenceOracle
+        self.noQuorumPolicy = noQuorumPolicy
         self.group = LoopbackGroup(members: members, seed: seed)
         for node in members {
             coordinators[node.name] = Coordinator(
                 local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, fencing: fencing,
-                initialMembers: members)
+                noQuorumPolicy: noQuorumPolicy, initialMembers: members)
             monitors[node.name] = NodeMonitors(rules: rules, catalogue: catalogue)
             incarnations[node.name] = 1
         }
@@ -172,13 +177,21 @@ public struct ClusterSimulation: Sendable {
             }
             let nextAction = timed.first?.time
             let nextTick: Double? = ticks && isBusy ? (clock + 1).rounded(.down) : nil
-            guard nextAction != nil || (until != nil && nextTick != nil) else { return }
-            let next = [nextAction, nextTick].compactMap { $0 }.min()!
+            // A node's TE_QUORUM_LOST falls due (a tick for that node alone, at that time).
+            let nextDue = coordinators.values.compactMap { $0.quorumLoss.due }.filter { $0 > clock }.min()
+            guard nextAction != nil || nextDue != nil || (until != nil && nextTick != nil) else { return }
+            let next = [nextAction, nextTick, nextDue].compactMap { $0 }.min()!
             if let until, next > until {
                 clock = until
                 return
             }
             clock = next
+            if let nextDue, nextDue == next, nextAction.map({ nextDue < $0 }) ?? true, nextTick != next {
+                for name in coordinators.keys.sorted() where coordinators[name]?.quorumLoss.due == nextDue {
+                    apply(.tick, to: name)
+                }
+                continue
+            }
             if let nextTick, nextTick == next, nextAction.map({ nextTick < $0 }) ?? true {
                 for name in coordinators.keys.sorted() {
                     apply(.tick, to: name)
@@ -205,7 +218,8 @@ public struct ClusterSimulation: Sendable {
             guard coordinators[node.name] == nil else { return }
             incarnations[node.name, default: 0] += 1
             coordinators[node.name] = Coordinator(
-                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, fencing: fencing)
+                local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, fencing: fencing,
+                noQuorumPolicy: noQuorumPolicy)
             monitors[node.name] = NodeMonitors(rules: rules, catalogue: catalogue)
             group.join(node)
             trace.append(TraceEntry(time: clock, node: node, kind: .joined))
@@ -262,6 +276,24 @@ public struct ClusterSimulation: Sendable {
             let outcome: FenceOutcome = result.succeeds ? .fenced : .failed(reason: "the fence agent failed")
             group.multicast(
                 from: fencer, .fenceOutcome(node: request.node.name, outcome: outcome, attempt: request.attempt))
+        case .localSegmentFinished(let node, let incarnation, let run, let segment, let results):
+            guard incarnations[node.name] == incarnation, coordinators[node.name] != nil else { return }
+            trace.append(
+                TraceEntry(
+                    time: clock, node: node, kind: .segmentFinished(eventID: 0, segment: segment, results: results)))
+            for result in results {
+                trace.append(
+                    TraceEntry(
+                        time: clock, node: node, kind: .journal(.quorumLoss(.command(segment: segment, result: result)))
+                    ))
+            }
+            if results.allSatisfy(\.accepted), segment + 1 < run.segments.count {
+                startLocalSegment(run, segment: segment + 1, on: node)
+            } else {
+                let completed = results.allSatisfy(\.accepted)
+                trace.append(
+                    TraceEntry(time: clock, node: node, kind: .journal(.quorumLoss(.finished(completed: completed)))))
+            }
         case .segmentFinished(let node, let incarnation, let run, let results):
             guard incarnations[node.name] == incarnation, coordinators[node.name] != nil else { return }
             trace.append(
@@ -283,6 +315,37 @@ public struct ClusterSimulation: Sendable {
         }
     }
 
+    /// The oracle's outcome of each command of `run` on `node`, and the longest duration.
+    private func outcomes(of run: SegmentRun, on node: ClusterNode) -> ([CommandResult], Double) {
+        var longest = 0.0
+        let results = run.commands.map { step in
+            let outcome = oracle(node, run.event, run.segment, step)
+            longest = max(longest, outcome.duration)
+            let termination = Termination.exited(outcome.status)
+            return CommandResult(
+                command: step.command, line: step.line, termination: termination,
+                accepted: CommandResult.accepts(step.expected, termination), duration: outcome.duration,
+                outputTail: "")
+        }
+        return (results, longest)
+    }
+
+    /// A segment of a node's local event: traced as a segment of event 0 (the local event is
+    /// outside the cluster's numbering).
+    private mutating func startLocalSegment(_ run: LocalEventRun, segment: Int, on node: ClusterNode) {
+        var environment = run.environment
+        environment["HAMN_SEGMENT"] = String(segment)
+        let event = ClusterEvent(
+            id: 0, name: run.name, state: 0, node: node, resource: nil, priority: 0, arrival: 0)
+        let segmentRun = SegmentRun(
+            event: event, segment: segment, commands: run.segments[segment], environment: environment)
+        trace.append(TraceEntry(time: clock, node: node, kind: .segmentStarted(segmentRun)))
+        let (results, longest) = outcomes(of: segmentRun, on: node)
+        schedule(
+            at: clock + longest,
+            .localSegmentFinished(node, incarnation: incarnations[node.name] ?? 0, run, segment: segment, results))
+    }
+
     private mutating func apply(_ delivery: Delivery, to name: String) {
         guard var coordinator = coordinators[name] else { return }
         let effects = coordinator.apply(delivery, now: clock)
@@ -292,19 +355,17 @@ public struct ClusterSimulation: Sendable {
             switch effect {
             case .runSegment(let run):
                 trace.append(TraceEntry(time: clock, node: node, kind: .segmentStarted(run)))
-                var longest = 0.0
-                let results = run.commands.map { step in
-                    let outcome = oracle(node, run.event, run.segment, step)
-                    longest = max(longest, outcome.duration)
-                    let termination = Termination.exited(outcome.status)
-                    return CommandResult(
-                        command: step.command, line: step.line, termination: termination,
-                        accepted: CommandResult.accepts(step.expected, termination), duration: outcome.duration,
-                        outputTail: "")
-                }
+                let (results, longest) = outcomes(of: run, on: node)
                 schedule(
                     at: clock + longest,
                     .segmentFinished(node, incarnation: incarnations[name] ?? 0, run, results))
+            case .runLocalEvent(let run):
+                if run.segments.isEmpty {
+                    trace.append(
+                        TraceEntry(time: clock, node: node, kind: .journal(.quorumLoss(.finished(completed: true)))))
+                } else {
+                    startLocalSegment(run, segment: 0, on: node)
+                }
             case .multicast(let message):
                 group.multicast(from: node, message)
             case .journal(let entry):

@@ -119,4 +119,7 @@ public struct Scenario: Sendable {
     public var until: Double?
     public var expect: Expectation?
     public var fencing: Fencing?
+    /// `no_quorum_policy:` as in hamn.yaml: under `stop`, a node in a part without quorum runs
+    /// `TE_QUORUM_LOST` after the delay.
+    public var noQuorumPolicy: NoQuorumPolicy = .freeze
 }

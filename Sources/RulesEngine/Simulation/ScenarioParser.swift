@@ -9,6 +9,7 @@ public enum ScenarioParser {
         }
         let keys: Set = [
             "rules", "root", "nodes", "interval", "series", "commands", "faults", "until", "expect", "fencing",
+            "no_quorum_policy",
         ]
         let directory = file.contains("/") ? String(file[...file.lastIndex(of: "/")!]) : ""
         func relative(_ path: String) -> String {
@@ -24,6 +25,7 @@ public enum ScenarioParser {
         var until: Double?
         var expect: Scenario.Expectation?
         var fencing: Scenario.Fencing?
+        var noQuorumPolicy = NoQuorumPolicy.freeze
         for (key, value) in try document.mapping(allowed: keys) {
             switch key {
             case "rules": rules = relative(try value.string())
@@ -38,6 +40,7 @@ public enum ScenarioParser {
             case "until": until = try value.duration()
             case "expect": expect = try parseExpectation(value)
             case "fencing": fencing = try parseFencing(value)
+            case "no_quorum_policy": noQuorumPolicy = try NoQuorumPolicy.parse(value)
             default: break
             }
         }
@@ -56,9 +59,11 @@ public enum ScenarioParser {
             throw document.error(
                 "fencing: no node '\(agent.node)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
         }
-        return Scenario(
+        var scenario = Scenario(
             file: file, rules: rules, root: root, nodes: nodes, interval: interval, series: series, commands: commands,
             faults: faults.sorted { $0.at < $1.at }, until: until, expect: expect, fencing: fencing)
+        scenario.noQuorumPolicy = noQuorumPolicy
+        return scenario
     }
 
     private static func parseNodes(_ value: YAMLValue) throws(YAMLError) -> [ClusterNode] {

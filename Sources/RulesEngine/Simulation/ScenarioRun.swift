@@ -82,6 +82,7 @@ public enum ScenarioRunner {
         var simulation = ClusterSimulation(
             nodes: scenario.nodes, rules: rules, catalogue: .builtIn,
             fencing: scenario.fencing.map { FencingPolicy(enabled: true, attempts: $0.attempts) } ?? .none,
+            noQuorumPolicy: scenario.noQuorumPolicy,
             fenceOracle: { target, _, attempt in
                 let mine = agents.filter { $0.node == target.name }
                 guard !mine.isEmpty else { return .init() }
@@ -221,11 +222,17 @@ struct ScenarioReporter {
                 case .fence(let fence):
                     if fence.isLocal { seen.remove(journal) }
                     line(fence.description, cluster: !fence.isLocal)
+                case .quorumLoss(let loss):
+                    seen.remove(journal)
+                    if case .command = loss { continue }  // the segment's end says it
+                    line(loss.description)
                 case .commandFinished:
                     break
                 }
             case .segmentStarted(let segmentRun):
                 let key = "\(node)|\(segmentRun.event.id)|\(segmentRun.segment)"
+                // The local event (id 0) may run again after another loss of quorum.
+                if segmentRun.event.id == 0 { commandIndex[key] = [] }
                 for step in segmentRun.commands {
                     commandIndex[key, default: []].append(run.commands.count)
                     run.commands.append(
@@ -237,13 +244,13 @@ struct ScenarioReporter {
                     segmentRun.commands.isEmpty
                     ? "nothing to run"
                     : "runs " + segmentRun.commands.map { "\"\($0.command)\"" }.joined(separator: ", ")
-                line("event \(segmentRun.event.id) segment \(segmentRun.segment): \(what)")
+                line("\(label(segmentRun.event)) segment \(segmentRun.segment): \(what)")
             case .segmentFinished(let eventID, let segment, let results):
                 let indices = commandIndex["\(node)|\(eventID)|\(segment)"] ?? []
                 for (index, result) in zip(indices, results) {
                     if case .exited(let status) = result.termination { run.commands[index].status = status }
                     line(
-                        "event \(eventID) segment \(segment): \"\(result.command)\" \(result.termination)\(result.accepted ? "" : " — not the expected status")"
+                        "\(eventID == 0 ? "TE_QUORUM_LOST" : "event \(eventID)") segment \(segment): \"\(result.command)\" \(result.termination)\(result.accepted ? "" : " — not the expected status")"
                     )
                 }
             case .crashed: line("crashes")
@@ -262,6 +269,11 @@ struct ScenarioReporter {
         }
         run.events = order.map { records[$0]! }
         return run
+    }
+
+    /// How a segment's event is named: its id, or the local event's name (id 0).
+    func label(_ event: ClusterEvent) -> String {
+        event.id == 0 ? event.name : "event \(event.id)"
     }
 
     func describe(_ event: ClusterEvent) -> String {
