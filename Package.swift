@@ -130,15 +130,18 @@ let package = Package(
             name: "HamnConfigurationTests",
             dependencies: ["RulesParser", "RulesEngine", "HamnConfiguration"]
         ),
+        // The event loop thread and the loopback transport.
         .testTarget(
             name: "ClusterTransportTests",
-            dependencies: ["ClusterTransport"]
+            dependencies: ["RulesEngine", "ClusterTransport"]
         ),
-        // The journal, its writer, the monitors and their parsers, in process.
+        // The journal, its writer, the monitors and their parsers, NodeService's quorum gating,
+        // in process.
         .testTarget(
             name: "HamnServiceTests",
             dependencies: [
-                "RulesParser", "RecoveryPrograms", "RulesEngine", "HamnConfiguration", "HamnService",
+                "RulesParser", "RecoveryPrograms", "RulesEngine", "HamnConfiguration", "ClusterTransport",
+                "HamnService",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -174,14 +177,11 @@ let package = Package(
             dependencies: ["CPGTestSupport", "CorosyncTransport", "RulesEngine"],
             path: "Tests/CPGPeer"
         ),
-        // The coordinator, barriers, membership, partitions, the wire format; NodeService's
-        // quorum gating (it shares this target's helpers).
+        // The coordinator, barriers, membership, partitions, fencing, the wire format: the pure
+        // core only.
         .testTarget(
             name: "BarrierTests",
-            dependencies: [
-                "RulesParser", "RecoveryPrograms", "HamnYAML", "RulesEngine", "ClusterTransport",
-                "HamnConfiguration", "HamnService", .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["RulesParser", "RecoveryPrograms", "HamnYAML", "RulesEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]
