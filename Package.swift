@@ -47,10 +47,11 @@ let package = Package(
         ),
         // The transport protocol, the in-process loopback transport, the service's event loop thread.
         .target(name: "ClusterTransport", dependencies: ["RulesEngine"]),
-        // Corosync's C client libraries (libcpg, libvotequorum), for the Corosync transport.
+        // Corosync's C headers (libcpg, libvotequorum), for the Corosync transport: types and
+        // constants only. Nothing links the libraries: CorosyncTransport opens them with dlopen
+        // when a connection is made (CorosyncLibrary), so `hamn-events` starts without them.
         .systemLibrary(
             name: "CCorosync",
-            pkgConfig: "libcpg",
             providers: [.apt(["libcpg-dev", "libvotequorum-dev"])]
         ),
         // The CPG connection and the Corosync transport: the only module that depends on CCorosync.
