@@ -653,9 +653,10 @@ private struct Report: Encodable {
         }
         for (index, run) in fencedFailovers.enumerated() {
             func s(_ value: Double?) -> String { value.map { String(format: "%.3f s", $0) } ?? "?" }
+            func ms(_ value: Double?) -> String { value.map { String(format: "%.0f ms", $0 * 1000) } ?? "?" }
             let adds = run.engineAdds.map { String(format: "%.0f ms", $0 * 1000) } ?? "?"
             lines.append(
-                "  run \(index + 1): \(s(run.failover)); corosync's membership \(s(run.corosyncMembership)), agent started \(s(run.agentStarted)), fence done \(s(run.agentDone)) (the agent's own \(run.agent.map { String(format: "%.0f ms", $0 * 1000) } ?? "?")); the engine adds \(adds)"
+                "  run \(index + 1): \(s(run.failover)); corosync's membership \(s(run.corosyncMembership)), agent started \(s(run.agentStarted)), fence done \(s(run.agentDone)) (the agent's own \(ms(run.agent))); the engine adds \(adds): membership -> agent \(ms(run.agentStarted.flatMap { start in run.corosyncMembership.map { start - $0 } })), fence done -> command \(ms(run.agentDone.map { run.failover - $0 }))"
             )
         }
         lines.append("load average: \(load)")
