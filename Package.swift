@@ -47,10 +47,11 @@ let package = Package(
         ),
         // The transport protocol, the in-process loopback transport, the service's event loop thread.
         .target(name: "ClusterTransport", dependencies: ["RulesEngine"]),
-        // Corosync's C client libraries (libcpg, libvotequorum), for the Corosync transport.
+        // Corosync's C headers (libcpg, libvotequorum), for the Corosync transport: types and
+        // constants only. Nothing links the libraries: CorosyncTransport opens them with dlopen
+        // when a connection is made (CorosyncLibrary), so `hamn-events` starts without them.
         .systemLibrary(
             name: "CCorosync",
-            pkgConfig: "libcpg",
             providers: [.apt(["libcpg-dev", "libvotequorum-dev"])]
         ),
         // The CPG connection and the Corosync transport: the only module that depends on CCorosync.
@@ -130,15 +131,18 @@ let package = Package(
             name: "HamnConfigurationTests",
             dependencies: ["RulesParser", "RulesEngine", "HamnConfiguration"]
         ),
+        // The event loop thread and the loopback transport.
         .testTarget(
             name: "ClusterTransportTests",
-            dependencies: ["ClusterTransport"]
+            dependencies: ["RulesEngine", "ClusterTransport"]
         ),
-        // The journal, its writer, the monitors and their parsers, in process.
+        // The journal, its writer, the monitors and their parsers, NodeService's quorum gating,
+        // in process.
         .testTarget(
             name: "HamnServiceTests",
             dependencies: [
-                "RulesParser", "RecoveryPrograms", "RulesEngine", "HamnConfiguration", "HamnService",
+                "RulesParser", "RecoveryPrograms", "RulesEngine", "HamnConfiguration", "ClusterTransport",
+                "HamnService",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -174,14 +178,11 @@ let package = Package(
             dependencies: ["CPGTestSupport", "CorosyncTransport", "RulesEngine"],
             path: "Tests/CPGPeer"
         ),
-        // The coordinator, barriers, membership, partitions, the wire format; NodeService's
-        // quorum gating (it shares this target's helpers).
+        // The coordinator, barriers, membership, partitions, fencing, the wire format: the pure
+        // core only.
         .testTarget(
             name: "BarrierTests",
-            dependencies: [
-                "RulesParser", "RecoveryPrograms", "HamnYAML", "RulesEngine", "ClusterTransport",
-                "HamnConfiguration", "HamnService", .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["RulesParser", "RecoveryPrograms", "HamnYAML", "RulesEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]

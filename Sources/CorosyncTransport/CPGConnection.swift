@@ -77,6 +77,8 @@ public struct CSError: Sendable, Hashable, CustomStringConvertible {
 }
 
 public enum CPGError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A Corosync client library cannot be loaded (dlopen or dlsym failed): not installed, or broken.
+    case libraryMissing(library: String, package: String, reason: String)
     /// corosync is not running on this node (or refuses this client): connecting failed.
     case notRunning(function: String, error: CSError)
     /// A corosync call failed.
@@ -94,6 +96,8 @@ public enum CPGError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .libraryMissing(let library, let package, let reason):
+            "cannot load \(library), which the corosync transport needs (Debian package \(package)): \(reason)"
         case .notRunning(let function, let error):
             "cannot connect to corosync (\(function): \(error.name)): is corosync running on this node?"
         case .call(let function, let error):
@@ -116,7 +120,7 @@ public enum CPGError: Error, Sendable, Equatable, CustomStringConvertible {
 public final class CPGConnection: Sendable {
     private let core: CPGCore
 
-    /// Connects to the local corosync (cpg_model_initialize with deliver, confchg and totem confchg callbacks; cpg_context_set to reach Swift state from C), joins `group`, and dispatches it on a thread of its own (an `EventLoopThread`: poll on cpg_fd_get and the votequorum fd, cpg_dispatch(CS_DISPATCH_ALL)) feeding `events`. Throws a clear error (with the cs_error_t name) when corosync is not running. `trackQuorum: false` skips votequorum (e.g. for a raw test client).
+    /// Connects to the local corosync (cpg_model_initialize with deliver, confchg and totem confchg callbacks; cpg_context_set to reach Swift state from C), joins `group`, and dispatches it on a thread of its own (an `EventLoopThread`: poll on cpg_fd_get and the votequorum fd, cpg_dispatch(CS_DISPATCH_ALL)) feeding `events`. Throws a clear error (with the cs_error_t name) when corosync is not running, and `CPGError.libraryMissing` when libcpg or libvotequorum cannot be loaded (they are opened on the first connection: `CorosyncLibrary`). `trackQuorum: false` skips votequorum (e.g. for a raw test client).
     public init(group: String, trackQuorum: Bool = true) throws {
         core = try CPGCore(group: group, trackQuorum: trackQuorum, handler: nil, loop: nil)
     }
@@ -192,6 +196,8 @@ struct CPGState: Sendable {
 }
 
 final class CPGCore: EventLoopSource {
+    /// libcpg's and libvotequorum's functions.
+    let api: CorosyncLibrary
     let cpgHandle: cpg_handle_t
     let quorumHandle: votequorum_handle_t?
     let cpgFD: Int32
@@ -217,6 +223,9 @@ final class CPGCore: EventLoopSource {
     static let tryAgainLimit: UInt64 = 30_000_000_000
 
     init(group: String, trackQuorum: Bool, handler: (@Sendable (CPGEvent?) -> Void)?, loop: EventLoopThread?) throws {
+        // First, before any thread starts: without the libraries there is nothing to connect with.
+        let api = try CorosyncLibrary.shared()
+        self.api = api
         self.handler = handler
         let theLoop: EventLoopThread
         if let loop {
@@ -256,7 +265,7 @@ final class CPGCore: EventLoopSource {
         }
         model.flags = UInt32(CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF)
         let initialized = withUnsafeMutablePointer(to: &model) { pointer in
-            cpg_model_initialize(
+            api.cpg_model_initialize(
                 &handle, CPG_MODEL_V1, UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: cpg_model_data_t.self),
                 nil)
         }
@@ -264,22 +273,22 @@ final class CPGCore: EventLoopSource {
             throw CPGError.notRunning(function: "cpg_model_initialize", error: CSError(initialized))
         }
         cpgHandle = handle
-        var cleanup: [() -> Void] = [{ _ = cpg_finalize(handle) }]
+        var cleanup: [() -> Void] = [{ _ = api.cpg_finalize(handle) }]
         func fail(_ error: CPGError) -> CPGError {
             for step in cleanup.reversed() { step() }
             return error
         }
 
         var nodeID: UInt32 = 0
-        let got = cpg_local_get(handle, &nodeID)
+        let got = api.cpg_local_get(handle, &nodeID)
         guard got == CS_OK else { throw fail(.call(function: "cpg_local_get", error: CSError(got))) }
         local = CPGAddress(nodeID: nodeID, pid: UInt32(getpid()))
         var atomic: UInt32 = 0
-        let sized = cpg_max_atomic_msgsize_get(handle, &atomic)
+        let sized = api.cpg_max_atomic_msgsize_get(handle, &atomic)
         guard sized == CS_OK else { throw fail(.call(function: "cpg_max_atomic_msgsize_get", error: CSError(sized))) }
         maxMessageSize = Int(atomic)
         var fd: Int32 = -1
-        let fdResult = cpg_fd_get(handle, &fd)
+        let fdResult = api.cpg_fd_get(handle, &fd)
         guard fdResult == CS_OK else { throw fail(.call(function: "cpg_fd_get", error: CSError(fdResult))) }
         cpgFD = fd
 
@@ -289,13 +298,13 @@ final class CPGCore: EventLoopSource {
             callbacks.votequorum_quorum_notify_fn = { handle, _, quorate, _, _ in
                 CPGCore.from(quorum: handle)?.quorumChanged(quorate != 0)
             }
-            let result = votequorum_initialize(&quorum, &callbacks)
+            let result = api.votequorum_initialize(&quorum, &callbacks)
             guard result == CS_OK else {
                 throw fail(.notRunning(function: "votequorum_initialize", error: CSError(result)))
             }
-            cleanup.append { _ = votequorum_finalize(quorum) }
+            cleanup.append { _ = api.votequorum_finalize(quorum) }
             var quorumFD: Int32 = -1
-            let fdResult = votequorum_fd_get(quorum, &quorumFD)
+            let fdResult = api.votequorum_fd_get(quorum, &quorumFD)
             guard fdResult == CS_OK else { throw fail(.call(function: "votequorum_fd_get", error: CSError(fdResult))) }
             quorumHandle = quorum
             self.quorumFD = quorumFD
@@ -308,10 +317,10 @@ final class CPGCore: EventLoopSource {
 
         // From here on the callbacks can find this object.
         let context = Unmanaged.passUnretained(self).toOpaque()
-        _ = cpg_context_set(handle, context)
+        _ = api.cpg_context_set(handle, context)
         if let quorumHandle {
-            _ = votequorum_context_set(quorumHandle, context)
-            let tracked = votequorum_trackstart(quorumHandle, 0, UInt32(CS_TRACK_CHANGES | CS_TRACK_CURRENT))
+            _ = api.votequorum_context_set(quorumHandle, context)
+            let tracked = api.votequorum_trackstart(quorumHandle, 0, UInt32(CS_TRACK_CHANGES | CS_TRACK_CURRENT))
             guard tracked == CS_OK else {
                 throw fail(.call(function: "votequorum_trackstart", error: CSError(tracked)))
             }
@@ -319,14 +328,14 @@ final class CPGCore: EventLoopSource {
 
         var name = cpg_name()
         Self.fill(&name, group)
-        var joined = cpg_join(handle, &name)
+        var joined = api.cpg_join(handle, &name)
         var delay: UInt32 = 1_000
         var tries = 0
         while joined == CS_ERR_TRY_AGAIN, tries < 300 {
             usleep(delay)
             delay = min(delay * 2, 100_000)
             tries += 1
-            joined = cpg_join(handle, &name)
+            joined = api.cpg_join(handle, &name)
         }
         guard joined == CS_OK else { throw fail(.call(function: "cpg_join", error: CSError(joined))) }
 
@@ -338,13 +347,16 @@ final class CPGCore: EventLoopSource {
 
     static func from(cpg handle: cpg_handle_t) -> CPGCore? {
         var context: UnsafeMutableRawPointer?
-        guard cpg_context_get(handle, &context) == CS_OK, let context else { return nil }
+        guard let api = CorosyncLibrary.opened, api.cpg_context_get(handle, &context) == CS_OK, let context else {
+            return nil
+        }
         return Unmanaged<CPGCore>.fromOpaque(context).takeUnretainedValue()
     }
 
     static func from(quorum handle: votequorum_handle_t) -> CPGCore? {
         var context: UnsafeMutableRawPointer?
-        guard votequorum_context_get(handle, &context) == CS_OK, let context else { return nil }
+        guard let api = CorosyncLibrary.opened, api.votequorum_context_get(handle, &context) == CS_OK, let context
+        else { return nil }
         return Unmanaged<CPGCore>.fromOpaque(context).takeUnretainedValue()
     }
 
@@ -402,7 +414,7 @@ final class CPGCore: EventLoopSource {
         // change it goes with (a partition without quorum must not look quorate for a moment).
         if let quorumHandle {
             var info = votequorum_info()
-            if votequorum_getinfo(quorumHandle, local.nodeID, &info) == CS_OK {
+            if api.votequorum_getinfo(quorumHandle, local.nodeID, &info) == CS_OK {
                 quorumChanged(info.flags & UInt32(VOTEQUORUM_INFO_QUORATE) != 0)
             }
         }
@@ -439,12 +451,14 @@ final class CPGCore: EventLoopSource {
     func ready(_ revents: [Int16]) {
         guard state.withLock({ $0.phase.dispatches }) else { return }
         // CPG first: it carries the group's order; then votequorum.
-        if revents[0] != 0, !dispatch("cpg_dispatch", "CPG", revents[0], { cpg_dispatch(cpgHandle, CS_DISPATCH_ALL) }) {
+        if revents[0] != 0,
+            !dispatch("cpg_dispatch", "CPG", revents[0], { api.cpg_dispatch(cpgHandle, CS_DISPATCH_ALL) })
+        {
             return
         }
         if revents.count > 1, revents[1] != 0, let quorumHandle {
             _ = dispatch("votequorum_dispatch", "votequorum", revents[1]) {
-                votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL)
+                api.votequorum_dispatch(quorumHandle, CS_DISPATCH_ALL)
             }
         }
     }
@@ -495,7 +509,7 @@ final class CPGCore: EventLoopSource {
                         iov_base: buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
                             ?? UnsafeMutableRawPointer(empty),
                         iov_len: buffer.count)
-                    return cpg_mcast_joined(cpgHandle, CPG_TYPE_AGREED, &vector, 1)
+                    return api.cpg_mcast_joined(cpgHandle, CPG_TYPE_AGREED, &vector, 1)
                 }
             }
         }
@@ -512,12 +526,12 @@ final class CPGCore: EventLoopSource {
         requests.withLock { _ in
             var name = cpg_name()
             Self.fill(&name, groupName)
-            var result = cpg_leave(cpgHandle, &name)
+            var result = api.cpg_leave(cpgHandle, &name)
             var tries = 0
             while result == CS_ERR_TRY_AGAIN, tries < 100 {
                 usleep(10_000)
                 tries += 1
-                result = cpg_leave(cpgHandle, &name)
+                result = api.cpg_leave(cpgHandle, &name)
             }
         }
         // The loop now waits with a timeout: wake it so it sees the deadline.
@@ -530,8 +544,8 @@ final class CPGCore: EventLoopSource {
         loop.remove(self)
         if ownsLoop { loop.stop() }
         requests.withLock { _ in
-            _ = cpg_finalize(cpgHandle)
-            if let quorumHandle { _ = votequorum_finalize(quorumHandle) }
+            _ = api.cpg_finalize(cpgHandle)
+            if let quorumHandle { _ = api.votequorum_finalize(quorumHandle) }
         }
         finish(.finalized)
     }

@@ -81,6 +81,10 @@ public enum ServiceRunner {
                     "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))"
                 )
                 transport = corosync
+            } catch CPGError.libraryMissing(let library, let package, let reason) {
+                // Not a question of corosync running: the client library is not there.
+                throw Failure(
+                    message: "\(CPGError.libraryMissing(library: library, package: package, reason: reason))")
             } catch {
                 throw Failure(
                     message:

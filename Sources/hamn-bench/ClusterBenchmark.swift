@@ -15,6 +15,11 @@ import Foundation
 /// - Failover: kill -9 of node 3's corosync and engine, to the first `TE_FAIL_NODE` command on
 ///   a survivor, beside corosync's own membership time (the survivors' log line "A new
 ///   membership ... was formed" after the kill).
+/// - Failover with fencing: the same kill with a fence device per node, a stand-in agent that
+///   powers the namespace node off (kill -9 of its engine and corosync, as FencingTests' agent)
+///   and records when it started and ended; the takeover waits for the fence. Reported: kill ->
+///   agent started -> agent done (the fence) -> first takeover command; what the engine adds
+///   is the whole minus corosync's membership time minus the agent's own time.
 struct ClusterBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
@@ -23,7 +28,7 @@ struct ClusterBenchmark: ParsableCommand {
             Needs root, corosync and scripts/ns-cluster (found from the repository this binary \
             was built in, or --ns-cluster). Runs the release hamn-events beside this binary \
             unless --binary is given. Targets: barrier p99 < 5 ms; the engine adds < 100 ms to \
-            corosync's membership time.
+            corosync's membership time, and < 50 ms besides the fence agent's own time when fencing.
             """
     )
 
@@ -33,6 +38,7 @@ struct ClusterBenchmark: ParsableCommand {
     @Option(help: "Events run (each with --barriers barriers).") var events = 3
     @Option(help: "Corosync token timeout, ms.") var token = 1000
     @Option(help: "Failovers measured (a fresh cluster each).") var failovers = 2
+    @Option(help: "Failovers with fencing measured (a fresh cluster each).") var fencedFailovers = 2
     @Option(help: "The hamn-events binary.") var binary: String?
     @Option(name: .customLong("ns-cluster"), help: "scripts/ns-cluster.") var nsCluster: String?
     @Option(help: "Keep the work directory here.") var keep: String?
@@ -60,7 +66,12 @@ struct ClusterBenchmark: ParsableCommand {
         var failoverRuns: [Failover] = []
         for index in 0..<failovers {
             progress("failover \(index + 1) of \(failovers)")
-            failoverRuns.append(try failover(tools, stamp, root: root + "/failover\(index)"))
+            failoverRuns.append(try failover(tools, stamp, root: root + "/failover\(index)", fencing: false))
+        }
+        var fencedRuns: [Failover] = []
+        for index in 0..<fencedFailovers {
+            progress("failover with fencing \(index + 1) of \(fencedFailovers)")
+            fencedRuns.append(try failover(tools, stamp, root: root + "/fenced\(index)", fencing: true))
         }
         let report = Report(
             barriers: barriers * events, baseline: Summary(baseline.commandToCommand),
@@ -68,7 +79,7 @@ struct ClusterBenchmark: ParsableCommand {
             shared: shared.map { Summary($0.commandToCommand) },
             engineBaseline: Summary(baseline.engine), engineCluster: Summary(cluster.engine),
             engineShared: shared.map { Summary($0.engine) }, cpgFloor: Summary(floor),
-            failovers: failoverRuns,
+            failovers: failoverRuns, fencedFailovers: fencedRuns,
             token: token, load: loadAverage())
         switch format {
         case .text: print(report.text)
@@ -198,20 +209,28 @@ struct ClusterBenchmark: ParsableCommand {
         var failover: Double
         /// kill -9 to the survivors' corosync logging the new membership, seconds.
         var corosyncMembership: Double?
-        var engineAdds: Double? { corosyncMembership.map { failover - $0 } }
+        /// With fencing: kill -9 to the stand-in agent's start and to its end (the node is off), seconds.
+        var agentStarted: Double?
+        var agentDone: Double?
+        /// The agent's own time, seconds.
+        var agent: Double? { agentStarted.flatMap { start in agentDone.map { $0 - start } } }
+        /// Besides corosync's membership time and the agent's own time.
+        var engineAdds: Double? { corosyncMembership.map { failover - $0 - (agent ?? 0) } }
     }
 
-    private func failover(_ tools: Tools, _ stamp: String, root: String) throws -> Failover {
+    private func failover(_ tools: Tools, _ stamp: String, root: String, fencing: Bool) throws -> Failover {
         let setup = try Setup(root: root, stamp: stamp, barriers: 1)
         let nodes = ["n1", "n2", "n3"]
         let cluster = try NamespaceCluster.up(tools, directory: root + "/ns", nodes: 3, token: token)
         defer { cluster.down() }
+        let fence = fencing ? try FenceAgent.write(tools, setup: setup, cluster: cluster, nodes: nodes) : nil
         var engines: [Engine] = []
         defer { for engine in engines { engine.stop() } }
         for (index, name) in nodes.enumerated() {
             engines.append(
                 try Engine.start(
-                    tools, setup: setup, name: name, nodes: nodes, corosyncNode: index + 1, cluster: cluster))
+                    tools, setup: setup, name: name, nodes: nodes, corosyncNode: index + 1, cluster: cluster,
+                    extra: fence?.yaml ?? "fencing: none"))
         }
         try waitFor("members \(nodes)", seconds: 60) { engines.allSatisfy { $0.members(tools) == nodes } }
         Thread.sleep(forTimeInterval: 1)
@@ -221,7 +240,19 @@ struct ClusterBenchmark: ParsableCommand {
         try waitFor("TE_FAIL_NODE on a survivor", seconds: 60) { !Stamp.read(setup.failStamps).isEmpty }
         let first = Stamp.read(setup.failStamps).map(\.time).min()!
         let membership = [1, 2].compactMap { cluster.membershipLogged(node: $0, after: killed) }.min()
-        return Failover(failover: first - killed, corosyncMembership: membership.map { $0 - killed })
+        var run = Failover(failover: first - killed, corosyncMembership: membership.map { $0 - killed })
+        if let fence {
+            let runs = fence.runs()
+            guard runs.count == 1, let agent = runs.first, agent.plug == "3" else {
+                throw BenchError("the fence agent ran \(runs.count) times (\(runs)), not once for node 3")
+            }
+            guard agent.end <= first else {
+                throw BenchError("the takeover's first command started before the fence ended")
+            }
+            run.agentStarted = agent.start - killed
+            run.agentDone = agent.end - killed
+        }
+        return run
     }
 
     private func waitFor(_ what: String, seconds: Double, _ condition: () -> Bool) throws {
@@ -411,6 +442,68 @@ private final class NamespaceCluster {
     }
 }
 
+/// The stand-in fence agent (fence-agents' convention: `key=value` lines on standard input, exit
+/// 0 when done): for `plug=N` it powers namespace node N off as FencingTests' agent does (kill -9
+/// of that node's engine, then `ns-cluster kill` of its corosync, which may be dead already), and
+/// appends "PLUG START END" (CLOCK_REALTIME, seconds) to its log.
+private struct FenceAgent {
+    struct Run: CustomStringConvertible {
+        var plug: String
+        var start: Double
+        var end: Double
+        var description: String { "plug \(plug) \(start)...\(end)" }
+    }
+
+    var path: String
+    var log: String
+    var yaml: String
+
+    static func write(_ tools: Tools, setup: Setup, cluster: NamespaceCluster, nodes: [String]) throws -> FenceAgent {
+        let path = setup.root + "/fence-agent"
+        let log = setup.root + "/fence-runs"
+        var outlets = ""
+        for (index, name) in nodes.enumerated() {
+            // The engine's process as Engine.kill finds it; the paths have no quote in them.
+            outlets += """
+                \(index + 1))
+                    pkill -9 -f 'run --config \(setup.root)/\(name).yaml'
+                    '\(tools.nsCluster)' kill '\(cluster.directory)' \(index + 1) || true
+                    ;;
+
+                """
+        }
+        try """
+        #!/bin/sh
+        # hamn-bench's stand-in fence agent: powers a namespace node off.
+        start=$(date +%s.%N)
+        plug=$(sed -n 's/^plug=//p')
+        case "$plug" in
+        \(outlets)*) echo "no outlet '$plug'" >&2; exit 1 ;;
+        esac >/dev/null 2>&1
+        echo "$plug $start $(date +%s.%N)" >>\(log)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        var lines = ["fencing:", "  attempts: 1", "  devices:"]
+        for (index, name) in nodes.enumerated() {
+            lines += [
+                "    \(name):", "      agent: \(path)", "      action: off", "      timeout: 30s", "      options:",
+                "        plug: \"\(index + 1)\"",
+            ]
+        }
+        return FenceAgent(path: path, log: log, yaml: lines.joined(separator: "\n"))
+    }
+
+    /// The agent's runs so far, in the order they ended.
+    func runs() -> [Run] {
+        guard let data = FileManager.default.contents(atPath: log) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, let start = Double(fields[1]), let end = Double(fields[2]) else { return nil }
+            return Run(plug: String(fields[0]), start: start, end: end)
+        }
+    }
+}
+
 private final class Engine {
     let name: String
     let configuration: String
@@ -425,7 +518,8 @@ private final class Engine {
     }
 
     static func start(
-        _ tools: Tools, setup: Setup, name: String, nodes: [String], corosyncNode: Int?, cluster: NamespaceCluster?
+        _ tools: Tools, setup: Setup, name: String, nodes: [String], corosyncNode: Int?, cluster: NamespaceCluster?,
+        extra: String = ""
     ) throws -> Engine {
         let configuration = setup.root + "/\(name).yaml"
         let socket = setup.root + "/\(name).sock"
@@ -440,6 +534,7 @@ private final class Engine {
         rules: \(setup.rules)
         journal: \(setup.root)/\(name).sqlite
         socket: \(socket)
+        \(extra)
         """.write(toFile: configuration, atomically: true, encoding: .utf8)
         let process = Process()
         if let corosyncNode, let cluster {
@@ -511,6 +606,7 @@ private struct Report: Encodable {
     var engineShared: Summary?
     var cpgFloor: Summary
     var failovers: [ClusterBenchmark.Failover]
+    var fencedFailovers: [ClusterBenchmark.Failover]
     var token: Int
     var load: String
 
@@ -548,6 +644,19 @@ private struct Report: Encodable {
             let adds = run.engineAdds.map { String(format: "%.0f ms", $0 * 1000) } ?? "?"
             lines.append(
                 "  run \(index + 1): \(String(format: "%.3f s", run.failover)); corosync's membership \(membership); the engine adds \(adds)"
+            )
+        }
+        if !fencedFailovers.isEmpty {
+            lines.append(
+                "failover with fencing: kill -9 of node 3 -> the stand-in agent powers it off -> first TE_FAIL_NODE command on a survivor"
+            )
+        }
+        for (index, run) in fencedFailovers.enumerated() {
+            func s(_ value: Double?) -> String { value.map { String(format: "%.3f s", $0) } ?? "?" }
+            func ms(_ value: Double?) -> String { value.map { String(format: "%.0f ms", $0 * 1000) } ?? "?" }
+            let adds = run.engineAdds.map { String(format: "%.0f ms", $0 * 1000) } ?? "?"
+            lines.append(
+                "  run \(index + 1): \(s(run.failover)); corosync's membership \(s(run.corosyncMembership)), agent started \(s(run.agentStarted)), fence done \(s(run.agentDone)) (the agent's own \(ms(run.agent))); the engine adds \(adds): membership -> agent \(ms(run.agentStarted.flatMap { start in run.corosyncMembership.map { start - $0 } })), fence done -> command \(ms(run.agentDone.map { run.failover - $0 }))"
             )
         }
         lines.append("load average: \(load)")

@@ -3,7 +3,9 @@ import Foundation
 import HamnConfiguration
 import HamnService
 import Logging
+import RecoveryPrograms
 import RulesEngine
+import RulesParser
 import Synchronization
 import Testing
 
@@ -53,6 +55,19 @@ private final class NotesJournal: EventJournal {
     }
     func historyReport(limit: Int) throws -> (text: String, json: String) { ("", "[]") }
     func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] { [] }
+}
+
+/// A rule book from (name, state, .rp text) triples; each .rp must parse cleanly.
+private func ruleBook(_ entries: [(String, Int, String)]) -> RuleBook {
+    RuleBook(
+        entries.map { name, state, text in
+            let (program, diagnostics) = RecoveryProgramParser.parse(text, file: "\(name).rp")
+            precondition(diagnostics.allSatisfy { $0.severity == .warning }, "\(diagnostics)")
+            let definition = EventDefinition(
+                trigger: .init(name: name, state: state), displayName: name, recoveryProgram: "/rp/\(name)_\(state).rp",
+                recoveryType: 2, recoveryLevel: 0, monitoring: nil, line: 1, recoveryProgramLine: 3)
+            return RuleBook.Rule(definition: definition, program: program)
+        })
 }
 
 private func eventually(_ seconds: Double, _ condition: () -> Bool) async -> Bool {
