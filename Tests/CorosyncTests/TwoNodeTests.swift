@@ -300,6 +300,54 @@ struct TwoNodeTests {
         }
     }
 
+    /// n2's device: a delay of 8 s. During it the administrator pulls n2's plug and confirms
+    /// it down on n1: the takeover runs at once, and when the delay is over n1 runs no agent.
+    @Test(
+        "a fence confirmed while its delay runs: the takeover goes on at the confirm, and no agent runs after the delay",
+        .timeLimit(.minutes(3)))
+    func confirmedDuringDelay() throws {
+        try withCluster(corosyncNodes: 2, nodes: ["n1", "n2"], twoNode: true) { cluster in
+            let setup = try TwoNodeSetup(cluster)
+            try setup.start(
+                setup.yaml(
+                    n1: TwoNodeDevice(delay: "60s", action: "off"), n2: TwoNodeDevice(delay: "8s", action: "off")))
+            try cluster.link(2, up: false)
+            try waitUntil("n1 decided to fence n2", timeout: .seconds(20), observed: setup.observed) {
+                journalLines(cluster, "n1").contains { $0.text.hasPrefix("fencing n2, attempt 1: ") }
+            }
+            // The administrator makes sure n2 is down (its power pulled), then says so.
+            let pulled = try runTool(EngineCluster.script, ["poweroff", cluster.clusterDirectory, "2"])
+            try #require(pulled.status == 0, "\(pulled)")
+            let confirm = try cluster.cli("n1", ["fence", "confirm", "n2"])
+            #expect(
+                confirm.status == 0 && confirm.out.contains("n2 confirmed down: its takeover may run"), "\(confirm)")
+            try waitUntil("the takeover of n2", timeout: .seconds(10), observed: setup.observed) {
+                setup.takeovers().count == 1
+            }
+            // The delay ends: n1 sees the fence was settled and runs nothing.
+            try waitUntil("n1's delay over", timeout: .seconds(20), observed: setup.observed) {
+                journalLines(cluster, "n1").contains {
+                    $0.text == "fencing n2, attempt 1: not needed any more, the agent is not run"
+                }
+            }
+            #expect(setup.runs().isEmpty, "\(setup.runs())")
+            #expect(setup.takeovers().map(\.node) == ["n1"], "\(setup.takeovers())")
+            // The next fence of n2 runs its agent again (nothing left marked as running).
+            try cluster.link(2, up: true)
+            try cluster.startCorosync(2)
+            try cluster.waitCorosync(members: 2)
+            try cluster.restartEngine("n2")
+            try waitUntil("both in again", timeout: .seconds(60), observed: setup.observed) {
+                twoNodeSettled(cluster, ["n1", "n2"])
+            }
+            cluster.killEngine("n2")
+            try waitUntil("n2 fenced by its agent this time", timeout: .seconds(30), observed: setup.observed) {
+                setup.runs().filter { $0.input["nodename"] == "n2" && $0.end != nil }.count == 1
+                    && setup.takeovers().count == 2
+            }
+        }
+    }
+
     /// n1's device: the default action (reboot); n2's a delay of 3 s, so n2 wins. n1 is rebooted:
     /// its corosync comes back while the link is still cut, without quorum (wait_for_all), and
     /// its engine waits for quorum before it joins. Once the link is back it joins n2's cluster;
