@@ -550,3 +550,49 @@ final class CPGCore: EventLoopSource {
         finish(.finalized)
     }
 }
+
+/// votequorum's view of this node, read once without joining any group: what the service checks
+/// before it joins (`CorosyncTransport.waitForQuorumIfWaitingForAll`).
+public struct VotequorumStatus: Sendable, Hashable {
+    /// votequorum's quorate flag for this node.
+    public var quorate: Bool
+    /// `wait_for_all` is in force (set, or implied by `two_node`).
+    public var waitForAll: Bool
+    /// `two_node: 1`.
+    public var twoNode: Bool
+
+    public init(quorate: Bool, waitForAll: Bool, twoNode: Bool) {
+        self.quorate = quorate
+        self.waitForAll = waitForAll
+        self.twoNode = twoNode
+    }
+
+    /// Reads it: cpg_local_get for this node's id, votequorum_getinfo for its flags. Throws
+    /// `CPGError.notRunning` when corosync is not running.
+    public static func read() throws -> VotequorumStatus {
+        var cpg: cpg_handle_t = 0
+        var callbacks = cpg_callbacks_t()
+        let initialized = cpg_initialize(&cpg, &callbacks)
+        guard initialized == CS_OK else {
+            throw CPGError.notRunning(function: "cpg_initialize", error: CSError(initialized))
+        }
+        defer { _ = cpg_finalize(cpg) }
+        var nodeID: UInt32 = 0
+        let got = cpg_local_get(cpg, &nodeID)
+        guard got == CS_OK else { throw CPGError.call(function: "cpg_local_get", error: CSError(got)) }
+        var quorum: votequorum_handle_t = 0
+        var quorumCallbacks = votequorum_callbacks_t()
+        let opened = votequorum_initialize(&quorum, &quorumCallbacks)
+        guard opened == CS_OK else {
+            throw CPGError.notRunning(function: "votequorum_initialize", error: CSError(opened))
+        }
+        defer { _ = votequorum_finalize(quorum) }
+        var info = votequorum_info()
+        let read = votequorum_getinfo(quorum, nodeID, &info)
+        guard read == CS_OK else { throw CPGError.call(function: "votequorum_getinfo", error: CSError(read)) }
+        return VotequorumStatus(
+            quorate: info.flags & UInt32(VOTEQUORUM_INFO_QUORATE) != 0,
+            waitForAll: info.flags & UInt32(VOTEQUORUM_INFO_WAIT_FOR_ALL) != 0,
+            twoNode: info.flags & UInt32(VOTEQUORUM_INFO_TWONODE) != 0)
+    }
+}

@@ -93,8 +93,9 @@ public struct ServiceConfiguration: Sendable {
         /// Seconds the agent may run before it is killed and the attempt counts as failed.
         public var timeout: Double = 60
         /// Seconds to wait before running it, plus a random part up to `delayMax` (Pacemaker's
-        /// `pcmk_delay_base` and `pcmk_delay_max`): in a two-node cluster the node whose device
-        /// has a delay loses the fence race.
+        /// `pcmk_delay_base` and `pcmk_delay_max`). The node that fences this one waits: in a
+        /// two-node cluster split 1|1 the node whose device has the delay wins the fence race
+        /// (the other is fenced first, while its own fence of this node still waits).
         public var delay: Double = 0
         public var delayMax: Double = 0
 

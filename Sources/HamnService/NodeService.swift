@@ -393,9 +393,23 @@ public actor NodeService {
             + Double.random(in: 0...max(0, device.delayMax))
         Task.detached { [weak self] in
             if pause > 0 { try? await Task.sleep(for: .seconds(pause)) }
+            guard let self, await self.fenceStillNeeded(request) else { return }
             let result = await Self.agent(for: device).run()
-            await self?.fenceFinished(request, result)
+            await self.fenceFinished(request, result)
         }
+    }
+
+    /// After the device's delay: whether this node is still to fence `request.node`. Not when
+    /// the fence was settled meanwhile (an administrator's `fence confirm`, or a heal showed the
+    /// node alive: its takeover was cancelled) or this node is stopping; then no agent runs.
+    private func fenceStillNeeded(_ request: FenceRequest) -> Bool {
+        let name = request.node.name
+        if phase.startsSegments, coordinator.state.pendingFences[name]?.fencer == configuration.node {
+            return true
+        }
+        coordinator.fenceNotRun(name)
+        note("fencing \(name), attempt \(request.attempt): not needed any more, the agent is not run", kind: "fence")
+        return false
     }
 
     /// What the cluster is told of an agent's run.

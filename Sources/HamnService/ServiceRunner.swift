@@ -74,6 +74,7 @@ public enum ServiceRunner {
             transport = await LoopbackTransport.alone(configuration.node)
         case .corosync:
             let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
+            await waitForQuorumBeforeJoining(journal: journal, logger: logger)
             do {
                 let corosync = try CorosyncTransport(
                     info: info, group: configuration.corosyncGroup, formTimeout: configuration.formTimeout, loop: loop)
@@ -160,6 +161,29 @@ public enum ServiceRunner {
         await service.closeJournal()
         logger.notice("hamn-events stopped")
     }
+}
+
+/// With votequorum's `wait_for_all` (set, or implied by `two_node`), a corosync that started
+/// is quorate only once it has seen every node. An engine that joined its group before then
+/// would found a cluster of its own beside the one running (its node just rebooted after a
+/// fence, the other's membership not merged yet), and the merge rule's tie (one engine each)
+/// would keep the side with the lower node number: perhaps the fresh one, stopping the engine
+/// that holds the takeover's resources. So the engine joins once quorate: by then corosync
+/// has merged, and it joins the running cluster. Without wait_for_all nothing waits (a lone
+/// engine founds a cluster and runs nothing until quorum, as before).
+private func waitForQuorumBeforeJoining(journal: any EventJournal, logger: Logger) async {
+    var announced = false
+    while let status = try? VotequorumStatus.read(), status.waitForAll, !status.quorate {
+        if !announced {
+            announced = true
+            let text =
+                "waiting for quorum before joining the cluster: corosync's wait_for_all\(status.twoNode ? " (two_node)" : ""): this node has not yet seen every node since corosync started"
+            logger.notice("\(text)")
+            try? journal.note(text, kind: "service", at: Date())
+        }
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+    if announced { logger.notice("quorate: joining the cluster") }
 }
 
 /// The node's service in the service group: deliveries, ticks, monitors, SIGHUP, SIGTERM and

@@ -36,7 +36,8 @@ final class EngineCluster: @unchecked Sendable {
     /// - Parameters:
     ///   - corosyncNodes: namespaces, one corosync each.
     ///   - nodes: the engines' node names (numbers from 1), all in the configuration.
-    init(corosyncNodes: Int, nodes: [String]) throws {
+    ///   - twoNode: votequorum's `two_node: 1` (`ns-cluster up --two-node`; 2 corosync nodes).
+    init(corosyncNodes: Int, nodes: [String], twoNode: Bool = false) throws {
         var template = Array((NSTemporaryDirectory() + "hamn-cpg-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw EngineClusterError("mkdtemp failed") }
         root = String(cString: made)
@@ -61,7 +62,9 @@ final class EngineCluster: @unchecked Sendable {
             echo "$HAMN_LOCAL_NODE $1 $HAMN_EVENT $HAMN_EVENT_NODE $start $end $policy" >> \(outputDirectory)/steps
             """, mode: 0o755)
         let prefix = "ht\(UInt32.random(in: 0..<0xFFFF))"
-        let up = try runTool(Self.script, ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix])
+        let up = try runTool(
+            Self.script,
+            ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix] + (twoNode ? ["--two-node"] : []))
         guard up.status == 0 else {
             tearDown()
             throw EngineClusterError("ns-cluster up failed (\(up.status)):\n\(up.out)\n\(up.err)")
@@ -117,7 +120,9 @@ final class EngineCluster: @unchecked Sendable {
 
     /// Starts again an engine that has ended (as systemd's `Restart=on-failure` would): the same
     /// configuration and journal; its log goes on in the same file after a `---- restarted` line.
-    func restartEngine(_ name: String) throws {
+    /// Without `waitForSocket`, returns once the process runs (an engine that waits for quorum
+    /// before it joins has no control socket yet).
+    func restartEngine(_ name: String, waitForSocket: Bool = true) throws {
         guard let corosyncNode = namespaces[name] else { throw EngineClusterError("engine \(name) was never started") }
         guard engineExitStatus(name) != nil else { throw EngineClusterError("engine \(name) is still running") }
         try? logs[name]?.close()
@@ -126,12 +131,12 @@ final class EngineCluster: @unchecked Sendable {
         handle.seekToEndOfFile()
         handle.write(Data("---- restarted\n".utf8))
         try? handle.close()
-        try launch(name, corosyncNode: corosyncNode)
+        try launch(name, corosyncNode: corosyncNode, waitForSocket: waitForSocket)
     }
 
     /// Runs `hamn-events run` for `name` (its configuration written), its output appended to its
     /// log, and waits for its control socket to answer.
-    private func launch(_ name: String, corosyncNode: Int) throws {
+    private func launch(_ name: String, corosyncNode: Int, waitForSocket: Bool = true) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.script)
         process.arguments = [
@@ -144,6 +149,7 @@ final class EngineCluster: @unchecked Sendable {
         try process.run()
         engines[name] = process
         logs[name] = log
+        guard waitForSocket else { return }
         // An engine that exits (a configuration it refuses) is not waited for.
         guard eventually(30, { !process.isRunning || (try? cli(name, ["status"]))?.status == 0 }), process.isRunning
         else {
@@ -240,6 +246,38 @@ final class EngineCluster: @unchecked Sendable {
         return parts.joined(separator: "\n")
     }
 
+    /// A shell command line that pulls the power of corosync namespace `corosyncNode`:
+    /// `ns-cluster poweroff`, kill -9 of every process in that namespace (its corosync, engines,
+    /// their commands and the fence agents they started), until none is left.
+    func powerOffEverythingCommand(corosyncNode: Int) -> String {
+        "'\(Self.script)' poweroff '\(clusterDirectory)' \(corosyncNode)"
+    }
+
+    func startCorosync(_ node: Int) throws {
+        let result = try runTool(Self.script, ["start", clusterDirectory, "\(node)"])
+        guard result.status == 0 else { throw EngineClusterError("ns-cluster start: \(result.err)") }
+    }
+
+    /// `corosync-quorumtool -s` on node `corosyncNode`: nil when its corosync does not answer,
+    /// else whether it is quorate.
+    func corosyncQuorate(_ corosyncNode: Int) -> Bool? {
+        guard
+            let result = try? runTool(
+                Self.script, ["exec", clusterDirectory, "\(corosyncNode)", "corosync-quorumtool", "-s"])
+        else { return nil }
+        switch result.status {
+        case 0: return true
+        case 2: return false
+        default: return nil
+        }
+    }
+
+    /// `ns-cluster wait`: every running corosync reports `members` members.
+    func waitCorosync(members: Int, seconds: Int = 30) throws {
+        let result = try runTool(Self.script, ["wait", clusterDirectory, "\(members)", "\(seconds)"])
+        guard result.status == 0 else { throw EngineClusterError("ns-cluster wait: \(result.err)") }
+    }
+
     /// What `ns-cluster status` says of node `corosyncNode`'s corosync: whether it runs.
     func corosyncRunning(_ corosyncNode: Int) -> Bool? {
         guard let result = try? runTool(Self.script, ["status", clusterDirectory]), result.status == 0 else {
@@ -330,8 +368,10 @@ struct EngineClusterError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` with a cluster, tearing it down whatever happens.
-func withCluster(corosyncNodes: Int, nodes: [String], _ body: (EngineCluster) throws -> Void) throws {
-    let cluster = try EngineCluster(corosyncNodes: corosyncNodes, nodes: nodes)
+func withCluster(
+    corosyncNodes: Int, nodes: [String], twoNode: Bool = false, _ body: (EngineCluster) throws -> Void
+) throws {
+    let cluster = try EngineCluster(corosyncNodes: corosyncNodes, nodes: nodes, twoNode: twoNode)
     defer { cluster.tearDown() }
     do {
         try body(cluster)

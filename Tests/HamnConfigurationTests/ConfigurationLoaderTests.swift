@@ -271,3 +271,41 @@ struct ConfigurationLoaderTests {
         }
     }
 }
+
+/// The configurations shipped with the samples: they load, and every node has a fence device
+/// (the xCAT HAMN document's section 8 step 2: the failed node is powered off at its BMC first).
+@Suite("shipped samples' hamn.yaml")
+struct SampleConfigurationTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    @Test(
+        "each loads, transport corosync, a fence_ipmilan device per node with a password file",
+        arguments: ["samples/xcat-hamn/etc/hamn/hamn.yaml", "samples/db2/etc/hamn/hamn.yaml"])
+    func fencesEveryNode(_ path: String) throws {
+        let text = try String(contentsOfFile: Self.repository + "/" + path, encoding: .utf8)
+        let configuration = try ConfigurationLoader.parse(
+            text, file: path,
+            defaults: .init(
+                hostName: "host", rules: "/etc/hamn/rules.hacmprd", rulesRoot: nil, stateDirectory: "/var/lib/h",
+                runtimeDirectory: "/run/h"))
+        #expect(configuration.transport == .corosync)
+        #expect(configuration.fencingWarning == nil)
+        guard case .devices(let devices, let attempts) = configuration.fencing else {
+            Issue.record("\(path): no fence devices")
+            return
+        }
+        #expect(attempts == 3)
+        #expect(Set(devices.keys) == Set(configuration.nodes.map(\.name)))
+        for (name, device) in devices {
+            #expect(device.agent == "/usr/sbin/fence_ipmilan", "\(name)")
+            #expect(device.options["lanplus"] == "1" && device.options["username"] == "admin", "\(name)")
+            #expect(device.options["ip"]?.hasPrefix("10.0.1.") == true, "\(name)")
+            #expect(device.passwordFile?.hasPrefix("/etc/hamn/fence/") == true, "\(name)")
+        }
+        if path.contains("xcat") {
+            // The two-node pair: the primary's device has the delay, so the primary wins a 1|1 split.
+            #expect(devices["aixmn1"]?.delay == 15 && devices["aixmn2"]?.delay == 0)
+        }
+    }
+}

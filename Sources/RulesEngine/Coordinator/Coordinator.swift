@@ -457,6 +457,12 @@ public struct Coordinator: Sendable {
         return effects
     }
 
+    /// This node did not run the agent it was asked to (`Effect.fence`): the fence was settled
+    /// while the device's delay ran. A later fence of that node may ask again.
+    public mutating func fenceNotRun(_ name: String) {
+        fencesRunning.remove(name)
+    }
+
     /// An outcome of a fence, from the node that ran the agent or took the administrator's word.
     private mutating func fenceOutcome(
         _ name: String, _ outcome: FenceOutcome, attempt: Int, from sender: ClusterNode, now: Double
