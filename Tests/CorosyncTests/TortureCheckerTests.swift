@@ -70,6 +70,35 @@ struct TortureCheckerTests {
             ])
     }
 
+    @Test(
+        "an acquire by an event that knew of the owner (a member, or the node taken over) is two owners; by one that did not, an owner outside the cluster"
+    )
+    func outsideTheCluster() {
+        let owner = TortureRecord(
+            node: "n1", action: .acquire, monotonic: 10, why: "TE_JOIN_NODE 0 n1 event 1 members n1")
+        let takeover = TortureRecord(
+            node: "n2", action: .acquire, monotonic: 20, why: "TE_FAIL_NODE 0 n1 event 3 members n2,n3")
+        let failback = TortureRecord(
+            node: "n2", action: .acquire, monotonic: 20, why: "TE_JOIN_NODE 0 n2 event 2 members n1,n2")
+        let founder = TortureRecord(
+            node: "n3", action: .acquire, monotonic: 20, why: "TE_JOIN_NODE 0 n3 event 1 members n3")
+        #expect(
+            TortureChecker.check([owner, takeover], settled: false) == [
+                .twoOwners(first: "n1", since: 10, second: "n2", at: 20)
+            ])
+        #expect(
+            TortureChecker.check([owner, failback], settled: false) == [
+                .twoOwners(first: "n1", since: 10, second: "n2", at: 20)
+            ])
+        let outside = TortureChecker.check([owner, founder], settled: false)
+        #expect(outside == [.ownerOutsideTheCluster(first: "n1", since: 10, second: "n3", at: 20)])
+        #expect(outside.allSatisfy(TortureChecker.isKnownGap))
+        #expect(!TortureChecker.isKnownGap(.twoOwners(first: "n1", since: 10, second: "n2", at: 20)))
+        // After the outsider's power-off, nothing.
+        let fenced = TortureRecord(node: "n1", action: .poweroff, monotonic: 15, why: "fenced")
+        #expect(TortureChecker.check([owner, fenced, founder]) == [])
+    }
+
     @Test("an acquire of what the node holds, a release of what it does not: inconsistent records")
     func inconsistent() {
         let twice = [record("n1", .acquire, 10), record("n1", .acquire, 20)]
