@@ -76,6 +76,23 @@ private enum TortureFault: Equatable, CustomStringConvertible {
         }
     }
 
+    /// "kill K, poweroff K, partition K…, heal, sigterm K, restart K", comma-separated.
+    static func parse(_ text: String) throws -> [TortureFault] {
+        try text.split(separator: ",").map { item in
+            let words = item.split(separator: " ").map(String.init)
+            let nodes = words.dropFirst().compactMap(Int.init).filter { (1...3).contains($0) }
+            switch (words.first, nodes.count) {
+            case ("kill", 1): return .killEngine(nodes[0])
+            case ("poweroff", 1): return .powerOff(nodes[0])
+            case ("partition", 1...3): return .partition(Set(nodes))
+            case ("heal", 0): return .heal
+            case ("sigterm", 1): return .sigterm(nodes[0])
+            case ("restart", 1): return .restart(nodes[0])
+            default: throw EngineClusterError("TORTURE_SCHEDULE: cannot read '\(item)'")
+            }
+        }
+    }
+
     /// The next fault and the wait after it (0.2 to 4 s).
     static func next(_ random: inout SeededGenerator) -> (TortureFault, Double) {
         let node = Int.random(in: 1...3, using: &random)
@@ -346,7 +363,8 @@ struct TortureTests {
             ProcessInfo.processInfo.environment["TORTURE_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...999_999)
         let seconds = tortureSeconds
         print(
-            "torture: seed \(seed), \(Int(seconds)) s of faults (replay: TORTURE_SEED=\(seed) TORTURE_SECONDS=\(Int(seconds)))"
+            ProcessInfo.processInfo.environment["TORTURE_SCHEDULE"].map { "torture: the written schedule \($0)" }
+                ?? "torture: seed \(seed), \(Int(seconds)) s of faults (replay: TORTURE_SEED=\(seed) TORTURE_SECONDS=\(Int(seconds)))"
         )
         let cluster = try EngineCluster(corosyncNodes: 3, nodes: nodeNames)
         var pids: [Int32] = []
@@ -367,9 +385,12 @@ struct TortureTests {
                 "the cluster did not form:\n\(cluster.engineLog("n1").suffix(3000))")
 
             var random = SeededGenerator(state: seed)
-            let end = Date().addingTimeInterval(seconds)
-            while Date() < end {
-                let (fault, wait) = TortureFault.next(&random)
+            // TORTURE_SCHEDULE replaces the random faults by a written list, each followed by
+            // 8 s (to replay a minimised schedule): e.g. "sigterm 2, sigterm 3, kill 1, restart 3".
+            var written = try ProcessInfo.processInfo.environment["TORTURE_SCHEDULE"].map(TortureFault.parse)
+            let end = Date().addingTimeInterval(written == nil ? seconds : 0)
+            while Date() < end || written?.isEmpty == false {
+                let (fault, wait) = written != nil ? (written!.removeFirst(), 8) : TortureFault.next(&random)
                 if try run.apply(fault) {
                     run.applied[fault.kind, default: 0] += 1
                     run.log("\(fault)")
