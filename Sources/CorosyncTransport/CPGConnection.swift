@@ -570,25 +570,31 @@ public struct VotequorumStatus: Sendable, Hashable {
     /// Reads it: cpg_local_get for this node's id, votequorum_getinfo for its flags. Throws
     /// `CPGError.notRunning` when corosync is not running.
     public static func read() throws -> VotequorumStatus {
+        let api = try CorosyncLibrary.shared()
         var cpg: cpg_handle_t = 0
-        var callbacks = cpg_callbacks_t()
-        let initialized = cpg_initialize(&cpg, &callbacks)
-        guard initialized == CS_OK else {
-            throw CPGError.notRunning(function: "cpg_initialize", error: CSError(initialized))
+        var model = cpg_model_v1_data_t()
+        model.model = CPG_MODEL_V1
+        let initialized = withUnsafeMutablePointer(to: &model) { pointer in
+            api.cpg_model_initialize(
+                &cpg, CPG_MODEL_V1, UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: cpg_model_data_t.self), nil
+            )
         }
-        defer { _ = cpg_finalize(cpg) }
+        guard initialized == CS_OK else {
+            throw CPGError.notRunning(function: "cpg_model_initialize", error: CSError(initialized))
+        }
+        defer { _ = api.cpg_finalize(cpg) }
         var nodeID: UInt32 = 0
-        let got = cpg_local_get(cpg, &nodeID)
+        let got = api.cpg_local_get(cpg, &nodeID)
         guard got == CS_OK else { throw CPGError.call(function: "cpg_local_get", error: CSError(got)) }
         var quorum: votequorum_handle_t = 0
         var quorumCallbacks = votequorum_callbacks_t()
-        let opened = votequorum_initialize(&quorum, &quorumCallbacks)
+        let opened = api.votequorum_initialize(&quorum, &quorumCallbacks)
         guard opened == CS_OK else {
             throw CPGError.notRunning(function: "votequorum_initialize", error: CSError(opened))
         }
-        defer { _ = votequorum_finalize(quorum) }
+        defer { _ = api.votequorum_finalize(quorum) }
         var info = votequorum_info()
-        let read = votequorum_getinfo(quorum, nodeID, &info)
+        let read = api.votequorum_getinfo(quorum, nodeID, &info)
         guard read == CS_OK else { throw CPGError.call(function: "votequorum_getinfo", error: CSError(read)) }
         return VotequorumStatus(
             quorate: info.flags & UInt32(VOTEQUORUM_INFO_QUORATE) != 0,

@@ -1,4 +1,5 @@
 import Foundation
+import RulesEngine
 import TestSupport
 import Testing
 
@@ -17,18 +18,6 @@ import Testing
 // A node's holding is a file of its own (out/held/NODE), cleared when the node is powered on
 // again (a reboot loses what a node held); the records go to out/records/NODE, one file per
 // node, fsync'd: `NODE acquire|release|poweroff MONOTONIC-NS WALL-NS WHY`.
-
-/// SplitMix64: the fault schedule is a function of the seed alone.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 private func monotonicNS() -> Int64 {
     var now = timespec()
@@ -387,7 +376,7 @@ struct TortureTests {
                 cluster.eventually(60) { run.settled() },
                 "the cluster did not form:\n\(cluster.engineLog("n1").suffix(3000))")
 
-            var random = SeededGenerator(state: seed)
+            var random = SeededGenerator(seed: seed)
             // TORTURE_SCHEDULE replaces the random faults by a written list, each followed by
             // 8 s (to replay a minimised schedule): e.g. "sigterm 2, sigterm 3, kill 1, restart 3".
             var written = try ProcessInfo.processInfo.environment["TORTURE_SCHEDULE"].map(TortureFault.parse)
