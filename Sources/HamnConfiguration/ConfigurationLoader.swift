@@ -275,11 +275,17 @@ public enum ConfigurationLoader {
             return .none
         }
         var attempts = 3
+        var window = FencingPolicy.defaultWindow
         var devices: [String: ServiceConfiguration.FenceDevice] = [:]
-        for (key, field) in try value.mapping(allowed: ["attempts", "devices"]) {
+        for (key, field) in try value.mapping(allowed: ["attempts", "devices", "join_window"]) {
             if key == "attempts" {
                 attempts = try field.int()
                 guard (1...100).contains(attempts) else { throw field.error("from 1 to 100") }
+                continue
+            }
+            if key == "join_window" {
+                window = try field.duration()
+                guard window >= 0, window <= 3600 else { throw field.error("from 0 to 1h") }
                 continue
             }
             for (name, item) in try field.mapping(allowed: nil) {
@@ -292,7 +298,7 @@ public enum ConfigurationLoader {
         guard !devices.isEmpty else {
             throw value.error("no devices: give a fence device per node, or write fencing: none")
         }
-        return .devices(devices, attempts: attempts)
+        return .devices(devices, attempts: attempts, joinWindow: window)
     }
 
     private static func parseFenceDevice(_ value: YAMLValue, node: String) throws(YAMLError)

@@ -112,15 +112,20 @@ public struct ServiceConfiguration: Sendable {
         case unset
         /// `fencing: none`: takeovers run unprotected, by the administrator's choice.
         case none
-        /// Fence devices by node name; attempts per fence before the takeover waits for an administrator.
-        case devices([String: FenceDevice], attempts: Int)
+        /// Fence devices by node name; attempts per fence before the takeover waits for an
+        /// administrator; seconds a node whose state is unknown has to join before it is fenced.
+        case devices([String: FenceDevice], attempts: Int, joinWindow: Double = FencingPolicy.defaultWindow)
     }
 
     public var fencing: Fencing = .unset
 
     /// What the coordinator applies: fence before takeover when there are devices.
     public var fencingPolicy: FencingPolicy {
-        if case .devices(_, let attempts) = fencing { FencingPolicy(enabled: true, attempts: attempts) } else { .none }
+        if case .devices(_, let attempts, let window) = fencing {
+            FencingPolicy(enabled: true, attempts: attempts, nodes: nodes, window: window)
+        } else {
+            .none
+        }
     }
 
     /// The warning a cluster without fencing gets at start, in `status` and in `validate --config`.

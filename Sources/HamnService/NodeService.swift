@@ -379,7 +379,7 @@ public actor NodeService {
     /// thread (after the device's delay, and a pause before a retry), then multicasts the outcome.
     private func startFence(_ request: FenceRequest) {
         let name = request.node.name
-        guard case .devices(let devices, _) = configuration.fencing, let device = devices[name] else {
+        guard case .devices(let devices, _, _) = configuration.fencing, let device = devices[name] else {
             note("fencing \(name): this node's configuration has no fence device for it", kind: "fence")
             send(
                 .fenceOutcome(
@@ -439,7 +439,7 @@ public actor NodeService {
         guard name != configuration.node.name else {
             return .failed(.invalidArgument, "fence: \(name) is this node")
         }
-        guard case .devices(let devices, _) = configuration.fencing, let device = devices[name] else {
+        guard case .devices(let devices, _, _) = configuration.fencing, let device = devices[name] else {
             return .failed(.notConfigured, "fence: no fence device for \(name) in this node's configuration")
         }
         note("fencing \(name) by hand: \(device.agent) action=\(device.action)", kind: "fence")

@@ -23,6 +23,7 @@ struct FencingTests {
         ("TE_FAIL_NODE", 1, "event \"release\" 0 NULL\n"),
         ("TE_EVENT_ERROR", 0, "other \"notify\" 0 NULL\n"),
         ("TE_JOIN_NODE", 0, "event \"acquire\" 0 NULL\n"),
+        ("u1", 0, "all \"work\" 0 NULL\n"),
     ])
     static let policy = FencingPolicy(enabled: true, attempts: 3)
 
@@ -66,7 +67,9 @@ struct FencingTests {
         }
     }
 
-    @Test("the rule: without quorum nothing starts; a takeover of an unfenced node waits; others run")
+    @Test(
+        "the rule: without quorum nothing starts; while a fence is pending no segment with commands starts, but notifications"
+    )
     func rule() {
         let takeover = ClusterEvent(
             id: 1, name: "TE_FAIL_NODE", state: 0, node: node(3), resource: nil, priority: 0, arrival: 1)
@@ -77,8 +80,16 @@ struct FencingTests {
         #expect(segmentHold(for: takeover, quorate: true, pendingFences: pending) == .fence(node(3)))
         #expect(segmentHold(for: takeover, quorate: true, pendingFences: [:]) == nil)
         #expect(segmentHold(for: takeover, quorate: false, pendingFences: [:]) == .quorum)
-        #expect(segmentHold(for: stop, quorate: true, pendingFences: pending) == nil)
-        #expect(segmentHold(for: other, quorate: true, pendingFences: pending) == nil)
+        // Any event waits while a node's state is unknown: it may hold what the event starts.
+        #expect(segmentHold(for: stop, quorate: true, pendingFences: pending) == .fence(node(3)))
+        #expect(segmentHold(for: other, quorate: true, pendingFences: pending) == .fence(node(3)))
+        let elsewhere = ClusterEvent(id: 4, name: "u1", state: 0, node: node(1), resource: nil, priority: 0, arrival: 4)
+        #expect(segmentHold(for: elsewhere, quorate: true, pendingFences: pending) == .fence(node(3)))
+        #expect(segmentHold(for: elsewhere, runsCommands: false, quorate: true, pendingFences: pending) == nil)
+        let notification = ClusterEvent(
+            id: 5, name: "TE_EVENT_ERROR", state: 0, node: node(3), resource: nil, priority: 0, arrival: 5)
+        #expect(segmentHold(for: notification, quorate: true, pendingFences: pending) == nil)
+        #expect(segmentHold(for: notification, quorate: false, pendingFences: pending) == .quorum)
     }
 
     @Test("a crashed node: the lowest member alone runs the agent; the takeover starts on no node before the outcome")
@@ -94,7 +105,8 @@ struct FencingTests {
         #expect(commands(e1).isEmpty && commands(e2).isEmpty)
         #expect(e1.contains(.journal(.fence(.needed(node: node(3), fencer: node(1))))))
         #expect(e2.contains(.journal(.fence(.waits(eventID: 1, name: "TE_FAIL_NODE", segment: 0, node: node(3))))))
-        #expect(n1.waitingForFence.count == 1 && n2.waitingForFence.count == 1)
+        // It waits queued: it starts, with the members there are then, once the node is down.
+        #expect(n1.state.current == nil && n1.state.queue.count == 1 && n2.state.queue.count == 1)
         // The outcome, at one place in the order: both start their share.
         let outcome = Delivery.message(from: node(1), .fenceOutcome(node: "n3", outcome: .fenced, attempt: 1))
         #expect(commands(n1.apply(outcome, now: 1)) == ["take"])
@@ -204,17 +216,72 @@ struct FencingTests {
         #expect(Set(sim.coordinators.values.map(\.state)).count == 1)
     }
 
-    @Test("a heal that shows the node alive before its fence: the fence is dropped and the takeover runs nothing")
-    func healDropsFence() {
+    @Test(
+        "a heal that shows the node alive before its fence: the takeover runs nothing; the node is fenced unless its engine joins within the window"
+    )
+    func healKeepsNodeOutside() {
         var n1 = coordinators(3)[0]
         _ = n1.apply(left(3, of: 3), now: 0)
         let effects = n1.apply(.merged(alive: [node(3)]), now: 1)
-        #expect(effects.contains(.journal(.fence(.dropped(node: node(3))))))
-        #expect(n1.state.pendingFences.isEmpty && n1.waitingForFence.isEmpty)
-        // Its share runs no command; the takeover ends, cancelled, at the barrier it reports.
-        #expect(effects.contains { if case .runSegment(let run) = $0 { run.commands.isEmpty } else { false } })
+        // The takeover, queued for the fence, is cancelled.
+        #expect(
+            effects.contains {
+                if case .journal(.finished(let event, .cancelled)) = $0 { event.name == "TE_FAIL_NODE" } else { false }
+            })
         #expect(commands(effects).isEmpty)
-        #expect(n1.state.current?.cancelled == true)
+        #expect(n1.state.current == nil && n1.state.queue.isEmpty)
+        // n3's engine lost the merge and stops, holding what it held: fenced after the window.
+        #expect(
+            effects.contains(.journal(.fence(.needed(node: node(3), fencer: node(1), reason: .outside, window: 30)))))
+        #expect(n1.state.pendingFences["n3"]?.reason == .outside)
+        #expect(fences(effects).isEmpty)  // the fence of n3 that was asked for is still running
+        n1.fenceNotRun("n3")
+        let user = Delivery.message(from: node(2), .raise(EventRequest(name: "u1", node: node(2))))
+        // Another event waits, queued, while n3's state is unknown.
+        let held = n1.apply(user, now: 3)
+        #expect(commands(held).isEmpty)
+        #expect(n1.state.current == nil && n1.state.queue.map(\.name) == ["u1"])
+        #expect(held.contains(.journal(.fence(.waits(eventID: 2, name: "u1", segment: 0, node: node(3))))))
+        // n3's engine starts again and joins: no fence; what waited runs.
+        let back = n1.apply(
+            .membership(MembershipChange(view: 2, members: nodes(3), joined: [node(3)], left: [])), now: 4)
+        #expect(back.contains(.journal(.fence(.dropped(node: node(3))))))
+        #expect(n1.state.pendingFences.isEmpty)
+        // u1 starts with the members there are now, n3 among them; then n3's TE_JOIN_NODE.
+        #expect(commands(back) == ["work"])
+        #expect(n1.state.current?.members == nodes(3))
+    }
+
+    @Test("startup fencing: a cluster that forms fences the nodes it does not see, unless they join within the window")
+    func startupFencing() {
+        let policy = FencingPolicy(enabled: true, attempts: 3, nodes: nodes(3), window: 30)
+        var n2 = Coordinator(local: node(2), rules: Self.rules, fencing: policy)
+        let formed = n2.apply(
+            .membership(MembershipChange(view: 1, members: [node(2)], joined: [node(2)], left: [])), now: 0)
+        #expect(
+            formed.contains(.journal(.fence(.needed(node: node(1), fencer: node(2), reason: .unseen, window: 30)))))
+        #expect(
+            formed.contains(.journal(.fence(.needed(node: node(3), fencer: node(2), reason: .unseen, window: 30)))))
+        // The window runs: no agent yet, not at 29 s either.
+        #expect(fences(formed).isEmpty)
+        #expect(n2.nextFenceDue == 30)
+        #expect(fences(n2.apply(.tick, now: 29)).isEmpty)
+        // Its own TE_JOIN_NODE (acquire) waits for both.
+        #expect(commands(formed).isEmpty)
+        #expect(formed.contains(.journal(.fence(.waits(eventID: 1, name: "TE_JOIN_NODE", segment: 0, node: node(1))))))
+        #expect(n2.state.current == nil)
+        // n3 joins in time: no fence for it; n1 is fenced.
+        let joined = n2.apply(
+            .membership(MembershipChange(view: 2, members: [node(2), node(3)], joined: [node(3)], left: [])), now: 5)
+        #expect(joined.contains(.journal(.fence(.dropped(node: node(3))))))
+        #expect(commands(joined).isEmpty)
+        // The window closes for n1 alone.
+        #expect(fences(n2.apply(.tick, now: 30)) == [FenceRequest(node: node(1), attempt: 1)])
+        #expect(n2.nextFenceDue == nil)
+        let fenced = n2.apply(
+            .message(from: node(2), .fenceOutcome(node: "n1", outcome: .fenced, attempt: 1)), now: 31)
+        #expect(commands(fenced) == ["acquire"])
+        #expect(n2.state.pendingFences.isEmpty)
     }
 
     @Test("a snapshot from an engine without fencing (no `fencing` key) still decodes")

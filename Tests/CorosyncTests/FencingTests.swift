@@ -396,8 +396,10 @@ struct FencingTests {
             }
             // No takeover command ran anywhere, though n3 went long ago.
             #expect(cluster.steps().filter { $0.event == "TE_FAIL_NODE" }.isEmpty, "\(cluster.steps())")
-            let running = cluster.status("n1")?["running"] as? [[String: Any]]
-            #expect(running?.first?["name"] as? String == "TE_FAIL_NODE", "\(statusText(cluster, "n1"))")
+            // The takeover waits queued: it starts, with the members there are then, once n3 is down.
+            let queue = cluster.status("n1")?["queue"] as? [[String: Any]]
+            #expect(queue?.first?["name"] as? String == "TE_FAIL_NODE", "\(statusText(cluster, "n1"))")
+            #expect((cluster.status("n1")?["running"] as? [Any])?.isEmpty ?? true, "\(statusText(cluster, "n1"))")
 
             // The administrator made sure n3 is down, on n2 (not the fencer).
             let confirmed = nowNS()

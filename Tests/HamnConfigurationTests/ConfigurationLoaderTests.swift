@@ -71,6 +71,7 @@ struct ConfigurationLoaderTests {
             transport: corosync
             fencing:
               attempts: 5
+              join_window: 45s
               devices:
                 aixmn1:
                   agent: /usr/sbin/fence_ipmilan
@@ -81,7 +82,7 @@ struct ConfigurationLoaderTests {
                 aixmn2: {agent: /usr/sbin/fence_ipmilan, options: {ip: 10.0.0.12}, action: off, delay_max: 5s}
             """
         let configuration = try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)
-        guard case .devices(let devices, let attempts) = configuration.fencing else {
+        guard case .devices(let devices, let attempts, _) = configuration.fencing else {
             Issue.record("no devices: \(configuration.fencing)")
             return
         }
@@ -91,7 +92,9 @@ struct ConfigurationLoaderTests {
         #expect(first.options == ["ip": "10.0.0.11", "username": "admin", "lanplus": "1"])
         #expect(first.passwordFile == "/etc/hamn/fence/aixmn1.pass" && first.timeout == 90 && first.delay == 10)
         #expect(devices["aixmn2"]?.action == "off" && devices["aixmn2"]?.delayMax == 5)
-        #expect(configuration.fencingPolicy == FencingPolicy(enabled: true, attempts: 5))
+        #expect(
+            configuration.fencingPolicy
+                == FencingPolicy(enabled: true, attempts: 5, nodes: configuration.nodes, window: 45))
         #expect(configuration.fencingWarning == nil)
 
         let unprotected = try ConfigurationLoader.parse("transport: corosync\n", file: "c.yaml", defaults: defaults)
@@ -291,7 +294,7 @@ struct SampleConfigurationTests {
                 runtimeDirectory: "/run/h"))
         #expect(configuration.transport == .corosync)
         #expect(configuration.fencingWarning == nil)
-        guard case .devices(let devices, let attempts) = configuration.fencing else {
+        guard case .devices(let devices, let attempts, _) = configuration.fencing else {
             Issue.record("\(path): no fence devices")
             return
         }

@@ -51,14 +51,20 @@ struct StatusReport: Sendable {
         if let fencingWarning { lines.append("WARNING: \(fencingWarning)") }
         for fence in pendingFences {
             var line = "fencing \(fence.node.name): by \(fence.fencer?.name ?? "nobody yet")"
+            switch fence.reason {
+            case .left: break
+            case .unseen: line += " unless it joins (not a member when the cluster formed)"
+            case .outside: line += " unless it joins again (its engine lost a merge while the node was alive)"
+            }
             if fence.failures > 0 {
                 line +=
                     ", failed \(fence.failures) time\(fence.failures == 1 ? "" : "s") (last: \(fence.lastError ?? "?"))"
             }
+            let waits = fence.reason == .left ? "takeover waits" : "events wait"
             line +=
                 fence.failures >= fenceAttempts
-                ? "; takeover waits: hamn-events fence \(fence.node.name), or fence confirm \(fence.node.name) once it is down"
-                : "; takeover waits"
+                ? "; \(waits): hamn-events fence \(fence.node.name), or fence confirm \(fence.node.name) once it is down"
+                : "; \(waits)"
             lines.append(line)
         }
         if !recoveryOff.isEmpty { lines.append("recovery off: \(recoveryOff.joined(separator: " "))") }
@@ -119,8 +125,8 @@ struct StatusReport: Sendable {
             monitorFailures: monitorFailures, fencingWarning: fencingWarning,
             fencing: pendingFences.map {
                 .init(
-                    node: $0.node.name, fencer: $0.fencer?.name, failures: $0.failures, lastError: $0.lastError,
-                    waitsForAdministrator: $0.failures >= fenceAttempts)
+                    node: $0.node.name, reason: $0.reason.rawValue, fencer: $0.fencer?.name, failures: $0.failures,
+                    lastError: $0.lastError, waitsForAdministrator: $0.failures >= fenceAttempts)
             })
     }
 }
@@ -180,6 +186,8 @@ struct StatusJSON: Encodable {
 
     struct Fence: Encodable {
         var node: String
+        /// left, unseen or outside (`FenceReason`).
+        var reason: String
         var fencer: String?
         var failures: Int
         var lastError: String?

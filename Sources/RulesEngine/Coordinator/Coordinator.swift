@@ -49,6 +49,11 @@ public struct Coordinator: Sendable {
     public var fencing: FencingPolicy
     /// The fences this node runs the agent for now (local).
     private var fencesRunning: Set<String> = []
+    /// The queued event last journaled as waiting for a fence to start (local, once per event).
+    private var queueWaitJournaled: Int?
+    /// When this node, as fencer, runs the agent of an `unseen` or `outside` node that has not
+    /// joined (local: this node's clock).
+    private var fenceDue: [String: (reason: FenceReason, due: Double)] = [:]
     /// What this node does when its partition loses quorum (`no_quorum_policy`), and when.
     public private(set) var quorumLoss: QuorumLossRule
     /// The rule each running event started with: a reload changes the events after it only.
@@ -162,7 +167,7 @@ public struct Coordinator: Sendable {
                 // Every member that had the state left before sending it: start afresh.
                 phase = .synchronised
                 state = ReplicatedState(members: change.members)
-                return [.journal(.synchronised(view: change.view))]
+                return [.journal(.synchronised(view: change.view))] + fenceUnseen() + requestFences(now: now)
             }
             phase = .awaitingSnapshot(held: held, holders: holders)
             return []
@@ -190,7 +195,7 @@ public struct Coordinator: Sendable {
                 }
             }
             // Fences the cluster waits for, if this node is the fencer now.
-            return effects + requestFences()
+            return effects + requestFences(now: now)
         case (.awaitingSnapshot(var held, let holders), .merged), (.awaitingSnapshot(var held, let holders), .message):
             held.append(delivery)
             phase = .awaitingSnapshot(held: held, holders: holders)
@@ -206,16 +211,31 @@ public struct Coordinator: Sendable {
         state.members = change.members
         for node in change.left {
             state.awaitingSnapshot.removeAll { $0 == node }
-            effects += dropParticipant(node, now: now)
             // Quiet only once its stop event ended (StopPhase.next says why).
             let (_, quiet) = StopPhase.next(state.stops.removeValue(forKey: node.name), on: .left)
+            // Pending before the barriers it leaves are looked at: a segment they release (the
+            // acquire after a release it never finished) waits for the fence too.
+            if !quiet, fencing.enabled, state.pendingFences[node.name]?.reason != .left {
+                state.pendingFences[node.name] = PendingFence(node: node, fencer: state.members.first)
+                effects.append(.journal(.fence(.needed(node: node, fencer: state.members.first))))
+            }
+            effects += dropParticipant(node, now: now)
             if !quiet {
-                if fencing.enabled, state.pendingFences[node.name] == nil {
-                    state.pendingFences[node.name] = PendingFence(node: node, fencer: state.members.first)
-                    effects.append(.journal(.fence(.needed(node: node, fencer: state.members.first))))
-                }
                 effects += raise(EventRequest(name: BuiltInTrigger.failNode.rawValue, state: 0, node: node), now: now)
             }
+        }
+        if forming { effects += fenceUnseen() }
+        // A node whose state was unknown joined: its engine runs again, and its join event
+        // settles what its node holds. A takeover of it not yet run would run beside it.
+        let back = Set(change.joined.filter { state.pendingFences[$0.name] != nil })
+        if !back.isEmpty {
+            effects += cancelTakeovers(of: back, now: now)
+            for node in back.sorted() {
+                state.pendingFences[node.name] = nil
+                effects.append(.journal(.fence(.dropped(node: node))))
+            }
+            // Before the snapshot below is taken: it carries what started.
+            effects += releaseFenced() + startNextIfIdle(now: now)
         }
         for node in change.joined {
             if !forming { state.awaitingSnapshot.append(node) }
@@ -231,10 +251,30 @@ public struct Coordinator: Sendable {
         for name in state.pendingFences.keys.sorted()
         where !state.members.contains { $0 == state.pendingFences[name]!.fencer } {
             state.pendingFences[name]!.fencer = state.members.first
+            let pending = state.pendingFences[name]!
+            let window = pending.reason == .left ? 0 : fencing.window
             effects.append(
-                .journal(.fence(.needed(node: state.pendingFences[name]!.node, fencer: state.members.first))))
+                .journal(
+                    .fence(.needed(node: pending.node, fencer: pending.fencer, reason: pending.reason, window: window)))
+            )
         }
-        return effects + requestFences()
+        return effects + requestFences(now: now)
+    }
+
+    /// Startup fencing: the cluster forms now, and every configured node that is not a member
+    /// may hold resources (its engine killed while it lives on, or beyond a partition). Each is
+    /// fenced unless it joins within the window.
+    private mutating func fenceUnseen() -> [Effect] {
+        guard fencing.enabled else { return [] }
+        var effects: [Effect] = []
+        for node in fencing.nodes.sorted()
+        where node != local && !state.members.contains(node) && state.pendingFences[node.name] == nil {
+            let fencer = state.members.first ?? local
+            state.pendingFences[node.name] = PendingFence(node: node, fencer: fencer, reason: .unseen)
+            effects.append(
+                .journal(.fence(.needed(node: node, fencer: fencer, reason: .unseen, window: fencing.window))))
+        }
+        return effects
     }
 
     /// A participant that left is dropped from every barrier it has not reached.
@@ -282,7 +322,15 @@ public struct Coordinator: Sendable {
     }
 
     private mutating func startNextIfIdle(now: Double) -> [Effect] {
-        guard state.current == nil, !state.queue.isEmpty else { return [] }
+        guard state.current == nil, let next = state.queue.first else { return [] }
+        // An event starts with the members it sees, and its commands decide from them (who
+        // owns what): not while a node that may hold resources is outside and unaccounted for,
+        // or it would run as if that node held nothing (issue 12, startup fencing).
+        if let unknown = state.pendingFences[next.node.name]?.node ?? state.pendingFences.values.map(\.node).min() {
+            guard queueWaitJournaled != next.id else { return [] }
+            queueWaitJournaled = next.id
+            return [.journal(.fence(.waits(eventID: next.id, name: next.name, segment: 0, node: unknown)))]
+        }
         let event = state.queue.removeFirst()
         guard let rule = rules[event.name, event.state] else { return startNextIfIdle(now: now) }
         return start(event, rule: rule, now: now)
@@ -328,7 +376,9 @@ public struct Coordinator: Sendable {
 
     /// Starts this node's segment, or holds it for what it waits for (`segmentHold`).
     private mutating func startOrHold(_ due: SegmentRun) -> [Effect] {
-        switch segmentHold(for: due.event, quorate: isQuorate, pendingFences: state.pendingFences) {
+        switch segmentHold(
+            for: due.event, runsCommands: !due.commands.isEmpty, quorate: isQuorate, pendingFences: state.pendingFences)
+        {
         case nil:
             return [.runSegment(due)]
         case .quorum:
@@ -375,7 +425,7 @@ public struct Coordinator: Sendable {
         guard quorate else { return effects }
         let waiting = waitingForQuorum
         waitingForQuorum = []
-        return effects + release(waiting) + requestFences()
+        return effects + release(waiting) + requestFences(now: now)
     }
 
     /// `TE_QUORUM_LOST` on this node, when `QuorumLossRule` says it runs now: this node's
@@ -414,6 +464,27 @@ public struct Coordinator: Sendable {
         let alive = Set(alive.filter { !state.members.contains($0) })
         guard !alive.isEmpty else { return [] }
         var effects: [Effect] = [.journal(.merged(alive: alive.sorted()))]
+        effects += cancelTakeovers(of: alive, now: now)
+        guard fencing.enabled else {
+            // Without fencing nothing waits for them: their engines stop and rejoin.
+            return effects
+        }
+        // Alive, but their engines stop holding what they held (the merge rule), and may not
+        // start again: fenced unless they join within the window. Until then events wait.
+        for node in alive.sorted() where state.pendingFences[node.name]?.reason != .outside {
+            let fencer = state.members.first
+            state.pendingFences[node.name] = PendingFence(node: node, fencer: fencer, reason: .outside)
+            effects.append(
+                .journal(.fence(.needed(node: node, fencer: fencer, reason: .outside, window: fencing.window))))
+        }
+        return effects + requestFences(now: now)
+    }
+
+    /// No takeover (`TE_FAIL_NODE` state 0) runs for `alive`, which are alive: queued ones are
+    /// cancelled, and a running one ends at its next barrier (at once when nobody is in a
+    /// segment of it); its held segments run no command.
+    private mutating func cancelTakeovers(of alive: Set<ClusterNode>, now: Double) -> [Effect] {
+        var effects: [Effect] = []
         func isTakeover(_ event: ClusterEvent) -> Bool {
             event.name == BuiltInTrigger.failNode.rawValue && event.state == 0 && alive.contains(event.node)
         }
@@ -429,13 +500,11 @@ public struct Coordinator: Sendable {
                 for index in waitingForQuorum.indices where waitingForQuorum[index].event.id == current.event.id {
                     waitingForQuorum[index].commands = []
                 }
+                // Its share that waits for a fence runs no command: it need not wait.
+                let held = waitingForFence.filter { $0.event.id == current.event.id }
+                waitingForFence.removeAll { $0.event.id == current.event.id }
+                effects += release(held)
             }
-        }
-        // Alive all along: no fence (its engine stops and rejoins); what waited for it is released.
-        for node in alive.sorted() where state.pendingFences[node.name] != nil {
-            state.pendingFences[node.name] = nil
-            effects.append(.journal(.fence(.dropped(node: node))))
-            effects += releaseFenced(node)
         }
         return effects
     }
@@ -444,17 +513,31 @@ public struct Coordinator: Sendable {
 
     /// This node, with quorum, starts an agent for each pending fence it is the fencer of, is
     /// not running yet, and has attempts left for.
-    private mutating func requestFences() -> [Effect] {
+    private mutating func requestFences(now: Double) -> [Effect] {
+        fenceDue = fenceDue.filter { state.pendingFences[$0.key]?.reason == $0.value.reason }
         guard fencing.enabled, isQuorate else { return [] }
         var effects: [Effect] = []
         for pending in state.pendingFences.values.sorted(by: { $0.node < $1.node })
         where pending.fencer == local && !fencesRunning.contains(pending.node.name)
             && pending.failures < fencing.attempts
         {
+            if pending.reason != .left {
+                // Its window to join runs from when this node, the fencer with quorum, saw it.
+                let due = fenceDue[pending.node.name]?.due ?? now + fencing.window
+                fenceDue[pending.node.name] = (pending.reason, due)
+                guard now >= due else { continue }
+            }
             fencesRunning.insert(pending.node.name)
             effects.append(.fence(FenceRequest(node: pending.node, attempt: pending.failures + 1)))
         }
         return effects
+    }
+
+    /// When this node, as fencer, will fence a node whose window to join is still open: the
+    /// simulator's next tick for it (the service ticks every second).
+    public var nextFenceDue: Double? {
+        fenceDue.filter { state.pendingFences[$0.key]?.reason == $0.value.reason && !fencesRunning.contains($0.key) }
+            .map(\.value.due).min()
     }
 
     /// This node did not run the agent it was asked to (`Effect.fence`): the fence was settled
@@ -475,7 +558,7 @@ public struct Coordinator: Sendable {
         switch outcome {
         case .fenced, .confirmed:
             state.pendingFences[name] = nil
-            effects += releaseFenced(pending.node)
+            effects += releaseFenced() + startNextIfIdle(now: now)
         case .failed(let reason):
             pending.failures += 1
             pending.lastError = reason
@@ -486,15 +569,16 @@ public struct Coordinator: Sendable {
             // A notification, as for a failed command: the administrator's scripts hear of it.
             effects += raise(
                 EventRequest(name: BuiltInTrigger.eventError.rawValue, state: 0, node: pending.node), now: now)
-            effects += requestFences()
+            effects += requestFences(now: now)
         }
         return effects
     }
 
-    /// `node` is down (or was alive all along): its takeover's held segments go on.
-    private mutating func releaseFenced(_ node: ClusterNode) -> [Effect] {
-        let due = waitingForFence.filter { $0.event.node == node }
-        waitingForFence.removeAll { $0.event.node == node }
+    /// A node is down, or joined: the segments held for fences are looked at again (each
+    /// starts, or waits on for a fence still pending).
+    private mutating func releaseFenced() -> [Effect] {
+        let due = waitingForFence
+        waitingForFence = []
         return release(due)
     }
 
@@ -675,7 +759,7 @@ public struct Coordinator: Sendable {
     /// `TE_CONFIG_TOO_LONG` for this node when it has been running (or stuck in) its part of
     /// an event longer than `configTooLong`, and again each period while it lasts.
     private mutating func tick(now: Double) -> [Effect] {
-        var effects: [Effect] = []
+        var effects: [Effect] = requestFences(now: now)
         guard let current = state.current, var mine = localRuns[current.event.id],
             mine.busy || mine.failedHere, now - mine.lastWarning >= configTooLong
         else { return effects }

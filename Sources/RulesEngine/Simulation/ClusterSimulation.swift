@@ -38,8 +38,12 @@ public struct ClusterSimulation: Sendable {
 
     /// Something that happens at a time.
     public enum Action: Sendable {
-        /// The node crashes: it leaves the membership at once, losing what it had not sent.
+        /// The node crashes (or loses power): it leaves the membership at once, losing what it
+        /// had not sent, and holds nothing any more.
         case crash(String)
+        /// The node's engine is killed (kill -9) while the node lives on, holding what it held.
+        /// `join` starts it again.
+        case killEngine(String)
         /// `ha-cmd NODE STOP|TAKE|FORCE`.
         case stop(String, StopMode)
         /// The node (re)starts and joins.
@@ -71,6 +75,8 @@ public struct ClusterSimulation: Sendable {
             /// The node's commands of a segment ended.
             case segmentFinished(eventID: Int, segment: Int, results: [CommandResult])
             case crashed
+            /// The node's engine was killed; the node lives on.
+            case engineKilled
             case joined
             /// The node left after stopping cluster services.
             case stopped
@@ -114,6 +120,8 @@ public struct ClusterSimulation: Sendable {
     private var timed: [(time: Double, sequence: Int, action: Action)] = []
     private var scheduled = 0
     private var incarnations: [String: Int] = [:]
+    /// The nodes that are powered on (their engines may be dead).
+    public private(set) var powered: Set<String> = []
     private var monitors: [String: NodeMonitors] = [:]
     private let catalogue: VariableCatalogue
     /// Ticks (for `config_too_long`) once a second while an event runs.
@@ -148,6 +156,7 @@ public struct ClusterSimulation: Sendable {
                 noQuorumPolicy: noQuorumPolicy, initialMembers: members)
             monitors[node.name] = NodeMonitors(rules: rules, catalogue: catalogue)
             incarnations[node.name] = 1
+            powered.insert(node.name)
         }
     }
 
@@ -178,7 +187,9 @@ public struct ClusterSimulation: Sendable {
             let nextAction = timed.first?.time
             let nextTick: Double? = ticks && isBusy ? (clock + 1).rounded(.down) : nil
             // A node's TE_QUORUM_LOST falls due (a tick for that node alone, at that time).
-            let nextDue = coordinators.values.compactMap { $0.quorumLoss.due }.filter { $0 > clock }.min()
+            // Or a fencer's window for a node that did not join closes.
+            let nextDue = coordinators.values.flatMap { [$0.quorumLoss.due, $0.nextFenceDue].compactMap { $0 } }
+                .filter { $0 > clock }.min()
             guard nextAction != nil || nextDue != nil || (until != nil && nextTick != nil) else { return }
             let next = [nextAction, nextTick, nextDue].compactMap { $0 }.min()!
             if let until, next > until {
@@ -187,7 +198,8 @@ public struct ClusterSimulation: Sendable {
             }
             clock = next
             if let nextDue, nextDue == next, nextAction.map({ nextDue < $0 }) ?? true, nextTick != next {
-                for name in coordinators.keys.sorted() where coordinators[name]?.quorumLoss.due == nextDue {
+                for name in coordinators.keys.sorted()
+                where coordinators[name]?.quorumLoss.due == nextDue || coordinators[name]?.nextFenceDue == nextDue {
                     apply(.tick, to: name)
                 }
                 continue
@@ -205,18 +217,32 @@ public struct ClusterSimulation: Sendable {
     private mutating func perform(_ action: Action) {
         switch action {
         case .crash(let name):
-            guard let node = nodes.first(where: { $0.name == name }), coordinators[name] != nil else { return }
+            guard let node = nodes.first(where: { $0.name == name }), powered.contains(name) else { return }
+            powered.remove(name)
+            guard coordinators[name] != nil else {
+                // Its engine was dead already: the node goes down with what it held.
+                trace.append(TraceEntry(time: clock, node: node, kind: .crashed))
+                return
+            }
             coordinators[name] = nil
             monitors[name] = nil
             incarnations[name, default: 0] += 1
             group.crash(node)
             trace.append(TraceEntry(time: clock, node: node, kind: .crashed))
+        case .killEngine(let name):
+            guard let node = nodes.first(where: { $0.name == name }), coordinators[name] != nil else { return }
+            coordinators[name] = nil
+            monitors[name] = nil
+            incarnations[name, default: 0] += 1
+            group.crash(node)
+            trace.append(TraceEntry(time: clock, node: node, kind: .engineKilled))
         case .stop(let name, let mode):
             guard let node = nodes.first(where: { $0.name == name }) else { return }
             group.multicast(from: node, .stopServices(node: name, mode: mode))
         case .join(let node):
             guard coordinators[node.name] == nil else { return }
             incarnations[node.name, default: 0] += 1
+            powered.insert(node.name)
             coordinators[node.name] = Coordinator(
                 local: node, rules: rules, priorities: priorities, configTooLong: configTooLong, fencing: fencing,
                 noQuorumPolicy: noQuorumPolicy)
@@ -267,7 +293,7 @@ public struct ClusterSimulation: Sendable {
             }
         case .fenceFinished(let fencer, let incarnation, let request, let result):
             // The agent acted whether or not its caller is still there to say so.
-            if result.succeeds, coordinators[request.node.name] != nil {
+            if result.succeeds, powered.contains(request.node.name) {
                 perform(.crash(request.node.name))
                 trace.append(TraceEntry(time: clock, node: request.node, kind: .poweredOff))
                 schedule(at: clock + restartDelay, .join(request.node))
@@ -346,6 +372,14 @@ public struct ClusterSimulation: Sendable {
             .localSegmentFinished(node, incarnation: incarnations[node.name] ?? 0, run, segment: segment, results))
     }
 
+    /// `fencer` runs the agent for `request`: the oracle says how it ends.
+    private mutating func runAgent(_ request: FenceRequest, by fencer: ClusterNode) {
+        let result = fenceOracle(request.node, fencer, request.attempt)
+        schedule(
+            at: clock + result.duration,
+            .fenceFinished(fencer: fencer, incarnation: incarnations[fencer.name] ?? 0, request, result))
+    }
+
     private mutating func apply(_ delivery: Delivery, to name: String) {
         guard var coordinator = coordinators[name] else { return }
         let effects = coordinator.apply(delivery, now: clock)
@@ -373,10 +407,7 @@ public struct ClusterSimulation: Sendable {
             case .reloadRules:
                 break  // a simulation's rules are given, not files to read again
             case .fence(let request):
-                let result = fenceOracle(request.node, node, request.attempt)
-                schedule(
-                    at: clock + result.duration,
-                    .fenceFinished(fencer: node, incarnation: incarnations[name] ?? 0, request, result))
+                runAgent(request, by: node)
             case .leaveCluster:
                 coordinators[name] = nil
                 incarnations[name, default: 0] += 1

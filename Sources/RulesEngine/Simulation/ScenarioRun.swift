@@ -81,7 +81,8 @@ public enum ScenarioRunner {
         let agents = scenario.fencing?.agents ?? []
         var simulation = ClusterSimulation(
             nodes: scenario.nodes, rules: rules, catalogue: .builtIn,
-            fencing: scenario.fencing.map { FencingPolicy(enabled: true, attempts: $0.attempts) } ?? .none,
+            fencing: scenario.fencing.map { FencingPolicy(enabled: true, attempts: $0.attempts, nodes: scenario.nodes) }
+                ?? .none,
             noQuorumPolicy: scenario.noQuorumPolicy,
             fenceOracle: { target, _, attempt in
                 let mine = agents.filter { $0.node == target.name }
@@ -254,6 +255,7 @@ struct ScenarioReporter {
                     )
                 }
             case .crashed: line("crashes")
+            case .engineKilled: line("its engine is killed; the node lives on")
             case .joined: line("starts and joins")
             case .stopped: line("leaves the cluster")
             case .partitioned(let part, let quorate):

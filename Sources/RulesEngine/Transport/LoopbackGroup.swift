@@ -86,6 +86,12 @@ public struct LoopbackGroup: Sendable {
     public mutating func heal() -> [ClusterNode] {
         guard isPartitioned else { return [] }
         let parts = Set(members.compactMap { part[$0] }).sorted()
+        guard !parts.isEmpty else {
+            // Every member is gone: nothing to merge; the next to start finds the group whole.
+            expectedVotes = nil
+            quorateParts = [0]
+            return []
+        }
         let winner = parts.max { a, b in
             let (mine, theirs) = (members.filter { part[$0] == a }, members.filter { part[$0] == b })
             return EngineMembership.otherSideWins(theirs: theirs, ours: mine)
