@@ -162,7 +162,7 @@ final class JournalWrites: Sendable {
                 return (pending.writes, pending.afterCommit, pending.queued)
             }
             guard let batch else { return }
-            if let problem = commit(batch.writes) {
+            if let (problem, from) = commit(batch.writes) {
                 let (first, closing) = pending.withLock { pending -> (Bool, Bool) in
                     let first = pending.problem == nil
                     if first { pending.problemSince = Date() }
@@ -173,14 +173,14 @@ final class JournalWrites: Sendable {
                 if !closing {
                     // Held, in order, ahead of anything queued since; tried again in a second.
                     pending.withLock { pending in
-                        pending.writes = batch.writes + pending.writes
+                        pending.writes = Array(batch.writes[from...]) + pending.writes
                         pending.afterCommit = batch.afterCommit + pending.afterCommit
                     }
                     queue.asyncAfter(deadline: .now() + 1) { self.drain() }
                     return
                 }
                 logger.error(
-                    "journal: the service stops: \(batch.writes.count) write(s) held since the journal could not write are not recorded"
+                    "journal: the service stops: \(batch.writes.count - from) write(s) held since the journal could not write are not recorded"
                 )
             } else {
                 let recovered = pending.withLock { pending -> TimeInterval? in
@@ -210,21 +210,22 @@ final class JournalWrites: Sendable {
 
     /// One transaction; if it fails, one write at a time, so that a write the journal refuses
     /// does not take the others with it. Those failures are logged: the service goes on. A want
-    /// of storage (or a journal whose files are gone) is returned instead: nothing was written.
-    private func commit(_ writes: [TimedJournalWrite]) -> String? {
+    /// of storage (or a journal whose files are gone) is returned instead, with the index of the
+    /// first write not written (the writes from there on are to be held).
+    private func commit(_ writes: [TimedJournalWrite]) -> (problem: String, from: Int)? {
         guard !writes.isEmpty else { return nil }
-        if let problem = journal.storageProblem() { return problem }
+        if let problem = journal.storageProblem() { return (problem, 0) }
         do {
             try journal.write(writes)
         } catch {
-            if let storage = (error as? JournalError)?.storage { return storage }
+            if let storage = (error as? JournalError)?.storage { return (storage, 0) }
             logger.error("journal: \(error)")
             guard writes.count > 1 else { return nil }
-            for write in writes {
+            for (index, write) in writes.enumerated() {
                 do {
                     try journal.write([write])
                 } catch {
-                    if let storage = (error as? JournalError)?.storage { return storage }
+                    if let storage = (error as? JournalError)?.storage { return (storage, index) }
                     logger.error("journal: \(error)")
                 }
             }
