@@ -56,8 +56,10 @@ import RulesParser
 ///   whole process group was killed with `SIGKILL`.
 /// - A command that cannot be started (the shell cannot be executed, an environment name
 ///   with `=`, a value with a NUL byte, the task already cancelled) is `.couldNotStart(why)`.
-///   A command *word* that does not exist is not in this class: the shell starts and exits
-///   with 127 ("not found") or 126 ("not executable"), an ordinary `.exited` result.
+///   So is a command whose program does not exist or is not executable, or that the shell
+///   itself reports as not found or not executable (its exit 127 or 126 and its message,
+///   kept in the output tail; ``notStarted(_:_:output:environment:)``): never accepted, even
+///   with the expected status `x`.
 ///
 /// Cancellation: cancelling the task that called ``run(_:environment:)`` kills the process
 /// group of every command whose shell is still running (`SIGKILL`), waits for the shells to
@@ -180,8 +182,41 @@ public struct SegmentExecutor: Sendable {
                 launch = .shell
                 continue
             }
-            return result(outcome.termination, outcome.output.text)
+            let output = outcome.output.text
+            if let why = Self.notStarted(step, outcome.termination, output: output, environment: merged) {
+                return result(.couldNotStart(why), output)
+            }
+            return result(outcome.termination, output)
         }
+    }
+
+    /// Why a command that the shell ran with exit 127 or 126 never started (SPEC section 3: a
+    /// command that cannot be started fails its event, whatever its expected status, `x`
+    /// included): its program is missing or not an executable file (looked up as the shell
+    /// does, ``ProgramLookup``), or the shell's own last line says that a command it was given
+    /// was not found or cannot be executed (`/bin/sh: 1: NAME: not found`; a script's own
+    /// messages start with the script's name, and a script that exits 127 itself ran). Nil
+    /// for every other outcome.
+    static func notStarted(
+        _ step: CommandStep, _ termination: Termination, output: String, environment: [String: String]
+    ) -> String? {
+        guard case .exited(let status) = termination, status == 127 || status == 126 else { return nil }
+        let shellLine =
+            output.split(separator: "\n").last.map { String($0.drop { $0 == " " }) } ?? ""
+        if let program = step.program, !program.isEmpty, !shellWords.contains(program),
+            !program.contains(where: { "$`'\"\\*?[(){}<>|;&~".contains($0) }),
+            ProgramLookup.locate(program, path: environment["PATH"]) == .notFound
+        {
+            let what = status == 127 ? "not found" : "not executable"
+            return "\(program): \(what) (exit \(status)\(shellLine.isEmpty ? "" : ": " + shellLine))"
+        }
+        let fromShell = shellLine.hasPrefix("sh: ") || shellLine.hasPrefix("/bin/sh: ") || shellLine.hasPrefix("bash: ")
+        let cannot =
+            status == 127
+            ? shellLine.hasSuffix(": not found") || shellLine.hasSuffix(": command not found")
+            : shellLine.hasSuffix(": Permission denied") || shellLine.contains("cannot execute")
+        guard fromShell, cannot else { return nil }
+        return "\(shellLine) (exit \(status))"
     }
 
     // MARK: Direct execution

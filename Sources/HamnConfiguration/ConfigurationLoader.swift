@@ -80,7 +80,7 @@ public enum ConfigurationLoader {
         "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities",
         "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
-        "corosync", "stop", "fencing", "no_quorum_policy", "watchdog",
+        "corosync", "stop", "fencing", "no_quorum_policy", "watchdog", "queue_limit",
     ]
 
     public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration
@@ -158,6 +158,10 @@ public enum ConfigurationLoader {
             case "fencing": fencingValue = value
             case "no_quorum_policy": configuration.noQuorumPolicy = try NoQuorumPolicy.parse(value)
             case "watchdog": configuration.watchdog = try parseWatchdog(value)
+            case "queue_limit":
+                let limit = try value.int()
+                guard (1...1_000_000).contains(limit) else { throw value.error("must be 1 to 1000000") }
+                configuration.queueLimit = limit
             default: break
             }
         }

@@ -187,6 +187,9 @@ public struct ServiceConfiguration: Sendable {
     /// Per-event command timeouts in seconds, by event name; `defaultTimeout` for the others.
     public var timeouts: [String: Double] = [:]
     public var defaultTimeout: Double?
+    /// How many events may wait in the queue: a raise over it (`trigger`, a monitor, an
+    /// interface) is refused with an error and a journal line, never dropped silently.
+    public var queueLimit: Int = 1000
     /// Seconds before `TE_CONFIG_TOO_LONG`, and between repeats.
     public var configTooLong: Double = 360
     /// What `ha-cmd NODES START` runs for a node that is not running the service, with

@@ -17,6 +17,9 @@ public protocol EventJournal: Sendable {
     func write(_ writes: [TimedJournalWrite]) throws
     /// A clean end: the run's end is recorded (so the next start does not take it for a crash).
     func close() throws
+    /// Why nothing can be written now although the disk may have room (the journal's files were
+    /// deleted while it is open); nil when all is well. Asked before each commit and every second.
+    func storageProblem() -> String?
 }
 
 /// One write of `EventJournal.write(_:)`.
@@ -56,4 +59,6 @@ extension EventJournal {
     }
 
     public func close() throws {}
+
+    public func storageProblem() -> String? { nil }
 }

@@ -12,6 +12,13 @@ import Synchronization
 /// happens waits for its ticket: an event's commands wait for the event's start, `wait-event`
 /// callers for the event's end, `history` for everything queued before it.
 ///
+/// A journal that cannot be written (a full disk, an I/O error, its file deleted: a
+/// `JournalError` with `storage`, or `EventJournal.storageProblem()`) keeps every write queued,
+/// in order, and tries again every second; tickets are not written meanwhile, so no event's
+/// commands start (`problem` says why, for `status`, and the log says it once). When the
+/// journal takes writes again, the held ones are committed first and the service goes on. Only
+/// at the service's stop are held writes given up (and logged).
+///
 /// A kill -9 loses what was queued and not yet committed: at most the writes of the last commit
 /// in progress, about a millisecond. The journal is never corrupted, and the next start marks
 /// an event left unfinished `interrupted`, as before.
@@ -26,6 +33,11 @@ final class JournalWrites: Sendable {
         var written: Ticket = 0
         var draining = false
         var closed = false
+        /// Why the last commit could not be made (writes held), nil when the journal takes writes.
+        var problem: String?
+        var problemSince: Date?
+        /// The service stops: held writes are given up rather than retried.
+        var closing = false
         var waiters: [(ticket: Ticket, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
@@ -78,6 +90,37 @@ final class JournalWrites: Sendable {
         }
     }
 
+    /// Why the journal cannot be written now (writes are held and events wait), with the
+    /// number of writes held; nil when it takes writes.
+    var problem: (reason: String, since: Date, held: Int)? {
+        pending.withLock { pending in
+            pending.problem.map { ($0, pending.problemSince ?? Date(), pending.writes.count) }
+        }
+    }
+
+    /// The last ticket handed out: waiting for it waits for everything queued so far.
+    var lastTicket: Ticket { pending.withLock { $0.queued } }
+
+    /// Asks the journal whether its files are still in place (every second, from the service's
+    /// tick), so that a deleted journal is noticed with no write pending.
+    func check() {
+        queue.async {
+            let problem = self.journal.storageProblem()
+            let changed = self.pending.withLock { pending -> Bool in
+                guard let problem, pending.problem != problem else { return false }
+                pending.problem = problem
+                pending.problemSince = Date()
+                return true
+            }
+            if changed, let problem { self.logger.critical("\(Self.message(problem))") }
+        }
+    }
+
+    /// What the log and `status` say while writes are held.
+    static func message(_ reason: String) -> String {
+        "journal cannot write: \(reason); events wait"
+    }
+
     /// Returns once everything queued so far is committed.
     func flush() async {
         await written(pending.withLock { $0.queued })
@@ -85,6 +128,11 @@ final class JournalWrites: Sendable {
 
     /// Commits what is queued, then records the end of the run; later writes are only logged.
     func close() async {
+        let retry = pending.withLock { pending -> Bool in
+            pending.closing = true
+            return pending.problem != nil && !pending.draining
+        }
+        if retry { queue.async { self.drain() } }
         await flush()
         pending.withLock { $0.closed = true }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -114,7 +162,40 @@ final class JournalWrites: Sendable {
                 return (pending.writes, pending.afterCommit, pending.queued)
             }
             guard let batch else { return }
-            commit(batch.writes)
+            if let (problem, from) = commit(batch.writes) {
+                let (first, closing) = pending.withLock { pending -> (Bool, Bool) in
+                    let first = pending.problem == nil
+                    if first { pending.problemSince = Date() }
+                    pending.problem = problem
+                    return (first, pending.closing)
+                }
+                if first { logger.critical("\(Self.message(problem))") }
+                if !closing {
+                    // Held, in order, ahead of anything queued since; tried again in a second.
+                    pending.withLock { pending in
+                        pending.writes = Array(batch.writes[from...]) + pending.writes
+                        pending.afterCommit = batch.afterCommit + pending.afterCommit
+                    }
+                    queue.asyncAfter(deadline: .now() + 1) { self.drain() }
+                    return
+                }
+                logger.error(
+                    "journal: the service stops: \(batch.writes.count - from) write(s) held since the journal could not write are not recorded"
+                )
+            } else {
+                let recovered = pending.withLock { pending -> TimeInterval? in
+                    defer {
+                        pending.problem = nil
+                        pending.problemSince = nil
+                    }
+                    return pending.problem == nil ? nil : Date().timeIntervalSince(pending.problemSince ?? Date())
+                }
+                if let recovered {
+                    logger.notice(
+                        "journal writes again after \(Int(recovered)) s: \(batch.writes.count) held write(s) recorded; events go on"
+                    )
+                }
+            }
             let ready = pending.withLock { pending -> [CheckedContinuation<Void, Never>] in
                 pending.written = batch.upTo
                 let ready = pending.waiters.filter { $0.ticket <= batch.upTo }.map(\.continuation)
@@ -128,21 +209,27 @@ final class JournalWrites: Sendable {
     }
 
     /// One transaction; if it fails, one write at a time, so that a write the journal refuses
-    /// does not take the others with it. Failures are logged: the service goes on.
-    private func commit(_ writes: [TimedJournalWrite]) {
-        guard !writes.isEmpty else { return }
+    /// does not take the others with it. Those failures are logged: the service goes on. A want
+    /// of storage (or a journal whose files are gone) is returned instead, with the index of the
+    /// first write not written (the writes from there on are to be held).
+    private func commit(_ writes: [TimedJournalWrite]) -> (problem: String, from: Int)? {
+        guard !writes.isEmpty else { return nil }
+        if let problem = journal.storageProblem() { return (problem, 0) }
         do {
             try journal.write(writes)
         } catch {
+            if let storage = (error as? JournalError)?.storage { return (storage, 0) }
             logger.error("journal: \(error)")
-            guard writes.count > 1 else { return }
-            for write in writes {
+            guard writes.count > 1 else { return nil }
+            for (index, write) in writes.enumerated() {
                 do {
                     try journal.write([write])
                 } catch {
+                    if let storage = (error as? JournalError)?.storage { return (storage, index) }
                     logger.error("journal: \(error)")
                 }
             }
         }
+        return nil
     }
 }

@@ -41,7 +41,15 @@ public actor NodeService {
     /// This node's segments being run, by event id and segment.
     private var running: [String: Task<Void, Never>] = [:]
     /// `wait-event` callers, by event name.
-    private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+    /// Resumed with true when the event completed, false when the service stops first.
+    private var waiters: [String: [Int: CheckedContinuation<Bool, Never>]] = [:]
+    /// `trigger` callers waiting for their raise to be delivered and journaled, by number.
+    private var triggerWaits: [Int: TriggerWait] = [:]
+    private var nextTrigger = 0
+    /// Whether the last raise refused for a full queue was journaled (once per streak).
+    private var queueFullNoted = false
+    /// The queue's length at its last peak, to give memory back once it drains.
+    private var queuePeak = 0
     private var nextWaiter = 0
     private var monitorFailures: [String: String] = [:]
     /// Where the node is in its life (`transition(_:)`).
@@ -184,15 +192,21 @@ public actor NodeService {
             heldDeliveries?.append(delivery)
             return
         }
-        perform(coordinator.apply(delivery, now: now))
+        let ticket = perform(coordinator.apply(delivery, now: now))
+        if case .message(let sender, .raise(let request)) = delivery, sender.name == configuration.node.name {
+            triggerDelivered(request, ticket: ticket)
+        }
+        releaseQueueMemoryIfDrained()
     }
 
     /// Once a second: `config_too_long`.
     public func tick() {
         apply(.tick)
+        writes.check()
     }
 
-    private func perform(_ effects: [Effect]) {
+    @discardableResult
+    private func perform(_ effects: [Effect]) -> JournalWrites.Ticket? {
         // The step's journal entries are queued together (one transaction, committed off this
         // actor). When the step starts an event, its commands wait until the entries are on
         // disk; otherwise (results, a barrier passed) nothing waits for the journal.
@@ -201,6 +215,9 @@ public actor NodeService {
         }
         let ticket = entries.isEmpty ? nil : record(entries)
         let startsEvent = entries.contains { if case .started = $0 { true } else { false } }
+        if let ticket, entries.contains(where: { if case .synchronised = $0 { true } else { false } }) {
+            synchronisedTriggers(ticket)
+        }
         for effect in effects {
             switch effect {
             case .runSegment(let run):
@@ -223,6 +240,7 @@ public actor NodeService {
                 Task.detached { await transport.leave() }
             }
         }
+        return ticket
     }
 
     /// Starts this node's commands of `run`; with a ticket, once the journal has it.
@@ -242,6 +260,8 @@ public actor NodeService {
         var environment = run.environment
         environment["HAMN_SOCKET"] = configuration.socket
         let (writes, transport, outbox) = (self.writes, self.transport, self.outbox)
+        // A journal that cannot write: nothing runs before what came before it is on disk.
+        let ticket = ticket ?? (writes.problem != nil ? writes.lastTicket : nil)
         // Off the actor: the results go to the cluster from the task that saw the commands
         // end, not after a hop back to this actor (which may be busy with a delivery).
         running[key] = Task.detached {
@@ -317,7 +337,7 @@ public actor NodeService {
     /// of an event that completed are released once its end is on disk.
     @discardableResult
     private func record(_ entries: [JournalEntry]) -> JournalWrites.Ticket {
-        var released: [CheckedContinuation<Void, Never>] = []
+        var released: [CheckedContinuation<Bool, Never>] = []
         for entry in entries {
             switch entry {
             case .finished(let event, let outcome):
@@ -361,7 +381,7 @@ public actor NodeService {
         let release = released
         var afterCommit: (@Sendable () -> Void)?
         if !release.isEmpty {
-            afterCommit = { @Sendable in for continuation in release { continuation.resume() } }
+            afterCommit = { @Sendable in for continuation in release { continuation.resume(returning: true) } }
         }
         return writes.enqueue(entries.map(JournalWrite.entry), afterCommit: afterCommit)
     }
@@ -469,6 +489,11 @@ public actor NodeService {
     /// Commits what is queued for the journal and records the run's end: the last thing the
     /// service does.
     public func closeJournal() async {
+        // `wait-event` callers are told that the service stopped (not that their event completed).
+        let waiting = waiters.values.flatMap(\.values)
+        waiters = [:]
+        for continuation in waiting { continuation.resume(returning: false) }
+        stopping = true
         // `mon` clients get the last lines, then their end (the journal cannot be read once closed).
         await writes.flush()
         let monFeed = self.monFeed
@@ -490,7 +515,7 @@ public actor NodeService {
             }
             for request in outcome.raised {
                 // The raise goes out first: the arming record need not delay the event.
-                send(.raise(request))
+                if queueFull(request, by: "monitor \(observation.variable)") == nil { send(.raise(request)) }
                 recordArming(request.name, request.state, observation, armed: false)
             }
             for (trigger, _) in outcome.rearmed {
@@ -523,6 +548,7 @@ public actor NodeService {
     /// A network interface went down or came up here.
     public func raise(_ request: EventRequest) {
         guard coordinator.isMember, phase.startsSegments else { return }
+        guard queueFull(request, by: "network") == nil else { return }
         send(.raise(request))
     }
 
@@ -750,13 +776,18 @@ public actor NodeService {
             let report = await statusReport()
             return await BlockingWork.run { report.rendered() }
         case .history(let limit):
-            // What is queued is part of the history.
-            await writes.flush()
+            // What is queued is part of the history, unless the journal cannot write now: then
+            // what it has, and why the rest is missing.
+            let problem = writes.problem
+            if problem == nil { await writes.flush() }
             let journal = self.journal
             return await BlockingWork.run {
                 do {
                     let report = try journal.historyReport(limit: limit)
-                    return .report(text: report.text, json: report.json)
+                    let warning = problem.map {
+                        "JOURNAL: \(JournalWrites.message($0.reason)); \($0.held) write(s) held are not shown\n"
+                    }
+                    return .report(text: (warning ?? "") + report.text, json: report.json)
                 } catch {
                     return .failed(.journal, "journal: \(error)")
                 }
@@ -794,13 +825,121 @@ public actor NodeService {
         return .done(text: "resume sent\(cancelQueued ? " (queued events cancelled)" : "")")
     }
 
-    private func trigger(_ name: String, state: Int, node nodeName: String?) -> ControlAnswer {
+    /// How long `trigger` waits for its raise to be delivered and journaled before saying that
+    /// it is not recorded.
+    static let triggerRecordWait = 5.0
+
+    struct TriggerWait {
+        var key: String
+        var matched = false
+        /// Delivered while this node was joining: recorded with the cluster's state.
+        var awaitingSync = false
+        var continuation: CheckedContinuation<String?, Never>
+    }
+
+    /// `trigger`: raised through the cluster, answered once this node has applied the raise and
+    /// its journal entry (queued, suppressed, no rule) is on disk. Otherwise the answer says it
+    /// is not recorded (exit 1): the journal cannot write, or the raise was not delivered
+    /// within `triggerRecordWait`. Refused when the queue is full (`queue_limit`).
+    private func trigger(_ name: String, state: Int, node nodeName: String?) async -> ControlAnswer {
         let nodeName = nodeName ?? configuration.node.name
         guard let node = configuration.nodes.first(where: { $0.name == nodeName }) else {
             return .failed(.invalidArgument, "trigger: no node '\(nodeName)' in the configuration")
         }
-        send(.raise(EventRequest(name: name, state: state, node: node)))
-        return .done(text: "raised \(name) state \(state) on \(node.name)")
+        let request = EventRequest(name: name, state: state, node: node)
+        if let refusal = queueFull(request, by: "trigger") { return .failed(.queueFull, refusal) }
+        nextTrigger += 1
+        let id = nextTrigger
+        let key = Self.triggerKey(request)
+        let notRecorded: String? = await withCheckedContinuation { continuation in
+            triggerWaits[id] = TriggerWait(key: key, continuation: continuation)
+            send(.raise(request))
+            Task {
+                try? await Task.sleep(for: .seconds(Self.triggerRecordWait))
+                await self.finishTrigger(
+                    id,
+                    self.writes.problem.map { JournalWrites.message($0.reason) }
+                        ?? "the cluster has not delivered it within \(Self.seconds(Self.triggerRecordWait))")
+            }
+        }
+        let text = "raised \(name) state \(state) on \(node.name)"
+        guard let notRecorded else { return .done(text: text) }
+        return .failed(.notRecorded, "trigger: \(text), but it is not recorded in the journal: \(notRecorded)")
+    }
+
+    private static func triggerKey(_ request: EventRequest) -> String {
+        "\(request.name)\u{0}\(request.state)\u{0}\(request.node.name)"
+    }
+
+    /// This node's raise was applied: the oldest `trigger` waiting for such a raise is answered
+    /// once the step's journal entries are on disk.
+    private func triggerDelivered(_ request: EventRequest, ticket: JournalWrites.Ticket?) {
+        let key = Self.triggerKey(request)
+        guard
+            let id = triggerWaits.filter({ $0.value.key == key && !$0.value.matched }).keys.min()
+        else { return }
+        triggerWaits[id]?.matched = true
+        guard let ticket else {
+            // Joining: the coordinator holds it until it has the cluster's state, and journals
+            // it then (`synchronisedTriggers`).
+            triggerWaits[id]?.awaitingSync = true
+            return
+        }
+        finishTrigger(id, after: ticket)
+    }
+
+    /// The cluster's state arrived (journaled with `ticket`): the raises held while joining are
+    /// in that step's entries.
+    private func synchronisedTriggers(_ ticket: JournalWrites.Ticket) {
+        for (id, wait) in triggerWaits where wait.awaitingSync { finishTrigger(id, after: ticket) }
+    }
+
+    private func finishTrigger(_ id: Int, after ticket: JournalWrites.Ticket) {
+        let writes = self.writes
+        Task {
+            await writes.written(ticket)
+            await self.finishTrigger(id, nil)
+        }
+    }
+
+    /// Answers `trigger` number `id` (once): nil recorded, else why not.
+    private func finishTrigger(_ id: Int, _ notRecorded: String?) {
+        triggerWaits.removeValue(forKey: id)?.continuation.resume(returning: notRecorded)
+    }
+
+    /// Why `request` is refused (`queue_limit` events wait already), journaled and logged once
+    /// per streak; nil when the queue has room.
+    private func queueFull(_ request: EventRequest, by source: String) -> String? {
+        let waiting = coordinator.state.queue.count
+        guard waiting >= configuration.queueLimit else {
+            queueFullNoted = false
+            return nil
+        }
+        let text =
+            "queue full (\(waiting) events wait, queue_limit \(configuration.queueLimit)): \(request.name) state \(request.state) on \(request.node.name) (\(source)) refused"
+        logger.error("\(text)")
+        if !queueFullNoted {
+            queueFullNoted = true
+            note("\(text); further refusals until the queue has room are only logged", kind: "queue")
+        }
+        return text
+    }
+
+    /// Once a long queue has drained, the memory it took goes back to the system.
+    private func releaseQueueMemoryIfDrained() {
+        let waiting = coordinator.state.queue.count
+        queuePeak = max(queuePeak, waiting)
+        if waiting == 0, queuePeak >= 1000 {
+            queuePeak = 0
+            Self.trimMemory()
+        }
+    }
+
+    /// glibc's `malloc_trim(0)` (looked up: Swift's Glibc does not import malloc.h).
+    private static func trimMemory() {
+        typealias Trim = @convention(c) (Int) -> Int32
+        guard let symbol = dlsym(nil, "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
     }
 
     private func recovery(_ setting: ControlRequest.RecoverySetting, nodes text: String) -> ControlAnswer {
@@ -877,36 +1016,47 @@ public actor NodeService {
     private func waitEvent(_ name: String, timeout: Double) async -> ControlAnswer {
         nextWaiter += 1
         let waiter = nextWaiter
-        let completed = await withTaskGroup(of: Bool.self) { group in
+        // nil: the timeout passed; false: the service stops.
+        let completed = await withTaskGroup(of: Bool?.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
                     Task { await self.addWaiter(name, waiter, continuation) }
                 }
-                return true
             }
             if timeout > 0 {
                 group.addTask {
                     try? await Task.sleep(for: .seconds(timeout))
-                    return false
+                    return nil
                 }
             }
-            let first = await group.next() ?? false
-            if !first { await self.releaseWaiter(name, waiter) }
+            let first = await group.next() ?? nil
+            if first == nil { await self.releaseWaiter(name, waiter) }
             group.cancelAll()
             return first
         }
-        return completed
-            ? .done(text: "\(name) completed")
-            : .failed(.timeout, "wait-event: \(name): no completion within \(Self.seconds(timeout))")
+        switch completed {
+        case true?: return .done(text: "\(name) completed")
+        case false?:
+            return .failed(.serviceStopped, "wait-event: \(name): the service stopped before it completed")
+        case nil:
+            return .failed(.timeout, "wait-event: \(name): no completion within \(Self.seconds(timeout))")
+        }
     }
 
-    private func addWaiter(_ name: String, _ waiter: Int, _ continuation: CheckedContinuation<Void, Never>) {
+    private func addWaiter(_ name: String, _ waiter: Int, _ continuation: CheckedContinuation<Bool, Never>) {
         if releasedEarly.remove(waiter) != nil {
-            continuation.resume()
+            continuation.resume(returning: false)
+            return
+        }
+        if stopping {
+            continuation.resume(returning: false)
             return
         }
         waiters[name, default: [:]][waiter] = continuation
     }
+
+    /// The service stops: a `wait-event` that comes now is answered at once.
+    private var stopping = false
 
     /// Waiters that timed out before their continuation was registered.
     private var releasedEarly: Set<Int> = []
@@ -919,7 +1069,7 @@ public actor NodeService {
             return
         }
         if waiters[name]?.isEmpty == true { waiters[name] = nil }
-        continuation.resume()
+        continuation.resume(returning: false)
     }
 
     /// What `status` shows, copied in one step (rendered off this actor).
@@ -933,6 +1083,9 @@ public actor NodeService {
             running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
             pendingFences: state.pendingFences.values.sorted { $0.node < $1.node },
-            fenceAttempts: coordinator.fencing.attempts)
+            fenceAttempts: coordinator.fencing.attempts,
+            journalProblem: writes.problem.map {
+                "\(JournalWrites.message($0.reason)) (since \(JournalText.stamp($0.since, timeZone: .current)), \($0.held) write(s) held)"
+            }, queueLimit: configuration.queueLimit)
     }
 }

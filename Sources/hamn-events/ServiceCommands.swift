@@ -25,12 +25,16 @@ struct ServiceOptions: ParsableArguments {
 
     /// Sends one request and prints the answer: its text (or JSON) on standard output and
     /// exit 0, or its error on standard error and the error's exit status (SPEC section 8:
-    /// 2 for a usage error, 1 otherwise, a `wait-event` timeout included).
+    /// 2 for a usage error, 1 otherwise, a `wait-event` timeout included). Every request ends
+    /// with a final answer (`done`, `report` or `failed`; `mon`'s lines end with one too): a
+    /// connection that ends without one (the service stopped or crashed mid-request) is exit 1.
     func send(_ request: ControlRequest, format: OutputFormat = .text) throws {
         let path = try socketPath()
         var status: Int32 = 0
+        var answered = false
         do {
             try ControlClient.send(request, to: path) { answer in
+                if case .logLine = answer {} else { answered = true }
                 switch answer {
                 case .done(let text), .logLine(let text):
                     let shown = format == .json ? jsonText(text) : text
@@ -46,6 +50,11 @@ struct ServiceOptions: ParsableArguments {
             }
         } catch {
             printError("hamn-events: \(error.message)")
+            throw ExitCode(1)
+        }
+        guard answered else {
+            printError(
+                "hamn-events: the service closed the connection before answering: it stopped or crashed (see its log)")
             throw ExitCode(1)
         }
         if status != 0 { throw ExitCode(status) }

@@ -233,12 +233,49 @@ struct SegmentExecutorTests {
         #expect(results.map(\.accepted) == [true, false, true, true, false, false, true])
     }
 
-    @Test("a missing program is the shell's exit 127, not a start failure")
+    @Test("a missing program is a start failure with the shell's message, never accepted")
     func missingProgram() async {
         let result = await executor.run(step("/nonexistent/x"), environment: [:])
-        #expect(result.termination == .exited(127))
+        #expect(
+            result.termination
+                == .couldNotStart("/nonexistent/x: not found (exit 127: /bin/sh: 1: /nonexistent/x: not found)"))
         #expect(!result.accepted)
         #expect(result.outputTail.contains("/nonexistent/x"))
+    }
+
+    /// SPEC section 3: a command that cannot be started fails the event, even with `x`.
+    @Test(
+        "with expected status x, a missing, non-executable or not-found command is not accepted; a script's own 127 is")
+    func cannotStartWithAnyStatus() async throws {
+        try await withTemporaryDirectory { dir in
+            let missing = await executor.run(step("/nonexistent/x arg", .any), environment: [:])
+            #expect(
+                missing.termination
+                    == .couldNotStart("/nonexistent/x: not found (exit 127: /bin/sh: 1: /nonexistent/x: not found)"))
+            #expect(!missing.accepted)
+            let bare = await executor.run(step("no_such_program_hamn", .any), environment: [:])
+            #expect(!bare.accepted)
+            #expect(bare.termination.description.hasPrefix("could not start: no_such_program_hamn: not found"))
+            try "#!/bin/sh\nexit 0\n".write(toFile: "\(dir)/plain", atomically: true, encoding: .utf8)
+            chmod("\(dir)/plain", 0o644)
+            let plain = await executor.run(step("\(dir)/plain", .any), environment: [:])
+            #expect(!plain.accepted)
+            #expect(plain.termination.description.hasPrefix("could not start: \(dir)/plain: not executable (exit 126"))
+            // Through the shell: the program found, a later command of the line not.
+            let later = await executor.run(step("/bin/true && no_such_program_hamn", .any), environment: [:])
+            #expect(later.termination == .couldNotStart("/bin/sh: 1: no_such_program_hamn: not found (exit 127)"))
+            #expect(!later.accepted)
+            // A script that ran and ended with 127 itself (its own missing command, or exit 127)
+            // started: `x` accepts it.
+            try "#!/bin/sh\nno_such_program_hamn\n".write(toFile: "\(dir)/inner", atomically: true, encoding: .utf8)
+            chmod("\(dir)/inner", 0o755)
+            let inner = await executor.run(step("\(dir)/inner", .any), environment: [:])
+            #expect(inner.termination == .exited(127))
+            #expect(inner.accepted)
+            let exits = await executor.run(step("/bin/sh -c 'exit 127'", .any), environment: [:])
+            #expect(exits.termination == .exited(127))
+            #expect(exits.accepted)
+        }
     }
 
     @Test("a shell that cannot be executed is couldNotStart")
@@ -292,7 +329,7 @@ struct SegmentExecutorTests {
             // Without the directory the shell does not find it.
             let without = await SegmentExecutor(baseEnvironment: ["PATH": "/usr/bin:/bin"]).run(
                 step("node_up_local arg"), environment: event)
-            #expect(without.termination == .exited(127))
+            #expect(without.termination.description.hasPrefix("could not start: node_up_local: not found (exit 127"))
         }
     }
 
@@ -456,14 +493,17 @@ struct DirectExecutionTests {
         try await withProbes { dir in
             let executor = SegmentExecutor(eventScriptDirectory: dir, shellPath: "\(dir)/fakesh")
             let missing = await executor.run(step("no_such_program_hamn arg"), environment: [:])
-            #expect(missing.termination == .exited(127))
+            #expect(
+                missing.termination.description.hasPrefix("could not start: no_such_program_hamn: not found (exit 127"))
             #expect(missing.outputTail.contains("no_such_program_hamn: not found"))
             let absent = await executor.run(step("\(dir)/absent arg"), environment: [:])
-            #expect(absent.termination == .exited(127))
+            #expect(absent.termination.description.hasPrefix("could not start: \(dir)/absent: not found (exit 127"))
             try "#!/bin/sh\nexit 0\n".write(toFile: "\(dir)/plain", atomically: true, encoding: .utf8)
             chmod("\(dir)/plain", 0o644)
             let notExecutable = await executor.run(step("\(dir)/plain"), environment: [:])
-            #expect(notExecutable.termination == .exited(126))
+            #expect(
+                notExecutable.termination.description.hasPrefix(
+                    "could not start: \(dir)/plain: not executable (exit 126"))
             #expect(notExecutable.outputTail.contains("Permission denied"))
             // No #! line: the kernel refuses it (ENOEXEC), the direct start falls back to sh,
             // which runs it as a shell script, as it always did.

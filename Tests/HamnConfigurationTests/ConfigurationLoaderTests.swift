@@ -18,6 +18,7 @@ struct ConfigurationLoaderTests {
         #expect(configuration.journal == "/var/lib/h/journal.sqlite")
         #expect(configuration.socket == "/run/h/control.sock")
         #expect(configuration.configTooLong == 360)
+        #expect(configuration.queueLimit == 1000)
         #expect(configuration.realtime)
         #expect(configuration.stopMode == .graceful && configuration.stopTimeout == 300)
     }
@@ -32,6 +33,7 @@ struct ConfigurationLoaderTests {
             priorities: {db2_paging: 15}
             timeouts: {default: 30m, db2_paging: 10s}
             config_too_long: 2m
+            queue_limit: 50
             networks: [eth1]
             transport: corosync
             corosync: {group: site-a, form_timeout: 2s, realtime: false}
@@ -51,6 +53,7 @@ struct ConfigurationLoaderTests {
         #expect(configuration.priorities == ["db2_paging": 15])
         #expect(configuration.defaultTimeout == 1800 && configuration.timeouts == ["db2_paging": 10])
         #expect(configuration.configTooLong == 120)
+        #expect(configuration.queueLimit == 50)
         #expect(configuration.networks == ["eth1"])
         #expect(configuration.transport == .corosync && configuration.corosyncGroup == "site-a")
         #expect(configuration.formTimeout == 2 && configuration.realtime == false)
@@ -214,6 +217,8 @@ struct ConfigurationLoaderTests {
         arguments: [
             ("speed: 3\n", "c.yaml:1:1: error: unknown key 'speed'"),
             ("config_too_long: soon\n", "c.yaml:1:18: error: config_too_long: expected a duration"),
+            ("queue_limit: 0\n", "c.yaml:1:14: error: queue_limit: must be 1 to 1000000"),
+            ("queue_limit: many\n", "c.yaml:1:14: error: queue_limit: expected a whole number"),
             (
                 "variables:\n  - name: A\n    command: /bin/a\n    parser: xml\n",
                 "c.yaml:4:13: error: variables[0].parser: expected one of"

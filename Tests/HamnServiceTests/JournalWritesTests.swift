@@ -112,4 +112,70 @@ struct JournalWritesTests {
         #expect(journal.batches.withLock { $0 } == [["last"]])
         #expect(released.withLock { $0 }, "a wait-event caller is not left hanging")
     }
+
+    @Test("a journal out of space holds the writes, in order, and their tickets; when space returns they are committed")
+    func outOfSpace() async throws {
+        let journal = FullJournal()
+        journal.full.withLock { $0 = true }
+        let writes = JournalWrites(journal: journal, logger: Logger(label: "test"))
+        let committed = Mutex(false)
+        writes.enqueue([.note("a", kind: "t")])
+        let ticket = writes.enqueue([.note("b", kind: "t")], afterCommit: { committed.withLock { $0 = true } })
+        let written = Mutex(false)
+        let waiting = Task {
+            await writes.written(ticket)
+            written.withLock { $0 = true }
+        }
+        try await waitUntil("the writer to report the problem") { writes.problem != nil }
+        #expect(writes.problem?.reason == "No space left on device")
+        #expect(
+            JournalWrites.message(writes.problem?.reason ?? "")
+                == "journal cannot write: No space left on device; events wait")
+        #expect(writes.problem?.held == 2)
+        // Tried again (at least once more) while full: still held.
+        try await waitUntil("a retry") { journal.attempts.withLock { $0 } >= 2 }
+        #expect(!written.withLock { $0 }, "the ticket is not written while the journal is full")
+        #expect(!committed.withLock { $0 })
+        #expect(journal.batches.withLock { $0 }.isEmpty)
+        journal.full.withLock { $0 = false }
+        await waiting.value
+        #expect(journal.batches.withLock { $0 } == [["a", "b"]])
+        #expect(committed.withLock { $0 })
+        #expect(writes.problem == nil)
+    }
+}
+
+/// A journal whose writes fail for want of space while `full`.
+private final class FullJournal: EventJournal {
+    let full = Mutex(false)
+    let attempts = Mutex(0)
+    let batches = Mutex<[[String]]>([])
+
+    func write(_ writes: [TimedJournalWrite]) throws {
+        attempts.withLock { $0 += 1 }
+        if full.withLock({ $0 }) {
+            throw JournalError("could not write: database or disk is full", storage: "No space left on device")
+        }
+        batches.withLock { $0.append(writes.map { if case .note(let text, _) = $0.write { text } else { "?" } }) }
+    }
+
+    func append(_ entry: JournalEntry, at time: Date) throws {}
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {
+    }
+    func note(_ text: String, kind: String, at time: Date) throws {}
+    func historyReport(limit: Int) throws -> (text: String, json: String) { ("", "") }
+    func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] { [] }
+}
+
+private struct NotSeen: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Polls `condition` every 20 ms until it holds; throws naming `what` after 10 s.
+private func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw NotSeen(description: "timed out waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
 }

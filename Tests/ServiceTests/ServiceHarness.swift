@@ -163,8 +163,11 @@ final class ServiceHarness: @unchecked Sendable {
 
     /// How many connections to the control socket are open (from /proc/net/unix: the listening
     /// socket and the service's end of each connection carry the socket's path).
+    /// Read to its end: `String(contentsOfFile:)` stops after the first 4 KiB of a /proc file,
+    /// and a busy machine's table is longer.
     var openControlConnections: Int {
-        let table = (try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8)) ?? ""
+        let data = FileHandle(forReadingAtPath: "/proc/net/unix")?.readDataToEndOfFile() ?? Data()
+        let table = String(decoding: data, as: UTF8.self)
         let bound = table.split(separator: "\n").filter { $0.hasSuffix(" " + socketPath) }.count
         return max(bound - 1, 0)
     }

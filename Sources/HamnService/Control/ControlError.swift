@@ -28,6 +28,14 @@ public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConv
         public static let journal = Code(rawValue: "journal")
         /// `mon`: the client did not read its lines fast enough and was dropped.
         public static let clientTooSlow = Code(rawValue: "client-too-slow")
+        /// The service stopped before the request was done (`wait-event`, `mon`'s end after a
+        /// clean stop is not this: it ends with a `done`).
+        public static let serviceStopped = Code(rawValue: "service-stopped")
+        /// `trigger`: sent to the cluster, but not recorded in the journal (it cannot write,
+        /// or the raise did not come back in time): it may or may not run.
+        public static let notRecorded = Code(rawValue: "not-recorded")
+        /// `trigger`: `queue_limit` events wait already; the event was refused.
+        public static let queueFull = Code(rawValue: "queue-full")
     }
 
     public var code: Code

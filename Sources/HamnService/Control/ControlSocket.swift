@@ -78,6 +78,8 @@ public final class ControlServer: Sendable {
     public let path: String
     private let listener: Int32
     private let allowedUID: uid_t
+    /// Connections being served: `stop()` gives their last answers a moment to go out.
+    private let serving = Mutex(0)
     /// Binds the socket; fails when another service already listens there.
     public init(path: String) throws(ControlSocketError) {
         self.path = path
@@ -129,17 +131,26 @@ public final class ControlServer: Sendable {
                 guard getsockopt(client, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
                     credentials.uid == 0 || credentials.uid == allowedUID
                 else {
+                    // Answered, then the request read (and dropped), so that closing does not
+                    // reset the connection before the client has read the answer.
+                    var timeout = timeval(tv_sec: 1, tv_usec: 0)
+                    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                     ControlConnection(fd: client).send(
                         .failed(.permissionDenied, "permission denied: the control socket is for root"))
+                    shutdown(client, Int32(SHUT_WR))
+                    _ = ControlClient.readLine(client, limit: 65536)
                     close(client)
                     continue
                 }
                 var timeout = timeval(tv_sec: 5, tv_usec: 0)
                 setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                self.serving.withLock { $0 += 1 }
                 Thread.detachNewThread {
                     Self.serve(ControlConnection(fd: client), answer: answer, follow: follow)
                     close(client)
+                    self.serving.withLock { $0 -= 1 }
                 }
             }
         }
@@ -178,10 +189,13 @@ public final class ControlServer: Sendable {
     }
 
     /// Stops accepting and removes the socket file.
+    /// Answers being written (a `wait-event` told that the service stopped) get up to 2 s.
     public func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         unlink(path)
+        let deadline = ContinuousClock.now + .seconds(2)
+        while serving.withLock({ $0 }) > 0, ContinuousClock.now < deadline { usleep(10_000) }
     }
 }
 
@@ -205,15 +219,19 @@ public enum ControlClient {
             throw ControlSocketError(message: "cannot encode the request", serviceDown: false)
         }
         data.append(0x0A)
-        guard ControlConnection.sendAll(fd, data) else {
-            throw ControlSocketError(
-                message: "cannot send the request to \(path): \(String(cString: strerror(errno)))", serviceDown: false)
-        }
+        // A service that refuses the client answers before reading: its answer is read even
+        // when the request could not be sent whole.
+        let sendError = ControlConnection.sendAll(fd, data) ? nil : String(cString: strerror(errno))
+        var lines = 0
         while let line = readLine(fd, limit: 64 << 20) {
+            lines += 1
             guard let answer = try? JSONDecoder.control.decode(ControlAnswer.self, from: line) else {
                 throw ControlSocketError(message: "the service sent a malformed answer", serviceDown: false)
             }
             if !onAnswer(answer) { return }
+        }
+        if let sendError, lines == 0 {
+            throw ControlSocketError(message: "cannot send the request to \(path): \(sendError)", serviceDown: false)
         }
     }
 

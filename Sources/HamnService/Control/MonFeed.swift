@@ -280,8 +280,12 @@ final class Follower: Sendable {
                 break
             case .serviceStopped:
                 // What is left goes out if the client takes it within a second.
+                // Then a final answer: a clean stop is mon's normal end (exit 0); a connection
+                // that ends without one is a crash.
                 Self.sendWithin(
-                    fd, restOfLine() + batch.dropFirst(offset > 0 ? 1 : 0).reduce(Data(), +), milliseconds: 1000)
+                    fd,
+                    restOfLine() + batch.dropFirst(offset > 0 ? 1 : 0).reduce(Data(), +)
+                        + (ControlAnswer.line(.done(text: "")) ?? Data()), milliseconds: 1000)
                 return .serviceStopped
             case .failed(let error):
                 Self.sendWithin(fd, restOfLine() + (ControlAnswer.line(.failed(error)) ?? Data()), milliseconds: 1000)

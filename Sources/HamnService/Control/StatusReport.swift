@@ -26,6 +26,9 @@ struct StatusReport: Sendable {
     var fencingWarning: String?
     var pendingFences: [PendingFence]
     var fenceAttempts: Int
+    /// Why the journal cannot write (events wait), nil when it can.
+    var journalProblem: String?
+    var queueLimit: Int
 
     /// The text for people and the JSON document (`status --format json`).
     func rendered() -> ControlAnswer {
@@ -33,6 +36,7 @@ struct StatusReport: Sendable {
         lines.append(
             "node \(node.name) (\(node.number)), transport \(transport.rawValue)\(synchronised ? "" : ", waiting for the cluster's state")"
         )
+        if let journalProblem { lines.append("JOURNAL: \(journalProblem)") }
         lines.append("members: \(members.map(\.name).joined(separator: " "))")
         if transport == .corosync {
             var line = "quorum: \(quorate ? "yes" : "NO: no recovery program runs")"
@@ -80,6 +84,9 @@ struct StatusReport: Sendable {
             lines.append(line)
         }
         if running.isEmpty { lines.append("running: nothing") }
+        if queue.count >= queueLimit {
+            lines.append("queue FULL: \(queue.count) events wait (queue_limit \(queueLimit)): new events are refused")
+        }
         lines.append(
             "queue: \(queue.isEmpty ? "empty" : queue.map { "\($0.name) state \($0.state) node \($0.node.name)" }.joined(separator: "; "))"
         )
@@ -122,7 +129,8 @@ struct StatusReport: Sendable {
                     event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed,
                     last: $0.last?.description)
             },
-            monitorFailures: monitorFailures, fencingWarning: fencingWarning,
+            monitorFailures: monitorFailures, fencingWarning: fencingWarning, journalProblem: journalProblem,
+            queueLimit: queueLimit,
             fencing: pendingFences.map {
                 .init(
                     node: $0.node.name, reason: $0.reason.rawValue, fencer: $0.fencer?.name, failures: $0.failures,
@@ -182,6 +190,8 @@ struct StatusJSON: Encodable {
     var instances: [Instance]
     var monitorFailures: [String: String]
     var fencingWarning: String?
+    var journalProblem: String?
+    var queueLimit: Int
     var fencing: [Fence]
 
     struct Fence: Encodable {

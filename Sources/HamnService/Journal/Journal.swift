@@ -61,6 +61,8 @@ public final class Journal: Sendable {
         var run: Int64
         /// The descriptor of `PATH.lock`, -1 once released.
         var lockDescriptor: Int32
+        /// The database file, opened once to notice that it was deleted (its link count).
+        var databaseDescriptor: Int32 = -1
         var closed = false
         /// The writer connection's `synchronous`: FULL (true) or NORMAL.
         var synchronousFull = true
@@ -93,12 +95,14 @@ public final class Journal: Sendable {
         self.host = host
         self.pool = opened.pool
         self.interrupted = opened.interrupted
-        self.current = Mutex(Current(run: opened.run, lockDescriptor: lock))
+        self.current = Mutex(
+            Current(run: opened.run, lockDescriptor: lock, databaseDescriptor: open(path, O_RDONLY | O_CLOEXEC)))
     }
 
     deinit {
         current.withLock { current in
             if current.lockDescriptor >= 0 { _ = closeDescriptor(current.lockDescriptor) }
+            if current.databaseDescriptor >= 0 { _ = closeDescriptor(current.databaseDescriptor) }
         }
     }
 
@@ -264,6 +268,20 @@ public final class Journal: Sendable {
             defer {
                 _ = closeDescriptor(current.lockDescriptor)
                 current.lockDescriptor = -1
+                if current.databaseDescriptor >= 0 { _ = closeDescriptor(current.databaseDescriptor) }
+                current.databaseDescriptor = -1
+            }
+            do {
+                // Everything into the database file and the log emptied: after a clean stop
+                // `journal.sqlite` alone holds the data (a copy of it without its `-wal` is whole).
+                try pool.writeWithoutTransaction { db in
+                    let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                    if let busy: Int = row?[0], busy != 0 {
+                        throw JournalError("the checkpoint was blocked by a reader")
+                    }
+                }
+            } catch {
+                throw JournalError("could not checkpoint the journal at \(path): \(Self.describe(error))")
             }
             do {
                 try pool.close()
@@ -302,7 +320,9 @@ public final class Journal: Sendable {
                     return writer.run
                 }
             } catch {
-                throw JournalError("could not \(what) in the journal at \(path): \(Self.describe(error))")
+                throw JournalError(
+                    "could not \(what) in the journal at \(path): \(Self.describe(error))", storage: Self.storage(error)
+                )
             }
             current.run = newRun
         }
@@ -409,6 +429,55 @@ public final class Journal: Sendable {
             return JournalError("cannot open the journal at \(path): \(detail)")
         default:
             return JournalError("cannot open the journal at \(path): \(detail)")
+        }
+    }
+
+    /// The short reason when `error` is a want of storage rather than a write the journal refuses.
+    static func storage(_ error: any Error) -> String? {
+        guard let error = error as? DatabaseError else { return nil }
+        switch error.resultCode {
+        case .SQLITE_FULL: return String(cString: strerror(ENOSPC))
+        case .SQLITE_IOERR: return "disk I/O error (\(error.message ?? "\(error.extendedResultCode)"))"
+        case .SQLITE_CANTOPEN, .SQLITE_READONLY: return error.message ?? "\(error.resultCode)"
+        default: return nil
+        }
+    }
+
+    /// Why the journal cannot be written to, when its files were deleted or replaced while it is
+    /// open (checked before each commit and every second): nil when they are in place. A lock
+    /// file deleted with them is made again and locked, so that a second service on the same
+    /// path is still refused.
+    public func storageProblem() -> String? {
+        current.withLock { current -> String? in
+            guard !current.closed else { return nil }
+            var named = stat()
+            var lock = stat()
+            if current.lockDescriptor >= 0, fstat(current.lockDescriptor, &lock) == 0,
+                lock.st_nlink == 0 || stat(path + ".lock", &named) != 0 || named.st_ino != lock.st_ino
+            {
+                // Deleted with its directory, perhaps: made and locked again (or a second
+                // service got it first: then it is said).
+                do {
+                    try Self.makeDirectories(
+                        URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path)
+                    let descriptor = try Self.lock(path, pid: pid)
+                    _ = closeDescriptor(current.lockDescriptor)
+                    current.lockDescriptor = descriptor
+                } catch {
+                    return
+                        "the journal's lock \(path).lock was deleted and cannot be taken again: \(Self.describe(error))"
+                }
+            }
+            var open = stat()
+            if current.databaseDescriptor >= 0, fstat(current.databaseDescriptor, &open) == 0 {
+                if open.st_nlink == 0 || stat(path, &named) != 0 || named.st_ino != open.st_ino
+                    || named.st_dev != open.st_dev
+                {
+                    return "the journal \(path) was deleted or replaced while the service runs"
+                        + "; restart the service to start a new journal"
+                }
+            }
+            return nil
         }
     }
 

@@ -6,9 +6,14 @@ import RulesEngine
 /// write failed. The journal never crashes the process; it throws this.
 public struct JournalError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
+    /// Set when the write failed for want of storage (a full disk, an I/O error, a journal
+    /// that was deleted): the writes are kept and tried again, and nothing that needs them on
+    /// disk goes on meanwhile. The short reason: `No space left on device`.
+    public var storage: String?
 
-    public init(_ message: String) {
+    public init(_ message: String, storage: String? = nil) {
         self.message = message
+        self.storage = storage
     }
 
     public var description: String { message }
