@@ -103,6 +103,51 @@ struct PathHardeningTests {
         return fd
     }
 
+    @Test("a service of another user without XDG_RUNTIME_DIR keeps its socket in its state directory, not /tmp")
+    func nonRootWithoutRuntimeDirectory() throws {
+        var template = Array((NSTemporaryDirectory() + "hamn-home-XXXXXX").utf8CString)
+        let home = try #require(mkdtemp(&template).map { String(cString: $0) })
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        chown(home, Self.nobody, Self.nobody)
+        chmod(home, 0o700)
+        let expected = home + "/.local/state/hamn-events/run/control.sock"
+        // The embedded default runs the quickstart rules of this checkout.
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/quickstart").path
+        func asNobody(_ arguments: [String]) -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments =
+                ["--reuid=\(Self.nobody)", "--regid=\(Self.nobody)", "--clear-groups", ServiceHarness.binary]
+                + arguments
+            // No XDG_RUNTIME_DIR, and /run/user/65534 does not exist.
+            process.environment = ["HOME": home, "PATH": "/usr/bin:/bin", "HAMN_EVENTS_SHIPPED": shipped]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            return process
+        }
+        let service = asNobody(["run"])
+        try service.run()
+        defer {
+            service.terminate()
+            service.waitUntilExit()
+        }
+        try waitUntil("the service of uid 65534 to listen on \(expected)") {
+            guard service.isRunning else { throw ServiceError("the service of uid 65534 exited") }
+            var info = stat()
+            return lstat(expected, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
+        }
+        var info = stat()
+        #expect(lstat(home + "/.local/state/hamn-events/run", &info) == 0)
+        #expect(info.st_uid == Self.nobody && info.st_mode & 0o777 == 0o700)
+        #expect(lstat("/tmp/hamn-events-\(Self.nobody)", &info) != 0)
+        // Its command line finds it there by default.
+        let status = asNobody(["status"])
+        try status.run()
+        status.waitUntilExit()
+        #expect(status.terminationStatus == 0)
+    }
+
     @Test("the service's own runtime directory must be private: mode 0700, owned by its user")
     func privateDirectory() throws {
         var template = Array((NSTemporaryDirectory() + "hamn-private-XXXXXX").utf8CString)
