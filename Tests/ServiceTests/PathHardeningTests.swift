@@ -71,7 +71,9 @@ struct PathHardeningTests {
             case 1: chmod(directory, 0o777)
             default: chmod(directory, 0o770)
             }
-            let result = try runTool(ServiceHarness.binary, ["status", "--socket", socketPath])
+            // Bounded: a command line that talked to the planted socket would wait for its answer.
+            let result = try runTool(
+                "/usr/bin/timeout", ["-s", "KILL", "10", ServiceHarness.binary, "status", "--socket", socketPath])
             #expect(result.status == 1)
             #expect(
                 result.err.contains("refusing to talk to \(socketPath): its directory \(directory)"), "\(result.err)")
