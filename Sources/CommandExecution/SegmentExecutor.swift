@@ -83,6 +83,11 @@ public struct SegmentExecutor: Sendable {
     public var shellPath: String
     /// The working directory of the commands; nil to inherit this process's.
     public var workingDirectory: String?
+    /// Checked again just before each command starts, with the path of its program (an
+    /// absolute one as written, a bundled script in ``eventScriptDirectory``): why the program
+    /// must not run (others can replace it, R020), or nil. A refused command is
+    /// `.couldNotStart("refused: ...")`, never accepted, so its event fails with the reason.
+    public var pathCheck: (@Sendable (String) -> String?)?
 
     /// `PATH` when neither the base environment nor the event gives one.
     public static let defaultPath = ProgramLookup.defaultPath
@@ -153,6 +158,9 @@ public struct SegmentExecutor: Sendable {
         if Task.isCancelled {
             return result(.couldNotStart("cancelled before it started"), "")
         }
+        if let pathCheck, let program = programPath(step), let problem = pathCheck(program) {
+            return result(.couldNotStart("refused: \(program) \(problem)"), "")
+        }
 
         let merged = self.environment(for: step, event: environment)
         func launcher(_ launch: Launch) -> ProcessLauncher {
@@ -217,6 +225,15 @@ public struct SegmentExecutor: Sendable {
             : shellLine.hasSuffix(": Permission denied") || shellLine.contains("cannot execute")
         guard fromShell, cannot else { return nil }
         return "\(shellLine) (exit \(status))"
+    }
+
+    /// The file `step` starts, for ``pathCheck``: an absolute program as written, a bare name
+    /// in ``eventScriptDirectory`` (the only relative commands the validator accepts, P006).
+    func programPath(_ step: CommandStep) -> String? {
+        guard let program = step.program, !program.isEmpty else { return nil }
+        if program.hasPrefix("/") { return program }
+        guard !program.contains("/"), let directory = eventScriptDirectory else { return nil }
+        return directory + "/" + program
     }
 
     // MARK: Direct execution

@@ -41,15 +41,41 @@ public enum ConfigurationLoader {
             let state =
                 root
                 ? "/var/lib/hamn-events" : (environment("XDG_STATE_HOME") ?? home + "/.local/state") + "/hamn-events"
-            let runtime =
-                root
-                ? "/run/hamn-events"
-                : (environment("XDG_RUNTIME_DIR").map { $0 + "/hamn-events" } ?? "/tmp/hamn-events-\(geteuid())")
+            let runtime = runtimeDirectory(
+                user: geteuid(), runtimeDirectory: environment("XDG_RUNTIME_DIR"), stateDirectory: state,
+                ownsRunUser: ownsPrivateDirectory("/run/user/\(geteuid())"))
             let installed = "/etc/hamn/rules.hacmprd"
             let useShipped = access(installed, R_OK) != 0 && shipped != nil
             return Defaults(
                 hostName: hostName(), rules: useShipped ? shipped!.rules : installed,
                 rulesRoot: useShipped ? shipped!.root : nil, stateDirectory: state, runtimeDirectory: runtime)
+        }
+
+        /// The directory of the control socket: `/run/hamn-events` for root; for another user
+        /// `$XDG_RUNTIME_DIR/hamn-events`, else `/run/user/UID/hamn-events` when that directory
+        /// is the user's own (systemd-logind's), else `run` in the state directory (under the
+        /// home directory). Never a fixed name in a directory every user can write (`/tmp`),
+        /// where another user could create it first (the service checks it as tmux does all the
+        /// same: `ControlServer`).
+        public static func runtimeDirectory(
+            user: uid_t, runtimeDirectory: String?, stateDirectory: String, ownsRunUser: Bool
+        ) -> String {
+            if user == 0 { return "/run/hamn-events" }
+            if let runtimeDirectory { return runtimeDirectory + "/hamn-events" }
+            if ownsRunUser { return "/run/user/\(user)/hamn-events" }
+            return stateDirectory + "/run"
+        }
+
+        /// The runtime directory of this process's default configuration.
+        public static func runtimeDirectoryForThisProcess() -> String {
+            forThisProcess().runtimeDirectory
+        }
+
+        /// Whether `path` is a directory (not a link) of this user's with mode 0700.
+        private static func ownsPrivateDirectory(_ path: String) -> Bool {
+            var info = stat()
+            return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && info.st_uid == geteuid()
+                && info.st_mode & 0o077 == 0
         }
 
         private static func environment(_ name: String) -> String? {

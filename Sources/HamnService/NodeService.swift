@@ -243,6 +243,13 @@ public actor NodeService {
         return ticket
     }
 
+    /// R020 again as each command starts: a program swapped, or made replaceable, since the
+    /// rules were loaded is refused and fails its event.
+    static let pathCheck: @Sendable (String) -> String? = { path in
+        var safety = PathSafety()
+        return safety.problem(path)
+    }
+
     /// Starts this node's commands of `run`; with a ticket, once the journal has it.
     private func start(_ run: SegmentRun, after ticket: JournalWrites.Ticket? = nil) {
         let key = "\(run.event.id)/\(run.segment)"
@@ -253,9 +260,10 @@ public actor NodeService {
         let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map {
             Duration.seconds($0)
         }
-        let executor = SegmentExecutor(
+        var executor = SegmentExecutor(
             eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
         )
+        executor.pathCheck = Self.pathCheck
         // Commands that call back (`hamn-events wait-event`, `ha-cmd`) find this service here.
         var environment = run.environment
         environment["HAMN_SOCKET"] = configuration.socket
@@ -284,9 +292,10 @@ public actor NodeService {
             return
         }
         let timeout = (configuration.timeouts[run.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
-        let executor = SegmentExecutor(
+        var executor = SegmentExecutor(
             eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
         )
+        executor.pathCheck = Self.pathCheck
         var environment = run.environment
         environment["HAMN_SOCKET"] = configuration.socket
         let writes = self.writes

@@ -237,8 +237,11 @@ public enum PredicateTypeChecker {
         return false
     }
 
-    /// The message of `regcomp` for a POSIX extended regular expression, nil when it compiles.
+    /// The message of `regcomp` for a POSIX extended regular expression, nil when it compiles;
+    /// a pattern that would expand past a ``RegularExpressionCost`` limit is refused before
+    /// `regcomp` sees it.
     public static func regularExpressionError(_ pattern: String) -> String? {
+        if let tooComplex = RegularExpressionCost.problem(pattern) { return tooComplex }
         var regex = regex_t()
         let status = regcomp(&regex, pattern, REG_EXTENDED | REG_NOSUB)
         defer { if status == 0 { regfree(&regex) } }

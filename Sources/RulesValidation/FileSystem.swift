@@ -10,6 +10,8 @@
 public struct FileStatus: Sendable, Hashable {
     public var isRegularFile: Bool
     public var isDirectory: Bool
+    /// Only from ``FileSystem/linkStatus(_:)``: the path is a symbolic link.
+    public var isSymbolicLink = false
     /// Permission bits, e.g. 0o755.
     public var mode: UInt32
     public var owner: UInt32
@@ -40,6 +42,16 @@ public protocol FileSystem: Sendable {
     func status(_ path: String) -> FileStatus?
     /// The whole content of a regular file of at most `limit` bytes.
     func read(_ path: String, limit: Int) throws(ReadFailure) -> [UInt8]
+    /// The status of `path` itself, not following a final symbolic link (`lstat`).
+    func linkStatus(_ path: String) -> FileStatus?
+    /// The target of the symbolic link at `path`; nil when it is none.
+    func linkTarget(_ path: String) -> String?
+}
+
+extension FileSystem {
+    /// Files held in memory have no links.
+    public func linkStatus(_ path: String) -> FileStatus? { status(path) }
+    public func linkTarget(_ path: String) -> String? { nil }
 }
 
 public struct LocalFileSystem: FileSystem {
@@ -49,6 +61,19 @@ public struct LocalFileSystem: FileSystem {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
         return FileStatus(info)
+    }
+
+    public func linkStatus(_ path: String) -> FileStatus? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return FileStatus(info)
+    }
+
+    public func linkTarget(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     public func read(_ path: String, limit: Int) throws(ReadFailure) -> [UInt8] {
@@ -87,6 +112,7 @@ extension FileStatus {
         self.init(
             isRegularFile: type == S_IFREG, isDirectory: type == S_IFDIR, mode: UInt32(info.st_mode & 0o7777),
             owner: UInt32(info.st_uid), size: Int(info.st_size))
+        isSymbolicLink = type == S_IFLNK
     }
 }
 

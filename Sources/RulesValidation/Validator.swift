@@ -58,6 +58,7 @@ public struct Validator: Sendable {
     public func validate(_ paths: [String]) -> ValidationReport {
         var run = Run(validator: self)
         for path in paths {
+            let path = staged(path)
             if path.hasSuffix(".rp") {
                 run.validateRecoveryProgram(at: path, shownAs: path, eventScripts: eventScripts(beside: path))
             } else {
@@ -72,7 +73,7 @@ public struct Validator: Sendable {
     public func load(_ rulesFile: String) -> (rules: LoadedRules?, report: ValidationReport) {
         var run = Run(validator: self)
         run.keepsDefinitions = true
-        run.validateRules(at: rulesFile)
+        run.validateRules(at: staged(rulesFile))
         let report = ValidationReport(diagnostics: run.diagnostics, definitions: run.definitions)
         guard report.errorCount == 0 else { return (nil, report) }
         var programs: [String: RecoveryProgram] = [:]
@@ -85,10 +86,11 @@ public struct Validator: Sendable {
         return (LoadedRules(definitions: run.loadedDefinitions, programs: programs), report)
     }
 
-    /// `path` under `--root`, when one is given.
+    /// `path` under `--root`, when one is given: its links are followed inside the root,
+    /// never out of it (``PathSafety/resolve(_:under:fileSystem:)``).
     func resolve(_ path: String) -> String {
         guard let root = options.root, path.hasPrefix("/") else { return path }
-        return root.hasSuffix("/") ? String(root.dropLast()) + path : root + path
+        return PathSafety.resolve(path, under: root, fileSystem: fileSystem)
     }
 
     func eventScripts(beside file: String) -> String {
@@ -97,16 +99,20 @@ public struct Validator: Sendable {
         return String(file[..<slash]) + "/events"
     }
 
-    /// R020's finding for a file, nil when only root or the service user can change it.
+    /// R020's finding for a file itself, nil when only root or the service user can change it
+    /// (``PathSafety`` adds the directories above it).
     func ownershipProblem(_ status: FileStatus) -> String? {
-        if status.mode & 0o022 != 0 {
-            let who = status.mode & 0o002 != 0 ? "others" : "its group"
-            return "is writable by \(who) (mode \(String(status.mode, radix: 8))); it runs as root: chmod go-w"
-        }
-        if status.owner != 0, status.owner != options.serviceUser {
-            return "is owned by uid \(status.owner), not by root or the service's user (uid \(options.serviceUser))"
-        }
-        return nil
+        PathSafety(trustedUser: options.serviceUser, fileSystem: fileSystem).fileProblem(status)
+    }
+
+    /// A path given to `validate`: under `--root`, one inside the staged tree is resolved
+    /// there too, so that a link in the tree cannot lead out of it.
+    func staged(_ path: String) -> String {
+        guard let root = options.root, path.hasPrefix("/") else { return path }
+        var base = root
+        while base.hasSuffix("/") { base.removeLast() }
+        guard !base.isEmpty, path.hasPrefix(base + "/") else { return path }
+        return PathSafety.resolve(String(path.dropFirst(base.count)), under: base, fileSystem: fileSystem)
     }
 }
 
@@ -122,6 +128,8 @@ private struct Run {
     var programs: [String: ProgramCheck] = [:]
     /// Commands already looked up, by resolved path.
     var commands: [String: FileStatus?] = [:]
+    /// R020 over each file and the directories above it.
+    var safety: PathSafety
 
     enum ProgramCheck {
         case ok(RecoveryProgram?)
@@ -130,6 +138,7 @@ private struct Run {
 
     init(validator: Validator) {
         self.validator = validator
+        safety = PathSafety(trustedUser: validator.options.serviceUser, fileSystem: validator.fileSystem)
     }
 
     var fileSystem: any FileSystem { validator.fileSystem }
@@ -188,7 +197,7 @@ private struct Run {
     }
 
     mutating func checkOwnership(_ path: String, shownAs shown: String, what: String) {
-        guard let status = fileSystem.status(path), let problem = validator.ownershipProblem(status) else { return }
+        guard let problem = safety.problem(path) else { return }
         report(shown, 1, 1, .R020, "\(what) \(problem)")
     }
 
@@ -296,7 +305,7 @@ private struct Run {
             }
             return
         }
-        if let problem = validator.ownershipProblem(status) {
+        if let problem = safety.problem(path) {
             report(file, step.line, step.column, .R020, "command \(shownProgram) \(problem)")
         }
     }

@@ -10,6 +10,25 @@ struct ConfigurationLoaderTests {
         hostName: "host", rules: "/etc/hamn/rules.hacmprd", rulesRoot: nil, stateDirectory: "/var/lib/h",
         runtimeDirectory: "/run/h")
 
+    @Test("the socket's directory: never a fixed name in /tmp for a user without XDG_RUNTIME_DIR")
+    func runtimeDirectory() {
+        typealias Defaults = ConfigurationLoader.Defaults
+        #expect(
+            Defaults.runtimeDirectory(user: 0, runtimeDirectory: "/run/user/0", stateDirectory: "/s", ownsRunUser: true)
+                == "/run/hamn-events")
+        #expect(
+            Defaults.runtimeDirectory(user: 1000, runtimeDirectory: "/x", stateDirectory: "/s", ownsRunUser: true)
+                == "/x/hamn-events")
+        #expect(
+            Defaults.runtimeDirectory(user: 1000, runtimeDirectory: nil, stateDirectory: "/s", ownsRunUser: true)
+                == "/run/user/1000/hamn-events")
+        #expect(
+            Defaults.runtimeDirectory(
+                user: 1000, runtimeDirectory: nil, stateDirectory: "/home/u/.local/state/hamn-events",
+                ownsRunUser: false)
+                == "/home/u/.local/state/hamn-events/run")
+    }
+
     @Test("no file: the embedded default")
     func embedded() throws {
         let configuration = try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults)

@@ -2,6 +2,10 @@ import RulesEngine
 import RulesParser
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One evaluation: predicate text, the current sample, the previous one, what it must give.
 struct EvaluationCase: Sendable, CustomTestStringConvertible {
     var predicate: String
@@ -447,6 +451,28 @@ struct PredicateEvaluationTests {
         #expect(error?.message.hasPrefix("regular expression does not compile") == true)
     }
 
+    /// 31 bytes that glibc's regcomp expands to a million positions (1.2 GB: issue 16, finding 6).
+    static let pathologicalPattern = "^(((ab{1,100}){1,100}){1,100})$"
+
+    @Test("a regular expression too complex to compile is refused, in the rules and from a sample, in little memory")
+    func tooComplexRegularExpression() throws {
+        #expect(Self.pathologicalPattern.utf8.count == 31)
+        let before = peakMemoryKiB()
+        let error = #expect(throws: PredicateCompilationError.self) {
+            try CompiledPredicate(PredicateParser.parse("X =~ \"\(Self.pathologicalPattern)\""))
+        }
+        #expect(error?.offset == 5)
+        #expect(error?.message.hasPrefix("regular expression does not compile: too complex") == true)
+        // A pattern read from the sample is refused the same way: the comparison is false.
+        let dynamic = try CompiledPredicate(parsing: "X.A =~ X.B")
+        let sample = SampleValue.fields([.init("A", .string("aaa")), .init("B", .string(Self.pathologicalPattern))])
+        #expect(!dynamic.evaluate(sample).isTrue)
+        let grown = peakMemoryKiB() - before
+        #expect(grown < 64 * 1024, "peak memory grew by \(grown) KiB")
+        // Within the bound, repetitions still work.
+        #expect(try evaluate("X =~ \"^(a{1,10}){1,10}$\"", .string("aaaa")).isTrue)
+    }
+
     @Test("the qualifier is kept for arming")
     func qualifierKept() throws {
         let compiled = try CompiledPredicate(parsing: "X > 90 __QUAL_COUNT(3, 5)")
@@ -481,4 +507,11 @@ struct PredicateEvaluationTests {
         }
         #expect(results == Array(repeating: true, count: 8))
     }
+}
+
+/// This process's peak resident memory so far, in KiB (`getrusage`).
+func peakMemoryKiB() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss
 }

@@ -62,7 +62,8 @@ extension ControlAnswer {
 }
 
 /// The service's end of the control socket: a Unix stream socket of mode 0600 in a directory
-/// of mode 0700, whose clients must be root or the service's own user (checked with
+/// of mode 0700 (or a shared one only root and the service's user can write:
+/// ``RuntimeDirectory``), whose clients must be root or the service's own user (checked with
 /// SO_PEERCRED on every connection).
 ///
 /// Each connection has a thread of its own, which reads the request line, waits for the
@@ -84,11 +85,8 @@ public final class ControlServer: Sendable {
     public init(path: String) throws(ControlSocketError) {
         self.path = path
         allowedUID = geteuid()
-        let directory = (path as NSString).deletingLastPathComponent
-        if mkdir(directory, 0o700) != 0, errno != EEXIST {
-            throw ControlSocketError(
-                message: "cannot create \(directory): \(String(cString: strerror(errno)))", serviceDown: false)
-        }
+        // Created and checked as tmux does (RuntimeDirectory): nobody else may own or write it.
+        try RuntimeDirectory.prepare(RuntimeDirectory.parent(path))
         if (try? ControlClient.connect(path)).map({ close($0) }) != nil {
             throw ControlSocketError(
                 message: "another hamn-events service already listens on \(path)", serviceDown: false)
@@ -213,6 +211,7 @@ public enum ControlClient {
     public static func send(
         _ request: ControlRequest, to path: String, onAnswer: (ControlAnswer) -> Bool
     ) throws(ControlSocketError) {
+        try RuntimeDirectory.checkBeforeConnecting(path)
         let fd = try connect(path)
         defer { close(fd) }
         guard var data = try? JSONEncoder.control.encode(request) else {

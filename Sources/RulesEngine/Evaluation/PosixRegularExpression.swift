@@ -1,3 +1,5 @@
+import RulesParser
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -17,9 +19,12 @@ final class PosixRegularExpression: @unchecked Sendable {
     let pattern: String
     private let compiled: UnsafeMutablePointer<regex_t>
 
-    /// Throws `regerror`'s message when the pattern does not compile.
+    /// Throws `regerror`'s message when the pattern does not compile, and refuses a pattern
+    /// that would expand past a ``RegularExpressionCost`` limit before `regcomp` sees it (a
+    /// pattern read from a sample included).
     init(_ pattern: String) throws(PatternError) {
         self.pattern = pattern
+        if let tooComplex = RegularExpressionCost.problem(pattern) { throw PatternError(message: tooComplex) }
         let compiled = UnsafeMutablePointer<regex_t>.allocate(capacity: 1)
         compiled.initialize(to: regex_t())
         let status = regcomp(compiled, pattern, REG_EXTENDED | REG_NOSUB)
