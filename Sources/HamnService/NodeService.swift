@@ -232,9 +232,7 @@ public actor NodeService {
             note("event \(run.event.id) segment \(run.segment) not started: the service is stopping", kind: "service")
             return
         }
-        let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map {
-            Duration.seconds($0)
-        }
+        let timeout = configuration.commandTimeout(for: run.event.name)
         let executor = SegmentExecutor(
             eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
         )
@@ -263,7 +261,7 @@ public actor NodeService {
             note("\(run.name) not started: the service is stopping", kind: "service")
             return
         }
-        let timeout = (configuration.timeouts[run.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
+        let timeout = configuration.commandTimeout(for: run.name)
         let executor = SegmentExecutor(
             eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
         )
@@ -770,7 +768,7 @@ public actor NodeService {
         case .haCmd(let action, let nodes):
             return await haCmd(action, nodes: nodes)
         case .waitEvent(let name, let timeout):
-            return await waitEvent(name, timeout: timeout ?? 0)
+            return await waitEvent(name, timeout: timeout ?? .zero)
         case .fence(let node):
             return await fenceByHand(node)
         case .fenceConfirm(let node):
@@ -873,8 +871,8 @@ public actor NodeService {
             ? .failed(.commandFailed, lines.joined(separator: "\n")) : .done(text: lines.joined(separator: "\n"))
     }
 
-    /// `timeout`: seconds, 0 for none (checked on decoding: finite, at most `longestTimeout`).
-    private func waitEvent(_ name: String, timeout: Double) async -> ControlAnswer {
+    /// `timeout`: 0 for none.
+    private func waitEvent(_ name: String, timeout: BoundedDuration) async -> ControlAnswer {
         nextWaiter += 1
         let waiter = nextWaiter
         let completed = await withTaskGroup(of: Bool.self) { group in
@@ -884,11 +882,15 @@ public actor NodeService {
                 }
                 return true
             }
-            if timeout > 0 {
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(timeout))
-                    return false
+            // Ends the wait at the timeout, or when the caller's task is cancelled (its client
+            // hung up: ControlServer), whichever comes first.
+            group.addTask {
+                if timeout > .zero {
+                    try? await Task.sleep(for: timeout.duration)
+                } else {
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                 }
+                return false
             }
             let first = await group.next() ?? false
             if !first { await self.releaseWaiter(name, waiter) }
@@ -897,7 +899,7 @@ public actor NodeService {
         }
         return completed
             ? .done(text: "\(name) completed")
-            : .failed(.timeout, "wait-event: \(name): no completion within \(Self.seconds(timeout))")
+            : .failed(.timeout, "wait-event: \(name): no completion within \(Self.seconds(timeout.seconds))")
     }
 
     private func addWaiter(_ name: String, _ waiter: Int, _ continuation: CheckedContinuation<Void, Never>) {
