@@ -28,7 +28,13 @@ struct HardeningTests {
         let harness = try ServiceHarness(definitions: [("x", 0, "all \"/bin/true\" 0 NULL\n", nil)])
         try harness.start()
         for timeout in ["1e19", "1e8", "366d"] {
-            let cli = try harness.cli(["wait-event", "x", "--timeout", timeout])
+            // Bounded: a command line that took 1e8 s would wait three years.
+            let cli = try runTool(
+                "/usr/bin/timeout",
+                [
+                    "-s", "KILL", "10", ServiceHarness.binary, "wait-event", "--socket", harness.socketPath, "x",
+                    "--timeout", timeout,
+                ])
             #expect(cli.status == 2, "\(cli)")
             #expect(
                 cli.err.contains("--timeout: '\(timeout)' is longer than the longest duration accepted, 365d"),
@@ -41,7 +47,7 @@ struct HardeningTests {
             #expect(answer.contains("\"code\":\"malformed-request\""), "\(timeout): \(answer)")
             #expect(answer.contains("not a number of seconds from 0 to 31536000 (365d)"), "\(timeout): \(answer)")
         }
-        #expect(try harness.cli(["status"]).status == 0)
+        #expect(try harness.boundedCLI(["status"]).status == 0)
     }
 
     // MARK: Finding 13: timeouts: 0
@@ -54,12 +60,12 @@ struct HardeningTests {
             ("slow", 0, "all \"/bin/sleep 1\" 0 NULL\nall \"/bin/touch \(out)/done\" 0 NULL\n", nil)
         ])
         try harness.start()
-        #expect(try harness.cli(["trigger", "slow"]).status == 0)
-        try waitUntil("the event to end", observed: { harness.status }) {
-            let history = (try? harness.cli(["history"]))?.out ?? ""
+        #expect(try harness.boundedCLI(["trigger", "slow"]).status == 0)
+        try waitUntil("the event to end", observed: { harness.boundedStatus }) {
+            let history = (try? harness.boundedCLI(["history"]))?.out ?? ""
             return history.contains("slow state 0") && !history.contains("running")
         }
-        let history = try harness.cli(["history"]).out
+        let history = try harness.boundedCLI(["history"]).out
         #expect(history.contains("\"/bin/sleep 1\" exit 0"), "\(history)")
         #expect(history.contains("completed") && !history.contains("failed"), "\(history)")
         #expect(harness.read("done") != nil)
@@ -78,15 +84,15 @@ struct HardeningTests {
         ])
         try harness.start()
         let mon = try MonProcess(socket: harness.socketPath)
-        #expect(try harness.cli(["trigger", name]).status == 0)
+        #expect(try harness.boundedCLI(["trigger", name]).status == 0)
         try harness.waitForStatus("running: event 1 \(shown) state 0")
-        #expect(!harness.status.contains("\u{1b}"))
+        #expect(!harness.boundedStatus.contains("\u{1b}"))
         #expect(harness.eventually { harness.read("done") != nil })
-        try waitUntil("history to show the event completed", observed: { harness.status }) {
-            (try? harness.cli(["history"]))?.out.contains("\(shown) state 0 node n1 completed") == true
+        try waitUntil("history to show the event completed", observed: { harness.boundedStatus }) {
+            (try? harness.boundedCLI(["history"]))?.out.contains("\(shown) state 0 node n1 completed") == true
         }
         #expect(harness.eventually { mon.text.contains("EVENT COMPLETED: \(shown) 0") }, "\(mon.text)")
-        for (what, text) in [("history", try harness.cli(["history"]).out), ("mon", mon.text)] {
+        for (what, text) in [("history", try harness.boundedCLI(["history"]).out), ("mon", mon.text)] {
             #expect(!text.contains("\u{1b}") && !text.contains("\u{07}"), "\(what) passed a control character")
         }
         // The service escapes its lines itself: a client other than this command line gets
@@ -117,11 +123,11 @@ struct HardeningTests {
             return extra.contains("\"code\":\"busy\"")
         }
         #expect(extra.contains("too many control connections (8 served at once)"), "\(extra)")
-        let status = try harness.cli(["status"])
+        let status = try harness.boundedCLI(["status"])
         #expect(status.status == 1 && status.err.contains("too many control connections"), "\(status)")
         withExtendedLifetime(held) {}
         for client in held { client.close() }
-        try waitUntil("status to answer again") { (try? harness.cli(["status"]))?.status == 0 }
+        try waitUntil("status to answer again") { (try? harness.boundedCLI(["status"]))?.status == 0 }
     }
 
     @Test("a client that sends a byte a second is dropped at the request deadline (5 s)")
@@ -142,7 +148,7 @@ struct HardeningTests {
         let elapsed = ContinuousClock.now - start
         #expect(answer.contains("no whole request line within 5"), "\(answer)")
         #expect(elapsed < .seconds(8), "dropped after \(elapsed), while it still sent")
-        #expect(try harness.cli(["status"]).status == 0)
+        #expect(try harness.boundedCLI(["status"]).status == 0)
     }
 
     @Test("at 256 descriptors, 300 clients at once: refused or served, and status answers once they go")
@@ -154,8 +160,7 @@ struct HardeningTests {
         Thread.sleep(forTimeInterval: 0.5)  // not a wait for something: the clients hold on a while
         for client in clients { client.close() }
         try waitUntil("status to answer again", timeout: .seconds(20), observed: { harness.stderrText }) {
-            (try? runTool("/usr/bin/timeout", ["5", ServiceHarness.binary, "status", "--socket", harness.socketPath]))?
-                .status == 0
+            (try? harness.boundedCLI(["status"]))?.status == 0
         }
         #expect(harness.process?.isRunning == true)
     }
@@ -172,8 +177,7 @@ struct HardeningTests {
         for client in clients { client.close() }
         // The served ones end at the request deadline (5 s); then descriptors are free.
         try waitUntil("status to answer again", timeout: .seconds(30), observed: { harness.stderrText }) {
-            (try? runTool("/usr/bin/timeout", ["5", ServiceHarness.binary, "status", "--socket", harness.socketPath]))?
-                .status == 0
+            (try? harness.boundedCLI(["status"]))?.status == 0
         }
         try harness.waitForOutput("control socket: accepting connections again")
         #expect(!refused.isEmpty, "some client was told why it was refused")
@@ -183,17 +187,19 @@ struct HardeningTests {
     func manyCommandsAtALowLimit() throws {
         let harness = try ServiceHarness(definitions: [])
         let out = harness.outputDirectory
-        let program = (0..<400).map { "all \"/bin/touch \(out)/c\($0)\" 0 NULL" }.joined(separator: "\n") + "\n"
+        // Each lasts a while, so that all 400 would hold their descriptors at once.
+        let step = try harness.script("step", "sleep 0.3\ntouch \"$1\"")
+        let program = (0..<400).map { "all \"\(step) \(out)/c\($0)\" 0 NULL" }.joined(separator: "\n") + "\n"
         try harness.writeRules([("wide", 0, program, nil)])
         harness.launcher = ["/usr/bin/prlimit", "--nofile=256:256"]
         try harness.start()
-        #expect(try harness.cli(["trigger", "wide"]).status == 0)
-        try waitUntil("the event to complete", timeout: .seconds(60), observed: { harness.status }) {
-            (try? harness.cli(["history"]))?.out.contains("wide state 0 node n1 completed") == true
+        #expect(try harness.boundedCLI(["trigger", "wide"]).status == 0)
+        try waitUntil("the event to complete", timeout: .seconds(60), observed: { harness.boundedStatus }) {
+            (try? harness.boundedCLI(["history"]))?.out.contains("wide state 0 node n1 completed") == true
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("c") }
         #expect(files.count == 400)
-        let history = try harness.cli(["history"]).out
+        let history = try harness.boundedCLI(["history"]).out
         #expect(history.components(separatedBy: "\" exit 0 in").count - 1 == 400)
         #expect(!history.contains("could not start"), "\(history.prefix(2000))")
     }
@@ -201,7 +207,15 @@ struct HardeningTests {
     @Test("at 256 descriptors, 300 command variables are all sampled and the service answers")
     func manyVariablesAtALowLimit() throws {
         let count = 300
-        let variables = (0..<count).map { "  - {name: Site.V\($0), command: /bin/echo 7, interval: 2s}" }
+        // Each sample takes a while, so that all 300 would hold their descriptors at once.
+        let sampleDirectory = NSTemporaryDirectory() + "hamn-var-\(getpid())"
+        try FileManager.default.createDirectory(atPath: sampleDirectory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: sampleDirectory) }
+        let sample = sampleDirectory + "/sample"
+        try Data("#!/bin/sh\nsleep 0.2\necho 7\n".utf8).write(to: URL(fileURLWithPath: sample))
+        chmod(sampleDirectory, 0o755)
+        chmod(sample, 0o755)
+        let variables = (0..<count).map { "  - {name: Site.V\($0), command: \(sample), interval: 2s}" }
         let harness = try ServiceHarness(
             definitions: (0..<count).map {
                 ("v\($0)", 0, "all \"/bin/true\" 0 NULL\n", ["Site.V\($0)", "NodeNum=*", "X > 100", ""])
@@ -210,12 +224,24 @@ struct HardeningTests {
         harness.launcher = ["/usr/bin/prlimit", "--nofile=256:256"]
         try harness.start()
         try waitUntil(
-            "every variable to have a sample", timeout: .seconds(60), observed: { String(harness.status.suffix(500)) }
+            "every variable to have a sample", timeout: .seconds(60),
+            observed: { String(harness.boundedStatus.suffix(500)) }
         ) {
-            harness.status.components(separatedBy: ": armed, last 7").count - 1 == count
+            harness.boundedStatus.components(separatedBy: ": armed, last 7").count - 1 == count
         }
-        #expect(!harness.status.contains("monitor failing"), "\(harness.status.suffix(2000))")
+        #expect(!harness.boundedStatus.contains("monitor failing"), "\(harness.boundedStatus.suffix(2000))")
     }
+}
+
+extension ServiceHarness {
+    /// `cli`, ended after 10 s: a service whose listener died would leave it waiting for ever.
+    func boundedCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        try runTool(
+            "/usr/bin/timeout",
+            ["-s", "KILL", "10", Self.binary, arguments[0], "--socket", socketPath] + arguments.dropFirst())
+    }
+
+    var boundedStatus: String { (try? boundedCLI(["status"]))?.out ?? "" }
 }
 
 /// A client of the control socket written by hand: requests the command line would never send,
