@@ -33,7 +33,7 @@ let package = Package(
         // (MonitorCommand).
         .target(name: "CommandExecution", dependencies: ["RulesParser", "RecoveryPrograms"]),
         // YAML documents as plain values, for hamn.yaml and the scenario files.
-        .target(name: "HamnYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "HamnYAML", dependencies: ["RulesParser", .product(name: "Yams", package: "Yams")]),
         // The pure core: predicate evaluation and arming, the cluster coordinator, the engines'
         // membership protocol and wire format, the loopback group, the simulator.
         .target(

@@ -96,6 +96,11 @@ package struct ProcessLauncher: Sendable {
         if Task.isCancelled {
             return Self.notStarted(SpawnError(ECANCELED, "cancelled before it started"))
         }
+        // A slot of the descriptor budget (LaunchSlots), held until the child is reaped.
+        guard await LaunchSlots.shared.acquire() else {
+            return Self.notStarted(SpawnError(ECANCELED, "cancelled while it waited for free file descriptors"))
+        }
+        defer { LaunchSlots.shared.release() }
         let child: SupervisedChild
         switch spawn() {
         case .failure(let error): return Self.notStarted(error)

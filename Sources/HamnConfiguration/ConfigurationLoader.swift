@@ -106,7 +106,7 @@ public enum ConfigurationLoader {
         "node", "nodes", "transport", "rules", "rules_root", "event_scripts", "journal", "socket", "priorities",
         "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
-        "corosync", "stop", "fencing", "no_quorum_policy", "watchdog", "queue_limit",
+        "corosync", "stop", "fencing", "no_quorum_policy", "watchdog", "queue_limit", "control_connections",
     ]
 
     public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration
@@ -143,9 +143,19 @@ public enum ConfigurationLoader {
             case "event_scripts": configuration.eventScripts = try path(value)
             case "journal": configuration.journal = try path(value)
             case "socket": configuration.socket = try path(value)
+            case "control_connections":
+                let number = try value.int()
+                guard ServiceConfiguration.controlConnectionRange.contains(number) else {
+                    throw value.error("from 1 to \(ServiceConfiguration.controlConnectionRange.upperBound) connections")
+                }
+                configuration.controlConnections = number
             case "priorities":
                 for (name, priority) in try value.mapping(allowed: nil) {
-                    configuration.priorities[name] = try priority.int()
+                    let number = try priority.int()
+                    guard ServiceConfiguration.priorityRange.contains(number) else {
+                        throw priority.error("a priority from -1000 to 1000 (larger first), not \(number)")
+                    }
+                    configuration.priorities[name] = number
                 }
             case "timeouts":
                 for (name, timeout) in try value.mapping(allowed: nil) {
@@ -393,8 +403,9 @@ public enum ConfigurationLoader {
                 for (key, field) in try item.mapping(allowed: ["name", "number"]) {
                     if key == "name" { name = try field.string() } else { number = try field.int() }
                 }
-                guard let name, let number, number >= 1 else {
-                    throw item.error("a node needs a name and a number from 1")
+                guard let name, let number, ServiceConfiguration.nodeNumberRange.contains(number) else {
+                    throw item.error(
+                        "a node needs a name and a number from 1 to \(ServiceConfiguration.nodeNumberRange.upperBound)")
                 }
                 node = ClusterNode(name: name, number: number)
             } else {

@@ -1,4 +1,5 @@
 import RulesEngine
+import RulesParser
 
 /// The service's configuration: one YAML file (README, "Configuration"). Every value has a
 /// default, so that `hamn-events run` with no file runs a one-node cluster.
@@ -182,14 +183,30 @@ public struct ServiceConfiguration: Sendable {
     public var journal: String
     /// The control socket.
     public var socket: String
+    /// Control connections served at once (`control_connections`); nil: 100, or fewer when
+    /// the file descriptor limit is low (`ControlServer`).
+    public var controlConnections: Int?
+    public static let controlConnectionRange = 1...10000
     /// Event priorities by event name; the defaults of `EventPriorities` otherwise.
     public var priorities: [String: Int] = [:]
+    /// What `priorities:` accepts (the defaults are 10, 20 and 30).
+    public static let priorityRange = -1000...1000
+    /// What a node's `number` may be (it reaches commands as `HAMN_*_NODE_NUMBER` and C ints).
+    public static let nodeNumberRange = 1...Int(Int32.max)
     /// Per-event command timeouts in seconds, by event name; `defaultTimeout` for the others.
+    /// 0 is no timeout (as systemd's `TimeoutSec=0`): `commandTimeout(for:)` says which applies.
     public var timeouts: [String: Double] = [:]
     public var defaultTimeout: Double?
     /// How many events may wait in the queue: a raise over it (`trigger`, a monitor, an
     /// interface) is refused with an error and a journal line, never dropped silently.
     public var queueLimit: Int = 1000
+
+    /// How long a command of `event` may run: its event's timeout, else the default; nil (no
+    /// timeout) when neither is given or the one that applies is 0.
+    public func commandTimeout(for event: String) -> Duration? {
+        guard let seconds = timeouts[event] ?? defaultTimeout, seconds > 0 else { return nil }
+        return BoundedDuration(seconds: seconds)?.duration
+    }
     /// Seconds before `TE_CONFIG_TOO_LONG`, and between repeats.
     public var configTooLong: Double = 360
     /// What `ha-cmd NODES START` runs for a node that is not running the service, with

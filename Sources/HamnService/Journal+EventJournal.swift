@@ -29,7 +29,8 @@ extension Journal: EventJournal {
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let json = String(decoding: try encoder.encode(["events": events]), as: UTF8.self)
-        return (lines.joined(separator: "\n"), json)
+        // Names and commands may hold anything: each line is one line on a terminal.
+        return (lines.map(TerminalText.line).joined(separator: "\n"), json)
     }
 
     public func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] {

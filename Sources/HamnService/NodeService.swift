@@ -257,9 +257,7 @@ public actor NodeService {
             note("event \(run.event.id) segment \(run.segment) not started: the service is stopping", kind: "service")
             return
         }
-        let timeout = (configuration.timeouts[run.event.name] ?? configuration.defaultTimeout).map {
-            Duration.seconds($0)
-        }
+        let timeout = configuration.commandTimeout(for: run.event.name)
         var executor = SegmentExecutor(
             eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
         )
@@ -291,7 +289,7 @@ public actor NodeService {
             note("\(run.name) not started: the service is stopping", kind: "service")
             return
         }
-        let timeout = (configuration.timeouts[run.name] ?? configuration.defaultTimeout).map { Duration.seconds($0) }
+        let timeout = configuration.commandTimeout(for: run.name)
         var executor = SegmentExecutor(
             eventScriptDirectory: configuration.eventScriptDirectory, timeout: timeout, baseEnvironment: baseEnvironment
         )
@@ -810,7 +808,7 @@ public actor NodeService {
         case .haCmd(let action, let nodes):
             return await haCmd(action, nodes: nodes)
         case .waitEvent(let name, let timeout):
-            return await waitEvent(name, timeout: timeout ?? 0)
+            return await waitEvent(name, timeout: timeout ?? .zero)
         case .fence(let node):
             return await fenceByHand(node)
         case .fenceConfirm(let node):
@@ -1021,8 +1019,8 @@ public actor NodeService {
             ? .failed(.commandFailed, lines.joined(separator: "\n")) : .done(text: lines.joined(separator: "\n"))
     }
 
-    /// `timeout`: seconds, 0 for none (checked on decoding: finite, at most `longestTimeout`).
-    private func waitEvent(_ name: String, timeout: Double) async -> ControlAnswer {
+    /// `timeout`: 0 for none.
+    private func waitEvent(_ name: String, timeout: BoundedDuration) async -> ControlAnswer {
         nextWaiter += 1
         let waiter = nextWaiter
         // nil: the timeout passed; false: the service stops.
@@ -1032,11 +1030,15 @@ public actor NodeService {
                     Task { await self.addWaiter(name, waiter, continuation) }
                 }
             }
-            if timeout > 0 {
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(timeout))
-                    return nil
+            // Ends the wait at the timeout, or when the caller's task is cancelled (its client
+            // hung up: ControlServer), whichever comes first.
+            group.addTask {
+                if timeout > .zero {
+                    try? await Task.sleep(for: timeout.duration)
+                } else {
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                 }
+                return nil
             }
             let first = await group.next() ?? nil
             if first == nil { await self.releaseWaiter(name, waiter) }
@@ -1048,7 +1050,7 @@ public actor NodeService {
         case false?:
             return .failed(.serviceStopped, "wait-event: \(name): the service stopped before it completed")
         case nil:
-            return .failed(.timeout, "wait-event: \(name): no completion within \(Self.seconds(timeout))")
+            return .failed(.timeout, "wait-event: \(name): no completion within \(Self.seconds(timeout.seconds))")
         }
     }
 

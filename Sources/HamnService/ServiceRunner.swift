@@ -1,4 +1,5 @@
 import ClusterTransport
+import CommandExecution
 import CorosyncTransport
 import Foundation
 import HamnConfiguration
@@ -49,6 +50,12 @@ public enum ServiceRunner {
             throw Failure(message: "the rules in \(configuration.rules) have errors: \(report.summary)", report: report)
         }
         for warning in report.diagnostics { logger.warning("\(warning.formatted)") }
+        let descriptors = raiseDescriptorLimit()
+        if descriptors < 1024 {
+            logger.warning(
+                "file descriptor limit \(descriptors): commands start in waves of \(LaunchSlots.capacity(forDescriptorLimit: descriptors)) at most"
+            )
+        }
         let journal: any EventJournal
         do {
             journal = try openJournal(configuration.journal)
@@ -97,13 +104,17 @@ public enum ServiceRunner {
             logger: logger, loop: loop)
         let server: ControlServer
         do {
-            server = try ControlServer(path: configuration.socket)
+            server = try ControlServer(
+                path: configuration.socket,
+                connectionLimit: configuration.controlConnections
+                    ?? ControlServer.connectionLimit(forDescriptorLimit: descriptors))
         } catch {
             throw Failure(message: error.message)
         }
         server.start(
             answer: { request in await service.handle(request) },
-            follow: { node, connection in service.follow(node: node, on: connection) })
+            follow: { node, connection in service.follow(node: node, on: connection) },
+            problem: { message in logger.warning("\(message)") })
         defer { server.stop() }
         try? journal.note(
             "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
@@ -160,6 +171,18 @@ public enum ServiceRunner {
         // The run's end is recorded: the next start does not take this one for a crash.
         await service.closeJournal()
         logger.notice("hamn-events stopped")
+    }
+
+    /// Raises the soft file descriptor limit to the hard one (systemd's default is 1024 soft,
+    /// 524288 hard: the soft one is low only for programs that use `select`, which this one
+    /// does not) and returns the soft limit now in force.
+    static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return LaunchSlots.descriptorLimit()
     }
 }
 

@@ -1,3 +1,4 @@
+import RulesParser
 import Yams
 
 /// A YAML document read with positions, so that every error names the file, line and key:
@@ -119,22 +120,20 @@ public struct YAMLValue {
         }
     }
 
-    /// A duration: `10s`, `5m`, `1h`, `250ms`, `1d`, or a number of seconds.
-    public func duration() throws(YAMLError) -> Double {
+    /// A duration: `10s`, `5m`, `1h`, `250ms`, `1d`, or a number of seconds; at most a year
+    /// (`BoundedDuration`, the one bound of every duration the service accepts).
+    public func boundedDuration() throws(YAMLError) -> BoundedDuration {
         let text = try string().trimmingBlanks()
-        guard let seconds = YAMLValue.seconds(text) else {
-            throw error("expected a duration such as 10s, 5m, 1h or 250ms, not '\(text)'")
+        do {
+            return try BoundedDuration(parsing: text)
+        } catch {
+            throw self.error(error.message)
         }
-        return seconds
     }
 
-    public static func seconds(_ text: String) -> Double? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let value = Double(text.dropLast(suffix.count)), value >= 0, value.isFinite { return value * factor }
-        }
-        if let value = Double(text), value >= 0, value.isFinite { return value }
-        return nil
+    /// `boundedDuration()` in seconds: a number from 0 to `BoundedDuration.maximumSeconds`.
+    public func duration() throws(YAMLError) -> Double {
+        try boundedDuration().seconds
     }
 }
 

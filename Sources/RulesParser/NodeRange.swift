@@ -31,6 +31,9 @@ public struct NodeRange: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The largest node number a range may name (a node's number is at most this too).
+    public static let largestNumber = Int(Int32.max)
+
     public static func parse(_ text: String) throws(SyntaxError) -> NodeRange {
         var items: [Item] = []
         var offset = 0
@@ -46,12 +49,18 @@ public struct NodeRange: Sendable, Hashable, CustomStringConvertible {
                 continue
             }
             if let number = Int(item), number >= 0 {
+                guard number <= Self.largestNumber else {
+                    throw SyntaxError(offset: offset, message: "node number \(number) is above \(Self.largestNumber)")
+                }
                 items.append(.numbers(number...number))
                 continue
             }
             let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
             if bounds.count == 2 {
                 if let lo = Int(bounds[0]), let hi = Int(bounds[1]), lo >= 0 {
+                    guard hi <= Self.largestNumber else {
+                        throw SyntaxError(offset: offset, message: "node number \(hi) is above \(Self.largestNumber)")
+                    }
                     guard lo <= hi else {
                         throw SyntaxError(
                             offset: offset, message: "node range \(item.quotedForMessage()) runs backwards")
@@ -101,7 +110,8 @@ public struct NodeRange: Sendable, Hashable, CustomStringConvertible {
                 switch item {
                 case .all: break
                 case .numbers(let r):
-                    unmatched.append(r.count == 1 ? "\(r.lowerBound)" : "\(r.lowerBound)-\(r.upperBound)")
+                    unmatched.append(
+                        r.lowerBound == r.upperBound ? "\(r.lowerBound)" : "\(r.lowerBound)-\(r.upperBound)")
                 case .name(let name): unmatched.append(name)
                 case .names(let p, let r): unmatched.append("\(p)\(r.lowerBound)-\(p)\(r.upperBound)")
                 }

@@ -3,6 +3,7 @@ import Foundation
 import HamnConfiguration
 import HamnService
 import RulesEngine
+import RulesParser
 import RulesValidation
 
 #if canImport(Glibc)
@@ -35,15 +36,17 @@ struct ServiceOptions: ParsableArguments {
         do {
             try ControlClient.send(request, to: path) { answer in
                 if case .logLine = answer {} else { answered = true }
+                // Whatever the service sends, no control character reaches the terminal as one
+                // (TerminalText; the service escapes its lines too).
                 switch answer {
                 case .done(let text), .logLine(let text):
-                    let shown = format == .json ? jsonText(text) : text
+                    let shown = format == .json ? TerminalText.json(jsonText(text)) : TerminalText.lines(text)
                     if !shown.isEmpty { writeStdout(shown + "\n") }
                 case .report(let text, let json):
-                    let shown = format == .json ? json : text
+                    let shown = format == .json ? TerminalText.json(json) : TerminalText.lines(text)
                     if !shown.isEmpty { writeStdout(shown + "\n") }
                 case .failed(let error):
-                    printError("hamn-events: \(error.message)")
+                    printError("hamn-events: \(TerminalText.lines(error.message))")
                     status = error.exitCode
                 }
                 return true
@@ -116,7 +119,9 @@ extension HamnEvents {
         @Option(help: "text or json.") var format: OutputFormat = .text
 
         func validate() throws {
-            guard limit >= 0 else { throw ValidationError("--limit is a number of events, 0 or more") }
+            guard limit >= 0, limit <= ControlRequest.historyLimit else {
+                throw ValidationError("--limit is a number of events from 0 to \(ControlRequest.historyLimit)")
+            }
         }
 
         func run() throws { try service.send(.history(limit: limit), format: format) }
@@ -138,6 +143,12 @@ extension HamnEvents {
         @Argument(help: "The event name.") var event: String
         @Option(help: "Its state.") var state = 0
         @Option(help: "Its event node (default: this node).") var node: String?
+
+        func validate() throws {
+            guard state.magnitude <= ControlRequest.largestState.magnitude else {
+                throw ValidationError("--state is an integer of at most 18 digits, as in a rules file")
+            }
+        }
 
         func run() throws { try service.send(.trigger(event: event, state: state, node: node)) }
     }
@@ -173,15 +184,22 @@ extension HamnEvents {
             abstract: "Wait until an event of that name completes (exit 0) or the timeout passes (exit 1).")
         @OptionGroup var service: ServiceOptions
         @Argument(help: "The event name.") var name: String
-        @Option(help: "Seconds; 0 waits for ever.") var timeout: Double = 0
+        @Option(help: "Seconds, or 10s, 5m, 1h, 1d; at most 365d; 0 waits for ever.") var timeout = "0"
 
-        func validate() throws {
-            guard timeout >= 0, timeout <= 1e9 else {
-                throw ValidationError("--timeout is a number of seconds, 0 to 1e9")
-            }
+        func validate() throws { _ = try limit() }
+
+        func run() throws {
+            let limit = try limit()
+            try service.send(.waitEvent(name: name, timeout: limit > .zero ? limit : nil))
         }
 
-        func run() throws { try service.send(.waitEvent(name: name, timeout: timeout > 0 ? timeout : nil)) }
+        private func limit() throws -> BoundedDuration {
+            do {
+                return try BoundedDuration(parsing: timeout)
+            } catch {
+                throw ValidationError("--timeout: \(error.message)")
+            }
+        }
     }
 
     struct Fence: ParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import RulesEngine
+import RulesParser
 import Testing
 
 @testable import HamnService
@@ -12,7 +13,7 @@ struct ControlRequestTests {
         .status, .history(limit: 20), .resume(cancelQueued: true), .trigger(event: "db2_paging", state: 0, node: nil),
         .trigger(event: "x", state: 2, node: "n2"), .recovery(setting: .off, nodes: "1-4,7"),
         .haCmd(action: .take, nodes: "aixmn1"),
-        .mon(node: nil), .mon(node: "n1"), .waitEvent(name: "network_up_complete", timeout: 100),
+        .mon(node: nil), .mon(node: "n1"), .waitEvent(name: "network_up_complete", timeout: .init(seconds: 100)),
         .waitEvent(name: "x", timeout: nil), .fence(node: "aixmn1"), .fenceConfirm(node: "aixmn1"),
     ]
 
@@ -49,10 +50,17 @@ struct ControlRequestTests {
     @Test(
         "values out of range are invalid arguments, not a crash",
         arguments: [
-            ("{\"wait_event\":{\"name\":\"x\",\"timeout\":1e300}}", "the timeout is not a number of seconds"),
-            ("{\"wait_event\":{\"name\":\"x\",\"timeout\":-1}}", "the timeout is not a number of seconds"),
             ("{\"wait_event\":{\"name\":\"\"}}", "which event?"),
             ("{\"history\":{\"limit\":-5}}", "the limit is negative"),
+            ("{\"history\":{\"limit\":10001}}", "the limit is at most 10000 events"),
+            (
+                "{\"trigger\":{\"event\":\"x\",\"state\":1000000000000000000}}",
+                "the state is an integer of at most 18 digits"
+            ),
+            (
+                "{\"trigger\":{\"event\":\"x\",\"state\":-9223372036854775808}}",
+                "the state is an integer of at most 18 digits"
+            ),
             ("{\"trigger\":{\"event\":\"two words\",\"state\":0}}", "an event name without blanks"),
         ])
     func outOfRange(_ line: String, _ message: String) {
@@ -62,6 +70,20 @@ struct ControlRequestTests {
         }
         #expect(error.code == .invalidArgument)
         #expect(error.message.contains(message), "\(error.message)")
+    }
+
+    @Test(
+        "a wait-event timeout beyond a year (BoundedDuration) is refused as malformed, exit status 2",
+        arguments: ["1e19", "1e300", "-1", "31536001", "1e8"])
+    func timeoutOutOfRange(_ timeout: String) {
+        let line = "{\"wait_event\":{\"name\":\"x\",\"timeout\":\(timeout)}}"
+        guard case .failure(let error) = ControlRequest.decode(Data(line.utf8)) else {
+            Issue.record("\(line) decoded")
+            return
+        }
+        #expect(error.exitCode == 2)
+        #expect(
+            error.message.contains("timeout: not a number of seconds from 0 to 31536000 (365d)"), "\(error.message)")
     }
 
     @Test("a timeout is a failure with exit status 1, not a success")

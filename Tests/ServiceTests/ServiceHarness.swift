@@ -84,10 +84,15 @@ final class ServiceHarness: @unchecked Sendable {
         try write(rulesPath, text)
     }
 
+    /// A program that runs the service, with its arguments (e.g. `prlimit --nofile=256`); it
+    /// must exec the service so that the process is the service.
+    var launcher: [String] = []
+
     func start() throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["run", "--config", configPath]
+        let command = launcher + [Self.binary, "run", "--config", configPath]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = pipe

@@ -26,6 +26,9 @@ public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConv
         public static let commandFailed = Code(rawValue: "command-failed")
         /// The journal could not be read.
         public static let journal = Code(rawValue: "journal")
+        /// The service serves as many control connections as it takes, or is out of file
+        /// descriptors: try again shortly.
+        public static let busy = Code(rawValue: "busy")
         /// `mon`: the client did not read its lines fast enough and was dropped.
         public static let clientTooSlow = Code(rawValue: "client-too-slow")
         /// The service stopped before the request was done (`wait-event`, `mon`'s end after a

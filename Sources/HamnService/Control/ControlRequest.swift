@@ -1,5 +1,6 @@
 import Foundation
 import RulesEngine
+import RulesParser
 
 /// A request to the service over its control socket: one JSON object on one line, whose only
 /// key names the request and whose value holds its arguments, e.g.
@@ -22,8 +23,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// until the client goes away, is too slow, or the service stops.
     case mon(node: String?)
     /// Answer once an event named `name` completes, or fail with `timeout` after `timeout`
-    /// seconds (nil: no timeout).
-    case waitEvent(name: String, timeout: Double?)
+    /// (nil: no timeout). On the wire a number of seconds, at most a year (`BoundedDuration`).
+    case waitEvent(name: String, timeout: BoundedDuration?)
     /// Run this node's fence device for `node` now, and tell the cluster how it ended.
     case fence(node: String)
     /// An administrator made sure `node` is down: its takeover may run.
@@ -57,8 +58,10 @@ public enum ControlRequest: Codable, Sendable, Hashable {
         "status", "history", "resume", "trigger", "recovery", "ha_cmd", "mon", "wait_event", "fence", "fence_confirm",
     ]
 
-    /// A `wait-event` timeout above this (about 31 years) is refused: `Duration` would overflow.
-    static let longestTimeout = 1e9
+    /// The most events `history` returns at once.
+    public static let historyLimit = 10000
+    /// The largest state `trigger` takes: what a rules file's state field holds (18 digits).
+    public static let largestState = 999_999_999_999_999_999
 
     /// One request line, decoded and checked: a clear error for anything else, never a crash.
     public static func decode(_ line: Data) -> Result<ControlRequest, ControlError> {
@@ -111,23 +114,21 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     var problem: String? {
         switch self {
         case .history(let limit):
-            limit < 0 ? "the limit is negative (\(limit))" : nil
-        case .trigger(let event, _, let node):
+            limit < 0
+                ? "the limit is negative (\(limit))"
+                : limit > Self.historyLimit ? "the limit is at most \(Self.historyLimit) events (\(limit))" : nil
+        case .trigger(let event, let state, let node):
             if event.isEmpty || event.contains(where: \.isWhitespace) {
                 "an event name without blanks"
+            } else if state.magnitude > Self.largestState.magnitude {
+                "the state is an integer of at most 18 digits, as in a rules file (\(state))"
             } else if node?.isEmpty == true {
                 "an empty node name"
             } else {
                 nil
             }
-        case .waitEvent(let name, let timeout):
-            if name.isEmpty {
-                "which event?"
-            } else if let timeout, !(timeout >= 0 && timeout <= Self.longestTimeout) {
-                "the timeout is not a number of seconds from 0 to \(Int(Self.longestTimeout)) (\(timeout))"
-            } else {
-                nil
-            }
+        case .waitEvent(let name, _):
+            name.isEmpty ? "which event?" : nil
         case .mon(let node):
             node?.isEmpty == true ? "an empty node name" : nil
         case .fence(let node), .fenceConfirm(let node):

@@ -76,14 +76,35 @@ public final class ControlServer: Sendable {
     /// thread, until the client goes away, is dropped or the service stops.
     public typealias Follow = @Sendable (_ node: String?, ControlConnection) -> Void
 
+    /// Connections served at once by default (PostgreSQL's `max_connections` is 100 too).
+    public static let defaultConnectionLimit = 100
+
+    /// The default limit under a soft descriptor limit of `limit`: 100, or an eighth of the
+    /// descriptors when that is less (a connection holds one, a `mon` follower three), at least 8.
+    public static func connectionLimit(forDescriptorLimit limit: Int) -> Int {
+        min(defaultConnectionLimit, max(8, limit / 8))
+    }
+
     public let path: String
     private let listener: Int32
     private let allowedUID: uid_t
     /// Connections being served: `stop()` gives their last answers a moment to go out.
     private let serving = Mutex(0)
+    /// Connections served at once, `mon` followers included; more are refused.
+    public let connectionLimit: Int
+    /// How long a client has to send its whole request line.
+    public let requestDeadline: Duration
+    private let active = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
     /// Binds the socket; fails when another service already listens there.
-    public init(path: String) throws(ControlSocketError) {
+    public init(
+        path: String, connectionLimit: Int = ControlServer.defaultConnectionLimit,
+        requestDeadline: Duration = .seconds(5)
+    ) throws(ControlSocketError) {
         self.path = path
+        self.connectionLimit = connectionLimit
+        self.requestDeadline = requestDeadline
         allowedUID = geteuid()
         // Created and checked as tmux does (RuntimeDirectory): nobody else may own or write it.
         try RuntimeDirectory.prepare(RuntimeDirectory.parent(path))
@@ -112,18 +133,66 @@ public final class ControlServer: Sendable {
         listener = fd
     }
 
-    /// Accepts clients until `stop()`, on a thread of its own.
-    public func start(answer: @escaping Answer, follow: @escaping Follow) {
+    /// Accepts clients until `stop()`, on a thread of its own. `problem` hears what the
+    /// listener had to weather (out of file descriptors), once per streak.
+    ///
+    /// The listener never ends but by `stop()`: sshd's and PostgreSQL's rules. At most
+    /// `connectionLimit` connections are served at once (`mon` followers included); one more
+    /// is answered "too many control connections" and closed. A request line must arrive
+    /// whole within `requestDeadline`, however slowly its bytes trickle in. When the process
+    /// is out of file descriptors (EMFILE, ENFILE), a spare descriptor kept for the purpose is
+    /// closed to accept the waiting client and tell it so, and the listener backs off (10 ms,
+    /// doubling to 1 s) and retries, rather than spin or exit.
+    public func start(
+        answer: @escaping Answer, follow: @escaping Follow, problem: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         let listener = self.listener
         let allowedUID = self.allowedUID
+        let limit = connectionLimit
+        let deadline = requestDeadline
         let thread = Thread {
+            var spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            var backoff = 0.01
+            var reported = false
             while true {
                 let client = accept(listener, nil, nil)
                 if client < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    return  // the listener was closed
+                    let code = errno
+                    if self.stopped.load(ordering: .acquiring) { break }
+                    switch code {
+                    case EINTR, ECONNABORTED, EAGAIN, EPROTO:
+                        continue
+                    case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                        if !reported {
+                            problem(
+                                "control socket: cannot accept a connection: \(String(cString: strerror(code))); refusing clients and retrying until descriptors are free"
+                            )
+                            reported = true
+                        }
+                        if spare >= 0 {
+                            close(spare)
+                            let refused = accept(listener, nil, nil)
+                            if refused >= 0 {
+                                Self.refuse(refused, "the service is out of file descriptors: try again shortly")
+                            }
+                            spare = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                        }
+                    default:
+                        if !reported {
+                            problem("control socket: accept: \(String(cString: strerror(code))); retrying")
+                            reported = true
+                        }
+                    }
+                    usleep(useconds_t(backoff * 1_000_000))
+                    backoff = min(backoff * 2, 1)
+                    continue
                 }
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                backoff = 0.01
+                if reported {
+                    problem("control socket: accepting connections again")
+                    reported = false
+                }
                 var credentials = PeerCredentials()
                 var length = socklen_t(MemoryLayout<PeerCredentials>.size)
                 guard getsockopt(client, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
@@ -141,26 +210,45 @@ public final class ControlServer: Sendable {
                     close(client)
                     continue
                 }
+                guard self.active.add(1, ordering: .acquiringAndReleasing).newValue <= limit else {
+                    self.active.subtract(1, ordering: .acquiringAndReleasing)
+                    Self.refuse(client, "too many control connections (\(limit) served at once): try again shortly")
+                    continue
+                }
                 var timeout = timeval(tv_sec: 5, tv_usec: 0)
                 setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 self.serving.withLock { $0 += 1 }
                 Thread.detachNewThread {
-                    Self.serve(ControlConnection(fd: client), answer: answer, follow: follow)
+                    Self.serve(ControlConnection(fd: client), deadline: deadline, answer: answer, follow: follow)
                     close(client)
                     self.serving.withLock { $0 -= 1 }
+                    self.active.subtract(1, ordering: .acquiringAndReleasing)
                 }
             }
+            if spare >= 0 { close(spare) }
         }
         thread.name = "hamn-events control"
         thread.start()
     }
 
+    /// Answers a client the service will not serve, without waiting for it, and closes it.
+    private static func refuse(_ client: Int32, _ message: String) {
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        ControlConnection(fd: client).send(.failed(.busy, message))
+        close(client)
+    }
+
     /// One connection, on its own thread: the request line, then its answer or `mon`'s lines.
-    private static func serve(_ connection: ControlConnection, answer: @escaping Answer, follow: Follow) {
-        guard let line = ControlClient.readLine(connection.fd, limit: 65536) else {
+    private static func serve(
+        _ connection: ControlConnection, deadline: Duration, answer: @escaping Answer, follow: Follow
+    ) {
+        guard let line = readRequestLine(connection.fd, limit: 65536, deadline: deadline) else {
             connection.send(
-                .failed(.malformedRequest, "malformed request: no request line within 5 s, or one longer than 64 KiB"))
+                .failed(
+                    .malformedRequest,
+                    "malformed request: no whole request line within \(deadline), or one longer than 64 KiB"))
             return
         }
         switch ControlRequest.decode(line) {
@@ -169,26 +257,69 @@ public final class ControlServer: Sendable {
         case .success(.mon(let node)):
             follow(node, connection)
         case .success(let request):
-            connection.send(waitFor { await answer(request) })
+            if let reply = waitFor(connection.fd, { await answer(request) }) { connection.send(reply) }
         }
     }
 
-    /// Runs `body` as a task and blocks this (dedicated) thread until it ends.
-    private static func waitFor(_ body: @escaping @Sendable () async -> ControlAnswer) -> ControlAnswer {
+    /// Reads up to a newline within `deadline` of now, however the bytes come (a client that
+    /// sends one byte every few seconds is not waited for past it); nil at end of stream, on
+    /// error, past `limit` or past the deadline.
+    static func readRequestLine(_ fd: Int32, limit: Int, deadline: Duration) -> Data? {
+        let end = ContinuousClock.now + deadline
+        var line = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let left = ContinuousClock.now.duration(to: end)
+            guard left > .zero else { return nil }
+            let (seconds, attoseconds) = left.components
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, Int32(seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
+            if ready < 0, errno == EINTR { continue }
+            guard ready > 0 else { return nil }
+            // Only what is there up to the newline: the rest of the stream is not this line's.
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+            if n < 0, errno == EINTR || errno == EAGAIN { continue }
+            guard n > 0 else { return nil }
+            let newline = buffer[0..<n].firstIndex(of: 0x0A)
+            let take = newline.map { $0 + 1 } ?? n
+            _ = recv(fd, &buffer, take, Int32(MSG_DONTWAIT))
+            if let newline {
+                line.append(contentsOf: buffer[0..<newline])
+                return line.count > limit ? nil : line
+            }
+            line.append(contentsOf: buffer[0..<take])
+            if line.count > limit { return nil }
+        }
+    }
+
+    /// Runs `body` as a task and blocks this (dedicated) thread until it ends; nil when the
+    /// client hung up meanwhile (the task is then cancelled: a `wait-event` whose client has
+    /// gone stops waiting, and its connection no longer counts against the limit).
+    private static func waitFor(_ fd: Int32, _ body: @escaping @Sendable () async -> ControlAnswer) -> ControlAnswer? {
         let result = Mutex<ControlAnswer?>(nil)
         let done = DispatchSemaphore(value: 0)
-        Task {
+        let task = Task {
             let answer = await body()
             result.withLock { $0 = answer }
             done.signal()
         }
-        done.wait()
+        while done.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            // POLLHUP: the client closed its end (a half-close, as socat does after the
+            // request, is only POLLRDHUP and keeps the wait).
+            var entry = pollfd(fd: fd, events: 0, revents: 0)
+            if poll(&entry, 1, 0) > 0, entry.revents & Int16(POLLHUP | POLLERR) != 0 {
+                task.cancel()
+                done.wait()
+                return nil
+            }
+        }
         return result.withLock { $0 } ?? .failed(.journal, "no answer")
     }
 
     /// Stops accepting and removes the socket file.
     /// Answers being written (a `wait-event` told that the service stopped) get up to 2 s.
     public func stop() {
+        stopped.store(true, ordering: .releasing)
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         unlink(path)

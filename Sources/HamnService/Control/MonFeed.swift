@@ -193,7 +193,7 @@ final class Follower: Sendable {
         let open = state.withLock { state -> Bool in
             guard state.ending == nil, !state.overflowed else { return false }
             for line in lines where line.rowID > state.seen {
-                let text = line.formatted()
+                let text = TerminalText.line(line.formatted())
                 if let node, !text.contains(node) { continue }
                 state.waiting.append(text)
             }

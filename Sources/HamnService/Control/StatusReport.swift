@@ -103,7 +103,8 @@ struct StatusReport: Sendable {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let json = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return .report(text: lines.joined(separator: "\n"), json: json)
+        // Names, values and messages may hold anything: each line is one line on a terminal.
+        return .report(text: lines.map(TerminalText.line).joined(separator: "\n"), json: json)
     }
 
     private var document: StatusJSON {
