@@ -84,10 +84,15 @@ final class ServiceHarness: @unchecked Sendable {
         try write(rulesPath, text)
     }
 
-    func start() throws {
+    /// Starts `hamn-events run --config CONFIG` (or `arguments`), with `environment` added to this
+    /// process's, and waits until `status` answers.
+    func start(arguments: [String]? = nil, environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["run", "--config", configPath]
+        process.arguments = arguments ?? ["run", "--config", configPath]
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = pipe
