@@ -90,7 +90,9 @@ final class EngineCluster: @unchecked Sendable {
         return rules
     }
 
-    func socket(_ node: String) -> String { root + "/\(node).sock" }
+    func socket(_ node: String) -> String { socketOverrides[node] ?? root + "/\(node).sock" }
+    /// Sockets of engines started with `startEngine(_:corosyncNode:configuration:socket:)`.
+    private var socketOverrides: [String: String] = [:]
     func configuration(_ node: String) -> String { root + "/\(node).yaml" }
 
     /// Starts node `name`'s engine in corosync namespace `corosyncNode` (1-based).
@@ -118,6 +120,16 @@ final class EngineCluster: @unchecked Sendable {
         try launch(name, corosyncNode: corosyncNode)
     }
 
+    /// Starts an engine in corosync namespace `corosyncNode` with the configuration file
+    /// `configuration` as it is (several engines may share one); `socket` is where its control
+    /// socket is seen from here (`name` is the test's name for it).
+    func startEngine(_ name: String, corosyncNode: Int, configuration file: String, socket: String) throws {
+        namespaces[name] = corosyncNode
+        socketOverrides[name] = socket
+        _ = FileManager.default.createFile(atPath: root + "/\(name).log", contents: nil)
+        try launch(name, corosyncNode: corosyncNode, configuration: file)
+    }
+
     /// Starts again an engine that has ended (as systemd's `Restart=on-failure` would): the same
     /// configuration and journal; its log goes on in the same file after a `---- restarted` line.
     /// Without `waitForSocket`, returns once the process runs (an engine that waits for quorum
@@ -136,11 +148,13 @@ final class EngineCluster: @unchecked Sendable {
 
     /// Runs `hamn-events run` for `name` (its configuration written), its output appended to its
     /// log, and waits for its control socket to answer.
-    private func launch(_ name: String, corosyncNode: Int, waitForSocket: Bool = true) throws {
+    private func launch(
+        _ name: String, corosyncNode: Int, configuration file: String? = nil, waitForSocket: Bool = true
+    ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.script)
         process.arguments = [
-            "exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", configuration(name),
+            "exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", file ?? configuration(name),
         ]
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/\(name).log"))
         log.seekToEndOfFile()

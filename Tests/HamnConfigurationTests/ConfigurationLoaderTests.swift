@@ -8,7 +8,7 @@ import Testing
 struct ConfigurationLoaderTests {
     let defaults = ConfigurationLoader.Defaults(
         hostName: "host", rules: "/etc/hamn/rules.hacmprd", rulesRoot: nil, stateDirectory: "/var/lib/h",
-        runtimeDirectory: "/run/h")
+        runtimeDirectory: "/run/h", corosyncConf: "/nonexistent/corosync.conf")
 
     @Test("no file: the embedded default")
     func embedded() throws {
@@ -288,7 +288,7 @@ struct SampleConfigurationTests {
             text, file: path,
             defaults: .init(
                 hostName: "host", rules: "/etc/hamn/rules.hacmprd", rulesRoot: nil, stateDirectory: "/var/lib/h",
-                runtimeDirectory: "/run/h"))
+                runtimeDirectory: "/run/h", corosyncConf: "/nonexistent/corosync.conf"))
         #expect(configuration.transport == .corosync)
         #expect(configuration.fencingWarning == nil)
         guard case .devices(let devices, let attempts) = configuration.fencing else {
