@@ -37,7 +37,8 @@ final class EngineCluster: @unchecked Sendable {
     ///   - corosyncNodes: namespaces, one corosync each.
     ///   - nodes: the engines' node names (numbers from 1), all in the configuration.
     ///   - twoNode: votequorum's `two_node: 1` (`ns-cluster up --two-node`; 2 corosync nodes).
-    init(corosyncNodes: Int, nodes: [String], twoNode: Bool = false) throws {
+    ///   - upArguments: more arguments for `ns-cluster up` (`--conf FILE --authkey KEY`).
+    init(corosyncNodes: Int, nodes: [String], twoNode: Bool = false, upArguments: [String] = []) throws {
         var template = Array((NSTemporaryDirectory() + "hamn-cpg-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw EngineClusterError("mkdtemp failed") }
         root = String(cString: made)
@@ -64,7 +65,8 @@ final class EngineCluster: @unchecked Sendable {
         let prefix = "ht\(UInt32.random(in: 0..<0xFFFF))"
         let up = try runTool(
             Self.script,
-            ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix] + (twoNode ? ["--two-node"] : []))
+            ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix] + (twoNode ? ["--two-node"] : [])
+                + upArguments)
         guard up.status == 0 else {
             tearDown()
             throw EngineClusterError("ns-cluster up failed (\(up.status)):\n\(up.out)\n\(up.err)")
@@ -383,9 +385,11 @@ struct EngineClusterError: Error, CustomStringConvertible {
 
 /// Runs `body` with a cluster, tearing it down whatever happens.
 func withCluster(
-    corosyncNodes: Int, nodes: [String], twoNode: Bool = false, _ body: (EngineCluster) throws -> Void
+    corosyncNodes: Int, nodes: [String], twoNode: Bool = false, upArguments: [String] = [],
+    _ body: (EngineCluster) throws -> Void
 ) throws {
-    let cluster = try EngineCluster(corosyncNodes: corosyncNodes, nodes: nodes, twoNode: twoNode)
+    let cluster = try EngineCluster(
+        corosyncNodes: corosyncNodes, nodes: nodes, twoNode: twoNode, upArguments: upArguments)
     defer { cluster.tearDown() }
     do {
         try body(cluster)
