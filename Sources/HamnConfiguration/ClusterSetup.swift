@@ -94,8 +94,9 @@ public struct ClusterSetup: Sendable, Hashable {
             """
         if let keyfile { text += "    keyfile: \(keyfile)\n" }
         text += """
-                # A node that stops answering is declared lost after the token timeout, plus the
-                # consensus (1.2 x token) before the new membership forms: the takeover starts then.
+                # A node that stops answering is declared lost after the token timeout (plus 650 ms
+                # per node beyond two), and the new membership forms after the consensus (1.2 x
+                # that) more: about 2.2 x (token + 650 x (nodes - 2)) ms before the takeover starts.
                 token: \(token)
             }
             logging {
