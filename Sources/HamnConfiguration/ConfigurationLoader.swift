@@ -22,15 +22,27 @@ public enum ConfigurationLoader {
         public var rulesRoot: String?
         public var stateDirectory: String
         public var runtimeDirectory: String
+        /// This host's addresses (every interface's), matched against corosync's `ring0_addr`.
+        public var hostAddresses: [String]
+        /// This host's name as `gethostname` gives it (perhaps with a domain).
+        public var fullHostName: String
+        /// The corosync configuration whose nodelist names this node when the configuration
+        /// does not (`transport: corosync`); `corosync: {conf: PATH}` names another.
+        public var corosyncConf: String
 
         public init(
-            hostName: String, rules: String, rulesRoot: String?, stateDirectory: String, runtimeDirectory: String
+            hostName: String, rules: String, rulesRoot: String?, stateDirectory: String, runtimeDirectory: String,
+            hostAddresses: [String] = [], fullHostName: String? = nil,
+            corosyncConf: String = "/etc/corosync/corosync.conf"
         ) {
             self.hostName = hostName
             self.rules = rules
             self.rulesRoot = rulesRoot
             self.stateDirectory = stateDirectory
             self.runtimeDirectory = runtimeDirectory
+            self.hostAddresses = hostAddresses
+            self.fullHostName = fullHostName ?? hostName
+            self.corosyncConf = corosyncConf
         }
 
         /// - Parameter shipped: the shipped rules file and the root of its tree, used when no rules
@@ -48,7 +60,40 @@ public enum ConfigurationLoader {
             let useShipped = access(installed, R_OK) != 0 && shipped != nil
             return Defaults(
                 hostName: hostName(), rules: useShipped ? shipped!.rules : installed,
-                rulesRoot: useShipped ? shipped!.root : nil, stateDirectory: state, runtimeDirectory: runtime)
+                rulesRoot: useShipped ? shipped!.root : nil, stateDirectory: state, runtimeDirectory: runtime,
+                hostAddresses: interfaceAddresses(), fullHostName: fullHostName())
+        }
+
+        /// The addresses of this host's interfaces (IPv4 and IPv6, numeric; an IPv6 address
+        /// without its `%interface`).
+        public static func interfaceAddresses() -> [String] {
+            var list: UnsafeMutablePointer<ifaddrs>?
+            guard getifaddrs(&list) == 0, let first = list else { return [] }
+            defer { freeifaddrs(list) }
+            var addresses: [String] = []
+            var cursor: UnsafeMutablePointer<ifaddrs>? = first
+            while let entry = cursor {
+                defer { cursor = entry.pointee.ifa_next }
+                guard let address = entry.pointee.ifa_addr else { continue }
+                let family = Int32(address.pointee.sa_family)
+                guard family == AF_INET || family == AF_INET6 else { continue }
+                var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                let length = socklen_t(
+                    family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+                guard getnameinfo(address, length, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 else {
+                    continue
+                }
+                let text = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                addresses.append(String(text.split(separator: "%").first ?? text[...]))
+            }
+            return addresses
+        }
+
+        /// `gethostname` as it is.
+        public static func fullHostName() -> String {
+            var buffer = [CChar](repeating: 0, count: 256)
+            guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
 
         /// The directory of the control socket: `/run/hamn-events` for root; for another user
@@ -125,6 +170,7 @@ public enum ConfigurationLoader {
         var rulesGiven = false
         var rulesRoot: String?
         var fencingValue: YAMLValue?
+        var corosyncConf: String?
         for (key, value) in try document.mapping(allowed: keys) {
             switch key {
             case "node":
@@ -176,8 +222,10 @@ public enum ConfigurationLoader {
             case "monitors": configuration.monitors = try value.sequence().map(parseMonitor)
             case "variables": configuration.variables = try value.sequence().map(parseVariable)
             case "corosync":
-                for (name, field) in try value.mapping(allowed: ["group", "form_timeout", "realtime"]) {
-                    if name == "realtime" {
+                for (name, field) in try value.mapping(allowed: ["group", "form_timeout", "realtime", "conf"]) {
+                    if name == "conf" {
+                        corosyncConf = try path(field)
+                    } else if name == "realtime" {
                         configuration.realtime = try field.bool()
                     } else if name == "group" {
                         let group = try field.string()
@@ -202,6 +250,15 @@ public enum ConfigurationLoader {
             }
         }
         if rulesGiven || rulesRoot != nil { configuration.rulesRoot = rulesRoot }
+        if nodeName == nil, configuration.transport == .corosync {
+            let found = try nodeFromCorosync(
+                conf: corosyncConf ?? defaults.corosyncConf, nodes: nodes, defaults: defaults, document: document)
+            if let found {
+                nodes = found.nodes
+                nodeName = found.node
+                configuration.nodeOrigin = found.origin
+            }
+        }
         if let nodes {
             configuration.nodes = nodes
             let name = nodeName ?? defaults.hostName
@@ -217,6 +274,62 @@ public enum ConfigurationLoader {
         }
         if let fencingValue { configuration.fencing = try parseFencing(fencingValue, nodes: configuration.nodes) }
         return configuration
+    }
+
+    /// This node (and, when `nodes:` is not given, every node) from corosync's nodelist in
+    /// `conf`: the entry whose `ring0_addr` is one of this host's addresses or its name, or
+    /// whose `name` is the host name. nil when there is no such file, or `nodes:` is given and
+    /// the file does not list this host: the host name then names the node, as without corosync.
+    static func nodeFromCorosync(conf: String, nodes: [ClusterNode]?, defaults: Defaults, document: YAMLValue)
+        throws(YAMLError) -> (node: String, nodes: [ClusterNode], origin: String)?
+    {
+        guard let text = readText(conf) else {
+            // No corosync.conf at all: the host name names the node, as without corosync.
+            guard access(conf, F_OK) == 0 else { return nil }
+            throw document.error(
+                "transport: corosync without node: takes this node from corosync's nodelist, but \(conf) cannot be read: set node:, or corosync: {conf: PATH}"
+            )
+        }
+        let nodelist = try CorosyncNodelist.parse(text, file: conf)
+        guard
+            let local = nodelist.local(
+                hostNames: [defaults.hostName, defaults.fullHostName], addresses: defaults.hostAddresses)
+        else {
+            guard nodes == nil else { return nil }
+            throw document.error(
+                "this host (\(defaults.fullHostName), addresses \(defaults.hostAddresses.joined(separator: " "))) is not in the nodelist of \(conf) (no ring0_addr or name of its own): set node:"
+            )
+        }
+        let origin =
+            "\(conf):\(local.line) (nodeid \(local.nodeid)\(local.ring0.map { ", ring0_addr \($0)" } ?? ""))"
+        guard let nodes else {
+            guard !nodelist.entries.isEmpty else { return nil }
+            return (local.nodeName, nodelist.nodes, origin)
+        }
+        guard
+            let node = nodes.first(where: { $0.name == local.nodeName })
+                ?? nodes.first(where: { $0.number == local.nodeid })
+        else {
+            throw document.error(
+                "this host is \(local.nodeName) (nodeid \(local.nodeid)) in \(conf):\(local.line), which is not among the nodes (\(nodes.map(\.name).joined(separator: ", "))) by name or number: set node:"
+            )
+        }
+        return (node.name, nodes, origin)
+    }
+
+    private static func readText(_ path: String) -> String? {
+        guard let file = fopen(path, "re") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count > 0 { bytes += buffer[0..<count] }
+            if count < buffer.count { break }
+            // A corosync.conf is small: 4 MB is not one.
+            if bytes.count > 4 << 20 { return nil }
+        }
+        return ferror(file) == 0 ? String(decoding: bytes, as: UTF8.self) : nil
     }
 
     private static func positiveDuration(_ value: YAMLValue) throws(YAMLError) -> Double {

@@ -161,6 +161,9 @@ public struct ServiceConfiguration: Sendable {
 
     /// This node.
     public var node: ClusterNode
+    /// Where this node's name and number came from when corosync's nodelist gave them
+    /// (`FILE:LINE (nodeid N, ring0_addr A)`); nil when the configuration or the host name did.
+    public var nodeOrigin: String?
     /// Every node of the cluster, this one included.
     public var nodes: [ClusterNode]
     public var transport: TransportKind = .local

@@ -690,6 +690,13 @@ public actor NodeService {
         }
     }
 
+    /// Whether this node is a member of the cluster (alone: from the start; in a cluster: once
+    /// the engines admitted it), still running: what systemd's READY=1 waits for.
+    public var isMember: Bool {
+        guard case .running = phase else { return false }
+        return coordinator.isMember
+    }
+
     /// Why the node must stop (the transport's fatal notice): the service then exits non-zero.
     public var fatalReason: String? {
         switch phase {

@@ -45,6 +45,8 @@ public enum ServiceRunner {
         openJournal: (String) throws -> any EventJournal,
         monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
     ) async throws {
+        // Taken (and removed from the environment) first: recovery commands do not inherit it.
+        let notify = SystemdNotify.fromEnvironment()
         let (rules, report, catalogue) = loadRules(configuration)
         guard let rules else {
             throw Failure(message: "the rules in \(configuration.rules) have errors: \(report.summary)", report: report)
@@ -81,7 +83,7 @@ public enum ServiceRunner {
             transport = await LoopbackTransport.alone(configuration.node)
         case .corosync:
             let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
-            await waitForQuorumBeforeJoining(journal: journal, logger: logger)
+            await waitForQuorumBeforeJoining(journal: journal, logger: logger, notify: notify)
             do {
                 let corosync = try CorosyncTransport(
                     info: info, group: configuration.corosyncGroup, formTimeout: configuration.formTimeout, loop: loop)
@@ -120,7 +122,7 @@ public enum ServiceRunner {
             "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
             kind: "service", at: Date())
         logger.notice(
-            "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions, control socket \(configuration.socket)"
+            "hamn-events running: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules), control socket \(configuration.socket)"
         )
         if case .stop = configuration.noQuorumPolicy, rules[BuiltInTrigger.quorumLost.rawValue, 0] == nil {
             let warning =
@@ -148,7 +150,7 @@ public enum ServiceRunner {
         }
         let node = NodeLifecycle(
             service: service, configuration: configuration, rules: rules, catalogue: catalogue, logger: logger,
-            watchdog: watchdog, monitoring: monitoring)
+            watchdog: watchdog, notify: notify, monitoring: monitoring)
         let group = ServiceGroup(
             configuration: .init(
                 // The node leaving the cluster (`ha-cmd STOP`, SIGTERM) ends the service normally;
@@ -194,7 +196,7 @@ public enum ServiceRunner {
 /// that holds the takeover's resources. So the engine joins once quorate: by then corosync
 /// has merged, and it joins the running cluster. Without wait_for_all nothing waits (a lone
 /// engine founds a cluster and runs nothing until quorum, as before).
-private func waitForQuorumBeforeJoining(journal: any EventJournal, logger: Logger) async {
+private func waitForQuorumBeforeJoining(journal: any EventJournal, logger: Logger, notify: SystemdNotify) async {
     var announced = false
     while let status = try? VotequorumStatus.read(), status.waitForAll, !status.quorate {
         if !announced {
@@ -203,6 +205,7 @@ private func waitForQuorumBeforeJoining(journal: any EventJournal, logger: Logge
                 "waiting for quorum before joining the cluster: corosync's wait_for_all\(status.twoNode ? " (two_node)" : ""): this node has not yet seen every node since corosync started"
             logger.notice("\(text)")
             try? journal.note(text, kind: "service", at: Date())
+            try? notify.send(["STATUS=waiting for quorum before joining the cluster (corosync's wait_for_all)"])
         }
         try? await Task.sleep(for: .milliseconds(200))
     }
@@ -218,6 +221,8 @@ struct NodeLifecycle: Service {
     let catalogue: VariableCatalogue
     let logger: Logger
     let watchdog: Watchdog?
+    /// systemd: READY=1 once this node is a member of the cluster, STOPPING=1 at the first stop signal.
+    let notify: SystemdNotify
     let monitoring: @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
 
     func run() async throws {
@@ -241,6 +246,23 @@ struct NodeLifecycle: Service {
                     await service.tick()
                 }
                 return false
+            }
+            if notify.socket != nil {
+                let (notify, node) = (self.notify, configuration.node.name)
+                // Ready once the rules are loaded (they were, before this runs) and this node is a
+                // member: alone at once, in a cluster once the engines admitted it.
+                group.addTask {
+                    while !Task.isCancelled, !(await service.isMember) {
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                    guard !Task.isCancelled else { return false }
+                    do {
+                        try notify.send(["READY=1", "STATUS=node \(node) is a member of the cluster"])
+                    } catch {
+                        logger.warning("systemd notification: \(error)")
+                    }
+                    return false
+                }
             }
             if let watchdog {
                 // Fed on the service's own thread (the actor's): a stopped or stuck engine, or
@@ -287,7 +309,10 @@ struct NodeLifecycle: Service {
                 }
                 await StopSignals(
                     service: service, mode: configuration.stopMode, timeout: configuration.stopTimeout, logger: logger,
-                    beforeStopping: { await monitors.stop() }
+                    beforeStopping: { [notify] in
+                        notify.stopping(status: "stopping")
+                        await monitors.stop()
+                    }
                 ).handle(names)
                 forwarding.cancel()
                 return false
@@ -296,6 +321,8 @@ struct NodeLifecycle: Service {
             while let left = await group.next(), !left {}
             group.cancelAll()
         }
+        // The node left (a stop signal, `ha-cmd STOP`, a fatal notice): systemd hears it first.
+        notify.stopping(status: "left the cluster")
         await monitors.stop()
         if let reason = await service.fatalReason {
             throw ServiceRunner.Failure(message: "stopped: \(reason)")

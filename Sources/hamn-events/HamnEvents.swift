@@ -1,4 +1,5 @@
 import ArgumentParser
+import RulesEngine
 
 #if canImport(Glibc)
     import Glibc
@@ -13,9 +14,10 @@ struct HamnEvents: AsyncParsableCommand {
             Administrators write a rules.hacmprd file of nine-line event definitions and .rp \
             recovery programs; hamn-events checks them and runs them across the cluster nodes.
             """,
+        version: "hamn-events \(hamnEventsVersion) (wire format \(WireFormat.version))",
         subcommands: [
             Validate.self, Simulate.self, Test.self, Run.self, Status.self, History.self, Resume.self, Trigger.self,
-            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self,
+            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self, Cluster.self,
         ]
     )
 

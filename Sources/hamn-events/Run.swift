@@ -9,6 +9,9 @@ extension HamnEvents {
         static let configuration = CommandConfiguration(
             abstract: "Run the service in the foreground (systemd runs it).",
             discussion: """
+                The configuration is --config, else /etc/hamn/hamn.yaml when it exists \
+                ($HAMN_EVENTS_CONFIG names another); the service logs which. Without node:, \
+                a corosync node is named and numbered by corosync's nodelist for this host. \
                 With no configuration: one node named after the host, the local transport, the \
                 rules installed in /etc/hamn/rules.hacmprd (or the shipped example), a journal in \
                 the state directory. SIGTERM stops this node through the cluster (TE_FAIL_NODE \
@@ -18,7 +21,7 @@ extension HamnEvents {
                 have errors.
                 """)
 
-        @Option(help: "The configuration file (YAML).")
+        @Option(help: "The configuration file (YAML); default /etc/hamn/hamn.yaml when it exists.")
         var config: String?
 
         @Option(help: "Log level: trace, debug, info, notice, warning, error.")
@@ -33,6 +36,16 @@ extension HamnEvents {
             }
             let logger = Logger(label: "hamn-events")
             let configuration = try loadConfiguration(config)
+            if let file = configurationFile(config) {
+                logger.notice("configuration: \(file)")
+            } else {
+                logger.notice("configuration: the embedded default (no \(defaultConfigurationPath()))")
+            }
+            if let origin = configuration.nodeOrigin {
+                logger.notice(
+                    "node \(configuration.node.name), number \(configuration.node.number): from corosync's nodelist, \(origin)"
+                )
+            }
             do {
                 try await ServiceRunner.run(
                     configuration: configuration, logger: logger,

@@ -68,10 +68,25 @@ struct ServiceOptions: ParsableArguments {
     }
 }
 
-/// The configuration named by `--config`, or the embedded default.
-func loadConfiguration(_ path: String?) throws -> ServiceConfiguration {
+/// The configuration file used when `--config` is not given: `$HAMN_EVENTS_CONFIG`, else
+/// `/etc/hamn/hamn.yaml` (what the package installs).
+func defaultConfigurationPath() -> String {
+    if let path = ProcessInfo.processInfo.environment["HAMN_EVENTS_CONFIG"], !path.isEmpty { return path }
+    return "/etc/hamn/hamn.yaml"
+}
+
+/// The file to read: `--config`, else the default file when it exists; nil: the embedded default.
+func configurationFile(_ explicit: String?) -> String? {
+    if let explicit { return explicit }
+    let path = defaultConfigurationPath()
+    return FileManager.default.fileExists(atPath: path) ? path : nil
+}
+
+/// The configuration named by `--config`, else the default file when it exists, else the
+/// embedded default.
+func loadConfiguration(_ explicit: String?) throws -> ServiceConfiguration {
     let defaults = ConfigurationLoader.Defaults.forThisProcess(shipped: shippedRules())
-    guard let path else { return ConfigurationLoader.embeddedDefault(defaults) }
+    guard let path = configurationFile(explicit) else { return ConfigurationLoader.embeddedDefault(defaults) }
     guard let data = FileManager.default.contents(atPath: path) else {
         printError("hamn-events: cannot read the configuration \(path)")
         throw ExitCode(2)
@@ -85,12 +100,16 @@ func loadConfiguration(_ path: String?) throws -> ServiceConfiguration {
 }
 
 /// The rules shipped with hamn-events and the root of their tree, for the embedded default
-/// when none are installed in /etc/hamn: found from the executable up (a source checkout or
-/// an installed share directory), or given by HAMN_EVENTS_SHIPPED (the tree's root).
+/// when none are installed in /etc/hamn: found from the executable up (a source checkout, or
+/// the package's /usr/share/hamn-events/quickstart from /usr/sbin), or given by
+/// HAMN_EVENTS_SHIPPED (the tree's root).
 func shippedRules() -> (rules: String, root: String)? {
     let relative = "etc/hamn/rules/rules.hacmprd"
     if let root = ProcessInfo.processInfo.environment["HAMN_EVENTS_SHIPPED"] { return (root + "/" + relative, root) }
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    // The executable's own path (argv[0] is only a name when it was found on PATH).
+    let executable =
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
     for _ in 0..<6 {
         for tree in ["share/hamn-events/quickstart", "examples/quickstart"] {
             let root = directory.appendingPathComponent(tree).path

@@ -37,7 +37,8 @@ final class EngineCluster: @unchecked Sendable {
     ///   - corosyncNodes: namespaces, one corosync each.
     ///   - nodes: the engines' node names (numbers from 1), all in the configuration.
     ///   - twoNode: votequorum's `two_node: 1` (`ns-cluster up --two-node`; 2 corosync nodes).
-    init(corosyncNodes: Int, nodes: [String], twoNode: Bool = false) throws {
+    ///   - upArguments: more arguments for `ns-cluster up` (`--conf FILE --authkey KEY`).
+    init(corosyncNodes: Int, nodes: [String], twoNode: Bool = false, upArguments: [String] = []) throws {
         var template = Array((NSTemporaryDirectory() + "hamn-cpg-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw EngineClusterError("mkdtemp failed") }
         root = String(cString: made)
@@ -64,7 +65,8 @@ final class EngineCluster: @unchecked Sendable {
         let prefix = "ht\(UInt32.random(in: 0..<0xFFFF))"
         let up = try runTool(
             Self.script,
-            ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix] + (twoNode ? ["--two-node"] : []))
+            ["up", "\(corosyncNodes)", clusterDirectory, "--prefix", prefix] + (twoNode ? ["--two-node"] : [])
+                + upArguments)
         guard up.status == 0 else {
             tearDown()
             throw EngineClusterError("ns-cluster up failed (\(up.status)):\n\(up.out)\n\(up.err)")
@@ -90,7 +92,9 @@ final class EngineCluster: @unchecked Sendable {
         return rules
     }
 
-    func socket(_ node: String) -> String { root + "/\(node).sock" }
+    func socket(_ node: String) -> String { socketOverrides[node] ?? root + "/\(node).sock" }
+    /// Sockets of engines started with `startEngine(_:corosyncNode:configuration:socket:)`.
+    private var socketOverrides: [String: String] = [:]
     func configuration(_ node: String) -> String { root + "/\(node).yaml" }
 
     /// Starts node `name`'s engine in corosync namespace `corosyncNode` (1-based).
@@ -118,6 +122,16 @@ final class EngineCluster: @unchecked Sendable {
         try launch(name, corosyncNode: corosyncNode)
     }
 
+    /// Starts an engine in corosync namespace `corosyncNode` with the configuration file
+    /// `configuration` as it is (several engines may share one); `socket` is where its control
+    /// socket is seen from here (`name` is the test's name for it).
+    func startEngine(_ name: String, corosyncNode: Int, configuration file: String, socket: String) throws {
+        namespaces[name] = corosyncNode
+        socketOverrides[name] = socket
+        _ = FileManager.default.createFile(atPath: root + "/\(name).log", contents: nil)
+        try launch(name, corosyncNode: corosyncNode, configuration: file)
+    }
+
     /// Starts again an engine that has ended (as systemd's `Restart=on-failure` would): the same
     /// configuration and journal; its log goes on in the same file after a `---- restarted` line.
     /// Without `waitForSocket`, returns once the process runs (an engine that waits for quorum
@@ -136,11 +150,13 @@ final class EngineCluster: @unchecked Sendable {
 
     /// Runs `hamn-events run` for `name` (its configuration written), its output appended to its
     /// log, and waits for its control socket to answer.
-    private func launch(_ name: String, corosyncNode: Int, waitForSocket: Bool = true) throws {
+    private func launch(
+        _ name: String, corosyncNode: Int, configuration file: String? = nil, waitForSocket: Bool = true
+    ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.script)
         process.arguments = [
-            "exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", configuration(name),
+            "exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", file ?? configuration(name),
         ]
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/\(name).log"))
         log.seekToEndOfFile()
@@ -369,9 +385,11 @@ struct EngineClusterError: Error, CustomStringConvertible {
 
 /// Runs `body` with a cluster, tearing it down whatever happens.
 func withCluster(
-    corosyncNodes: Int, nodes: [String], twoNode: Bool = false, _ body: (EngineCluster) throws -> Void
+    corosyncNodes: Int, nodes: [String], twoNode: Bool = false, upArguments: [String] = [],
+    _ body: (EngineCluster) throws -> Void
 ) throws {
-    let cluster = try EngineCluster(corosyncNodes: corosyncNodes, nodes: nodes, twoNode: twoNode)
+    let cluster = try EngineCluster(
+        corosyncNodes: corosyncNodes, nodes: nodes, twoNode: twoNode, upArguments: upArguments)
     defer { cluster.tearDown() }
     do {
         try body(cluster)

@@ -8,7 +8,7 @@ import Testing
 struct ConfigurationLoaderTests {
     let defaults = ConfigurationLoader.Defaults(
         hostName: "host", rules: "/etc/hamn/rules.hacmprd", rulesRoot: nil, stateDirectory: "/var/lib/h",
-        runtimeDirectory: "/run/h")
+        runtimeDirectory: "/run/h", corosyncConf: "/nonexistent/corosync.conf")
 
     @Test("the socket's directory: never a fixed name in /tmp for a user without XDG_RUNTIME_DIR")
     func runtimeDirectory() {
@@ -315,7 +315,7 @@ struct SampleConfigurationTests {
             text, file: path,
             defaults: .init(
                 hostName: "host", rules: "/etc/hamn/rules.hacmprd", rulesRoot: nil, stateDirectory: "/var/lib/h",
-                runtimeDirectory: "/run/h"))
+                runtimeDirectory: "/run/h", corosyncConf: "/nonexistent/corosync.conf"))
         #expect(configuration.transport == .corosync)
         #expect(configuration.fencingWarning == nil)
         guard case .devices(let devices, let attempts, _) = configuration.fencing else {

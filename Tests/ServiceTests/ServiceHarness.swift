@@ -88,11 +88,16 @@ final class ServiceHarness: @unchecked Sendable {
     /// must exec the service so that the process is the service.
     var launcher: [String] = []
 
-    func start() throws {
+    /// Starts `hamn-events run --config CONFIG` (or `arguments`), under `launcher`, with
+    /// `environment` added to this process's, and waits until `status` answers.
+    func start(arguments: [String]? = nil, environment: [String: String] = [:]) throws {
         let process = Process()
-        let command = launcher + [Self.binary, "run", "--config", configPath]
+        let command = launcher + [Self.binary] + (arguments ?? ["run", "--config", configPath])
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = pipe
