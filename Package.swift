@@ -182,7 +182,7 @@ let package = Package(
         // core only.
         .testTarget(
             name: "BarrierTests",
-            dependencies: ["RulesParser", "RecoveryPrograms", "HamnYAML", "RulesEngine"]
+            dependencies: ["RulesParser", "RulesValidation", "RecoveryPrograms", "HamnYAML", "RulesEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]
