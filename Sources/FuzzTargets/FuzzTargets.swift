@@ -192,13 +192,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         var line = 1
         var column = 1
         var inComment = false
-        for byte in bytes {
+        for (index, byte) in bytes.enumerated() {
             switch byte {
             case UInt8(ascii: "\n"):
                 line += 1
                 column = 0
                 inComment = false
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"): break
+            // A tab or a lone carriage return is an error where it is: not a blank.
+            case UInt8(ascii: " "): break
+            case UInt8(ascii: "\r") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "\n"): break
             case UInt8(ascii: "#"): inComment = true
             default: if !inComment { return (line, column) }
             }
