@@ -101,6 +101,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The fuzz targets: every input the service reads from others, as a function of bytes
+        // (README, "Fuzzing"). hamn-fuzz replays files through them, or is the libFuzzer binary
+        // when scripts/fuzz builds it with -DHAMN_LIBFUZZER and coverage instrumentation.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "RulesParser", "RulesValidation", "RecoveryPrograms", "RulesEngine", "HamnYAML", "HamnConfiguration",
+                "HamnService",
+            ]
+        ),
+        .executableTarget(name: "hamn-fuzz", dependencies: ["FuzzTargets"]),
         .testTarget(
             name: "RulesParserTests",
             dependencies: ["RulesParser"],
@@ -178,11 +189,17 @@ let package = Package(
             dependencies: ["CPGTestSupport", "CorosyncTransport", "RulesEngine"],
             path: "Tests/CPGPeer"
         ),
+        // The mutation fuzzers (configuration, scenarios, control requests) and the fuzzers'
+        // regression inputs, on FuzzTargets.
+        .testTarget(
+            name: "FuzzTargetsTests",
+            dependencies: ["FuzzTargets", "RulesEngine", "HamnConfiguration"]
+        ),
         // The coordinator, barriers, membership, partitions, fencing, the wire format: the pure
         // core only.
         .testTarget(
             name: "BarrierTests",
-            dependencies: ["RulesParser", "RecoveryPrograms", "HamnYAML", "RulesEngine"]
+            dependencies: ["RulesParser", "RulesValidation", "RecoveryPrograms", "HamnYAML", "RulesEngine"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -51,12 +51,12 @@ struct ScenarioFileTests {
         let cases: [(String, String)] = [
             ("rules: r\nnodes: [a]\nspeed: 3\n", "x.yaml:3:1: error: unknown key 'speed'"),
             ("rules: r\nnodes: [a]\ninterval: fast\n", "x.yaml:3:11: error: interval: expected a duration"),
-            ("rules: r\nnodes: [a]\nfaults:\n  - {at: 1s, fail_node: b}\n", "x.yaml:4:5: error: faults: no node 'b'"),
+            ("rules: r\nnodes: [a]\nfaults:\n  - {at: 1s, fail_node: b}\n", "x.yaml:4:25: error: faults: no node 'b'"),
             ("rules: r\nnodes: [a]\nfaults:\n  - {at: 1s}\n", "x.yaml:4:5: error: faults[0]: a fault is one of"),
             ("nodes: [a]\n", "x.yaml:1:1: error: missing key 'rules'"),
             (
                 "rules: r\nnodes: [a]\nseries:\n  - {variable: V, instance: NodeNum=7, values: \"1\"}\n",
-                "x.yaml:4:5: error: series[0]: instance: NodeNum must be the number of one of the nodes"
+                "x.yaml:4:29: error: series[0].instance: NodeNum must be the number of one of the nodes"
             ),
             (
                 "rules: r\nnodes: [a]\nseries:\n  - {variable: V, instance: NodeNum=1, values: \"1 x\"}\n",

@@ -84,7 +84,8 @@ public struct HADRSampler: InstanceReportingSampler {
 }
 
 /// An administrator-defined variable (``ServiceConfiguration/Variable``): its command run by
-/// `/bin/sh -c` (in a new session, standard input from `/dev/null`, its process group killed
+/// `/bin/sh -c`, or directly when the shell would only split it into words
+/// (``plainArguments(_:)``) (in a new session, standard input from `/dev/null`, its process group killed
 /// after the variable's timeout), its standard output parsed by the variable's parser
 /// (``CommandOutputParser``).
 ///
@@ -115,7 +116,8 @@ public struct CommandVariableSampler: ResourceSampler {
 
     public func sample(node: ClusterNode) async throws(SamplerError) -> [SampleObservation] {
         let command = MonitorCommand(
-            arguments: [shell, "-c", definition.command], timeout: timeout, environment: environment)
+            arguments: Self.plainArguments(definition.command) ?? [shell, "-c", definition.command], timeout: timeout,
+            environment: environment)
         let result = await command.run()
         switch result.termination {
         case .exited(0):
@@ -132,6 +134,23 @@ public struct CommandVariableSampler: ResourceSampler {
         }
         let value = try CommandOutputParser.parse(result.output, parser: definition.parser, fields: definition.fields)
         return [SampleObservation(variable: variable, instance: ["NodeNum": node.instanceNumber], value: value)]
+    }
+}
+
+extension CommandVariableSampler {
+    /// The words of a command that the shell would only split at blanks (an absolute program,
+    /// then letters, digits and `/ . _ , : + @ % = -`): run without `/bin/sh`, which saves a
+    /// process start at every sample (100 variables at 1 s: 100 shells a second). nil for
+    /// anything else (quotes, `$`, globs, redirections, `~`, `;`, an assignment before the
+    /// program...), which `/bin/sh -c` runs as written.
+    static func plainArguments(_ command: String) -> [String]? {
+        let words = command.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let program = words.first, program.hasPrefix("/"), !program.contains("=") else { return nil }
+        let allowed: Set<Character> = ["/", ".", "_", ",", ":", "+", "@", "%", "=", "-", " ", "\t"]
+        guard command.allSatisfy({ ($0.isASCII && ($0.isLetter || $0.isNumber)) || allowed.contains($0) }) else {
+            return nil
+        }
+        return words
     }
 }
 

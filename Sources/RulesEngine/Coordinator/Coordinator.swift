@@ -58,6 +58,8 @@ public struct Coordinator: Sendable {
     public private(set) var quorumLoss: QuorumLossRule
     /// The rule each running event started with: a reload changes the events after it only.
     private var startedRules: [Int: RuleBook.Rule] = [:]
+    /// Each running event's participants as a set (`isParticipant`); a cache, not state.
+    private var participantSets: [Int: (participants: [ClusterNode], set: Set<ClusterNode>)] = [:]
 
     private struct LocalRun: Sendable {
         var busy: Bool
@@ -611,7 +613,7 @@ public struct Coordinator: Sendable {
         }
         if node == local { localRuns[eventID]?.busy = false }
         guard let run = runningEvents.first(where: { $0.event.id == eventID }), run.segment == segment,
-            run.participants.contains(node)
+            isParticipant(node, of: run)
         else {
             return effects  // late results of a resumed or finished event: recorded, nothing more
         }
@@ -650,8 +652,7 @@ public struct Coordinator: Sendable {
     /// an event that has not failed, the barrier is passed and the next segment starts; after
     /// the last segment the event is complete.
     private mutating func checkBarrier(_ eventID: Int, now: Double) -> [Effect] {
-        guard let run = runningEvents.first(where: { $0.event.id == eventID }), run.failure == nil,
-            run.waitingFor.isEmpty
+        guard let run = runningEvents.first(where: { $0.event.id == eventID }), run.failure == nil, run.allReached
         else { return [] }
         if run.cancelled {
             return finish(eventID, outcome: .cancelled, now: now)
@@ -692,11 +693,23 @@ public struct Coordinator: Sendable {
     }
 
     /// Applies `change` to the running event `eventID`, wherever it is kept.
+    /// Whether `node` takes part in `run`, from a set kept per event: every node checks each of
+    /// n nodes' reports, so a search of the list made a barrier of n nodes cubic. The set is
+    /// rebuilt when the list changes (arrays that share their storage compare in constant time).
+    private mutating func isParticipant(_ node: ClusterNode, of run: RunningEvent) -> Bool {
+        if let cached = participantSets[run.event.id], cached.participants == run.participants {
+            return cached.set.contains(node)
+        }
+        if participantSets.count > 64 { participantSets = [:] }
+        let set = Set(run.participants)
+        participantSets[run.event.id] = (run.participants, set)
+        return set.contains(node)
+    }
+
     private mutating func updateRun(_ eventID: Int, _ change: (inout RunningEvent) -> [Effect]) -> [Effect] {
-        if var current = state.current, current.event.id == eventID {
-            let effects = change(&current)
-            state.current = current
-            return effects
+        // In place: a copy would make `reached.insert` copy the whole set at every report.
+        if state.current?.event.id == eventID {
+            return change(&state.current!)
         }
         if let index = state.notifications.firstIndex(where: { $0.event.id == eventID }) {
             return change(&state.notifications[index])

@@ -25,6 +25,7 @@ public enum ScenarioParser {
         var until: Double?
         var expect: Scenario.Expectation?
         var fencing: Scenario.Fencing?
+        var agentNodes: [(name: String, value: YAMLValue)] = []
         var noQuorumPolicy = NoQuorumPolicy.freeze
         for (key, value) in try document.mapping(allowed: keys) {
             switch key {
@@ -39,7 +40,7 @@ public enum ScenarioParser {
             case "faults": faults = try value.sequence().map(parseFault)
             case "until": until = try value.duration()
             case "expect": expect = try parseExpectation(value)
-            case "fencing": fencing = try parseFencing(value)
+            case "fencing": (fencing, agentNodes) = try parseFencing(value)
             case "no_quorum_policy": noQuorumPolicy = try NoQuorumPolicy.parse(value)
             default: break
             }
@@ -55,9 +56,8 @@ public enum ScenarioParser {
                     message: "faults: no node '\(name)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
             }
         }
-        for agent in fencing?.agents ?? [] where !names.contains(agent.node) {
-            throw document.error(
-                "fencing: no node '\(agent.node)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
+        for agent in agentNodes where !names.contains(agent.name) {
+            throw agent.value.error("no node '\(agent.name)' (nodes: \(nodes.map(\.name).joined(separator: ", ")))")
         }
         var scenario = Scenario(
             file: file, rules: rules, root: root, nodes: nodes, interval: interval, series: series, commands: commands,
@@ -91,28 +91,30 @@ public enum ScenarioParser {
     private static func parseSeries(_ value: YAMLValue, nodes: [ClusterNode]) throws(YAMLError) -> Scenario.Series {
         var variable: String?
         var instanceText: String?
+        var instanceValue = value
         var values: [SampleValue?] = []
         for (key, field) in try value.mapping(allowed: ["variable", "instance", "values"]) {
             switch key {
             case "variable": variable = try field.string()
-            case "instance": instanceText = try field.string()
+            case "instance":
+                instanceText = try field.string()
+                instanceValue = field
             default: values = try parseValues(field, variable: variable)
             }
         }
         guard let variable else { throw value.error("a series needs a variable") }
         guard let instanceText else { throw value.error("a series needs an instance, such as NodeNum=2") }
         let (vector, problems) = InstanceVector.parse(instanceText)
-        if let problem = problems.first { throw value.error("instance: \(problem.message)") }
+        if let problem = problems.first { throw instanceValue.error(problem.message) }
         var instance: [String: String] = [:]
         for element in vector.elements {
             guard case .exactly(let text) = element.value else {
-                throw value.error("instance: a series samples one instance: give a value for \(element.name), not *")
+                throw instanceValue.error("a series samples one instance: give a value for \(element.name), not *")
             }
             instance[element.name] = text
         }
         guard let number = instance["NodeNum"].flatMap(Int.init), nodes.contains(where: { $0.number == number }) else {
-            throw value.error(
-                "instance: NodeNum must be the number of one of the nodes (it says which node samples it)")
+            throw instanceValue.error("NodeNum must be the number of one of the nodes (it says which node samples it)")
         }
         return Scenario.Series(
             variable: variable, instance: instance, instanceText: instanceText, values: values, line: value.line)
@@ -188,9 +190,13 @@ public enum ScenarioParser {
     }
 
     /// `fencing: {attempts: N, agents: [{node:, status:, duration:}, ...]}` (or `fencing: true`).
-    private static func parseFencing(_ value: YAMLValue) throws(YAMLError) -> Scenario.Fencing? {
+    /// The fencing, and each agent's node with where it is written (checked once the nodes are known).
+    private static func parseFencing(_ value: YAMLValue) throws(YAMLError) -> (
+        Scenario.Fencing?, [(name: String, value: YAMLValue)]
+    ) {
         var fencing = Scenario.Fencing()
-        if !value.isMapping { return try value.bool() ? fencing : nil }
+        var agentNodes: [(name: String, value: YAMLValue)] = []
+        if !value.isMapping { return (try value.bool() ? fencing : nil, []) }
         for (key, field) in try value.mapping(allowed: ["attempts", "agents"]) {
             if key == "attempts" {
                 fencing.attempts = try field.int()
@@ -201,7 +207,9 @@ public enum ScenarioParser {
                 var agent = Scenario.Fencing.Agent(node: "", status: 0, duration: 0)
                 for (name, part) in try item.mapping(allowed: ["node", "status", "duration"]) {
                     switch name {
-                    case "node": agent.node = try part.string()
+                    case "node":
+                        agent.node = try part.string()
+                        agentNodes.append((agent.node, part))
                     case "status": agent.status = try exitStatus(part)
                     default: agent.duration = try part.duration()
                     }
@@ -210,7 +218,7 @@ public enum ScenarioParser {
                 fencing.agents.append(agent)
             }
         }
-        return fencing
+        return (fencing, agentNodes)
     }
 
     private static func exitStatus(_ value: YAMLValue) throws(YAMLError) -> Int32 {
@@ -252,6 +260,8 @@ public enum ScenarioParser {
         let mode = entries.first { $0.key == "mode" }
         if mode != nil, kind != "stop_node" { throw mode!.value.error("mode goes with stop_node") }
         let fault: Scenario.Fault
+        // Where an unknown node is reported: the value that names it.
+        var position = field
         switch kind {
         case "fail_node": fault = .failNode(try field.string())
         case "stop_node":
@@ -271,7 +281,9 @@ public enum ScenarioParser {
             for (key, item) in try field.mapping(allowed: ["event", "node", "state"]) {
                 switch key {
                 case "event": event = try item.string()
-                case "node": node = try item.string()
+                case "node":
+                    node = try item.string()
+                    position = item
                 default: state = try item.int()
                 }
             }
@@ -304,7 +316,7 @@ public enum ScenarioParser {
         case "recovery_off": fault = .recoveryOff(try nodeList(field))
         default: fault = .recoveryOn(try nodeList(field))
         }
-        return Scenario.TimedFault(at: time, fault: fault, line: value.line, column: value.column)
+        return Scenario.TimedFault(at: time, fault: fault, line: position.line, column: position.column)
     }
 
     private static func nodeList(_ value: YAMLValue) throws(YAMLError) -> [String] {

@@ -60,7 +60,12 @@ public enum ScenarioRunner {
         } catch {
             throw .unreadable("\(path): cannot read the scenario: \(error)")
         }
-        guard !bytes.contains(0) else { throw .unreadable("\(path): not a text file") }
+        if let nul = bytes.firstIndex(of: 0) {
+            let before = bytes[..<nul]
+            let line = before.count { $0 == UInt8(ascii: "\n") } + 1
+            let column = nul - (before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
+            throw .unreadable("\(path):\(line):\(column): error: a NUL byte: not a text file")
+        }
         do {
             return try ScenarioParser.parse(String(decoding: bytes, as: UTF8.self), file: path)
         } catch {
