@@ -27,6 +27,9 @@ package struct FenceAgent: Sendable {
     /// owned by root or by the user the service runs as.
     package var passwordFile: String?
     package var timeout: Duration
+    /// R020 as the agent starts (it runs as root): a problem with its path (a directory or the
+    /// file writable by others) refuses it, and the fence fails with that reason.
+    package var pathCheck: (@Sendable (String) -> String?)?
 
     package init(
         agent: String, action: String, node: String, options: [String: String], passwordFile: String?, timeout: Duration
@@ -55,6 +58,9 @@ package struct FenceAgent: Sendable {
 
     /// Runs the agent to its end (or its timeout). Never throws.
     package func run() async -> Result {
+        if let pathCheck, let problem = pathCheck(agent) {
+            return Result(termination: .couldNotStart("refused: \(agent) \(problem)"), outputTail: "")
+        }
         var lines = ["action=\(action)", "nodename=\(node)"]
         lines += options.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         if let passwordFile {

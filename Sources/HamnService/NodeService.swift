@@ -445,9 +445,11 @@ public actor NodeService {
     }
 
     static func agent(for device: ServiceConfiguration.FenceDevice) -> FenceAgent {
-        FenceAgent(
+        var agent = FenceAgent(
             agent: device.agent, action: device.action, node: device.node, options: device.options,
             passwordFile: device.passwordFile, timeout: .seconds(device.timeout))
+        agent.pathCheck = pathCheck
+        return agent
     }
 
     private func fenceFinished(_ request: FenceRequest, _ result: FenceAgent.Result) {
@@ -1015,7 +1017,9 @@ public actor NodeService {
                 continue
             }
             let step = CommandStep(relationship: .all, command: command, expected: .exactly(0), line: 0, column: 0)
-            let results = await SegmentExecutor(timeout: .seconds(120)).run(
+            var executor = SegmentExecutor(timeout: .seconds(120))
+            executor.pathCheck = Self.pathCheck
+            let results = await executor.run(
                 [step], environment: ["HAMN_START_NODE": node.name, "HAMN_START_NODE_NUMBER": String(node.number)])
             guard let result = results.first else { continue }
             failed = failed || !result.accepted

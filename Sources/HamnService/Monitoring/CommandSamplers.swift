@@ -1,6 +1,7 @@
 import CommandExecution
 import HamnConfiguration
 import RulesEngine
+import RulesParser
 
 /// `HAMN.DB2.HADR`: runs `db2pd -d DATABASE -hadr` for each database the rules name and
 /// parses its output with ``HADRStatusParser``.
@@ -115,6 +116,13 @@ public struct CommandVariableSampler: ResourceSampler {
     public var timeout: Duration { .milliseconds(Int64(max(0.001, definition.timeout) * 1000)) }
 
     public func sample(node: ClusterNode) async throws(SamplerError) -> [SampleObservation] {
+        // R020 at each sample (it runs as root): a program swapped, or made replaceable, since
+        // the configuration was loaded is refused.
+        if let program = CommandStep(
+            relationship: .all, command: definition.command, expected: .any, line: 0, column: 0
+        ).program, program.hasPrefix("/"), let problem = NodeService.pathCheck(program) {
+            throw SamplerError("refused: \(program) \(problem)")
+        }
         let command = MonitorCommand(
             arguments: Self.plainArguments(definition.command) ?? [shell, "-c", definition.command], timeout: timeout,
             environment: environment)
