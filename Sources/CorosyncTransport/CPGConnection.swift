@@ -193,6 +193,9 @@ struct CPGState: Sendable {
     var phase = CPGPhase.open
     var quorate: Bool?
     var totemNodes: [UInt32] = []
+    /// A configuration change in which nodes went down, held until the totem change that
+    /// follows it (`CPGCore.configurationChanged`).
+    var held: (members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress])?
 }
 
 final class CPGCore: EventLoopSource {
@@ -254,14 +257,22 @@ final class CPGCore: EventLoopSource {
             CPGCore.from(cpg: handle)?.delivered(from: CPGAddress(nodeID: nodeID, pid: pid), message, length)
         }
         model.cpg_confchg_fn = { handle, _, members, memberCount, left, leftCount, joined, joinedCount in
+            let nodeDown =
+                left.map {
+                    UnsafeBufferPointer(start: $0, count: leftCount).contains {
+                        $0.reason == UInt32(CPG_REASON_NODEDOWN.rawValue)
+                    }
+                } ?? false
             CPGCore.from(cpg: handle)?.configurationChanged(
                 members: CPGCore.addresses(members, memberCount),
                 joined: CPGCore.addresses(joined, joinedCount),
-                left: CPGCore.addresses(left, leftCount))
+                left: CPGCore.addresses(left, leftCount), nodeDown: nodeDown)
         }
         model.cpg_totem_confchg_fn = { handle, _, count, nodes in
             let list = nodes.map { Array(UnsafeBufferPointer(start: $0, count: Int(count))) } ?? []
-            CPGCore.from(cpg: handle)?.state.withLock { $0.totemNodes = list }
+            guard let core = CPGCore.from(cpg: handle) else { return }
+            core.state.withLock { $0.totemNodes = list }
+            core.releaseHeld()
         }
         model.flags = UInt32(CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF)
         let initialized = withUnsafeMutablePointer(to: &model) { pointer in
@@ -296,7 +307,9 @@ final class CPGCore: EventLoopSource {
             var quorum: votequorum_handle_t = 0
             var callbacks = votequorum_callbacks_t()
             callbacks.votequorum_quorum_notify_fn = { handle, _, quorate, _, _ in
-                CPGCore.from(quorum: handle)?.quorumChanged(quorate != 0)
+                let core = CPGCore.from(quorum: handle)
+                core?.quorumChanged(quorate != 0)
+                core?.releaseHeld()
             }
             let result = api.votequorum_initialize(&quorum, &callbacks)
             guard result == CS_OK else {
@@ -399,6 +412,7 @@ final class CPGCore: EventLoopSource {
     }
 
     func delivered(from sender: CPGAddress, _ message: UnsafeMutableRawPointer?, _ length: Int) {
+        releaseHeld()
         let bytes: [UInt8]
         if let message, length > 0 {
             bytes = Array(UnsafeRawBufferPointer(start: message, count: length))
@@ -408,14 +422,42 @@ final class CPGCore: EventLoopSource {
         yield(.message(from: sender, bytes: bytes))
     }
 
-    func configurationChanged(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress]) {
-        // votequorum's notification comes on a socket of its own, in no set order with this one:
-        // ask for the flag now, so that a change of quorum is reported before the configuration
-        // change it goes with (a partition without quorum must not look quorate for a moment).
+    /// votequorum's notification comes on a socket of its own, in no set order with this one:
+    /// the flag is asked for as a change is delivered, so that a change of quorum is reported
+    /// before the configuration change it goes with (a partition without quorum must not look
+    /// quorate for a moment). A change in which nodes went down (CPG_REASON_NODEDOWN) is held
+    /// until the totem change that corosync's CPG sends right after it (cpg_sync_activate sends
+    /// the down list, then the new ring): asked before, votequorum may not have counted the new
+    /// ring yet, and CI once saw the lone node of a 2|1 partition read "quorate" there and run
+    /// a takeover segment. With the new ring known, a ring too small for the quorum is not
+    /// quorate whatever the flag says (`QuorumReading`). Anything else that comes first (a
+    /// message, another change, votequorum's notification) releases it first.
+    func configurationChanged(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress], nodeDown: Bool) {
+        releaseHeld()
+        if nodeDown, quorumHandle != nil {
+            state.withLock { $0.held = (members, joined, left) }
+            return
+        }
+        deliver(members: members, joined: joined, left: left)
+    }
+
+    /// Delivers the held change, if any (the totem change came, or something else did first).
+    func releaseHeld() {
+        guard
+            let held = state.withLock({ state in
+                defer { state.held = nil }
+                return state.held
+            })
+        else { return }
+        deliver(members: held.members, joined: held.joined, left: held.left)
+    }
+
+    private func deliver(members: [CPGAddress], joined: [CPGAddress], left: [CPGAddress]) {
         if let quorumHandle {
             var info = votequorum_info()
             if api.votequorum_getinfo(quorumHandle, local.nodeID, &info) == CS_OK {
-                quorumChanged(info.flags & UInt32(VOTEQUORUM_INFO_QUORATE) != 0)
+                let ring = state.withLock { $0.totemNodes.count }
+                quorumChanged(QuorumReading(info).quorate(ring: ring))
             }
         }
         yield(.configuration(members: members, joined: joined, left: left))
@@ -600,5 +642,42 @@ public struct VotequorumStatus: Sendable, Hashable {
             quorate: info.flags & UInt32(VOTEQUORUM_INFO_QUORATE) != 0,
             waitForAll: info.flags & UInt32(VOTEQUORUM_INFO_WAIT_FOR_ALL) != 0,
             twoNode: info.flags & UInt32(VOTEQUORUM_INFO_TWONODE) != 0)
+    }
+}
+
+/// votequorum's flag as a configuration change is delivered, checked against the ring it goes
+/// with: a ring whose nodes' votes (this node's each, with a quorum device's) are fewer than the
+/// quorum is not quorate, whatever a flag not yet updated says. Not applied with
+/// last_man_standing or auto_tie_breaker, which make a smaller ring quorate on purpose.
+struct QuorumReading: Equatable {
+    var flag: Bool
+    var quorum: UInt32
+    var nodeVotes: UInt32
+    var qdeviceVotes: UInt32
+    /// last_man_standing or auto_tie_breaker is on.
+    var smallerRingMayBeQuorate: Bool
+
+    init(
+        flag: Bool, quorum: UInt32, nodeVotes: UInt32 = 1, qdeviceVotes: UInt32 = 0,
+        smallerRingMayBeQuorate: Bool = false
+    ) {
+        self.flag = flag
+        self.quorum = quorum
+        self.nodeVotes = nodeVotes
+        self.qdeviceVotes = qdeviceVotes
+        self.smallerRingMayBeQuorate = smallerRingMayBeQuorate
+    }
+
+    init(_ info: votequorum_info) {
+        let rules = UInt32(VOTEQUORUM_INFO_LAST_MAN_STANDING) | UInt32(VOTEQUORUM_INFO_AUTO_TIE_BREAKER)
+        self.init(
+            flag: info.flags & UInt32(VOTEQUORUM_INFO_QUORATE) != 0, quorum: info.quorum, nodeVotes: info.node_votes,
+            qdeviceVotes: info.qdevice_votes, smallerRingMayBeQuorate: info.flags & rules != 0)
+    }
+
+    /// Whether a ring of `ring` nodes (0: not known yet) is quorate by this reading.
+    func quorate(ring: Int) -> Bool {
+        guard flag, ring > 0, quorum > 0, !smallerRingMayBeQuorate else { return flag }
+        return UInt64(ring) * UInt64(max(1, nodeVotes)) + UInt64(qdeviceVotes) >= UInt64(quorum)
     }
 }
