@@ -118,17 +118,21 @@ final class MonProcess: @unchecked Sendable {
     private var output = ""
     private var errors = ""
     private var ended: Ending?
-    private let handles: [FileHandle]
-    /// Standard output and error have each reached their end.
+    /// Standard output and error have each reached their end (read by `reader`).
     private var drained = [false, false]
 
     init(socket: String, arguments: [String] = []) throws {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
-            throw ServiceError("pipe: \(String(cString: strerror(errno)))")
+        // Close-on-exec from the start: a process another thread starts meanwhile must not
+        // inherit a write end, or the end of mon's output would wait for that process too.
+        // (`pipe2` is declared under _GNU_SOURCE, which Glibc's module does not import.)
+        typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
+        guard let address = dlsym(nil, "pipe2") else { throw ServiceError("no pipe2 in this libc") }
+        let pipe2 = unsafeBitCast(address, to: Pipe2.self)
+        guard pipe2(&outPipe, O_CLOEXEC) == 0, pipe2(&errPipe, O_CLOEXEC) == 0 else {
+            throw ServiceError("pipe2: \(String(cString: strerror(errno)))")
         }
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -160,19 +164,19 @@ final class MonProcess: @unchecked Sendable {
             throw ServiceError("cannot run \(ServiceHarness.binary): \(String(cString: strerror(spawned)))")
         }
         self.pid = pid
-        handles = [
-            FileHandle(fileDescriptor: outPipe[0], closeOnDealloc: true),
-            FileHandle(fileDescriptor: errPipe[0], closeOnDealloc: true),
-        ]
-        for (index, handle) in handles.enumerated() {
-            handle.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                guard !data.isEmpty else {
-                    handle.readabilityHandler = nil
-                    self?.reachedEnd(index)
-                    return
+        // One thread per pipe, reading until its end: a blocking read sees the end of the
+        // stream for certain (a FileHandle readability handler missed it under load once).
+        for (index, fd) in [outPipe[0], errPipe[0]].enumerated() {
+            Thread.detachNewThread { [weak self] in
+                defer { close(fd) }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let count = read(fd, &buffer, buffer.count)
+                    if count < 0, errno == EINTR { continue }
+                    guard count > 0 else { break }
+                    self?.append(String(decoding: buffer[0..<count], as: UTF8.self), error: index == 1)
                 }
-                self?.append(String(decoding: data, as: UTF8.self), error: index == 1)
+                self?.reachedEnd(index)
             }
         }
     }
@@ -183,7 +187,6 @@ final class MonProcess: @unchecked Sendable {
             // Reaped; its output is not read any more (the handlers hold this object weakly).
             _ = holdsWithin(.seconds(5)) { ending != nil }
         }
-        for handle in handles { handle.readabilityHandler = nil }
     }
 
     private func reachedEnd(_ index: Int) {
