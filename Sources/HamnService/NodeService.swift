@@ -829,8 +829,8 @@ public actor NodeService {
 
     /// `mon`: follows the event log on `connection` (its own thread) until the client goes
     /// away, is dropped for being slow, or the service stops. Never touches the actor.
-    public nonisolated func follow(node: String?, on connection: ControlConnection) {
-        monFeed.follow(node: node, on: connection)
+    public nonisolated func follow(node: String?, after: Int64? = nil, on connection: ControlConnection) {
+        monFeed.follow(node: node, after: after, on: connection)
     }
 
     private func resume(cancelQueued: Bool) -> ControlAnswer {

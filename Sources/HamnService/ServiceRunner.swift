@@ -115,7 +115,7 @@ public enum ServiceRunner {
         }
         server.start(
             answer: { request in await service.handle(request) },
-            follow: { node, connection in service.follow(node: node, on: connection) },
+            follow: { node, after, connection in service.follow(node: node, after: after, on: connection) },
             problem: { message in logger.warning("\(message)") })
         defer { server.stop() }
         try? journal.note(

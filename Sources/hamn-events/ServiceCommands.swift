@@ -36,19 +36,7 @@ struct ServiceOptions: ParsableArguments {
         do {
             try ControlClient.send(request, to: path) { answer in
                 if case .logLine = answer {} else { answered = true }
-                // Whatever the service sends, no control character reaches the terminal as one
-                // (TerminalText; the service escapes its lines too).
-                switch answer {
-                case .done(let text), .logLine(let text):
-                    let shown = format == .json ? TerminalText.json(jsonText(text)) : TerminalText.lines(text)
-                    if !shown.isEmpty { writeStdout(shown + "\n") }
-                case .report(let text, let json):
-                    let shown = format == .json ? TerminalText.json(json) : TerminalText.lines(text)
-                    if !shown.isEmpty { writeStdout(shown + "\n") }
-                case .failed(let error):
-                    printError("hamn-events: \(TerminalText.lines(error.message))")
-                    status = error.exitCode
-                }
+                status = show(answer, format: format)
                 return true
             }
         } catch {
@@ -61,6 +49,25 @@ struct ServiceOptions: ParsableArguments {
             throw ExitCode(1)
         }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Prints one answer: its text (or JSON) on standard output, or its error on standard
+    /// error. Returns the exit status it asks for: 0, or the error's.
+    func show(_ answer: ControlAnswer, format: OutputFormat = .text) -> Int32 {
+        // Whatever the service sends, no control character reaches the terminal as one
+        // (TerminalText; the service escapes its lines too).
+        switch answer {
+        case .done(let text), .logLine(let text, _):
+            let shown = format == .json ? TerminalText.json(jsonText(text)) : TerminalText.lines(text)
+            if !shown.isEmpty { writeStdout(shown + "\n") }
+        case .report(let text, let json):
+            let shown = format == .json ? TerminalText.json(json) : TerminalText.lines(text)
+            if !shown.isEmpty { writeStdout(shown + "\n") }
+        case .failed(let error):
+            printError("hamn-events: \(TerminalText.lines(error.message))")
+            return error.exitCode
+        }
+        return 0
     }
 
     private func jsonText(_ text: String) -> String {
@@ -250,16 +257,78 @@ extension HamnEvents {
         static let configuration = CommandConfiguration(
             abstract: "Follow the event log as it is written (like tail -f of hacmp.out).",
             discussion: """
-                The service pushes each line as it is journaled. A client that does not read \
-                (output paused in a pager) is dropped once 1,000 lines wait for it: mon then \
-                says so and exits 1.
+                The service pushes each line as it is journaled. mon starts with the newest 50 \
+                lines. When the service stops or dies, mon says so on standard error and waits \
+                for it to start again; then it says so, shows the lines written meanwhile (up \
+                to 500; if there were more, the newest 50 after a line saying so) and follows \
+                on. With --once it ends with the service instead: exit 0 at a clean stop, 1 if \
+                the connection ended without the service's last word (killed or crashed). A \
+                client that does not read (output paused in a pager) is dropped once 1,000 \
+                lines wait for it: mon then says so and exits 1. If no service runs when mon \
+                starts, it says so and exits 1.
                 """)
         @OptionGroup var service: ServiceOptions
         @Option(help: "Only lines about this node.") var node: String?
+        @Flag(help: "End when the service stops, instead of waiting for it to start again.") var once = false
+
+        /// How one connection's stream ended.
+        private enum Ending {
+            /// The service's last word: it stopped cleanly.
+            case stopped
+            /// The connection ended without one: the service was killed or crashed.
+            case lost
+            /// The service refused or dropped this client: exit with this status.
+            case failed(Int32)
+        }
 
         func run() throws {
-            // Lines until the service ends the stream; a drop is a failed answer (exit 1).
-            try service.send(.mon(node: node))
+            if once {
+                // Lines until the service ends the stream; a drop is a failed answer (exit 1).
+                try service.send(.mon(node: node))
+                return
+            }
+            let path = try service.socketPath()
+            var after: Int64?  // the id of the last line shown
+            var followed = false  // a connection was made
+            while true {
+                var ending = Ending.lost
+                let reconnecting = followed
+                do {
+                    var first = true
+                    try ControlClient.send(.mon(node: node, after: after), to: path) { answer in
+                        if first, reconnecting {
+                            printError("hamn-events mon: the service runs again; following its log")
+                        }
+                        first = false
+                        if case .logLine(_, let id?) = answer { after = id }
+                        if case .done = answer { ending = .stopped }
+                        let status = service.show(answer)
+                        if status != 0 { ending = .failed(status) }
+                        return true
+                    }
+                } catch {
+                    // Down at the start: say so and end. Down while waiting: try again.
+                    guard followed, error.serviceDown else {
+                        printError("hamn-events: \(error.message)")
+                        throw ExitCode(1)
+                    }
+                    Thread.sleep(forTimeInterval: 0.5)
+                    continue
+                }
+                followed = true
+                switch ending {
+                case .failed(let status):
+                    throw ExitCode(status)
+                case .stopped:
+                    printError(
+                        "hamn-events mon: the service stopped; waiting for it to start again (Ctrl-C ends mon)")
+                case .lost:
+                    printError(
+                        "hamn-events mon: the connection ended without the service's last word (killed or crashed?); waiting for it to start again (Ctrl-C ends mon)"
+                    )
+                }
+                Thread.sleep(forTimeInterval: 0.5)
+            }
         }
     }
 }

@@ -13,7 +13,8 @@ struct ControlRequestTests {
         .status, .history(limit: 20), .resume(cancelQueued: true), .trigger(event: "db2_paging", state: 0, node: nil),
         .trigger(event: "x", state: 2, node: "n2"), .recovery(setting: .off, nodes: "1-4,7"),
         .haCmd(action: .take, nodes: "aixmn1"),
-        .mon(node: nil), .mon(node: "n1"), .waitEvent(name: "network_up_complete", timeout: .init(seconds: 100)),
+        .mon(node: nil), .mon(node: "n1"), .mon(node: nil, after: 42),
+        .waitEvent(name: "network_up_complete", timeout: .init(seconds: 100)),
         .waitEvent(name: "x", timeout: nil), .fence(node: "aixmn1"), .fenceConfirm(node: "aixmn1"),
     ]
 
@@ -21,6 +22,22 @@ struct ControlRequestTests {
     func roundTrip(_ request: ControlRequest) throws {
         let line = try JSONEncoder.control.encode(request)
         #expect(try ControlRequest.decode(line).get() == request)
+    }
+
+    @Test("mon and its lines across versions: a request or a line without an id is read as before")
+    func monAcrossVersions() throws {
+        #expect(try ControlRequest.decode(Data(#"{"mon":{}}"#.utf8)).get() == .mon(node: nil, after: nil))
+        #expect(try ControlRequest.decode(Data(#"{"mon":{"node":"n2"}}"#.utf8)).get() == .mon(node: "n2"))
+        let old = try JSONDecoder.control.decode(ControlAnswer.self, from: Data(#"{"logLine":{"text":"x"}}"#.utf8))
+        #expect(old == .logLine(text: "x", id: nil))
+        let new = String(
+            decoding: try JSONEncoder.control.encode(ControlAnswer.logLine(text: "x", id: 7)), as: UTF8.self)
+        #expect(new.contains(#""id":7"#), "\(new)")
+        guard case .failure(let error) = ControlRequest.decode(Data(#"{"mon":{"after":-1}}"#.utf8)) else {
+            Issue.record("a negative line id was taken")
+            return
+        }
+        #expect(error.message == "mon: a negative line id", "\(error.message)")
     }
 
     @Test(

@@ -73,22 +73,65 @@ struct MonTests {
         #expect(harness.eventually { (try? harness.cli(["history"]))?.out.contains("completed") == true })
     }
 
-    @Test("mon ends when the service stops (SIGTERM) or dies (SIGKILL)")
+    @Test("mon --once ends when the service stops (SIGTERM: exit 0) or dies (SIGKILL: exit 1)")
     func endsWithTheService() throws {
-        for signal in [SIGTERM, SIGKILL] {
+        for (signal, status) in [(SIGTERM, Int32(0)), (SIGKILL, 1)] {
             let harness = try ServiceHarness(definitions: [])
             try harness.writeRules([("one", 0, "all \"/bin/true\" 0 NULL\n", nil)])
             try harness.start()
-            let mon = try MonProcess(socket: harness.socketPath)
+            let mon = try MonProcess(socket: harness.socketPath, arguments: ["--once"])
             #expect(harness.eventually { !mon.lines.isEmpty })
             harness.signal(signal)
             #expect(harness.waitForExit(seconds: 10) != nil)
             #expect(mon.waitForExit(seconds: 5), "mon still runs after the service got signal \(signal)")
-            // It ends by itself (today quietly, with status 0), not by a signal or a crash.
-            #expect(
-                mon.ending.map { if case .exited = $0 { true } else { false } } == true,
-                "\(String(describing: mon.ending)) \(mon.errorText)")
+            // It ends by itself, not by a signal or a crash.
+            #expect(mon.ending == .exited(status), "\(String(describing: mon.ending)) \(mon.errorText)")
         }
+    }
+
+    @Test(
+        "mon follows the service across a stop and a kill: it says so, waits, and goes on with the lines written meanwhile, none twice"
+    )
+    func followsAcrossRestarts() throws {
+        let harness = try ServiceHarness(definitions: [])
+        try harness.writeRules([
+            ("before", 0, "all \"/bin/true\" 0 NULL\n", nil), ("after", 0, "all \"/bin/true\" 0 NULL\n", nil),
+        ])
+        try harness.start()
+        let mon = try MonProcess(socket: harness.socketPath)
+        try harness.cli(["trigger", "before"])
+        #expect(harness.eventually { mon.lines.contains { $0.contains("EVENT COMPLETED: before") } }, "\(mon.text)")
+        for (signal, said) in [
+            (SIGTERM, "the service stopped; waiting for it to start again"),
+            (SIGKILL, "the connection ended without the service's last word"),
+        ] {
+            let runsBefore = mon.errorText.components(separatedBy: "the service runs again").count
+            harness.signal(signal)
+            #expect(harness.waitForExit(seconds: 10) != nil)
+            #expect(harness.eventually { mon.errorText.contains(said) }, "\(mon.errorText)")
+            #expect(mon.ending == nil, "mon waits for the service")
+            try harness.start()
+            #expect(
+                harness.eventually {
+                    mon.errorText.components(separatedBy: "the service runs again").count == runsBefore + 1
+                }, "\(mon.errorText)")
+        }
+        try harness.cli(["trigger", "after"])
+        #expect(harness.eventually { mon.lines.contains { $0.contains("EVENT COMPLETED: after") } }, "\(mon.text)")
+        let texts = mon.lines.map(MonProcess.withoutStamp)
+        // Each of the three starts' lines exactly once (lines of two starts in one second are
+        // alike: counted, not compared): the reconnections went on after the last line shown,
+        // and the lines the service wrote while mon was away came.
+        for start in [
+            "service started: node n1", "MEMBERSHIP: view 1: n1 joined",
+            "SYNCHRONISED: has the cluster's state as of view 1",
+        ] {
+            #expect(texts.filter { $0.hasPrefix(start) }.count == 3, "\(start)\n\(mon.text)")
+        }
+        #expect(texts.filter { $0.hasPrefix("EVENT COMPLETED: before") }.count == 1)
+        #expect(texts.filter { $0.hasPrefix("EVENT COMPLETED: after") }.count == 1)
+        mon.kill(SIGTERM)
+        #expect(mon.waitForExit(seconds: 5))
     }
 
     @Test("mon with the service down says so and exits 1")

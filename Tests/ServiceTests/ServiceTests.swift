@@ -127,7 +127,7 @@ struct ServiceTests {
         // In the middle of the event: its second segment (the 30 s sleep) runs, and the first
         // segment's command is in the journal.
         try harness.waitForStatus("running: event 1 long state 0 node n1")
-        try harness.waitForStatus("segment 2 of 2")
+        try harness.waitForStatus("segment 1 of segments 0-1")
         try waitUntil("the journal to hold the first segment's command") {
             (try? harness.cli(["history", "--format", "json"]))?.out.contains("/bin/touch \(out)/first") == true
         }

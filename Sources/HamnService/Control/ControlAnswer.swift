@@ -6,8 +6,9 @@ public enum ControlAnswer: Codable, Sendable, Hashable {
     case done(text: String)
     /// A report (`status`, `history`): text for people, a JSON document for machines.
     case report(text: String, json: String)
-    /// `mon`: one line of the event log.
-    case logLine(text: String)
+    /// `mon`: one line of the event log, with its id in the journal (for a `mon` that
+    /// reconnects; nil from an earlier service).
+    case logLine(text: String, id: Int64? = nil)
     /// The request failed: its code gives the command line's exit status.
     case failed(error: ControlError)
 
@@ -22,7 +23,7 @@ public enum ControlAnswer: Codable, Sendable, Hashable {
     /// The text for people, if the request did not fail.
     public var text: String? {
         switch self {
-        case .done(let text), .report(let text, _), .logLine(let text): text
+        case .done(let text), .report(let text, _), .logLine(let text, _): text
         case .failed: nil
         }
     }

@@ -20,8 +20,10 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// Start or stop cluster services on the nodes of a NODERANGE.
     case haCmd(action: ClusterServicesAction, nodes: String)
     /// Follow the event log: one answer per line (only the lines that name `node`, if given)
-    /// until the client goes away, is too slow, or the service stops.
-    case mon(node: String?)
+    /// until the client goes away, is too slow, or the service stops. `after`: the id of the
+    /// last line the client has (a `mon` that reconnects): it gets the lines after it, not
+    /// the newest ones again (nil from an earlier client: the newest lines).
+    case mon(node: String?, after: Int64? = nil)
     /// Answer once an event named `name` completes, or fail with `timeout` after `timeout`
     /// (nil: no timeout). On the wire a number of seconds, at most a year (`BoundedDuration`).
     case waitEvent(name: String, timeout: BoundedDuration?)
@@ -129,8 +131,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
             }
         case .waitEvent(let name, _):
             name.isEmpty ? "which event?" : nil
-        case .mon(let node):
-            node?.isEmpty == true ? "an empty node name" : nil
+        case .mon(let node, let after):
+            node?.isEmpty == true ? "an empty node name" : (after ?? 0) < 0 ? "a negative line id" : nil
         case .fence(let node), .fenceConfirm(let node):
             node.isEmpty || node.contains(where: \.isWhitespace) ? "a node name without blanks" : nil
         case .status, .resume, .recovery, .haCmd:

@@ -74,7 +74,7 @@ public final class ControlServer: Sendable {
     public typealias Answer = @Sendable (ControlRequest) async -> ControlAnswer
     /// Follows the event log for `mon` (lines naming `node`, if given) on the connection's
     /// thread, until the client goes away, is dropped or the service stops.
-    public typealias Follow = @Sendable (_ node: String?, ControlConnection) -> Void
+    public typealias Follow = @Sendable (_ node: String?, _ after: Int64?, ControlConnection) -> Void
 
     /// Connections served at once by default (PostgreSQL's `max_connections` is 100 too).
     public static let defaultConnectionLimit = 100
@@ -254,8 +254,8 @@ public final class ControlServer: Sendable {
         switch ControlRequest.decode(line) {
         case .failure(let error):
             connection.send(.failed(error))
-        case .success(.mon(let node)):
-            follow(node, connection)
+        case .success(.mon(let node, let after)):
+            follow(node, after, connection)
         case .success(let request):
             if let reply = waitFor(connection.fd, { await answer(request) }) { connection.send(reply) }
         }

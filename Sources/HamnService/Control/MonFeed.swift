@@ -73,13 +73,14 @@ final class MonFeed: Sendable {
     }
 
     /// Follows the log on `connection` (on its own thread) until the client goes away, is
-    /// dropped, or the service stops.
-    func follow(node: String?, on connection: ControlConnection) {
+    /// dropped, or the service stops. It starts with the newest lines, or, given `after` (the
+    /// id of the last line a reconnecting client has), with the lines after that one.
+    func follow(node: String?, after: Int64? = nil, on connection: ControlConnection) {
         guard let follower = Follower(node: node, limit: bufferLimit) else {
             connection.send(.failed(.journal, "mon: cannot follow: \(String(cString: strerror(errno)))"))
             return
         }
-        queue.async { self.add(follower) }
+        queue.async { self.add(follower, after: after) }
         let ending = follower.write(to: connection.fd)
         queue.async { self.remove(follower) }
         if case .tooSlow(let sent) = ending {
@@ -89,13 +90,13 @@ final class MonFeed: Sendable {
 
     // MARK: On the feed's queue
 
-    private func add(_ follower: Follower) {
+    private func add(_ follower: Follower, after: Int64?) {
         guard !state.withLock({ $0.ended }) else {
             follower.finish(.serviceStopped)
             return
         }
         do {
-            let lines = try journal.logTail(after: nil, limit: Self.catchUp)
+            let lines = try catchUpLines(after: after)
             let newest = lines.last?.rowID
             state.withLock { state in
                 state.followers[ObjectIdentifier(follower)] = follower
@@ -107,6 +108,25 @@ final class MonFeed: Sendable {
         } catch {
             follower.finish(.failed(ControlError(.journal, "journal: \(error)")))
         }
+    }
+
+    /// The lines a new follower starts with: the newest `catchUp`, or all those after `after`
+    /// when they are fewer than half the follower's buffer (more, or a journal that does not
+    /// go as far as `after`, a new one: the newest, after a line that says so).
+    private func catchUpLines(after: Int64?) throws -> [JournalLogLine] {
+        let newest = try journal.logTail(after: nil, limit: Self.catchUp)
+        guard let after, let last = newest.last?.rowID, last > after else { return newest }
+        if let first = newest.first?.rowID, first <= after + 1 { return newest.filter { $0.rowID > after } }
+        let missed = try journal.logTail(after: after, limit: bufferLimit / 2)
+        if missed.count < bufferLimit / 2, missed.last?.rowID == last { return missed }
+        var lines = newest
+        lines.insert(
+            JournalLogLine(
+                rowID: after,
+                run: newest[0].run, time: newest[0].time, kind: "mon", node: nil, eventID: nil,
+                text: "mon: more lines were written while it was away than it shows; see `hamn-events history`"),
+            at: 0)
+        return lines
     }
 
     private func remove(_ follower: Follower) {
@@ -154,7 +174,8 @@ final class Follower: Sendable {
     }
 
     private struct State {
-        var waiting: [String] = []
+        /// Each line with its id in the journal.
+        var waiting: [(id: Int64, text: String)] = []
         /// Lines up to this row id are the client's already (its catch-up).
         var seen: Int64 = -1
         var ending: Ending?
@@ -195,7 +216,7 @@ final class Follower: Sendable {
             for line in lines where line.rowID > state.seen {
                 let text = TerminalText.line(line.formatted())
                 if let node, !text.contains(node) { continue }
-                state.waiting.append(text)
+                state.waiting.append((line.rowID, text))
             }
             state.seen = max(state.seen, lines.last?.rowID ?? state.seen)
             if state.waiting.count > limit {
@@ -227,7 +248,7 @@ final class Follower: Sendable {
 
     /// What the writer takes next: waiting lines (only when it has written all it took), and
     /// whether the stream ends.
-    private func take(all: Bool) -> (lines: [String], overflowed: Bool, ending: Ending?) {
+    private func take(all: Bool) -> (lines: [(id: Int64, text: String)], overflowed: Bool, ending: Ending?) {
         state.withLock { state in
             let lines = all ? state.waiting : []
             if all { state.waiting = [] }
@@ -251,7 +272,7 @@ final class Follower: Sendable {
         }
         while true {
             let (lines, overflowed, ending) = take(all: batch.isEmpty)
-            batch += lines.compactMap { ControlAnswer.line(.logLine(text: $0)) }
+            batch += lines.compactMap { ControlAnswer.line(.logLine(text: $0.text, id: $0.id)) }
             if overflowed {
                 let message = ControlError(.clientTooSlow, "mon: client too slow, dropped after \(sent) entries")
                 Self.sendWithin(fd, restOfLine() + (ControlAnswer.line(.failed(message)) ?? Data()), milliseconds: 1000)

@@ -74,7 +74,7 @@ struct StatusReport: Sendable {
         if !recoveryOff.isEmpty { lines.append("recovery off: \(recoveryOff.joined(separator: " "))") }
         for run in running {
             var line =
-                "running: event \(run.event.id) \(run.event.name) state \(run.event.state) node \(run.event.node.name) (\(run.displayName)), segment \(run.segment + 1) of \(run.segmentCount)"
+                "running: event \(run.event.id) \(run.event.name) state \(run.event.state) node \(run.event.node.name) (\(run.displayName)), segment \(run.segment) of segments 0-\(run.segmentCount - 1)"
             if let failure = run.failure {
                 line +=
                     "; FAILED on \(failure.node.name) in segment \(failure.segment): held until `hamn-events resume`"
