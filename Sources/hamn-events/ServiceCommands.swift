@@ -289,17 +289,16 @@ extension HamnEvents {
             }
             let path = try service.socketPath()
             var after: Int64?  // the id of the last line shown
-            var followed = false  // a connection was made
+            var followed = false  // the service answered on a connection
             while true {
                 var ending = Ending.lost
-                let reconnecting = followed
+                var answered = false  // on this connection
                 do {
-                    var first = true
                     try ControlClient.send(.mon(node: node, after: after), to: path) { answer in
-                        if first, reconnecting {
+                        if !answered, followed {
                             printError("hamn-events mon: the service runs again; following its log")
                         }
-                        first = false
+                        answered = true
                         if case .logLine(_, let id?) = answer { after = id }
                         if case .done = answer { ending = .stopped }
                         let status = service.show(answer)
@@ -310,6 +309,18 @@ extension HamnEvents {
                     // Down at the start: say so and end. Down while waiting: try again.
                     guard followed, error.serviceDown else {
                         printError("hamn-events: \(error.message)")
+                        throw ExitCode(1)
+                    }
+                    Thread.sleep(forTimeInterval: 0.5)
+                    continue
+                }
+                guard answered else {
+                    // The first connection ended without a word: as every request, exit 1. A
+                    // later one (the service died as it started): wait on.
+                    guard followed else {
+                        printError(
+                            "hamn-events: the service closed the connection before answering: it stopped or crashed (see its log)"
+                        )
                         throw ExitCode(1)
                     }
                     Thread.sleep(forTimeInterval: 0.5)

@@ -231,7 +231,7 @@ struct HardeningTests {
     }
 
     @Test(
-        "wait-event exits 1 when the service is killed or stopped while it waits; mon exits 0 on a clean stop, 1 on a kill"
+        "wait-event exits 1 when the service is killed or stopped while it waits; mon --once exits 0 on a clean stop, 1 on a kill"
     )
     func waitEventAndMonWhenTheServiceEnds() throws {
         for ending in [SIGKILL, SIGTERM] {
@@ -246,7 +246,8 @@ struct HardeningTests {
                 harness.openControlConnections == 1
             }
             let monOutput = harness.outputDirectory + "/mon-\(ending)"
-            let mon = try Self.background(harness, ["mon", "--socket", harness.socketPath], stdout: monOutput)
+            let mon = try Self.background(
+                harness, ["mon", "--once", "--socket", harness.socketPath], stdout: monOutput)
             // mon prints the log's last lines as soon as it follows.
             try waitUntil("mon to follow the log", timeout: .seconds(30)) {
                 harness.read("mon-\(ending)")?.contains("service started") == true
