@@ -136,20 +136,8 @@ struct HardeningTests {
 
     /// Sends one request line on the control socket and returns the first answer line.
     private static func request(_ path: String, _ line: String) throws -> String {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try UnixSocket.connect(path)
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: Array(path.utf8))
-            buffer[path.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard connected == 0 else { throw ServiceError("connect: \(String(cString: strerror(errno)))") }
         let bytes = Array((line + "\n").utf8)
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var answer: [UInt8] = []
@@ -187,21 +175,8 @@ struct HardeningTests {
     func noAnswerIsAnError() throws {
         let harness = try ServiceHarness(definitions: [])
         // A stand-in service: reads each request line and hangs up without answering.
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         try FileManager.default.createDirectory(atPath: harness.root + "/run", withIntermediateDirectories: true)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = harness.socketPath
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: Array(path.utf8))
-            buffer[path.utf8.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        try #require(bound == 0 && listen(fd, 16) == 0)
+        let fd = try UnixSocket.listen(at: harness.socketPath, backlog: 16)
         let server = Thread {
             while true {
                 let client = accept(fd, nil, nil)

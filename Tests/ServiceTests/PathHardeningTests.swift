@@ -89,18 +89,7 @@ struct PathHardeningTests {
 
     /// A non-blocking listening socket at `path`.
     func listen(at path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: Array(path.utf8) + [0])
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard bound == 0, Glibc.listen(fd, 4) == 0 else { throw ServiceError("cannot listen at \(path)") }
+        let fd = try UnixSocket.listen(at: path, backlog: 4)
         _ = fcntl(fd, F_SETFL, O_NONBLOCK)
         return fd
     }
