@@ -29,10 +29,9 @@ public struct RulesFileParser: Sendable {
     public func parse(bytes: UnsafeBufferPointer<UInt8>, file: String) -> RulesFile {
         var state = ParseState(bytes: bytes, file: file, catalogue: catalogue)
         state.keepsDefinitions = keepsDefinitions
-        state.collectFields()
-        state.buildDefinitions()
+        state.parse()
         return RulesFile(
-            definitions: state.definitions, diagnostics: state.diagnostics, definitionCount: state.fields.count / 9,
+            definitions: state.definitions, diagnostics: state.diagnostics, definitionCount: state.fieldCount / 9,
             recoveryProgramReferences: state.references)
     }
 }
@@ -48,14 +47,39 @@ private struct Field {
     var isEmpty: Bool { start == end }
 }
 
+/// The nine fields of one definition, indexed 0 to 8 (a slice, rebased).
+private struct UnsafeFields {
+    let slice: ArraySlice<Field>
+
+    init(_ slice: ArraySlice<Field>) { self.slice = slice }
+
+    subscript(_ index: Int) -> Field { slice[slice.startIndex + index] }
+}
+
+extension BuiltInTrigger {
+    /// `init(rawValue:)`, answering nil at once for a name that does not start `TE_` (nearly
+    /// every user-defined one) without comparing it with each case.
+    init?(fastRawValue name: String) {
+        var utf8 = name.utf8.makeIterator()
+        guard utf8.next() == 0x54, utf8.next() == 0x45, utf8.next() == 0x5F else { return nil }
+        self.init(rawValue: name)
+    }
+}
+
 private struct ParseState {
     let bytes: UnsafeBufferPointer<UInt8>
     let file: String
     let catalogue: VariableCatalogue
+    /// The fields of the definition being read (at most nine: each nine are built into a
+    /// definition as the ninth is read, so the file's fields are never all held at once).
     var fields: [Field] = []
-    /// Display names from `Beginning of the Event Definition:` comments, with the index of the
-    /// definition they name, in file order.
-    var displayNames: [(definition: Int, name: String)] = []
+    /// Fields read so far, in every definition.
+    var fieldCount = 0
+    /// The latest display name from a `Beginning of the Event Definition:` comment, with the
+    /// index of the definition it names.
+    var displayName: (definition: Int, name: String)?
+    /// R005 and R006, one lookup a definition: the states each name has, in file order.
+    var statesByName: [String: NameStates] = [:]
     var diagnostics: [Diagnostic] = []
     var errorCount = 0
     var references: [RulesFile.Reference] = []
@@ -88,7 +112,11 @@ private struct ParseState {
 
     // MARK: Lines to fields
 
-    mutating func collectFields() {
+    /// Lines to fields, each nine fields to a definition, as they come.
+    mutating func parse() {
+        fields.reserveCapacity(9)
+        statesByName.reserveCapacity(bytes.count / 200)
+        if keepsDefinitions { definitions.reserveCapacity(bytes.count / 200) }
         for line in SourceLines(bytes: bytes) {
             if line.hadCarriageReturn {
                 report(line.number, line.end - line.start + 1, .R017, "CRLF line end (stripped)")
@@ -106,7 +134,13 @@ private struct ParseState {
                 report(line.number, blankFrom - line.start + 1, .R018, "trailing white space in a field (stripped)")
             }
             fields.append(Field(line: line.number, lineStart: line.start, start: start, end: end))
+            fieldCount += 1
+            if fields.count == 9 {
+                buildDefinition(index: fieldCount / 9 - 1)
+                fields.removeAll(keepingCapacity: true)
+            }
         }
+        finish()
     }
 
     /// `##### Beginning of the Event Definition: NAME` names the next definition to start.
@@ -123,46 +157,28 @@ private struct ParseState {
         guard nameStart < nameEnd else { return }
         let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[nameStart..<nameEnd]), as: UTF8.self)
         // Fields already taken belong to earlier definitions; a partly read one is the current one.
-        let index = (fields.count + 8) / 9
-        if displayNames.last?.definition == index { displayNames.removeLast() }
-        displayNames.append((index, name))
+        displayName = ((fieldCount + 8) / 9, name)
     }
 
     // MARK: Fields to definitions
 
-    mutating func buildDefinitions() {
-        let complete = fields.count / 9
-        var triggers: [EventDefinition.Trigger: Int] = Dictionary(minimumCapacity: complete)
-        var statesByName: [String: (state: Int, line: Int)] = Dictionary(minimumCapacity: complete)
-        if keepsDefinitions { definitions.reserveCapacity(complete) }
-        var nextDisplayName = 0
-        for index in 0..<complete {
-            var displayName: String?
-            while nextDisplayName < displayNames.count, displayNames[nextDisplayName].definition <= index {
-                if displayNames[nextDisplayName].definition == index {
-                    displayName = displayNames[nextDisplayName].name
-                }
-                nextDisplayName += 1
-            }
-            let errorsBefore = errorCount
-            let group = fields[(index * 9)..<(index * 9 + 9)]
-            if let definition = buildDefinition(Array(group), displayName: displayName) {
-                if let first = triggers[definition.trigger] {
-                    report(
-                        definition.line, 1, .R005,
-                        "duplicate trigger \(definition.trigger.name.quotedForMessage()) state \(definition.trigger.state) (first defined at line \(first))"
-                    )
-                } else {
-                    triggers[definition.trigger] = definition.line
-                }
-                checkStates(definition, &statesByName)
-                checkBuiltInState(definition)
-                if errorCount == errorsBefore, keepsDefinitions {
-                    definitions.append(definition)
-                }
-            }
+    /// The definition of the nine fields read: built, then checked against the earlier ones.
+    mutating func buildDefinition(index: Int) {
+        let name = displayName?.definition == index ? displayName?.name : nil
+        let errorsBefore = errorCount
+        guard let definition = buildDefinition(fields[0..<9], displayName: name) else { return }
+        let builtIn = BuiltInTrigger(fastRawValue: definition.trigger.name)
+        checkTrigger(definition, builtIn)
+        checkBuiltInState(definition, builtIn)
+        if errorCount == errorsBefore, keepsDefinitions {
+            definitions.append(definition)
         }
-        let remainder = fields[(complete * 9)...]
+    }
+
+    /// The end of the file: fields left over, or no definition at all.
+    mutating func finish() {
+        let complete = fieldCount / 9
+        let remainder = fields
         if let first = remainder.first {
             if remainder.allSatisfy(\.isEmpty) {
                 report(
@@ -180,17 +196,36 @@ private struct ParseState {
         }
     }
 
-    /// R006: one event name with several states, except the states SPEC section 6 gives a built-in trigger.
-    mutating func checkStates(_ definition: EventDefinition, _ statesByName: inout [String: (state: Int, line: Int)]) {
+    /// The states a name is defined with, each with the line of its first definition, in file
+    /// order (one, but for a built-in trigger's states and for names R006 reports).
+    struct NameStates {
+        var first: (state: Int, line: Int)
+        var more: [(state: Int, line: Int)] = []
+
+        func line(of state: Int) -> Int? {
+            first.state == state ? first.line : more.first { $0.state == state }?.line
+        }
+    }
+
+    /// R005: a trigger (name and state) defined twice. R006: one event name with several
+    /// states, except the states SPEC section 6 gives a built-in trigger.
+    mutating func checkTrigger(_ definition: EventDefinition, _ builtIn: BuiltInTrigger?) {
         let trigger = definition.trigger
-        guard let seen = statesByName[trigger.name] else {
-            statesByName[trigger.name] = (trigger.state, definition.line)
+        guard var states = statesByName[trigger.name] else {
+            statesByName[trigger.name] = NameStates(first: (trigger.state, definition.line))
             return
         }
-        guard seen.state != trigger.state else { return }
-        if let builtIn = BuiltInTrigger(rawValue: trigger.name), builtIn.states.contains(trigger.state),
-            builtIn.states.contains(seen.state)
-        {
+        if let first = states.line(of: trigger.state) {
+            report(
+                definition.line, 1, .R005,
+                "duplicate trigger \(trigger.name.quotedForMessage()) state \(trigger.state) (first defined at line \(first))"
+            )
+            return
+        }
+        states.more.append((trigger.state, definition.line))
+        statesByName[trigger.name] = states
+        let seen = states.first
+        if let builtIn, builtIn.states.contains(trigger.state), builtIn.states.contains(seen.state) {
             return
         }
         report(
@@ -200,9 +235,9 @@ private struct ParseState {
     }
 
     /// R024: a built-in trigger with a state it is never raised with: the definition never runs.
-    mutating func checkBuiltInState(_ definition: EventDefinition) {
+    mutating func checkBuiltInState(_ definition: EventDefinition, _ builtIn: BuiltInTrigger?) {
         let trigger = definition.trigger
-        guard let builtIn = BuiltInTrigger(rawValue: trigger.name), !builtIn.states.contains(trigger.state) else {
+        guard let builtIn, !builtIn.states.contains(trigger.state) else {
             return
         }
         let states = builtIn.states
@@ -214,7 +249,8 @@ private struct ParseState {
 
     /// A definition with the values that could be read; nil when field 1 or 2 is unusable.
     /// Errors are reported as found.
-    mutating func buildDefinition(_ f: [Field], displayName commented: String?) -> EventDefinition? {
+    mutating func buildDefinition(_ f: ArraySlice<Field>, displayName commented: String?) -> EventDefinition? {
+        let f = UnsafeFields(f)
         // Field 1: the event name.
         let name = text(f[0])
         if f[0].isEmpty {
@@ -241,15 +277,23 @@ private struct ParseState {
         }
         let monitoring = buildMonitoring(f)
         var displayName = commented ?? ""
-        if displayName.isEmpty {
-            let base = program.split(separator: "/").last.map(String.init) ?? program
-            displayName = base.hasSuffix(".rp") ? String(base.dropLast(3)) : base
+        if displayName.isEmpty, keepsDefinitions {
+            displayName = programBaseName(f[2])
         }
         guard let state, !f[0].isEmpty else { return nil }
         return EventDefinition(
             trigger: .init(name: name, state: state), displayName: displayName, recoveryProgram: program,
             recoveryType: recoveryType ?? 0, recoveryLevel: recoveryLevel ?? 0, monitoring: monitoring,
             line: f[0].line, recoveryProgramLine: f[2].line)
+    }
+
+    /// The program's file name without `.rp`: the definition's name when no comment gives one.
+    func programBaseName(_ field: Field) -> String {
+        var start = field.end
+        while start > field.start, bytes[start - 1] != 0x2F { start -= 1 }
+        var end = field.end
+        if end - start >= 3, bytes[end - 3] == 0x2E, bytes[end - 2] == 0x72, bytes[end - 1] == 0x70 { end -= 3 }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
     }
 
     mutating func integer(_ field: Field, _ what: String) -> Int? {
@@ -269,7 +313,7 @@ private struct ParseState {
     }
 
     /// Fields 6 to 9.
-    mutating func buildMonitoring(_ f: [Field]) -> EventDefinition.Monitoring? {
+    mutating func buildMonitoring(_ f: UnsafeFields) -> EventDefinition.Monitoring? {
         if f[5].isEmpty {
             for (field, what) in [(f[6], "instance vector"), (f[7], "predicate"), (f[8], "rearm predicate")]
             where !field.isEmpty {

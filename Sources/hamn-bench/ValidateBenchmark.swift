@@ -22,6 +22,11 @@ struct ValidateBenchmark: ParsableCommand {
             files, checks that it validates with no finding at all, then runs the binary RUNS \
             times and prints wall time, throughput (MB = 10^6 bytes) and the child's peak RSS.
 
+            Two corpora (--shape): large, HACMP ES's layout with comment headers and predicates \
+            of every kind (about 560 bytes a definition, 1,000 .rp files by default); small, \
+            nine lines and nothing else, monitored events with one-line comparisons (about 90 \
+            bytes a definition, 50 .rp files by default). Both by default, one report each.
+
             Targets: >= 100 MB/s, peak RSS < 10x the rules file.
             """
     )
@@ -29,8 +34,22 @@ struct ValidateBenchmark: ParsableCommand {
     @Option(help: "Event definitions in the generated rules file.")
     var definitions = 100_000
 
-    @Option(help: "Recovery programs (.rp files) the definitions name, in turn.")
-    var programs = 1_000
+    @Option(help: "Recovery programs (.rp files) the definitions name, in turn (default: 1000 large, 50 small).")
+    var programs: Int?
+
+    @Option(help: "large, small or both.")
+    var shape: ShapeChoice = .both
+
+    enum ShapeChoice: String, ExpressibleByArgument, CaseIterable {
+        case large, small, both
+        var shapes: [ValidationCorpus.Shape] {
+            switch self {
+            case .large: [.large]
+            case .small: [.small]
+            case .both: [.large, .small]
+            }
+        }
+    }
 
     @Option(help: "Timed runs.")
     var runs = 5
@@ -52,19 +71,41 @@ struct ValidateBenchmark: ParsableCommand {
 
     func validate() throws {
         guard definitions >= 1 else { throw ValidationError("--definitions must be at least 1") }
-        guard programs >= 1 else { throw ValidationError("--programs must be at least 1") }
+        guard (programs ?? 1) >= 1 else { throw ValidationError("--programs must be at least 1") }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
     }
 
     func run() throws {
         let executable = try hamnEvents()
-        let directory = try ScratchDirectory.create(keep: keep)
+        var reports: [String] = []
+        for shape in shape.shapes {
+            let report = try run(shape, executable)
+            if format == .text {
+                print(report, terminator: "")
+                if shape != self.shape.shapes.last { print() }
+            } else {
+                reports.append(report)
+            }
+        }
+        if format == .json {
+            print(
+                reports.count == 1
+                    ? reports[0] : "{\"benchmark\": \"validate\", \"corpora\": [\(reports.joined(separator: ", "))]}")
+        }
+    }
+
+    /// One corpus: generated, checked clean, timed; its report.
+    private func run(_ shape: ValidationCorpus.Shape, _ executable: String) throws -> String {
+        let programs = programs ?? (shape == .large ? 1_000 : 50)
+        if let keep { mkdir(keep, 0o755) }  // each corpus in a folder of its own under it
+        let directory = try ScratchDirectory.create(keep: keep.map { $0 + "/" + shape.rawValue })
         defer { if keep == nil { ScratchDirectory.remove(directory) } }
         let started = ChildProcess.monotonicSeconds()
         // One line that grows: "generating ... 10% 20% ... 100%".
-        writeError("hamn-bench: generating \(definitions) definitions and \(programs) .rp files in \(directory):")
+        writeError(
+            "hamn-bench: generating \(definitions) \(shape) definitions and \(programs) .rp files in \(directory):")
         let corpus = try ValidationCorpus.generate(
-            in: directory, definitions: definitions, programs: programs, seed: seed
+            in: directory, shape: shape, definitions: definitions, programs: programs, seed: seed
         ) { fraction in
             writeError(" \(Int((fraction * 100).rounded()))%")
         }
@@ -93,8 +134,8 @@ struct ValidateBenchmark: ParsableCommand {
 
         let figures = RunFigures(inputBytes: corpus.rulesBytes, definitions: corpus.definitions, runs: measured)
         switch format {
-        case .text: print(textReport(corpus, executable, figures), terminator: "")
-        case .json: print(jsonReport(corpus, executable, figures))
+        case .text: return textReport(corpus, executable, figures)
+        case .json: return jsonReport(corpus, executable, figures)
         }
     }
 
@@ -154,7 +195,8 @@ struct ValidateBenchmark: ParsableCommand {
         func mebibytes(_ bytes: Int) -> String { (Double(bytes) / 1024 / 1024).fixed(1) + " MiB" }
         func megabytes(_ bytes: Int) -> String { (Double(bytes) / 1e6).fixed(2) + " MB" }
 
-        var out = line("binary:", executable)
+        var out = line("corpus:", "\(corpus.shape)")
+        out += line("binary:", executable)
         out += line(
             "rules file:",
             "\(megabytes(corpus.rulesBytes)) (\(corpus.rulesBytes) bytes), \(corpus.definitions) definitions "
@@ -192,6 +234,7 @@ struct ValidateBenchmark: ParsableCommand {
                 + "\"peakRSSBytes\": \($0.peakRSSBytes)}"
         }
         var out = "{\"benchmark\": \"validate\", \"binary\": \(JSON.string(executable)), "
+        out += "\"shape\": \"\(corpus.shape)\", "
         out += "\"rulesBytes\": \(corpus.rulesBytes), \"definitions\": \(corpus.definitions), "
         out += "\"clusterEvents\": \(corpus.clusterEvents), \"monitoringEvents\": \(corpus.monitoringEvents), "
         out += "\"programs\": \(corpus.programPaths.count), \"programBytes\": \(corpus.programBytes), "

@@ -13,6 +13,17 @@ import RulesEngine
 /// pool of `.rp` files they name. Every file is there and valid, so `validate` reports nothing
 /// and the figures measure a clean, full pass.
 struct ValidationCorpus {
+    /// What the definitions look like.
+    enum Shape: String, CaseIterable, Sendable {
+        /// HACMP ES's layout: a comment header and a comment before each of fields 6 to 9, and
+        /// predicates of every kind the language has (about 560 bytes a definition).
+        case large
+        /// Nine lines and nothing else: cluster events with fields 6 to 9 empty, monitored
+        /// events with a one-line comparison as predicate and rearm (about 90 bytes).
+        case small
+    }
+
+    let shape: Shape
     let directory: String
     let rulesPath: String
     let programPaths: [String]
@@ -44,7 +55,8 @@ struct ValidationCorpus {
     /// Writes the corpus into `directory` (which must exist): `rules.hacmprd` and
     /// `programs/program_NNNN.rp`. `progress` gets the fraction done now and then.
     static func generate(
-        in directory: String, definitions: Int, programs: Int, seed: UInt64, progress: (Double) -> Void
+        in directory: String, shape: Shape = .large, definitions: Int, programs: Int, seed: UInt64,
+        progress: (Double) -> Void
     ) throws(BenchError) -> ValidationCorpus {
         var rng = SeededGenerator(seed: seed)
         let programDirectory = directory + "/programs"
@@ -75,18 +87,23 @@ struct ValidationCorpus {
             // Even indexes are cluster events, odd ones Event Management events: half and half,
             // interleaved as in a real file.
             let program = programPaths[index % programPaths.count]
-            if index % 2 == 0 {
+            switch (index % 2 == 0, shape) {
+            case (true, .large):
                 try writer.write(clusterDefinition(index: index, ordinal: cluster, program: program, &rng))
-                cluster += 1
-            } else {
+            case (true, .small):
+                try writer.write(smallClusterDefinition(index: index, ordinal: cluster, program: program, &rng))
+            case (false, .large):
                 try writer.write(monitoringDefinition(index: index, program: program, &rng))
-                monitoring += 1
+            case (false, .small):
+                try writer.write(smallMonitoringDefinition(index: index, program: program, &rng))
             }
+            if index % 2 == 0 { cluster += 1 } else { monitoring += 1 }
             if (index + 1) % step == 0 { progress(Double(index + 1) / Double(definitions)) }
         }
         try writer.close()
         return ValidationCorpus(
-            directory: directory, rulesPath: rulesPath, programPaths: programPaths, rulesBytes: writer.bytesWritten,
+            shape: shape, directory: directory, rulesPath: rulesPath, programPaths: programPaths,
+            rulesBytes: writer.bytesWritten,
             programBytes: programBytes, clusterEvents: cluster, monitoringEvents: monitoring)
     }
 
@@ -138,6 +155,35 @@ struct ValidationCorpus {
         }
         return definition(
             displayName: displayName, name: name, state: state, program: program, fields6to9: ["", "", "", ""], &rng)
+    }
+
+    /// A cluster event of the small shape: nine lines, fields 6 to 9 empty.
+    private static func smallClusterDefinition(
+        index: Int, ordinal: Int, program: String, _ rng: inout SeededGenerator
+    ) -> String {
+        let (name, state) =
+            ordinal < builtInTriggers.count
+            ? (builtInTriggers[ordinal].name, builtInTriggers[ordinal].state)
+            : (rng.pick(clusterEventStems) + "_" + padded(index, 6), rng.pick([0, 0, 0, 1, 2]))
+        return "\(name)\n\(state)\n\(program)\n\(rng.pick([2, 2, 2, 0, 1]))\n\(rng.pick([0, 0, 1]))\n\n\n\n\n"
+    }
+
+    /// A monitored event of the small shape: nine lines, a one-line comparison as predicate and
+    /// rearm over a built-in scalar variable.
+    private static func smallMonitoringDefinition(index: Int, program: String, _ rng: inout SeededGenerator)
+        -> String
+    {
+        let (variable, stem, high) = rng.pick([
+            ("IBM.PSSP.aixos.PagSp.%totalused", "paging_high", true),
+            ("IBM.PSSP.aixos.PagSp.%totalfree", "paging_low", false),
+            ("IBM.PSSP.aixos.Mem.Real.%free", "memory_low", false), ("IBM.PSSP.aixos.FS.%totused", "fs_full", true),
+            ("IBM.PSSP.aixos.CPU.glidle", "cpu_busy", false),
+        ])
+        let instance = variable.hasSuffix("FS.%totused") ? "NodeNum=*;Name=/var" : "NodeNum=*"
+        let limit = high ? rng.int(70...98) : rng.int(2...20)
+        let (predicate, rearm) = high ? ("X > \(limit)", "X < \(limit - 10)") : ("X < \(limit)", "X > \(limit + 10)")
+        return "\(stem)_\(padded(index, 6))\n\(rng.pick([0, 0, 0, 1]))\n\(program)\n2\n0\n"
+            + "\(variable)\n\(instance)\n\(predicate)\n\(rearm)\n"
     }
 
     private static func monitoringDefinition(index: Int, program: String, _ rng: inout SeededGenerator) -> String {
