@@ -75,6 +75,22 @@ struct ConfigurationReloadServiceTests {
         #expect(harness.eventually { harness.read("paged") == "85\n" }, "sampled again within seconds")
     }
 
+    @Test("an event's new command timeout: the next event's command is killed after it")
+    func commandTimeout() throws {
+        let harness = try ServiceHarness(definitions: [], extraConfiguration: "timeouts: {slow: 0}")
+        try harness.writeRules([("slow", 0, "all \"/bin/sleep 30\" 0 NULL\n", nil)])
+        try harness.start()
+        try edit(harness, "timeouts: {slow: 0}", "timeouts: {slow: 1s}")
+        harness.signal(SIGHUP)
+        try harness.waitForOutput("configuration reloaded: timeouts (SIGHUP)")
+        #expect(try harness.cli(["trigger", "slow"]).status == 0)
+        // Without the new timeout the command would sleep 30 s.
+        try waitUntil("the event to fail on its timeout", observed: { harness.status }) {
+            let history = (try? harness.cli(["history"]))?.out ?? ""
+            return history.contains("slow state 0") && history.contains("failed")
+        }
+    }
+
     @Test("node: changed: needs a restart, named at its file:line:col; the service keeps its name")
     func nodeNeedsRestart() throws {
         let harness = try ServiceHarness(definitions: [])
