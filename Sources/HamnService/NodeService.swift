@@ -21,7 +21,10 @@ import RulesValidation
 /// the actor may block for long: commands, the journal's commits and the transport's retries
 /// run elsewhere.
 public actor NodeService {
-    public let configuration: ServiceConfiguration
+    /// The configuration in force: a reload changes its live keys (`ConfigurationReload`).
+    public private(set) var configuration: ServiceConfiguration
+    /// The file it was read from, read again on a reload; nil for the embedded default.
+    public nonisolated let configurationSource: ConfigurationSource?
     private nonisolated let loop: EventLoopThread
     public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
     private var coordinator: Coordinator
@@ -72,9 +75,11 @@ public actor NodeService {
     public init(
         configuration: ServiceConfiguration, rules: RuleBook, catalogue: VariableCatalogue,
         transport: any ClusterTransport,
-        journal: any EventJournal, logger: Logger, loop: EventLoopThread
+        journal: any EventJournal, logger: Logger, loop: EventLoopThread,
+        configurationSource: ConfigurationSource? = nil
     ) {
         self.configuration = configuration
+        self.configurationSource = configurationSource
         self.loop = loop
         self.catalogue = catalogue
         self.transport = transport
@@ -92,10 +97,11 @@ public actor NodeService {
         (reloads, reloadsOut) = AsyncStream<Reload>.makeStream()
     }
 
-    /// New rules and the variables they were checked against.
+    /// New rules, the variables they were checked against, and the configuration in force.
     public struct Reload: Sendable {
         public var rules: RuleBook
         public var catalogue: VariableCatalogue
+        public var configuration: ServiceConfiguration
     }
 
     private var now: Double {
@@ -569,53 +575,69 @@ public actor NodeService {
         send(.reloadRules)
     }
 
-    /// A reload delivered (from this node's SIGHUP or another's): this node's rules are read,
-    /// validated and hashed again off this thread; the deliveries after it wait meanwhile
-    /// (`heldDeliveries`), so that events from the reload on use the new rules, as if it had
-    /// been taken up in place. The monitors start afresh. With errors, the old rules stay.
+    /// A reload delivered (from this node's SIGHUP or another's): this node's configuration
+    /// file (when it was started from one) and rules are read, validated and hashed again off
+    /// this thread; the deliveries after it wait meanwhile (`heldDeliveries`), so that events
+    /// from the reload on use the new rules and configuration, as if they had been taken up in
+    /// place. The monitors start afresh. With errors in either, both old ones stay.
     private func reloadFromDisk(requestedBy: String) {
         let cause = requestedBy == configuration.node.name ? "SIGHUP" : "requested by \(requestedBy)"
-        let configuration = self.configuration
+        let (configuration, source) = (self.configuration, configurationSource)
         heldDeliveries = heldDeliveries ?? []
         reloading = Task {
-            let loaded = await BlockingWork.run { Self.load(configuration) }
+            let loaded = await BlockingWork.run { Self.load(configuration, source: source) }
             self.tookUp(loaded, cause: cause)
         }
     }
 
-    /// Rules read from disk for a reload, with the digest that the other engines are told.
-    private struct LoadedRules: Sendable {
-        var rules: RuleBook?
-        var report: ValidationReport
-        var catalogue: VariableCatalogue
+    /// What a reload read from disk, with the digest that the other engines are told.
+    private struct LoadedReload: Sendable {
+        var prepared: ServiceRunner.PreparedReload
         var digest: ConfigurationDigest?
     }
 
-    private static func load(_ configuration: ServiceConfiguration) -> LoadedRules {
-        let (rules, report, catalogue) = ServiceRunner.loadRules(configuration)
-        let digest = rules.map { ConfigurationDigest.of(configuration, rules: $0) }
-        return LoadedRules(rules: rules, report: report, catalogue: catalogue, digest: digest)
+    private static func load(_ configuration: ServiceConfiguration, source: ConfigurationSource?) -> LoadedReload {
+        let prepared = ServiceRunner.prepareReload(current: configuration, source: source)
+        let digest = prepared.rules.map { ConfigurationDigest.of(prepared.configuration, rules: $0) }
+        return LoadedReload(prepared: prepared, digest: digest)
     }
 
-    /// The reload's end, on this actor: the rules taken up (or refused), then the deliveries
-    /// held meanwhile applied in their order (one of them may be another reload, which holds
-    /// the rest again).
-    private func tookUp(_ loaded: LoadedRules, cause: String) {
+    /// The reload's end, on this actor: the configuration and rules taken up (or refused), then
+    /// the deliveries held meanwhile applied in their order (one of them may be another reload,
+    /// which holds the rest again).
+    private func tookUp(_ loaded: LoadedReload, cause: String) {
         reloading = nil
-        if let rules = loaded.rules, let digest = loaded.digest {
+        let prepared = loaded.prepared
+        if let error = prepared.configurationError {
+            configurationRefused(error, cause: cause)
+        } else if let rules = prepared.rules, let digest = loaded.digest {
+            configuration = prepared.configuration
             coordinator.replaceRules(rules)
+            coordinator.priorities = EventPriorities(configuration.priorities)
+            coordinator.configTooLong = configuration.configTooLong
+            coordinator.fencing = configuration.fencingPolicy
             let transport = self.transport
             let info = EngineInfo(node: configuration.node, digest: digest)
             Task { await transport.announce(info) }
-            monitors = NodeMonitors(rules: rules, catalogue: loaded.catalogue)
+            monitors = NodeMonitors(rules: rules, catalogue: prepared.catalogue)
             logger.notice("rules reloaded: \(rules.rules.count) definitions (\(cause))")
             note("rules reloaded: \(rules.rules.count) definitions (\(cause))", kind: "service")
-            reloadsOut.yield(Reload(rules: rules, catalogue: loaded.catalogue))
+            if !prepared.applied.isEmpty {
+                let text = "configuration reloaded: \(prepared.applied.joined(separator: ", ")) (\(cause))"
+                logger.notice("\(text)")
+                note(text, kind: "service")
+            }
+            for (key, position) in prepared.needsRestart {
+                let text = "\(position): \(key) changed: needs a restart, the old value stays (\(cause))"
+                logger.warning("\(text)")
+                note(text, kind: "service")
+            }
+            reloadsOut.yield(Reload(rules: rules, catalogue: prepared.catalogue, configuration: configuration))
         } else {
-            for finding in loaded.report.diagnostics where finding.severity == .error {
+            for finding in prepared.report.diagnostics where finding.severity == .error {
                 logger.error("\(finding.formatted)")
             }
-            reloadRefused("\(loaded.report.summary) (\(cause))")
+            reloadRefused("\(prepared.report.summary) (\(cause))")
         }
         var held = heldDeliveries ?? []
         heldDeliveries = nil
@@ -632,6 +654,14 @@ public actor NodeService {
     public func reloadRefused(_ summary: String) {
         logger.error("rules not reloaded, the old ones stay: \(summary)")
         note("rules not reloaded, the old ones stay: \(summary)", kind: "service")
+    }
+
+    /// A reload refused for its configuration file (`error` names the file, line and column):
+    /// neither the configuration nor the rules are taken up.
+    public func configurationRefused(_ error: String, cause: String) {
+        let text = "configuration not reloaded, the old one and the old rules stay: \(error) (\(cause))"
+        logger.error("\(text)")
+        note(text, kind: "service")
     }
 
     // MARK: Phase

@@ -36,14 +36,58 @@ public enum ServiceRunner {
         return (book, report, catalogue)
     }
 
+    /// What a reload takes up: the configuration file read again (its live keys applied to
+    /// `current`, the others named with their positions) and the rules validated against it.
+    public struct PreparedReload: Sendable {
+        /// Why the configuration file was refused (`FILE:LINE:COLUMN: error: ...`); nothing is taken up.
+        public var configurationError: String?
+        /// The configuration to run with: `current` when there is no file or it was refused.
+        public var configuration: ServiceConfiguration
+        /// The live keys that changed.
+        public var applied: [String] = []
+        /// The keys that changed and keep their old value, each with where it is set.
+        public var needsRestart: [(key: String, position: String)] = []
+        public var rules: RuleBook?
+        public var report: ValidationReport
+        public var catalogue: VariableCatalogue
+    }
+
+    /// Reads `source` (when the service was started from a file) and the rules (blocking work).
+    public static func prepareReload(current: ServiceConfiguration, source: ConfigurationSource?) -> PreparedReload {
+        var configuration = current
+        var applied: [String] = []
+        var needsRestart: [(key: String, position: String)] = []
+        if let source {
+            switch source.load() {
+            case .failure(let error):
+                return PreparedReload(
+                    configurationError: error.description, configuration: current, rules: nil,
+                    report: ValidationReport(diagnostics: [], definitions: 0), catalogue: .builtIn)
+            case .success(let loaded):
+                let (new, text) = (loaded.configuration, loaded.text)
+                let reload = ConfigurationReload(from: current, to: new)
+                configuration = reload.configuration
+                applied = reload.applied
+                needsRestart = reload.needsRestart.map {
+                    ($0, ConfigurationLoader.position(of: $0, in: text, file: source.path))
+                }
+            }
+        }
+        let (rules, report, catalogue) = loadRules(configuration)
+        return PreparedReload(
+            configuration: configuration, applied: applied, needsRestart: needsRestart, rules: rules, report: report,
+            catalogue: catalogue)
+    }
+
     /// Runs the service to its end.
     /// - Parameters:
     ///   - openJournal: opens the journal at a path.
     ///   - monitoring: samples the monitors into the service until cancelled.
     public static func run(
         configuration: ServiceConfiguration, logger: Logger,
+        configurationSource: ConfigurationSource? = nil,
         openJournal: (String) throws -> any EventJournal,
-        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
+        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue, ServiceConfiguration) async -> Void
     ) async throws {
         // Taken (and removed from the environment) first: recovery commands do not inherit it.
         let notify = SystemdNotify.fromEnvironment()
@@ -103,7 +147,7 @@ public enum ServiceRunner {
         }
         let service = NodeService(
             configuration: configuration, rules: rules, catalogue: catalogue, transport: transport, journal: journal,
-            logger: logger, loop: loop)
+            logger: logger, loop: loop, configurationSource: configurationSource)
         let server: ControlServer
         do {
             server = try ControlServer(
@@ -223,7 +267,7 @@ struct NodeLifecycle: Service {
     let watchdog: Watchdog?
     /// systemd: READY=1 once this node is a member of the cluster, STOPPING=1 at the first stop signal.
     let notify: SystemdNotify
-    let monitoring: @Sendable (NodeService, RuleBook, VariableCatalogue) async -> Void
+    let monitoring: @Sendable (NodeService, RuleBook, VariableCatalogue, ServiceConfiguration) async -> Void
 
     func run() async throws {
         let service = self.service
@@ -234,7 +278,7 @@ struct NodeLifecycle: Service {
         let (rules, catalogue) = (self.rules, self.catalogue)
         // Trapped before anything else runs: from here on SIGTERM is a stop, not the default death.
         let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        await monitors.restart { await monitoring(service, rules, catalogue) }
+        await monitors.restart { await monitoring(service, rules, catalogue, configuration) }
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await service.run()
@@ -279,11 +323,17 @@ struct NodeLifecycle: Service {
             }
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    // Checked here first: rules with errors go no further than this node.
-                    let (rules, report) = await BlockingWork.run {
-                        let (rules, report, _) = ServiceRunner.loadRules(configuration)
-                        return (rules, report)
+                    // Checked here first: a configuration or rules with errors go no further
+                    // than this node.
+                    let (current, source) = await (service.configuration, service.configurationSource)
+                    let prepared = await BlockingWork.run {
+                        ServiceRunner.prepareReload(current: current, source: source)
                     }
+                    if let error = prepared.configurationError {
+                        await service.configurationRefused(error, cause: "SIGHUP")
+                        continue
+                    }
+                    let (rules, report) = (prepared.rules, prepared.report)
                     guard rules != nil else {
                         for finding in report.diagnostics where finding.severity == .error {
                             logger.error("\(finding.formatted)")
@@ -298,7 +348,9 @@ struct NodeLifecycle: Service {
             // The rules this node took up, when the reload came back through the cluster.
             group.addTask {
                 for await reload in service.reloads {
-                    await monitors.restart { await monitoring(service, reload.rules, reload.catalogue) }
+                    await monitors.restart {
+                        await monitoring(service, reload.rules, reload.catalogue, reload.configuration)
+                    }
                 }
                 return false
             }

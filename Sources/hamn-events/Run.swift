@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HamnConfiguration
 import HamnService
 import Logging
 import RulesEngine
@@ -17,8 +18,9 @@ extension HamnEvents {
                 the state directory. SIGTERM stops this node through the cluster (TE_FAIL_NODE \
                 state 1, or 2 with stop.mode: takeover), then exits 0; a node alone or without \
                 quorum, a second SIGTERM, or stop.timeout stop at once (the running segment \
-                finishes). SIGHUP re-reads the rules, keeping the old ones if the new ones \
-                have errors.
+                finishes). SIGHUP re-reads the configuration and the rules: the configuration's live keys \
+                are taken up, the others are named as needing a restart; a configuration or \
+                rules with errors are refused whole, the old ones stay.
                 """)
 
         @Option(help: "The configuration file (YAML); default /etc/hamn/hamn.yaml when it exists.")
@@ -46,11 +48,16 @@ extension HamnEvents {
                     "node \(configuration.node.name), number \(configuration.node.number): from corosync's nodelist, \(origin)"
                 )
             }
+            // SIGHUP reads the same file again (its live keys are taken up).
+            let source = configurationFile(config).map {
+                ConfigurationSource(
+                    path: $0, defaults: ConfigurationLoader.Defaults.forThisProcess(shipped: shippedRules()))
+            }
             do {
                 try await ServiceRunner.run(
-                    configuration: configuration, logger: logger,
+                    configuration: configuration, logger: logger, configurationSource: source,
                     openJournal: { try Journal(path: $0) },
-                    monitoring: { service, rules, catalogue in
+                    monitoring: { service, rules, catalogue, configuration in
                         await Monitoring.run(
                             service: service, rules: rules, catalogue: catalogue, configuration: configuration)
                     })

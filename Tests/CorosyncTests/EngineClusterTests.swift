@@ -201,6 +201,82 @@ struct EngineClusterTests {
         }
     }
 
+    @Test(
+        "SIGHUP on one node takes up every node's changed hamn.yaml at one place in the order; a node whose file has an error keeps its old configuration and rules"
+    )
+    func clusterConfigurationReload() throws {
+        try withCluster(corosyncNodes: 1, nodes: ["n1", "n2", "n3"]) { cluster in
+            let rules = try cluster.writeRules([("ping", 0, "all \"STEP ping-old\" 0 NULL\n")])
+            // New rules in another directory: the configuration's `rules:` (a live key) names them.
+            let other = cluster.root + "/etc2"
+            try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+            chmod(other, 0o755)
+            let newRules = try cluster.writeRules([("ping", 0, "all \"STEP ping-new\" 0 NULL\n")], rpDirectory: other)
+            for name in ["n1", "n2", "n3"] {
+                try cluster.startEngine(name, corosyncNode: 1, rules: rules, extra: "queue_limit: 1000")
+            }
+            #expect(waitForMembers(cluster, ["n1", "n2", "n3"], expected: ["n1", "n2", "n3"]))
+            let digest = { (node: String) in
+                (try? cluster.cli(node, ["status"]))?.out.contains("WARNING") == true
+            }
+            // n1 and n2 get the new rules path and queue limit; n3's file gets an error.
+            var errorLine = 0
+            for name in ["n1", "n2", "n3"] {
+                let path = cluster.configuration(name)
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                errorLine =
+                    1
+                    + (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+                        $0.hasPrefix("queue_limit")
+                    } ?? -2)
+                try cluster.write(
+                    path,
+                    text.replacingOccurrences(of: "rules: \(rules)", with: "rules: \(newRules)")
+                        .replacingOccurrences(
+                            of: "queue_limit: 1000", with: name == "n3" ? "queue_limit: x" : "queue_limit: 10"))
+            }
+            let pid = try #require(cluster.enginePID("n1"))
+            kill(pid, SIGHUP)
+            let journal = { (node: String) -> [String] in
+                let text =
+                    (try? runTool(
+                        "/usr/bin/sqlite3",
+                        [
+                            cluster.root + "/\(node).sqlite",
+                            "SELECT text FROM log WHERE text LIKE '%reloaded%' ORDER BY id",
+                        ]))?.out ?? ""
+                return text.split(separator: "\n").map(String.init)
+            }
+            #expect(
+                cluster.eventually(10) { !journal("n2").isEmpty && !journal("n3").isEmpty },
+                "\(cluster.engineLog("n2"))")
+            #expect(
+                journal("n1") == [
+                    "rules reloaded: 1 definitions (SIGHUP)", "configuration reloaded: rules, queue_limit (SIGHUP)",
+                ])
+            #expect(
+                journal("n2") == [
+                    "rules reloaded: 1 definitions (requested by n1)",
+                    "configuration reloaded: rules, queue_limit (requested by n1)",
+                ])
+            let refusal = journal("n3")
+            #expect(refusal.count == 1)
+            #expect(
+                refusal.first?.hasPrefix(
+                    "configuration not reloaded, the old one and the old rules stay: \(cluster.configuration("n3")):\(errorLine):14: error:"
+                ) == true, "\(refusal)")
+            #expect(refusal.first?.hasSuffix("(requested by n1)") == true, "\(refusal)")
+            // n3 kept its rules: its digest differs, and its part of the next ping is the old one.
+            #expect(cluster.eventually(10) { digest("n1") && digest("n3") })
+            try cluster.cli("n2", ["trigger", "ping"])
+            #expect(cluster.eventually(30) { cluster.steps().filter { $0.event == "ping" }.count == 3 })
+            #expect(
+                Set(cluster.steps().filter { $0.event == "ping" }.map { "\($0.node) \($0.word)" }) == [
+                    "n1 ping-new", "n2 ping-new", "n3 ping-old",
+                ])
+        }
+    }
+
     @Test("corosync killed under the engines: each journals the loss, runs nothing more and exits 1")
     func corosyncLost() throws {
         try withCluster(corosyncNodes: 1, nodes: ["n1", "n2"]) { cluster in
