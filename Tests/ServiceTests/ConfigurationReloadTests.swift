@@ -54,7 +54,7 @@ struct ConfigurationReloadServiceTests {
         try harness.waitForOutput("configuration reloaded: variables (SIGHUP)")
         #expect(harness.eventually { harness.read("paged") == "85\n" }, "the new command's value raised the event")
         try harness.waitForStatus("db2_paging state 0 NodeNum=1: disarmed, last 85")
-        #expect(serviceNotes(harness).contains("configuration reloaded: variables (SIGHUP)"))
+        #expect(harness.eventually { serviceNotes(harness).contains("configuration reloaded: variables (SIGHUP)") })
     }
 
     @Test("a variable's new interval: used from the reload on")
@@ -101,7 +101,7 @@ struct ConfigurationReloadServiceTests {
         harness.signal(SIGHUP)
         let line = "\(harness.configPath):1:7: node changed: needs a restart, the old value stays (SIGHUP)"
         try harness.waitForOutput(line)
-        #expect(serviceNotes(harness).contains(line))
+        #expect(harness.eventually { serviceNotes(harness).contains(line) }, "the journal has it too")
         #expect(!harness.stderrText.contains("configuration reloaded:"), "nothing live changed")
         try harness.waitForStatus("node n1 (1)")
         #expect(try harness.cli(["trigger", "one"]).status == 0)
@@ -120,7 +120,7 @@ struct ConfigurationReloadServiceTests {
         harness.signal(SIGHUP)
         let error = "configuration not reloaded, the old one and the old rules stay: \(harness.configPath):6:14: error:"
         try harness.waitForOutput(error)
-        #expect(serviceNotes(harness).contains(error))
+        #expect(harness.eventually { serviceNotes(harness).contains(error) }, "the journal has it too")
         #expect(!harness.stderrText.contains("rules reloaded"))
         // The old rules still run.
         #expect(try harness.cli(["trigger", "one"]).status == 0)
