@@ -115,8 +115,11 @@ private struct ParseState {
     /// Lines to fields, each nine fields to a definition, as they come.
     mutating func parse() {
         fields.reserveCapacity(9)
-        statesByName.reserveCapacity(bytes.count / 200)
-        if keepsDefinitions { definitions.reserveCapacity(bytes.count / 200) }
+        // At most a ninth of the lines are definitions: room for them all at once, so that the
+        // names' table never grows (a count of newlines costs little beside a resize).
+        let most = (bytes.reduce(into: 0) { count, byte in if byte == 0x0A { count += 1 } } + 9) / 9
+        statesByName.reserveCapacity(most)
+        if keepsDefinitions { definitions.reserveCapacity(most) }
         for line in SourceLines(bytes: bytes) {
             if line.hadCarriageReturn {
                 report(line.number, line.end - line.start + 1, .R017, "CRLF line end (stripped)")
@@ -199,11 +202,30 @@ private struct ParseState {
     /// The states a name is defined with, each with the line of its first definition, in file
     /// order (one, but for a built-in trigger's states and for names R006 reports).
     struct NameStates {
-        var first: (state: Int, line: Int)
+        /// nil only while the name is being entered.
+        var first: (state: Int, line: Int)?
         var more: [(state: Int, line: Int)] = []
 
         func line(of state: Int) -> Int? {
-            first.state == state ? first.line : more.first { $0.state == state }?.line
+            first?.state == state ? first?.line : more.first { $0.state == state }?.line
+        }
+
+        /// What a definition of `state` at `line` is: the name's first, a duplicate of the
+        /// state first defined at the line returned (R005), or a state beside the first.
+        mutating func enter(_ state: Int, _ line: Int) -> Entry {
+            guard let first else {
+                self.first = (state, line)
+                return .first
+            }
+            if let earlier = self.line(of: state) { return .duplicate(of: earlier) }
+            more.append((state, line))
+            return .another(besides: first)
+        }
+
+        enum Entry {
+            case first
+            case duplicate(of: Int)
+            case another(besides: (state: Int, line: Int))
         }
     }
 
@@ -211,20 +233,20 @@ private struct ParseState {
     /// states, except the states SPEC section 6 gives a built-in trigger.
     mutating func checkTrigger(_ definition: EventDefinition, _ builtIn: BuiltInTrigger?) {
         let trigger = definition.trigger
-        guard var states = statesByName[trigger.name] else {
-            statesByName[trigger.name] = NameStates(first: (trigger.state, definition.line))
+        // One hash of the name: looked up and, when new, entered in place.
+        let seen: (state: Int, line: Int)
+        switch statesByName[trigger.name, default: NameStates()].enter(trigger.state, definition.line) {
+        case .first:
             return
-        }
-        if let first = states.line(of: trigger.state) {
+        case .duplicate(let first):
             report(
                 definition.line, 1, .R005,
                 "duplicate trigger \(trigger.name.quotedForMessage()) state \(trigger.state) (first defined at line \(first))"
             )
             return
+        case .another(let first):
+            seen = first
         }
-        states.more.append((trigger.state, definition.line))
-        statesByName[trigger.name] = states
-        let seen = states.first
         if let builtIn, builtIn.states.contains(trigger.state), builtIn.states.contains(seen.state) {
             return
         }
