@@ -11,8 +11,10 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case status
     /// The newest `limit` events of the journal: a report.
     case history(limit: Int)
-    /// Skip the rest of the failed event everywhere; `cancelQueued` also drops the queue.
-    case resume(cancelQueued: Bool)
+    /// Go on with the event held in the failed state: skip its rest (`mode` nil or `skip`),
+    /// run its failed commands again (`retry`), or go on with its next segment (`continue`);
+    /// `cancelQueued` also drops the queue.
+    case resume(cancelQueued: Bool, mode: ResumeMode? = nil)
     /// Raise `event` in `state` with `node` (nil: the service's node) as its event node.
     case trigger(event: String, state: Int, node: String?)
     /// Suppress (off) or allow (on) the events of the nodes of a NODERANGE.
