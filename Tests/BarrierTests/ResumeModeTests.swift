@@ -1,4 +1,5 @@
 import Foundation
+import HamnYAML
 import RecoveryPrograms
 import RulesEngine
 import RulesParser
@@ -251,5 +252,47 @@ struct ResumeModeTests {
         _ = coordinator.apply(
             .membership(MembershipChange(view: 2, members: [Self.n1], joined: [], left: [Self.n2])), now: 0)
         #expect(coordinator.state.suppressed.isEmpty)
+    }
+
+    // MARK: Scenarios
+
+    @Test("scenario faults name the resume mode; a command's status may be one per run")
+    func scenarioSyntax() throws {
+        let text = """
+            rules: r
+            nodes: [a]
+            commands:
+              - {command: /bin/x, status: [4, 4, 0]}
+            faults:
+              - {at: 1s, resume: true}
+              - {at: 2s, resume: retry}
+              - {at: 3s, resume: continue}
+              - {at: 4s, resume: {mode: retry, cancel_queued: true}}
+            """
+        let scenario = try ScenarioParser.parse(text, file: "x.yaml")
+        let modes = scenario.faults.map { timed -> String in
+            if case .resume(let mode, let cancel) = timed.fault {
+                "\(mode.rawValue)\(cancel ? "+cancel" : "")"
+            } else {
+                "?"
+            }
+        }
+        #expect(modes == ["skip", "retry", "continue", "retry+cancel"])
+        let rule = try #require(scenario.commands.first)
+        #expect((1...5).map { rule.status(ofRun: $0) } == [4, 4, 0, 0, 0])
+        for (fault, message) in [
+            ("{at: 1s, resume: again}", "x.yaml:4:22: error: faults[0].resume: the mode is skip, retry or continue"),
+            ("{at: 1s, resume: false}", "x.yaml:4:22: error: faults[0].resume: true, retry, continue"),
+            ("{at: 1s, resume: {mode: x}}", "x.yaml:4:29: error: faults[0].resume.mode: the mode is skip"),
+        ] {
+            #expect(throws: YAMLError.self) {
+                try ScenarioParser.parse("rules: r\nnodes: [a]\nfaults:\n  - \(fault)\n", file: "x.yaml")
+            }
+            do {
+                _ = try ScenarioParser.parse("rules: r\nnodes: [a]\nfaults:\n  - \(fault)\n", file: "x.yaml")
+            } catch {
+                #expect(error.description.hasPrefix(message), "\(error.description)")
+            }
+        }
     }
 }

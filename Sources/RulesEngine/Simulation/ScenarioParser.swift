@@ -302,7 +302,7 @@ public enum ScenarioParser {
             // resume: true | retry | continue, or {mode: skip|retry|continue, cancel_queued: true}
             func mode(_ value: YAMLValue) throws(YAMLError) -> ResumeMode {
                 guard let mode = ResumeMode(rawValue: try value.string()) else {
-                    throw value.error("resume: the mode is skip, retry or continue")
+                    throw value.error("the mode is skip, retry or continue")
                 }
                 return mode
             }
@@ -315,7 +315,7 @@ public enum ScenarioParser {
                 fault = .resume(resumeMode, cancelQueued: cancel)
             } else if (try? field.bool()) != nil {
                 guard try field.bool() else {
-                    throw field.error("resume: true, retry, continue, or {mode: retry, cancel_queued: true}")
+                    throw field.error("true, retry, continue, or {mode: retry, cancel_queued: true}")
                 }
                 fault = .resume(.skip, cancelQueued: false)
             } else {
