@@ -828,11 +828,17 @@ public actor NodeService {
                     return .failed(.journal, "journal: \(error)")
                 }
             }
-        case .resume(let cancelQueued, let mode):
+        case .resume(let cancelQueued), .resumeRetry(let cancelQueued), .resumeContinue(let cancelQueued):
+            let mode: ResumeMode =
+                switch request {
+                case .resumeRetry: .retry
+                case .resumeContinue: .continue
+                default: .skip
+                }
             // The password database may be remote (NSS): read off the service's thread.
             var user: String?
             if let peer { user = await BlockingWork.run { peer.userName } }
-            return await resume(mode ?? .skip, cancelQueued: cancelQueued, user: user)
+            return await resume(mode, cancelQueued: cancelQueued, user: user)
         case .trigger(let event, let state, let node):
             return await trigger(event, state: state, node: node)
         case .recovery(let setting, let nodes):

@@ -178,8 +178,8 @@ extension HamnEvents {
         }
 
         func run() throws {
-            let mode: ResumeMode? = retry ? .retry : continueNext ? .continue : nil
-            try service.send(.resume(cancelQueued: cancelQueued, mode: mode))
+            let mode: ResumeMode = retry ? .retry : continueNext ? .continue : .skip
+            try service.send(.resume(mode, cancelQueued: cancelQueued))
         }
     }
 
