@@ -238,6 +238,8 @@ public actor NodeService {
                 startFence(request)
             case .runLocalEvent(let run):
                 startLocalEvent(run, after: ticket)
+            case .rearm(let instances):
+                rearm(instances)
             case .leaveCluster:
                 logger.notice("cluster services stopped on this node: leaving the cluster")
                 note("cluster services stopped on this node: leaving the cluster", kind: "service")
@@ -366,6 +368,10 @@ public actor NodeService {
             case .failed(let event, let node, let segment):
                 logger.error(
                     "event \(event.id) \(event.name) failed on \(node.name) in segment \(segment): held until resume")
+            case .resumed(let resume):
+                logger.notice("\(resume.description)")
+            case .rearmed(let node, let instances):
+                logger.notice("\(JournalText.rearmed(node: node, instances: instances))")
             case .quorum(let quorate, let waiting):
                 if quorate {
                     logger.notice("\(JournalText.quorum(quorate, waiting: waiting))")
@@ -536,6 +542,20 @@ public actor NodeService {
             for (trigger, _) in outcome.rearmed {
                 recordArming(trigger.name, trigger.state, observation, armed: true)
             }
+        }
+    }
+
+    /// Recovery is back on for this node: the instances whose events were suppressed are armed
+    /// again (the arming journaled as a rearm is), and the next sample evaluates them afresh.
+    private func rearm(_ instances: [SuppressedInstance]) {
+        for instance in instances {
+            let trigger = EventDefinition.Trigger(name: instance.name, state: instance.state)
+            guard let last = monitors.rearm(trigger, instance: instance.instance) else { continue }
+            writes.enqueue([
+                .arming(
+                    trigger: instance.name, state: instance.state, instance: instance.instance, armed: true,
+                    value: last.description)
+            ])
         }
     }
 
@@ -816,7 +836,7 @@ public actor NodeService {
     /// Answers a control request (every one but `mon`: `follow`). Reading the journal and
     /// rendering reports happen off the service's thread; the actor is visited only to read or
     /// change its state.
-    public nonisolated func handle(_ request: ControlRequest) async -> ControlAnswer {
+    public nonisolated func handle(_ request: ControlRequest, from peer: ControlPeer? = nil) async -> ControlAnswer {
         switch request {
         case .status:
             let report = await statusReport()
@@ -838,8 +858,17 @@ public actor NodeService {
                     return .failed(.journal, "journal: \(error)")
                 }
             }
-        case .resume(let cancelQueued):
-            return await resume(cancelQueued: cancelQueued)
+        case .resume(let cancelQueued), .resumeRetry(let cancelQueued), .resumeContinue(let cancelQueued):
+            let mode: ResumeMode =
+                switch request {
+                case .resumeRetry: .retry
+                case .resumeContinue: .continue
+                default: .skip
+                }
+            // The password database may be remote (NSS): read off the service's thread.
+            var user: String?
+            if let peer { user = await BlockingWork.run { peer.userName } }
+            return await resume(mode, cancelQueued: cancelQueued, user: user)
         case .trigger(let event, let state, let node):
             return await trigger(event, state: state, node: node)
         case .recovery(let setting, let nodes):
@@ -863,12 +892,18 @@ public actor NodeService {
         monFeed.follow(node: node, after: after, on: connection)
     }
 
-    private func resume(cancelQueued: Bool) -> ControlAnswer {
+    private func resume(_ mode: ResumeMode, cancelQueued: Bool, user: String?) -> ControlAnswer {
         guard coordinator.state.current?.failure != nil || cancelQueued else {
             return .failed(.nothingToResume, "nothing to resume: no event is held in the failed state")
         }
-        send(.resume(cancelQueued: cancelQueued))
-        return .done(text: "resume sent\(cancelQueued ? " (queued events cancelled)" : "")")
+        send(.resume(mode, cancelQueued: cancelQueued, user: user))
+        let what =
+            switch mode {
+            case .skip: "resume sent: the rest of the failed event is skipped"
+            case .retry: "resume --retry sent: the failed commands run again where they failed"
+            case .continue: "resume --continue sent: the event goes on with its next segment"
+            }
+        return .done(text: what + (cancelQueued ? " (queued events cancelled)" : ""))
     }
 
     /// How long `trigger` waits for its raise to be delivered and journaled before saying that

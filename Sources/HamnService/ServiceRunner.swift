@@ -158,7 +158,7 @@ public enum ServiceRunner {
             throw Failure(message: error.message)
         }
         server.start(
-            answer: { request in await service.handle(request) },
+            answer: { request, peer in await service.handle(request, from: peer) },
             follow: { node, after, connection in service.follow(node: node, after: after, on: connection) },
             problem: { message in logger.warning("\(message)") })
         defer { server.stop() }

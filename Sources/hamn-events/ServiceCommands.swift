@@ -155,12 +155,39 @@ extension HamnEvents {
 
     struct Resume: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Skip the rest of the failed event everywhere and move on.",
-            discussion: "Fix the cause first. --cancel-queued also drops the events waiting in the queue.")
+            abstract: "Go on with the event held in the failed state.",
+            discussion: """
+                Fix the cause first, then choose how the event goes on:
+
+                resume
+                  HACMP's meaning: you did the rest of the event by hand. The rest
+                  is skipped on every node, the event ends failed, the queue moves on.
+                resume --retry
+                  The commands that failed run again, on the nodes where they failed.
+                  If they now meet their expected status, the event goes on with its
+                  next segment; if not, it stays held and TE_EVENT_ERROR runs again.
+                resume --continue
+                  The event goes on with its next segment as if the failed commands
+                  had succeeded (it ends completed if that was its last segment).
+
+                --cancel-queued also drops the events waiting in the queue, in any
+                mode. The journal records each resume with the user who asked.
+                """)
         @OptionGroup var service: ServiceOptions
+        @Flag(help: "Run the failed commands again where they failed; go on if they succeed.") var retry = false
+        @Flag(
+            name: .customLong("continue"), help: "Go on with the next segment as if the failed commands had succeeded.")
+        var continueNext = false
         @Flag(help: "Also drop the queued events.") var cancelQueued = false
 
-        func run() throws { try service.send(.resume(cancelQueued: cancelQueued)) }
+        func validate() throws {
+            guard !(retry && continueNext) else { throw ValidationError("--retry and --continue exclude each other") }
+        }
+
+        func run() throws {
+            let mode: ResumeMode = retry ? .retry : continueNext ? .continue : .skip
+            try service.send(.resume(mode, cancelQueued: cancelQueued))
+        }
     }
 
     struct Trigger: ParsableCommand {

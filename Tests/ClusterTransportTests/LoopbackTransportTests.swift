@@ -41,7 +41,7 @@ struct LoopbackTransportTests {
         // Each sender's messages in the order it sent them.
         for sender in nodes {
             let flags = tails[0].compactMap { delivery -> Bool? in
-                if case .message(let from, .resume(let cancel)) = delivery, from == sender { cancel } else { nil }
+                if case .message(let from, .resume(let cancel, _, _)) = delivery, from == sender { cancel } else { nil }
             }
             #expect(flags == (0..<20).map { $0 % 2 == 0 })
         }

@@ -16,7 +16,21 @@ struct ControlRequestTests {
         .mon(node: nil), .mon(node: "n1"), .mon(node: nil, after: 42),
         .waitEvent(name: "network_up_complete", timeout: .init(seconds: 100)),
         .waitEvent(name: "x", timeout: nil), .fence(node: "aixmn1"), .fenceConfirm(node: "aixmn1"),
+        .resumeRetry(cancelQueued: false), .resumeContinue(cancelQueued: true),
     ]
+
+    @Test("resume's modes are requests of their own: a service before them refuses them by name")
+    func resumeModes() throws {
+        let lines = try [ResumeMode.skip, .retry, .continue].map {
+            String(
+                decoding: try JSONEncoder.control.encode(ControlRequest.resume($0, cancelQueued: false)), as: UTF8.self)
+        }
+        #expect(
+            lines == [
+                #"{"resume":{"cancel_queued":false}}"#, #"{"resume_retry":{"cancel_queued":false}}"#,
+                #"{"resume_continue":{"cancel_queued":false}}"#,
+            ])
+    }
 
     @Test("every request survives the wire", arguments: requests)
     func roundTrip(_ request: ControlRequest) throws {

@@ -258,7 +258,10 @@ struct JournalTests {
         let journal = try Journal(path: scratch.path("journal.db"))
         try journal.close()
         try journal.close()  // nothing more
-        #expect(throws: JournalError.self) { try journal.append(.nothingToResume, at: Date()) }
+        #expect(throws: JournalError.self) {
+            try journal.append(
+                .resumed(ResumeEntry(mode: .skip, cancelQueued: false, user: "root", node: n2)), at: Date())
+        }
         #expect(throws: JournalError.self) { try journal.history(limit: 1) }
     }
 
@@ -273,7 +276,7 @@ struct JournalTests {
             trigger: "db2_paging", state: 0, instance: "NodeNum=2", armed: true, value: "50", at: at(2))
         let row = try journal.note("monitor pagingspace failed: no such file", kind: "monitor", node: "n1", at: at(3))
         try journal.append(.stopRequested(node: "n2", mode: .takeover), at: at(4))
-        try journal.append(.nothingToResume, at: at(5))
+        try journal.append(.resumed(ResumeEntry(mode: .skip, cancelQueued: false, user: "root", node: n2)), at: at(5))
         try journal.append(.synchronised(view: 3), at: at(6))
         #expect(try journal.integrityCheck() == ["ok"])
         let arming = try journal.armingChanges(limit: 10)
@@ -288,7 +291,7 @@ struct JournalTests {
                 "ARMED: db2_paging 0 NodeNum=2 value 50",
                 "monitor pagingspace failed: no such file",
                 "STOP CLUSTER SERVICES: n2 (takeover)",
-                "RESUME: no failed event to resume",
+                "RESUME by root on n2: no failed event to resume",
                 "SYNCHRONISED: has the cluster's state as of view 3",
             ])
         #expect(try journal.log(after: 0, limit: 100, node: "n1").map(\.rowID) == [row])
@@ -345,7 +348,10 @@ struct JournalTests {
         #expect(try journal.integrityCheck() == ["ok"])
         try journal.close()
         #expect(throws: JournalError.self) {
-            try journal.write([TimedJournalWrite(.entry(.nothingToResume), at: at(7))])
+            try journal.write([
+                TimedJournalWrite(
+                    .entry(.resumed(ResumeEntry(mode: .skip, cancelQueued: false, user: "root", node: n2))), at: at(7))
+            ])
         }
     }
 
@@ -610,7 +616,7 @@ struct JournalTests {
         defer { scratch.remove() }
         let path = scratch.path("var", "lib", "hamn-events", "journal.db")
         let journal = try Journal(path: path)
-        try journal.append(.nothingToResume, at: Date())
+        try journal.append(.resumed(ResumeEntry(mode: .skip, cancelQueued: false, user: "root", node: n2)), at: Date())
         #expect(fileMode(scratch.path("var")) == 0o700)
         #expect(fileMode(scratch.path("var", "lib", "hamn-events")) == 0o700)
         #expect(fileMode(path) == 0o600)

@@ -53,6 +53,46 @@ struct InstanceArmingTests {
         #expect(arming.armed)
     }
 
+    @Test("rearm() arms a disarmed instance again: a predicate still true fires at the next sample")
+    func rearmAfterSuppression() throws {
+        var arming = InstanceArming(try rule("X > 70", rearm: "X < 60"))
+        #expect(arming.observe(.number(85), at: 0).transition == .fired)
+        #expect(arming.observe(.number(85), at: 10).transition == nil, "disarmed: waits for X < 60")
+        let (first, second) = (arming.rearm(), arming.rearm())
+        #expect(first)
+        #expect(!second, "armed already")
+        #expect(arming.observe(.number(85), at: 20).transition == .fired)
+        #expect(arming.lastValue == .number(85))
+    }
+
+    @Test("NodeMonitors.rearm: the instance named, disarmed, is armed again and its last value returned")
+    func monitorsRearm() throws {
+        let monitoring = EventDefinition.Monitoring(
+            variable: "IBM.PSSP.aixos.PagSp.%totalused", instances: .everyNode,
+            predicate: try PredicateParser.parse("X > 70"), rearmPredicate: try PredicateParser.parse("X < 60"))
+        let definition = EventDefinition(
+            trigger: .init(name: "db2_paging", state: 0), displayName: "db2_paging", recoveryProgram: "/rp/p.rp",
+            recoveryType: 2, recoveryLevel: 0, monitoring: monitoring, line: 1, recoveryProgramLine: 3)
+        let program = RecoveryProgramParser.parse("all \"/bin/true\" 0 NULL\n", file: "p.rp").0
+        var monitors = NodeMonitors(
+            rules: RuleBook([RuleBook.Rule(definition: definition, program: program)]), catalogue: .builtIn)
+        let node = ClusterNode(name: "n2", number: 2)
+        let sample = SampleObservation(
+            variable: "IBM.PSSP.aixos.PagSp.%totalused", instance: ["NodeNum": "2"], value: .number(85))
+        let trigger = EventDefinition.Trigger(name: "db2_paging", state: 0)
+        let fired = monitors.observe(sample, on: node, at: 0).raised.count
+        let disarmed = monitors.observe(sample, on: node, at: 10).raised.count
+        let unknown = monitors.rearm(trigger, instance: "NodeNum=3")
+        let rearmed = monitors.rearm(trigger, instance: "NodeNum=2")
+        let armed = monitors.isArmed(trigger, instance: "NodeNum=2")
+        let again = monitors.observe(sample, on: node, at: 20).raised.count
+        #expect(fired == 1 && disarmed == 0)
+        #expect(unknown == nil, "never sampled")
+        #expect(rearmed == .number(85))
+        #expect(armed)
+        #expect(again == 1, "a condition still true fires at the next sample")
+    }
+
     @Test("__QUAL_COUNT(3, 5) fires on the third true of the window")
     func count() throws {
         let values: [Double] = [75, 50, 80, 50, 90, 95, 50, 50, 50, 80]

@@ -11,8 +11,23 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case status
     /// The newest `limit` events of the journal: a report.
     case history(limit: Int)
-    /// Skip the rest of the failed event everywhere; `cancelQueued` also drops the queue.
+    /// Skip the rest of the failed event everywhere (HACMP's resume); `cancelQueued` also drops
+    /// the queue.
     case resume(cancelQueued: Bool)
+    /// `resume --retry` and `resume --continue` (`ResumeMode`). Requests of their own, not a key
+    /// of `resume`: a service from before them refuses the request by name instead of taking
+    /// it for a plain resume, which would end the event.
+    case resumeRetry(cancelQueued: Bool)
+    case resumeContinue(cancelQueued: Bool)
+
+    /// `resume` in `mode`.
+    public static func resume(_ mode: ResumeMode, cancelQueued: Bool) -> ControlRequest {
+        switch mode {
+        case .skip: .resume(cancelQueued: cancelQueued)
+        case .retry: .resumeRetry(cancelQueued: cancelQueued)
+        case .continue: .resumeContinue(cancelQueued: cancelQueued)
+        }
+    }
     /// Raise `event` in `state` with `node` (nil: the service's node) as its event node.
     case trigger(event: String, state: Int, node: String?)
     /// Suppress (off) or allow (on) the events of the nodes of a NODERANGE.
@@ -57,7 +72,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
 
     /// The requests' names on the wire, for the error that names an unknown one.
     static let names = [
-        "status", "history", "resume", "trigger", "recovery", "ha_cmd", "mon", "wait_event", "fence", "fence_confirm",
+        "status", "history", "resume", "resume_retry", "resume_continue", "trigger", "recovery", "ha_cmd", "mon",
+        "wait_event", "fence", "fence_confirm",
     ]
 
     /// The most events `history` returns at once.
@@ -102,6 +118,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
         case .status: "status"
         case .history: "history"
         case .resume: "resume"
+        case .resumeRetry: "resume --retry"
+        case .resumeContinue: "resume --continue"
         case .trigger: "trigger"
         case .recovery: "recovery"
         case .haCmd: "ha-cmd"
@@ -135,7 +153,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
             node?.isEmpty == true ? "an empty node name" : (after ?? 0) < 0 ? "a negative line id" : nil
         case .fence(let node), .fenceConfirm(let node):
             node.isEmpty || node.contains(where: \.isWhitespace) ? "a node name without blanks" : nil
-        case .status, .resume, .recovery, .haCmd:
+        case .status, .resume, .resumeRetry, .resumeContinue, .recovery, .haCmd:
             nil
         }
     }

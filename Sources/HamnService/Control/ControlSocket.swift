@@ -71,7 +71,8 @@ extension ControlAnswer {
 /// write or to read holds only its own thread, never the service's thread or the task pool.
 public final class ControlServer: Sendable {
     /// Answers one request (every request but `mon`); runs as a task.
-    public typealias Answer = @Sendable (ControlRequest) async -> ControlAnswer
+    /// Answers one request (every request but `mon`) from `peer`; runs as a task.
+    public typealias Answer = @Sendable (ControlRequest, ControlPeer) async -> ControlAnswer
     /// Follows the event log for `mon` (lines naming `node`, if given) on the connection's
     /// thread, until the client goes away, is dropped or the service stops.
     public typealias Follow = @Sendable (_ node: String?, _ after: Int64?, ControlConnection) -> Void
@@ -219,8 +220,10 @@ public final class ControlServer: Sendable {
                 setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 self.serving.withLock { $0 += 1 }
+                let peer = ControlPeer(uid: credentials.uid)
                 Thread.detachNewThread {
-                    Self.serve(ControlConnection(fd: client), deadline: deadline, answer: answer, follow: follow)
+                    Self.serve(
+                        ControlConnection(fd: client), peer: peer, deadline: deadline, answer: answer, follow: follow)
                     close(client)
                     self.serving.withLock { $0 -= 1 }
                     self.active.subtract(1, ordering: .acquiringAndReleasing)
@@ -242,7 +245,8 @@ public final class ControlServer: Sendable {
 
     /// One connection, on its own thread: the request line, then its answer or `mon`'s lines.
     private static func serve(
-        _ connection: ControlConnection, deadline: Duration, answer: @escaping Answer, follow: Follow
+        _ connection: ControlConnection, peer: ControlPeer, deadline: Duration, answer: @escaping Answer,
+        follow: Follow
     ) {
         guard let line = readRequestLine(connection.fd, limit: 65536, deadline: deadline) else {
             connection.send(
@@ -257,7 +261,7 @@ public final class ControlServer: Sendable {
         case .success(.mon(let node, let after)):
             follow(node, after, connection)
         case .success(let request):
-            if let reply = waitFor(connection.fd, { await answer(request) }) { connection.send(reply) }
+            if let reply = waitFor(connection.fd, { await answer(request, peer) }) { connection.send(reply) }
         }
     }
 
@@ -325,6 +329,26 @@ public final class ControlServer: Sendable {
         unlink(path)
         let deadline = ContinuousClock.now + .seconds(2)
         while serving.withLock({ $0 }) > 0, ContinuousClock.now < deadline { usleep(10_000) }
+    }
+}
+
+/// Who sent a request: the user of the client's process (SO_PEERCRED), for the journal.
+public struct ControlPeer: Sendable, Hashable {
+    public var uid: UInt32
+
+    public init(uid: UInt32) {
+        self.uid = uid
+    }
+
+    /// The user's name from the password database, else `uid N`.
+    public var userName: String {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid_t(uid), &entry, &buffer, buffer.count, &result) == 0, result != nil,
+            let name = entry.pw_name
+        else { return "uid \(uid)" }
+        return String(cString: name)
     }
 }
 

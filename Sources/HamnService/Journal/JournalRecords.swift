@@ -47,7 +47,8 @@ public struct JournalEvent: Sendable, Hashable, Codable {
     public var finishedAt: Date?
     /// The members at its start, each with the time it left if it left while the event ran.
     public var participants: [JournalParticipant]
-    /// The first command that failed its expected status, or nil.
+    /// The first command that failed its expected status, or nil: the failure the event is held
+    /// for (`resume --retry` and `--continue` clear it; a failure after them is recorded anew).
     public var failure: JournalFailure?
     /// Every command of every participant, in the order the results were delivered.
     public var commands: [JournalCommand]

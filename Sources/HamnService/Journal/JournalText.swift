@@ -111,7 +111,11 @@ enum JournalText {
         "RECOVERY \(enabled ? "ON" : "OFF"): \(nodes.joined(separator: " "))"
     }
 
-    static let nothingToResume = "RESUME: no failed event to resume"
+    static func rearmed(node: String, instances: [SuppressedInstance]) -> String {
+        "RE-ARMED: recovery back on for \(node): "
+            + instances.map(\.description).joined(separator: ", ")
+            + " (events suppressed while it was off) evaluated afresh at the next sample"
+    }
 
     static func stopRequested(node: String, mode: StopMode) -> String {
         "STOP CLUSTER SERVICES: \(node) (\(mode.rawValue))"

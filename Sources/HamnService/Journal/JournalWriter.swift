@@ -106,7 +106,8 @@ struct JournalWriter {
         case .failed: "an event failure"
         case .finished: "an event end"
         case .recovery: "a recovery change"
-        case .nothingToResume: "a resume with nothing to resume"
+        case .resumed: "a resume"
+        case .rearmed: "a re-arming"
         case .stopRequested: "a stop request"
         case .synchronised: "a synchronisation"
         case .quorum: "a quorum change"
@@ -250,8 +251,21 @@ struct JournalWriter {
         case .recovery(let enabled, let nodes):
             try log("recovery", text: JournalText.recovery(enabled: enabled, nodes: nodes))
 
-        case .nothingToResume:
-            try log("resume", text: JournalText.nothingToResume)
+        case .resumed(let resume):
+            if let event = resume.event, resume.mode != .skip {
+                // Running again: the failure columns hold the failure it is held for, if any.
+                try execute(
+                    sql: """
+                        UPDATE event SET failure_node = NULL, failure_node_number = NULL, failure_segment = NULL,
+                            failed_at = NULL
+                        WHERE run = ? AND id = ?
+                        """,
+                    arguments: [run, event.id])
+            }
+            try log("resume", node: resume.node.name, eventID: resume.event?.id, text: resume.description)
+
+        case .rearmed(let node, let instances):
+            try log("arming", node: node, text: JournalText.rearmed(node: node, instances: instances))
 
         case .stopRequested(let node, let mode):
             try log("stop", node: node, text: JournalText.stopRequested(node: node, mode: mode))

@@ -7,8 +7,10 @@ public enum ClusterMessage: Sendable, Hashable, Codable {
     case raise(EventRequest)
     /// The sender finished its commands of a segment of an event.
     case segmentDone(eventID: Int, segment: Int, results: [CommandResult])
-    /// `hamn-events resume [--cancel-queued]`.
-    case resume(cancelQueued: Bool)
+    /// `hamn-events resume [--retry|--continue] [--cancel-queued]`, asked by `user` (the control
+    /// socket's peer). `mode` nil is the plain resume (`ResumeMode.skip`): the key is left out,
+    /// so that the message is the one engines before resume modes send and read.
+    case resume(cancelQueued: Bool, mode: ResumeMode? = nil, user: String? = nil)
     /// `hamn-events recovery off|on`: events whose event node is one of `nodes` are suppressed.
     case recovery(enabled: Bool, nodes: [String])
     /// `ha-cmd NODE STOP|TAKE|FORCE`: `node` stops cluster services after its `TE_FAIL_NODE`.
@@ -52,4 +54,32 @@ public enum Delivery: Sendable, Hashable {
     /// A partition healed and this node's side stays: the nodes named were alive all along on
     /// the other side (their engines stop and rejoin). Their takeovers are not run.
     case merged(alive: [ClusterNode])
+}
+
+/// How `resume` goes on with the event held in the failed state (docs/decisions.md, "Resume").
+public enum ResumeMode: String, Sendable, Hashable, Codable, CaseIterable {
+    /// HACMP's meaning: the administrator did the rest by hand. The event ends failed, the rest
+    /// of it is skipped everywhere, and the queue moves on.
+    case skip
+    /// The commands that failed run again, on the nodes where they failed; when they now meet
+    /// their expected status the event goes on with its next segment, else it stays held.
+    case retry
+    /// The event goes on with its next segment as if the failed commands had succeeded.
+    case `continue`
+
+    /// `--retry`, `--continue`, or nothing for the plain resume.
+    public var option: String {
+        switch self {
+        case .skip: ""
+        case .retry: "--retry"
+        case .continue: "--continue"
+        }
+    }
+}
+
+extension ClusterMessage {
+    /// A resume as it goes on the wire: the plain one without the `mode` key.
+    public static func resume(_ mode: ResumeMode, cancelQueued: Bool, user: String?) -> ClusterMessage {
+        .resume(cancelQueued: cancelQueued, mode: mode == .skip ? nil : mode, user: user)
+    }
 }

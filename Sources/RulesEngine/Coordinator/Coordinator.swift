@@ -109,15 +109,10 @@ public struct Coordinator: Sendable {
                 return raise(request, now: now)
             case .segmentDone(let eventID, let segment, let results):
                 return segmentDone(by: sender, eventID: eventID, segment: segment, results: results, now: now)
-            case .resume(let cancelQueued):
-                return resume(cancelQueued: cancelQueued, now: now)
+            case .resume(let cancelQueued, let mode, let user):
+                return resume(mode ?? .skip, cancelQueued: cancelQueued, user: user, from: sender, now: now)
             case .recovery(let enabled, let nodes):
-                if enabled {
-                    state.recoveryOff.subtract(nodes)
-                } else {
-                    state.recoveryOff.formUnion(nodes)
-                }
-                return [.journal(.recovery(enabled: enabled, nodes: nodes))]
+                return recovery(enabled: enabled, nodes: nodes)
             case .stopServices(let name, let mode):
                 return stopServices(name, mode: mode, now: now)
             case .reloadRules:
@@ -213,6 +208,8 @@ public struct Coordinator: Sendable {
         state.members = change.members
         for node in change.left {
             state.awaitingSnapshot.removeAll { $0 == node }
+            // Its engine starts afresh if it comes back: its monitors are armed anew.
+            state.suppressed[node.name] = nil
             // Quiet only once its stop event ended (StopPhase.next says why).
             let (_, quiet) = StopPhase.next(state.stops.removeValue(forKey: node.name), on: .left)
             // Pending before the barriers it leaves are looked at: a segment they release (the
@@ -313,6 +310,14 @@ public struct Coordinator: Sendable {
         state.nextEventID += 1
         state.nextArrival += 1
         if state.recoveryOff.contains(request.node.name) {
+            // Its instance disarmed when the predicate fired: remembered, to be armed again
+            // when recovery comes back on (`recovery(enabled:nodes:)`).
+            if let resource = request.resource {
+                let instance = SuppressedInstance(name: request.name, state: request.state, instance: resource.instance)
+                if state.suppressed[request.node.name]?.contains(instance) != true {
+                    state.suppressed[request.node.name, default: []].append(instance)
+                }
+            }
             return [.journal(.finished(event, outcome: .suppressed))] + stopEventEnded(event)
         }
         if event.isNotification {
@@ -618,7 +623,8 @@ public struct Coordinator: Sendable {
             return effects  // late results of a resumed or finished event: recorded, nothing more
         }
         if !run.cancelled, results.contains(where: { !$0.accepted }) {
-            effects += commandFailed(on: node, eventID: eventID, segment: segment, now: now)
+            let lines = results.filter { !$0.accepted }.map(\.line)
+            effects += commandFailed(on: node, eventID: eventID, segment: segment, lines: lines, now: now)
         } else {
             effects += updateRun(eventID) { run in
                 run.reached.insert(node.name)
@@ -631,11 +637,14 @@ public struct Coordinator: Sendable {
 
     /// A command failed its expected status on `node`: the event is held (a notification
     /// event just ends), and `TE_EVENT_ERROR` is raised for that node.
-    private mutating func commandFailed(on node: ClusterNode, eventID: Int, segment: Int, now: Double) -> [Effect] {
+    private mutating func commandFailed(
+        on node: ClusterNode, eventID: Int, segment: Int, lines: [Int], now: Double
+    ) -> [Effect] {
         var effects: [Effect] = []
         var failedEvent: ClusterEvent?
         effects += updateRun(eventID) { run in
             if run.failure == nil { run.failure = .init(node: node, segment: segment) }
+            run.failedSteps = (run.failedSteps ?? []).filter { $0.node != node } + [.init(node: node, lines: lines)]
             failedEvent = run.event
             return [.journal(.failed(run.event, node: node, segment: segment))]
         }
@@ -719,18 +728,44 @@ public struct Coordinator: Sendable {
 
     // MARK: Operator requests
 
-    private mutating func resume(cancelQueued: Bool, now: Double) -> [Effect] {
+    /// `resume` (docs/decisions.md, "Resume"): the held event ends failed (`skip`), its failed
+    /// commands run again where they failed (`retry`), or it goes on as if they had succeeded
+    /// (`continue`). `cancelQueued` drops the queue in every mode.
+    private mutating func resume(
+        _ mode: ResumeMode, cancelQueued: Bool, user: String?, from sender: ClusterNode, now: Double
+    ) -> [Effect] {
+        var entry = ResumeEntry(mode: mode, cancelQueued: cancelQueued, user: user, node: sender)
         var effects: [Effect] = []
         var resumed = false
-        if let current = state.current, current.failure != nil {
+        if var current = state.current, let failure = current.failure {
             resumed = true
-            localRuns[current.event.id] = nil
-            startedRules[current.event.id] = nil
-            state.current = nil
-            effects.append(.journal(.finished(current.event, outcome: .failed)))
-            effects += stopEventEnded(current.event)
+            let id = current.event.id
+            entry.event = current.event
+            entry.segment = failure.segment
+            entry.failedOn = (current.failedSteps ?? []).map(\.node).filter { current.participants.contains($0) }
+            effects.append(.journal(.resumed(entry)))
+            switch mode {
+            case .skip:
+                localRuns[id] = nil
+                startedRules[id] = nil
+                state.current = nil
+                effects.append(.journal(.finished(current.event, outcome: .failed)))
+                effects += stopEventEnded(current.event)
+            case .retry, .continue:
+                let failed = (current.failedSteps ?? []).filter { current.participants.contains($0.node) }
+                current.failure = nil
+                current.failedSteps = nil
+                if mode == .continue { current.reached.formUnion(failed.map(\.node.name)) }
+                state.current = current
+                localRuns[id]?.failedHere = false
+                if mode == .retry, let mine = failed.first(where: { $0.node == local }) {
+                    effects += startLocalRetry(current, lines: mine.lines, now: now)
+                }
+                // Every failed node gone, or (continue) every participant at the barrier: it passes.
+                effects += checkBarrier(id, now: now)
+            }
         } else {
-            effects.append(.journal(.nothingToResume))
+            effects.append(.journal(.resumed(entry)))
         }
         if cancelQueued {
             let dropped = state.queue
@@ -741,6 +776,39 @@ public struct Coordinator: Sendable {
             }
         }
         if resumed || cancelQueued { effects += startNextIfIdle(now: now) }
+        return effects
+    }
+
+    /// `resume --retry` on a node whose commands failed: those commands of the held segment
+    /// (by their lines) run again; their results count as this node's end of the segment.
+    private mutating func startLocalRetry(_ run: RunningEvent, lines: [Int], now: Double) -> [Effect] {
+        guard let rule = startedRules[run.event.id] ?? rules[run.event.name, run.event.state] else { return [] }
+        let plan = NodePlan(program: rule.program, isEventNode: run.event.node == local, isMember: true)
+        let commands = run.segment < plan.segments.count ? plan.segments[run.segment] : []
+        let warning = localRuns[run.event.id]?.lastWarning ?? now
+        localRuns[run.event.id] = LocalRun(busy: true, lastWarning: warning)
+        let retry = SegmentRun(
+            event: run.event, segment: run.segment, commands: commands.filter { lines.contains($0.line) },
+            environment: environment(for: run))
+        return startOrHold(retry)
+    }
+
+    /// `recovery off|on`. Back on: the node's instances whose events were suppressed meanwhile
+    /// are armed again (their node's monitors do it; every node journals it), so that a
+    /// condition still true raises its event at the next sample instead of waiting for a rearm
+    /// that may never come.
+    private mutating func recovery(enabled: Bool, nodes: [String]) -> [Effect] {
+        guard enabled else {
+            state.recoveryOff.formUnion(nodes)
+            return [.journal(.recovery(enabled: false, nodes: nodes))]
+        }
+        state.recoveryOff.subtract(nodes)
+        var effects: [Effect] = [.journal(.recovery(enabled: true, nodes: nodes))]
+        for name in Set(nodes).sorted() {
+            guard let instances = state.suppressed.removeValue(forKey: name)?.sorted() else { continue }
+            effects.append(.journal(.rearmed(node: name, instances: instances)))
+            if name == local.name { effects.append(.rearm(instances)) }
+        }
         return effects
     }
 

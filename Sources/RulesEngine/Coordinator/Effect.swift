@@ -21,6 +21,9 @@ public enum Effect: Sendable, Hashable {
     /// other, each only if the previous one's commands all met their expected status; journal
     /// each result (`JournalEntry.quorumLoss`); nothing goes to the cluster.
     case runLocalEvent(LocalEventRun)
+    /// Recovery is back on for this node: arm these instances of its monitors again, so that the
+    /// next sample evaluates their predicates afresh (a condition still true raises its event).
+    case rearm([SuppressedInstance])
 }
 
 /// One node's share of one segment of an event.
@@ -30,6 +33,13 @@ public struct SegmentRun: Sendable, Hashable {
     public var commands: [CommandStep]
     /// `HAMN_EVENT`, `HAMN_EVENT_NODE`, ... (SPEC section 7).
     public var environment: [String: String]
+
+    public init(event: ClusterEvent, segment: Int, commands: [CommandStep], environment: [String: String]) {
+        self.event = event
+        self.segment = segment
+        self.commands = commands
+        self.environment = environment
+    }
 }
 
 /// What happened, for the journal, `history`, `mon` and the timelines of `simulate`.
@@ -49,8 +59,11 @@ public enum JournalEntry: Sendable, Hashable {
     case failed(ClusterEvent, node: ClusterNode, segment: Int)
     case finished(ClusterEvent, outcome: EventOutcome)
     case recovery(enabled: Bool, nodes: [String])
-    /// `resume` arrived with no failed event to resume.
-    case nothingToResume
+    /// `resume`, in its mode, and what it did (`ResumeEntry.event` nil: nothing to resume).
+    case resumed(ResumeEntry)
+    /// Recovery came back on for `node`: these of its instances, whose events were suppressed,
+    /// are armed again and evaluated afresh at their next sample.
+    case rearmed(node: String, instances: [SuppressedInstance])
     case stopRequested(node: String, mode: StopMode)
     /// This node (local entry) is waiting for the state of the cluster, or got it.
     case synchronised(view: Int)
@@ -65,4 +78,54 @@ public enum JournalEntry: Sendable, Hashable {
     case fence(FenceEntry)
     /// `no_quorum_policy: stop` and `TE_QUORUM_LOST` on this node (local entry).
     case quorumLoss(QuorumLossEntry)
+}
+
+/// A `resume` as applied: who asked, the mode, and the event it resumed.
+public struct ResumeEntry: Sendable, Hashable {
+    public var mode: ResumeMode
+    public var cancelQueued: Bool
+    /// The user who asked (from the control socket's peer), when the sender said.
+    public var user: String?
+    /// The node it was asked on.
+    public var node: ClusterNode
+    /// The event held in the failed state; nil when there was none.
+    public var event: ClusterEvent?
+    /// The held segment.
+    public var segment: Int
+    /// The nodes whose commands failed in it (those still taking part): `retry` runs their
+    /// failed commands again there; `continue` counts them as having finished the segment.
+    public var failedOn: [ClusterNode]
+
+    public init(
+        mode: ResumeMode, cancelQueued: Bool, user: String?, node: ClusterNode, event: ClusterEvent? = nil,
+        segment: Int = 0, failedOn: [ClusterNode] = []
+    ) {
+        self.mode = mode
+        self.cancelQueued = cancelQueued
+        self.user = user
+        self.node = node
+        self.event = event
+        self.segment = segment
+        self.failedOn = failedOn
+    }
+
+    /// `RESUME --retry by alice on n1: db2_proc_restart 0 (node n2, event 3) segment 0: ...`
+    public var description: String {
+        let who =
+            "RESUME\(mode.option.isEmpty ? "" : " " + mode.option)\(cancelQueued ? " --cancel-queued" : "")"
+            + (user.map { " by \($0)" } ?? "") + " on \(node.name)"
+        guard let event else {
+            return who + ": no failed event to resume" + (cancelQueued ? "; the queue is dropped" : "")
+        }
+        let what = "\(event.name) \(event.state) (node \(event.node.name), event \(event.id)) segment \(segment)"
+        let nodes = failedOn.isEmpty ? "no node (they left)" : failedOn.map(\.name).joined(separator: " ")
+        switch mode {
+        case .skip:
+            return "\(who): \(what): the rest is skipped everywhere (done by hand), the event ends failed"
+        case .retry:
+            return "\(who): \(what): the failed commands run again on \(nodes)"
+        case .continue:
+            return "\(who): \(what): goes on with the next segment as if the failed commands on \(nodes) had succeeded"
+        }
+    }
 }

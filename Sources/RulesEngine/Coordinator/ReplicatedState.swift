@@ -22,6 +22,10 @@ public struct ReplicatedState: Sendable, Hashable {
     /// Nodes that left without a graceful stop and are not yet fenced, by name (`fencing` in
     /// the snapshot's JSON, left out when empty, so that engines without fencing read it).
     public var pendingFences: [String: PendingFence] = [:]
+    /// Monitored instances whose events were suppressed (recovery off for their node), by node
+    /// name: re-armed when recovery comes back on (`suppressed` in the snapshot's JSON, left out
+    /// when empty, so that engines before it read it).
+    public var suppressed: [String: [SuppressedInstance]] = [:]
 
     public init(members: [ClusterNode] = []) {
         self.members = members.sorted()
@@ -39,6 +43,7 @@ extension ReplicatedState: Codable {
         case members, awaitingSnapshot, queue, current, notifications, recoveryOff, stopping, departing
         case nextEventID, nextArrival
         case fencing
+        case suppressed
     }
 
     public init(from decoder: any Decoder) throws {
@@ -56,6 +61,7 @@ extension ReplicatedState: Codable {
         nextEventID = try container.decode(Int.self, forKey: .nextEventID)
         nextArrival = try container.decode(Int.self, forKey: .nextArrival)
         pendingFences = try container.decodeIfPresent([String: PendingFence].self, forKey: .fencing) ?? [:]
+        suppressed = try container.decodeIfPresent([String: [SuppressedInstance]].self, forKey: .suppressed) ?? [:]
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -71,6 +77,7 @@ extension ReplicatedState: Codable {
         try container.encode(nextEventID, forKey: .nextEventID)
         try container.encode(nextArrival, forKey: .nextArrival)
         if !pendingFences.isEmpty { try container.encode(pendingFences, forKey: .fencing) }
+        if !suppressed.isEmpty { try container.encode(suppressed, forKey: .suppressed) }
     }
 }
 
@@ -96,6 +103,22 @@ public struct RunningEvent: Sendable, Hashable, Codable {
     public var failure: Failure?
     /// A takeover whose event node is alive after a heal: it ends at its next barrier.
     public var cancelled = false
+    /// While held: every node whose commands failed in the failed segment, with the lines of
+    /// those commands (what `resume --retry` runs again). nil (left out of the snapshot's
+    /// JSON) when none, as engines before resume modes wrote it.
+    public var failedSteps: [FailedSteps]? = nil
+
+    /// The commands of one node that failed their expected status in the held segment.
+    public struct FailedSteps: Sendable, Hashable, Codable {
+        public var node: ClusterNode
+        /// Their lines in the `.rp` file.
+        public var lines: [Int]
+
+        public init(node: ClusterNode, lines: [Int]) {
+            self.node = node
+            self.lines = lines
+        }
+    }
 
     /// The participants a barrier (or the end) still waits for.
     public var waitingFor: [ClusterNode] {
@@ -109,4 +132,26 @@ public struct RunningEvent: Sendable, Hashable, Codable {
     public var allReached: Bool {
         reached.count >= participants.count && participants.allSatisfy { reached.contains($0.name) }
     }
+}
+
+/// A monitored instance whose event was suppressed: it disarmed when its predicate fired, and
+/// its event did not run.
+public struct SuppressedInstance: Sendable, Hashable, Codable, Comparable {
+    public var name: String
+    public var state: Int
+    /// `NodeNum=2;ProgName=nfsd`, as the event's resource names it.
+    public var instance: String
+
+    public init(name: String, state: Int, instance: String) {
+        self.name = name
+        self.state = state
+        self.instance = instance
+    }
+
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.name, a.state, a.instance) < (b.name, b.state, b.instance)
+    }
+
+    /// `db2_paging 0 NodeNum=2`
+    public var description: String { "\(name) \(state) \(instance)" }
 }

@@ -56,6 +56,14 @@ public struct InstanceArming: Sendable {
         rearmWindow = QualifierWindow(rule.rearmPredicate?.qualifier)
     }
 
+    /// Arms the instance again without an observation (recovery came back on after its event
+    /// was suppressed): the next observation evaluates the predicate afresh. The qualifier
+    /// histories and `@P` are kept. Returns whether it was disarmed.
+    public mutating func rearm() -> Bool {
+        defer { armed = true }
+        return !armed
+    }
+
     /// Observes the instance's sample `value`, taken at `time` (seconds, any origin).
     public mutating func observe(_ value: SampleValue, at time: Double) -> ArmingObservation {
         var observation = ArmingObservation()

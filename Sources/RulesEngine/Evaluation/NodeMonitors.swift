@@ -78,6 +78,15 @@ public struct NodeMonitors: Sendable {
             }
     }
 
+    /// Arms `instance` of the definition `trigger` again (recovery came back on after its event
+    /// was suppressed): the next sample evaluates its predicate afresh. Returns the instance's
+    /// last value when it was disarmed; nil when it was armed already, or never sampled.
+    public mutating func rearm(_ trigger: EventDefinition.Trigger, instance: String) -> SampleValue? {
+        let key = InstanceKey(trigger: trigger, instance: instance)
+        guard arming[key]?.rearm() == true else { return nil }
+        return arming[key]?.lastValue
+    }
+
     public struct Outcome: Sendable {
         /// Events to raise: a predicate became true on an armed instance.
         public var raised: [EventRequest] = []

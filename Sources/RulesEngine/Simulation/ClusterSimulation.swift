@@ -20,6 +20,12 @@ public struct ClusterSimulation: Sendable {
 
     public typealias CommandOracle =
         @Sendable (_ node: ClusterNode, _ event: ClusterEvent, _ segment: Int, _ command: CommandStep) -> CommandOutcome
+    /// The same, told which run of this command (by its text) on this node it is, from 1: for a
+    /// command that fails, then succeeds when run again (`resume --retry`).
+    public typealias CountingCommandOracle =
+        @Sendable (
+            _ node: ClusterNode, _ event: ClusterEvent, _ segment: Int, _ command: CommandStep, _ run: Int
+        ) -> CommandOutcome
 
     /// How a simulated fence ends: the agent powers the node off (it starts again
     /// `restartDelay` later, a reboot) or fails; after `duration` seconds.
@@ -111,7 +117,9 @@ public struct ClusterSimulation: Sendable {
     /// Deliveries made, for reports.
     public private(set) var deliveries = 0
 
-    private let oracle: CommandOracle
+    private let oracle: CountingCommandOracle
+    /// How many times each command (node, text) has run, for the counting oracle.
+    private var commandRuns: [String: Int] = [:]
     private let fenceOracle: FenceOracle
     private let fencing: FencingPolicy
     private let priorities: EventPriorities
@@ -137,7 +145,8 @@ public struct ClusterSimulation: Sendable {
         priorities: EventPriorities = .init(), configTooLong: Double = 360, seed: UInt64? = nil,
         fencing: FencingPolicy = .none, noQuorumPolicy: NoQuorumPolicy = .freeze,
         fenceOracle: @escaping FenceOracle = { _, _, _ in FenceResult() },
-        oracle: @escaping CommandOracle = { _, _, _, _ in CommandOutcome() }
+        oracle: @escaping CommandOracle = { _, _, _, _ in CommandOutcome() },
+        countingOracle: CountingCommandOracle? = nil
     ) {
         let members = (members ?? nodes).sorted()
         self.nodes = nodes.sorted()
@@ -145,7 +154,7 @@ public struct ClusterSimulation: Sendable {
         self.catalogue = catalogue
         self.priorities = priorities
         self.configTooLong = configTooLong
-        self.oracle = oracle
+        self.oracle = countingOracle ?? { node, event, segment, step, _ in oracle(node, event, segment, step) }
         self.fencing = fencing
         self.fenceOracle = fenceOracle
         self.noQuorumPolicy = noQuorumPolicy
@@ -342,10 +351,12 @@ public struct ClusterSimulation: Sendable {
     }
 
     /// The oracle's outcome of each command of `run` on `node`, and the longest duration.
-    private func outcomes(of run: SegmentRun, on node: ClusterNode) -> ([CommandResult], Double) {
+    private mutating func outcomes(of run: SegmentRun, on node: ClusterNode) -> ([CommandResult], Double) {
         var longest = 0.0
         let results = run.commands.map { step in
-            let outcome = oracle(node, run.event, run.segment, step)
+            let key = node.name + "\u{0}" + step.command
+            commandRuns[key, default: 0] += 1
+            let outcome = oracle(node, run.event, run.segment, step, commandRuns[key]!)
             longest = max(longest, outcome.duration)
             let termination = Termination.exited(outcome.status)
             return CommandResult(
@@ -406,6 +417,11 @@ public struct ClusterSimulation: Sendable {
                 trace.append(TraceEntry(time: clock, node: node, kind: .journal(entry)))
             case .reloadRules:
                 break  // a simulation's rules are given, not files to read again
+            case .rearm(let instances):
+                for instance in instances {
+                    _ = monitors[name]?.rearm(
+                        .init(name: instance.name, state: instance.state), instance: instance.instance)
+                }
             case .fence(let request):
                 runAgent(request, by: node)
             case .leaveCluster:

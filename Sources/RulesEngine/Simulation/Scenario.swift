@@ -19,6 +19,14 @@ public struct Scenario: Sendable {
         public var node: String?
         public var status: Int32
         public var duration: Double
+        /// `status: [1, 0]`: the status of each run of the command on a node, in order, the
+        /// last one repeating (`status` is the first).
+        public var statuses: [Int32] = []
+
+        /// The status of the `run`th run (from 1).
+        public func status(ofRun run: Int) -> Int32 {
+            statuses.isEmpty ? status : statuses[min(run, statuses.count) - 1]
+        }
     }
 
     public enum Fault: Sendable {
@@ -26,7 +34,7 @@ public struct Scenario: Sendable {
         case stopNode(String, StopMode)
         case joinNode(String)
         case trigger(event: String, node: String, state: Int)
-        case resume(cancelQueued: Bool)
+        case resume(ResumeMode, cancelQueued: Bool)
         case recoveryOff([String])
         case recoveryOn([String])
         /// The network splits the nodes into these parts.

@@ -236,7 +236,16 @@ public enum ScenarioParser {
                 rule.command = try field.string()
                 hasCommand = true
             case "node": rule.node = try field.string()
-            case "status": rule.status = try exitStatus(field)
+            case "status":
+                if field.isSequence {
+                    rule.statuses = try field.sequence().map { item throws(YAMLError) in try exitStatus(item) }
+                    guard let first = rule.statuses.first else {
+                        throw field.error("status: a status, or a list of one per run: [1, 0]")
+                    }
+                    rule.status = first
+                } else {
+                    rule.status = try exitStatus(field)
+                }
             default: rule.duration = try field.duration()
             }
         }
@@ -290,13 +299,27 @@ public enum ScenarioParser {
             guard let event, let node else { throw field.error("a trigger needs event and node") }
             fault = .trigger(event: event, node: node, state: state)
         case "resume":
+            // resume: true | retry | continue, or {mode: skip|retry|continue, cancel_queued: true}
+            func mode(_ value: YAMLValue) throws(YAMLError) -> ResumeMode {
+                guard let mode = ResumeMode(rawValue: try value.string()) else {
+                    throw value.error("the mode is skip, retry or continue")
+                }
+                return mode
+            }
             if field.isMapping {
                 var cancel = false
-                for (_, item) in try field.mapping(allowed: ["cancel_queued"]) { cancel = try item.bool() }
-                fault = .resume(cancelQueued: cancel)
+                var resumeMode = ResumeMode.skip
+                for (key, item) in try field.mapping(allowed: ["cancel_queued", "mode"]) {
+                    if key == "mode" { resumeMode = try mode(item) } else { cancel = try item.bool() }
+                }
+                fault = .resume(resumeMode, cancelQueued: cancel)
+            } else if (try? field.bool()) != nil {
+                guard try field.bool() else {
+                    throw field.error("true, retry, continue, or {mode: retry, cancel_queued: true}")
+                }
+                fault = .resume(.skip, cancelQueued: false)
             } else {
-                guard try field.bool() else { throw field.error("resume: true, or {cancel_queued: true}") }
-                fault = .resume(cancelQueued: false)
+                fault = .resume(try mode(field), cancelQueued: false)
             }
         case "partition":
             // [[n1, n2], [n3]]: two or more parts, each a list of nodes, no node twice.

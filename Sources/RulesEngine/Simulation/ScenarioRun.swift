@@ -95,11 +95,11 @@ public enum ScenarioRunner {
                 let agent = mine[min(attempt, mine.count) - 1]
                 return .init(succeeds: agent.status == 0, duration: agent.duration)
             },
-            oracle: { node, _, _, step in
+            countingOracle: { node, _, _, step, run in
                 let rule =
                     results.first { $0.command == step.command && $0.node == node.name }
                     ?? results.first { $0.command == step.command && $0.node == nil }
-                return .init(status: rule?.status ?? 0, duration: rule?.duration ?? 0)
+                return .init(status: rule?.status(ofRun: run) ?? 0, duration: rule?.duration ?? 0)
             })
         for timed in scenario.faults {
             simulation.schedule(at: timed.at, action(for: timed.fault, nodes: scenario.nodes))
@@ -129,7 +129,8 @@ public enum ScenarioRunner {
         case .trigger(let event, let name, let state):
             let node = nodes.first { $0.name == name }!
             return .multicast(from: name, .raise(EventRequest(name: event, state: state, node: node)))
-        case .resume(let cancelQueued): return .fromAnyMember(.resume(cancelQueued: cancelQueued))
+        case .resume(let mode, let cancelQueued):
+            return .fromAnyMember(.resume(mode, cancelQueued: cancelQueued, user: nil))
         case .recoveryOff(let names): return .fromAnyMember(.recovery(enabled: false, nodes: names))
         case .recoveryOn(let names): return .fromAnyMember(.recovery(enabled: true, nodes: names))
         case .partition(let parts): return .partition(parts)
@@ -155,6 +156,7 @@ struct ScenarioReporter {
         var failed: Set<ClusterEvent> = []
         var commandIndex: [String: [Int]] = [:]
         var seen: Set<JournalEntry> = []
+        var resumes: Set<String> = []
         func note(_ event: ClusterEvent, displayName: String?, outcome: String?) {
             if records[event] == nil {
                 order.append(event)
@@ -172,7 +174,12 @@ struct ScenarioReporter {
             }
             switch entry.kind {
             case .journal(let journal):
-                guard seen.insert(journal).inserted else { continue }
+                // Every node journals the same resume; the same resume again later is news.
+                if case .resumed = journal {
+                    guard resumes.insert("\(entry.time)|\(journal)").inserted else { continue }
+                } else {
+                    guard seen.insert(journal).inserted else { continue }
+                }
                 switch journal {
                 case .started(let event, let displayName, let participants):
                     note(event, displayName: displayName, outcome: nil)
@@ -205,8 +212,18 @@ struct ScenarioReporter {
                         cluster: true)
                 case .recovery(let enabled, let nodes):
                     line("recovery \(enabled ? "on" : "off") for \(nodes.joined(separator: ", "))", cluster: true)
-                case .nothingToResume:
-                    line("resume: no failed event to resume", cluster: true)
+                case .resumed(let resume):
+                    // A retry may fail again: its failure is news, not a repeat.
+                    if let event = resume.event {
+                        seen = seen.filter {
+                            if case .failed(let failed, _, _) = $0 { failed != event } else { true }
+                        }
+                    }
+                    line(resume.description, cluster: true)
+                case .rearmed(let name, let instances):
+                    line(
+                        "recovery back on for \(name): re-armed \(instances.map(\.description).joined(separator: ", ")) (evaluated afresh at the next sample)",
+                        cluster: true)
                 case .stopRequested(let name, let mode):
                     line("\(name) stops cluster services (\(mode.rawValue))", cluster: true)
                 case .synchronised(let view):
@@ -237,8 +254,10 @@ struct ScenarioReporter {
                 }
             case .segmentStarted(let segmentRun):
                 let key = "\(node)|\(segmentRun.event.id)|\(segmentRun.segment)"
-                // The local event (id 0) may run again after another loss of quorum.
-                if segmentRun.event.id == 0 { commandIndex[key] = [] }
+                // The results that come next are this start's: the local event (id 0) may run
+                // again after another loss of quorum, a segment's failed commands after
+                // `resume --retry`.
+                commandIndex[key] = []
                 for step in segmentRun.commands {
                     commandIndex[key, default: []].append(run.commands.count)
                     run.commands.append(
