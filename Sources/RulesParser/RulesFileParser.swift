@@ -84,6 +84,11 @@ private struct ParseState {
     var errorCount = 0
     var references: [RulesFile.Reference] = []
     var keepsDefinitions = true
+    /// `.rp` paths, variables (with what the catalogue says of them) and instance vectors
+    /// already made from the same bytes (`ByteKeyCache`).
+    var programPaths = ByteKeyCache<String>()
+    var variables = ByteKeyCache<(name: String, variable: ResourceVariable?, salt: UInt64)>(slots: 64)
+    var instanceVectors = ByteKeyCache<(InstanceVector, [InstanceVector.Problem])>()
     /// What `regcomp` said of each pattern already seen.
     var regularExpressions: [String: String?] = [:]
     var definitions: [EventDefinition] = []
@@ -100,7 +105,11 @@ private struct ParseState {
     }
 
     func text(_ field: Field) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: bytes[field.start..<field.end]), as: UTF8.self)
+        String(decoding: buffer(field), as: UTF8.self)
+    }
+
+    func buffer(_ field: Field) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: bytes[field.start..<field.end])
     }
 
     /// The field's bytes as they are in the file, so offsets into them are file columns.
@@ -287,7 +296,7 @@ private struct ParseState {
         let recoveryType = integer(f[3], "recovery type")
         let recoveryLevel = integer(f[4], "recovery level")
         // Field 3: the recovery program.
-        let program = text(f[2])
+        let program = programPaths.value(for: buffer(f[2])) { String(decoding: $0, as: UTF8.self) }
         if f[2].isEmpty {
             report(f[2].line, 1, .R008, "recovery program path is empty")
         } else if bytes[f[2].start] != 0x2F {
@@ -345,8 +354,11 @@ private struct ParseState {
             }
             return nil
         }
-        let name = text(f[5])
-        let variable = catalogue[name]
+        let catalogue = self.catalogue
+        let (name, variable, salt) = variables.value(for: buffer(f[5])) { bytes in
+            let name = String(decoding: bytes, as: UTF8.self)
+            return (name, catalogue[name], ByteKeyCache<Never>.hash(bytes))
+        }
         if variable == nil {
             report(
                 f[5].line, f[5].column, .R014,
@@ -356,8 +368,11 @@ private struct ParseState {
         if f[6].isEmpty {
             report(f[6].line, 1, .R021, "resource variable with an empty instance vector (taken as NodeNum=*)")
         } else {
-            let (parsed, problems) = InstanceVector.parse(
-                bytes: rawBytes(f[6]), allowedNames: variable?.instanceElements)
+            // The same text means the same vector for the same variable (the salt: its name's hash).
+            let allowed = variable?.instanceElements
+            let (parsed, problems) = instanceVectors.value(for: buffer(f[6]), salt: salt) { bytes in
+                InstanceVector.parse(bytes: Array(bytes), allowedNames: allowed)
+            }
             for problem in problems {
                 report(f[6].line, f[6].column + problem.offset, .R013, problem.message)
             }

@@ -126,12 +126,14 @@ struct JournalWritesTests {
             await writes.written(ticket)
             written.withLock { $0 = true }
         }
-        try await waitUntil("the writer to report the problem") { writes.problem != nil }
+        // Both writes held (the writer may have tried "a" alone first: the count then grows).
+        try await waitUntil("the writer to report the problem with both writes held") {
+            writes.problem?.held == 2
+        }
         #expect(writes.problem?.reason == "No space left on device")
         #expect(
             JournalWrites.message(writes.problem?.reason ?? "")
                 == "journal cannot write: No space left on device; events wait")
-        #expect(writes.problem?.held == 2)
         // Tried again (at least once more) while full: still held.
         try await waitUntil("a retry") { journal.attempts.withLock { $0 } >= 2 }
         #expect(!written.withLock { $0 }, "the ticket is not written while the journal is full")

@@ -219,4 +219,27 @@ struct RulesFileTests {
             catalogue: catalogue)
         #expect(findings(bad.diagnostics) == [Finding(.R023, 8, 9)])
     }
+
+    @Test(
+        "the same texts over many definitions: each checked for its own variable, each definition its own lines (what validate keeps is per variable)"
+    )
+    func repeatedTexts() throws {
+        // The same instance vector under three variables: fine for two, not for the paging one;
+        // each definition's R013 at its own line; the paths and names as written.
+        var text = ""
+        for round in 0..<3 {
+            text += definition(
+                "fs\(round)", "0", "/p/a.rp", "2", "0", "IBM.PSSP.aixos.FS.%totused", "NodeNum=*;Name=/var", "X > 1")
+            text += definition(
+                "pg\(round)", "0", "/p/b.rp", "2", "0", "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*;Name=/var",
+                "X > 1")
+            text += definition("nu\(round)", "0", "/p/a.rp", "2", "0", "HAMN.File.Age", "NodeNum=*;Name=/var", "X > 1")
+        }
+        let rules = parseRules(text)
+        #expect(findings(rules.diagnostics) == (0..<3).map { Finding(.R013, 27 * $0 + 16, 11) })
+        #expect(rules.definitions.map(\.trigger.name) == (0..<3).flatMap { ["fs\($0)", "nu\($0)"] })
+        #expect(rules.definitions.map(\.recoveryProgram) == Array(repeating: "/p/a.rp", count: 6))
+        #expect(rules.definitions.map(\.displayName) == Array(repeating: "a", count: 6))
+        #expect(rules.recoveryProgramReferences.map(\.path) == (0..<9).map { $0 % 3 == 1 ? "/p/b.rp" : "/p/a.rp" })
+    }
 }
