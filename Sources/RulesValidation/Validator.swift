@@ -128,6 +128,9 @@ private struct Run {
     var programs: [String: ProgramCheck] = [:]
     /// Commands already looked up, by resolved path.
     var commands: [String: FileStatus?] = [:]
+    /// R020's verdict on each command path already checked: many commands start the same
+    /// programs, and the whole-path check costs a system call per directory above each.
+    var commandProblems: [String: String?] = [:]
     /// R020 over each file and the directories above it.
     var safety: PathSafety
 
@@ -305,7 +308,14 @@ private struct Run {
             }
             return
         }
-        if let problem = safety.problem(path) {
+        let problem: String?
+        if let known = commandProblems[path] {
+            problem = known
+        } else {
+            problem = safety.problem(path)
+            commandProblems[path] = .some(problem)
+        }
+        if let problem {
             report(file, step.line, step.column, .R020, "command \(shownProgram) \(problem)")
         }
     }
