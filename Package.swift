@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Text -> syntax trees + diagnostics. Pure: no clocks, no processes, no sockets.
@@ -38,7 +39,11 @@ let package = Package(
         // membership protocol and wire format, the loopback group, the simulator.
         .target(
             name: "RulesEngine",
-            dependencies: ["RulesParser", "RulesValidation", "RecoveryPrograms", "HamnYAML"]
+            dependencies: [
+                "RulesParser", "RulesValidation", "RecoveryPrograms", "HamnYAML",
+                // SHA-256 of the configuration digests.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // hamn.yaml: the service's configuration and its loader; the digest of a configuration's files.
         .target(

@@ -27,7 +27,7 @@ extension ConfigurationDigest {
         var files: [String: String] = [:]
         for path in paths {
             if let data = FileManager.default.contents(atPath: path) {
-                files[path] = SHA256.hex(Array(data))
+                files[path] = sha256Hex(data)
             } else {
                 files[path] = FileManager.default.fileExists(atPath: path) ? "unreadable" : "missing"
             }

@@ -20,6 +20,9 @@ public enum Monitoring {
                         await service.observe(observations)
                     case .failed(let variable, let instance, let message):
                         await service.monitorFailed(variable: label(variable, instance), message: message)
+                    case .notInstalled(let variable, let instance, let message):
+                        await service.monitorFailed(
+                            variable: label(variable, instance), message: message, notInstalled: true)
                     case .recovered(let variable, let instance):
                         await service.monitorRecovered(variable: label(variable, instance))
                     }

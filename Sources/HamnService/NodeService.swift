@@ -567,10 +567,16 @@ public actor NodeService {
         ])
     }
 
-    public func monitorFailed(variable: String, message: String) {
+    /// A monitor's failure, logged once until it recovers: a warning, or at info level when
+    /// what it reads is not installed here (a newcomer's first screen stays clean).
+    public func monitorFailed(variable: String, message: String, notInstalled: Bool = false) {
         guard monitorFailures[variable] != message else { return }
         monitorFailures[variable] = message
-        logger.warning("monitor \(variable): \(message)")
+        if notInstalled {
+            logger.info("monitor \(variable): not sampled: \(message) (not installed here; sampled once it is)")
+        } else {
+            logger.warning("monitor \(variable): \(message)")
+        }
         note("monitor \(variable): \(message)", kind: "monitor")
     }
 

@@ -117,6 +117,19 @@ public enum BinaryOperator: String, Sendable, Hashable {
     case and = "&&"
     case or = "||"
 
+    /// Whether a run of operators of this one's precedence is kept as one flat
+    /// `Expression.chain` (the logical, arithmetic, shift and bitwise operators), rather than as
+    /// nested `.binary` nodes (the comparisons, which do not chain in any useful way).
+    public var chains: Bool {
+        switch self {
+        case .less, .lessOrEqual, .greater, .greaterOrEqual, .equal, .notEqual, .matches, .notMatches, .isIn,
+            .notIn, .like, .notLike:
+            false
+        default:
+            true
+        }
+    }
+
     /// C precedence: a larger number binds tighter.
     public var precedence: Int {
         switch self {
@@ -134,6 +147,20 @@ public enum BinaryOperator: String, Sendable, Hashable {
     }
 }
 
+/// One step of an `Expression.chain`: the operator, the operand on its right and the
+/// operator's byte offset.
+public struct ChainLink: Sendable, Hashable {
+    public var op: BinaryOperator
+    public var operand: Expression
+    public var at: Int
+
+    public init(_ op: BinaryOperator, _ operand: Expression, at: Int) {
+        self.op = op
+        self.operand = operand
+        self.at = at
+    }
+}
+
 /// The syntax tree. Each node carries `at`, the byte offset in the predicate text of the token
 /// that made it (the operator for operations), so later checks can point at a column.
 public indirect enum Expression: Sendable, Hashable, CustomStringConvertible {
@@ -143,12 +170,20 @@ public indirect enum Expression: Sendable, Hashable, CustomStringConvertible {
     /// `!`, `~`, `-`, and the word `NOT` (which is `!` with the lowest precedence).
     case unary(UnaryOperator, Expression, at: Int)
     case binary(BinaryOperator, Expression, Expression, at: Int)
+    /// Three operands or more joined by operators of one precedence, left to right:
+    /// `a + b - c` is `.chain(a, [+ b, - c])`, the same as `((a + b) - c)`. The parser builds it
+    /// for operators that `chain` (two operands stay a `.binary`), so a chain of any length is one
+    /// level deep, and every pass walks its links in a loop, never by recursion.
+    case chain(Expression, [ChainLink])
 
+    /// The offset of the node's token; for a chain, its last operator's (the root of the
+    /// equivalent nested tree).
     public var offset: Int {
         switch self {
         case .literal(_, let at), .list(_, let at), .variable(_, let at), .unary(_, _, let at),
             .binary(_, _, _, let at):
             at
+        case .chain(let first, let links): links.last?.at ?? first.offset
         }
     }
 
@@ -159,6 +194,11 @@ public indirect enum Expression: Sendable, Hashable, CustomStringConvertible {
         case .variable(let reference, _): reference.description
         case .unary(let op, let operand, _): "\(op.rawValue)(\(operand))"
         case .binary(let op, let lhs, let rhs, _): "(\(lhs) \(op.rawValue) \(rhs))"
+        case .chain(let first, let links):
+            // The text of the nested tree it stands for: `((a + b) - c)`.
+            links.reduce(into: String(repeating: "(", count: links.count) + first.description) {
+                $0 += " \($1.op.rawValue) \($1.operand))"
+            }
         }
     }
 }

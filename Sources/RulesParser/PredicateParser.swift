@@ -483,21 +483,49 @@ private struct Parsing {
         }
     }
 
+    /// Precedence climbing. Operators of one precedence that `chain` are gathered into one
+    /// `.chain` (iteratively: a flat run of `||` of any length is one level deep); only real
+    /// nesting (parentheses, unary operators, a tighter operator inside a looser one) counts
+    /// toward `maximumDepth`.
     private mutating func parseExpression(minimumPrecedence: Int, depth: Int) throws(Failure) -> (Expression, Int) {
-        var (lhs, lhsDepth) = try parsePrefix(depth: depth)
+        var (first, firstDepth) = try parsePrefix(depth: depth)
+        // The run being gathered: `first`, then `links`, all of `precedence`; its height.
+        var links: [ChainLink] = []
+        var precedence = -1
+        var height = firstDepth
         while let op = try peekBinary(), op.precedence >= minimumPrecedence {
             if case .punct(.ampamp) = token.kind, isAndBeforeQualifier() { break }
             let at = token.start
             if case .word(.not) = token.kind { try advance() }  // the NOT of NOT IN, NOT LIKE
             try advance()
             let (rhs, rhsDepth) = try parseExpression(minimumPrecedence: op.precedence + 1, depth: depth + 1)
-            lhsDepth = max(lhsDepth, rhsDepth) + 1
-            if depth + lhsDepth > PredicateParser.maximumDepth {
+            if !op.chains || op.precedence != precedence {
+                first = Self.join(first, links)
+                firstDepth = height
+                links = []
+                precedence = op.chains ? op.precedence : -1
+            }
+            links.append(ChainLink(op, rhs, at: at))
+            height = max(firstDepth, rhsDepth, height - 1) + 1
+            if depth + height > PredicateParser.maximumDepth {
                 throw tooDeep(at)
             }
-            lhs = .binary(op, lhs, rhs, at: at)
+            if !op.chains {
+                first = Self.join(first, links)
+                firstDepth = height
+                links = []
+            }
         }
-        return (lhs, lhsDepth)
+        return (Self.join(first, links), height)
+    }
+
+    /// `first` alone, a `.binary` of one link, or a `.chain` of more.
+    private static func join(_ first: Expression, _ links: [ChainLink]) -> Expression {
+        switch links.count {
+        case 0: first
+        case 1: .binary(links[0].op, first, links[0].operand, at: links[0].at)
+        default: .chain(first, links)
+        }
     }
 
     private func tooDeep(_ at: Int) -> Failure {

@@ -126,6 +126,16 @@ public enum PredicateTypeChecker {
             let right = infer(rhs, variable, &problems, &checker)
             checkBinary(op, left, right, lhs, rhs, at, &problems, &checker)
             return .number
+        case .chain(let first, let links):
+            // As the nested tree it stands for, in the same order: each link checks the value so
+            // far (a number after the first link) against its operand.
+            var left = infer(first, variable, &problems, &checker)
+            for link in links {
+                let right = infer(link.operand, variable, &problems, &checker)
+                checkBinary(link.op, left, right, first, link.operand, link.at, &problems, &checker)
+                left = .number
+            }
+            return .number
         }
     }
 

@@ -437,6 +437,9 @@ extension Expression {
         case (.unary(let opA, let a, _), .unary(let opB, let b, _)): opA == opB && a.isSame(as: b)
         case (.binary(let opA, let a1, let a2, _), .binary(let opB, let b1, let b2, _)):
             opA == opB && a1.isSame(as: b1) && a2.isSame(as: b2)
+        case (.chain(let a, let linksA), .chain(let b, let linksB)):
+            a.isSame(as: b) && linksA.count == linksB.count
+                && zip(linksA, linksB).allSatisfy { $0.op == $1.op && $0.operand.isSame(as: $1.operand) }
         default: false
         }
     }

@@ -206,7 +206,11 @@ final class CPGTestCluster: Sendable {
             kill(pid, SIGKILL)
             _ = await cpgWait(pid, seconds: 5)
         }
+        let corosyncs = SharedMemoryLeft.corosyncPids(directory + "/cluster")
         _ = try? await cpgRun([CPGHarness.script, "down", directory + "/cluster"])
+        // Nothing of this cluster's corosync (and the peers connected to it) in /dev/shm.
+        let left = SharedMemoryLeft.entries(of: corosyncs)
+        #expect(left.isEmpty, "left in /dev/shm by corosyncs \(corosyncs): \(left)")
         try? FileManager.default.removeItem(atPath: directory)
     }
 

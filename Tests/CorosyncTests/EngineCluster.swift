@@ -360,7 +360,11 @@ final class EngineCluster: @unchecked Sendable {
         engines = [:]
         // Commands left running by killed engines (step sleeps) are in this tree's bin.
         _ = try? runTool("/usr/bin/pkill", ["-9", "-f", binDirectory + "/step"])
+        let corosyncs = SharedMemoryLeft.corosyncPids(clusterDirectory)
         _ = try? runTool(Self.script, ["down", clusterDirectory])
+        // Nothing of this cluster's corosyncs (and the engines connected to them) in /dev/shm.
+        let left = SharedMemoryLeft.entries(of: corosyncs)
+        #expect(left.isEmpty, "left in /dev/shm by corosyncs \(corosyncs): \(left)")
         for log in logs.values { try? log.close() }
         try? FileManager.default.removeItem(atPath: root)
     }

@@ -138,7 +138,7 @@ struct MonitorSamplerTests {
             batch.problems == [
                 SampleProblem(
                     instance: "NodeNum=1;ProgName=nfsd;UserName=no-such-user-hamn",
-                    message: "no user named no-such-user-hamn")
+                    message: "no user named no-such-user-hamn", notInstalled: true)
             ])
 
         // One nfsd dies: the previous count is the last sample's.
@@ -336,9 +336,16 @@ struct MonitorSamplerTests {
         #expect(batch.problems.first?.message.contains("exit 1") == true)
         #expect(!FileManager.default.fileExists(atPath: FileManager.default.currentDirectoryPath + "/pwned"))
 
-        await #expect(throws: SamplerError.self) {
+        // Not on PATH: DB2 is not installed here (info level); a configured path that is not
+        // there: a fault (warning).
+        let notOnPath = await #expect(throws: SamplerError.self) {
             try await HADRSampler(databases: ["x"], program: "no-such-db2pd-hamn").sample(node: node)
         }
+        #expect(notOnPath?.notInstalled == true)
+        let configured = await #expect(throws: SamplerError.self) {
+            try await HADRSampler(databases: ["x"], program: "/no/such/db2pd-hamn").sample(node: node)
+        }
+        #expect(configured?.notInstalled == false)
     }
 
     @Test("HADR sampler: a db2pd that hangs is killed at its timeout")

@@ -490,6 +490,76 @@ struct PredicateEvaluationTests {
         #expect(!(try evaluate(chain, .number(59)).isTrue))
     }
 
+    @Test("a chain of 2,000 terms evaluates left to right and stops at the first that decides")
+    func twoThousandTermChain() throws {
+        // `X / 0 > 1` at term 1,000: reached (division by zero) only when no earlier term decides.
+        func terms(_ term: (Int) -> String) -> [String] {
+            (0..<2_000).map { $0 == 1_000 ? "X / 0 > 1" : term($0) }
+        }
+        let or = try CompiledPredicate(parsing: terms { "X == \($0)" }.joined(separator: " || "))
+        #expect(or.evaluate(.number(500)) == .true)
+        #expect(or.evaluate(.number(1_500)) == .divisionByZero)
+        #expect(or.evaluate(.number(0)) == .true)
+        let and = try CompiledPredicate(parsing: terms { "X != \($0)" }.joined(separator: " AND "))
+        #expect(and.evaluate(.number(500)) == .false)
+        #expect(and.evaluate(.number(1_500)) == .divisionByZero)
+        #expect(and.evaluate(.number(-1)) == .divisionByZero)
+        // Without the division: every term is read.
+        let all = try CompiledPredicate(parsing: (0..<2_000).map { "X != \($0)" }.joined(separator: " && "))
+        #expect(all.evaluate(.number(-1)) == .true)
+        #expect(all.evaluate(.number(1_999)) == .false)
+    }
+
+    @Test("a chain evaluates as the nested tree it stands for", arguments: 0..<20)
+    func chainsMatchNestedTrees(seed: Int) throws {
+        // Terms that are constants (folded at compile time), comparisons, and a division by zero.
+        let pool = ["0", "1", "X == 3", "X > 5", "X / 0 > 1", "X@P < X", "!X", "X - 3"]
+        var state = UInt64(seed + 1) &* 6_364_136_223_846_793_005
+        func next(_ n: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(n))
+        }
+        for separator in [" || ", " && ", " + ", " - ", " * ", " / ", " | ", " << "] {
+            let count = 3 + next(12)
+            let chosen = (0..<count).map { _ in "(\(pool[next(pool.count)]))" }
+            let flat = chosen.joined(separator: separator)
+            let nested =
+                String(repeating: "(", count: count - 1) + chosen[0]
+                + chosen.dropFirst().map { "\(separator)\($0))" }.joined()
+            let compiledFlat = try CompiledPredicate(parsing: flat)
+            let compiledNested = try CompiledPredicate(parsing: nested)
+            guard case .chain = compiledFlat.predicate.expression else {
+                Issue.record("not a chain: \(flat)")
+                continue
+            }
+            for x in [0.0, 3, 4, 7, -2] {
+                for previous: SampleValue? in [nil, .number(1), .number(9)] {
+                    #expect(
+                        compiledFlat.evaluate(.number(x), previous: previous)
+                            == compiledNested.evaluate(.number(x), previous: previous),
+                        "\(flat) at X = \(x), X@P = \(previous.map(\.description) ?? "none")")
+                }
+            }
+        }
+    }
+
+    @Test("chains of 100,000 terms compile and evaluate")
+    func hundredThousandTermChains() throws {
+        let or = try CompiledPredicate(parsing: (0..<100_000).map { "X == \($0)" }.joined(separator: " || "))
+        #expect(or.evaluate(.number(99_999)) == .true)
+        #expect(or.evaluate(.number(-1)) == .false)
+        let and = try CompiledPredicate(parsing: (0..<100_000).map { "X != \($0)" }.joined(separator: " && "))
+        #expect(and.evaluate(.number(-1)) == .true)
+        #expect(and.evaluate(.number(99_999)) == .false)
+        let sum = try CompiledPredicate(parsing: "X" + String(repeating: " + 3 - 2", count: 50_000) + " == 50070")
+        #expect(sum.evaluate(seventy) == .true)
+        #expect(sum.evaluate(.number(71)) == .false)
+        let constant = try CompiledPredicate(parsing: "1" + String(repeating: " + 1", count: 99_999) + " == 100000")
+        #expect(constant.evaluate(.string("anything")) == .true)
+        let division = try CompiledPredicate(parsing: "X" + String(repeating: " / 1", count: 99_998) + " / 0 > 1")
+        #expect(division.evaluate(seventy) == .divisionByZero)
+    }
+
     @Test("a compiled predicate can be shared between tasks")
     func sendable() async throws {
         let compiled = try CompiledPredicate(parsing: "X =~ \"^db2\" && X LIKE \"%c\"")

@@ -88,8 +88,6 @@ struct PredicateParserTests {
     func depthLimit() {
         let deep = String(repeating: "(", count: 100_000) + "X" + String(repeating: ")", count: 100_000)
         #expect(throws: PredicateSyntaxError.self) { try PredicateParser.parse(deep) }
-        let chain = "X" + String(repeating: " + 1", count: 100_000) + " > 0"
-        #expect(throws: PredicateSyntaxError.self) { try PredicateParser.parse(chain) }
         let nots = String(repeating: "NOT ", count: 100_000) + "X"
         #expect(throws: PredicateSyntaxError.self) { try PredicateParser.parse(nots) }
         let unary = String(repeating: "!", count: 100_000) + "X"
@@ -97,5 +95,103 @@ struct PredicateParserTests {
         // Within the limit, fine.
         let fine = String(repeating: "(", count: 50) + "X > 1" + String(repeating: ")", count: 50)
         #expect(throws: Never.self) { try PredicateParser.parse(fine) }
+    }
+
+    @Test("a chain of one precedence is one level: a flat node, printed as the nested tree")
+    func chains() throws {
+        let cases: [(String, String)] = [
+            ("X > 1 || X > 2 || X > 3", "(((X > 1) || (X > 2)) || (X > 3))"),
+            ("X AND X && X AND X", "(((X && X) && X) && X)"),
+            ("10 - 4 - 3 + 2", "(((10 - 4) - 3) + 2)"),
+            ("1 + 2 * 3 * 4 + 5", "((1 + ((2 * 3) * 4)) + 5)"),
+            ("X || X && X && X || X", "((X || ((X && X) && X)) || X)"),
+            ("1 | 2 | 3 ^ 4 ^ 5", "((1 | 2) | ((3 ^ 4) ^ 5))"),
+            ("X << 1 >> 2 << 3", "(((X << 1) >> 2) << 3)"),
+            // Comparisons do not chain: nested as before.
+            ("1 < 2 < 3", "((1 < 2) < 3)"),
+        ]
+        for (source, expected) in cases {
+            #expect(try PredicateParser.parse(source).description == expected, "\(source)")
+        }
+        // Two operands stay a `.binary`; three make one `.chain` whose offset is its last operator's.
+        let two = try PredicateParser.parse("X || X").expression
+        guard case .binary(.or, _, _, at: 2) = two else {
+            Issue.record("\(two)")
+            return
+        }
+        let three = try PredicateParser.parse("X || X || X").expression
+        guard case .chain(.variable, let links) = three else {
+            Issue.record("\(three)")
+            return
+        }
+        #expect(links.map(\.op) == [.or, .or])
+        #expect(links.map(\.at) == [2, 7])
+        #expect(three.offset == 7)
+    }
+
+    static func chain(_ term: (Int) -> String, _ separator: String, _ count: Int) -> String {
+        (0..<count).map(term).joined(separator: separator)
+    }
+
+    @Test("a flat chain of 2,000 terms is accepted, whatever its operator")
+    func twoThousandTerms() throws {
+        for separator in [" || ", " && ", " OR ", " AND "] {
+            let text = Self.chain({ _ in "X > 1" }, separator, 2_000)
+            let predicate = try PredicateParser.parse(text)
+            guard case .chain(_, let links) = predicate.expression else {
+                Issue.record("not a chain: \(separator)")
+                continue
+            }
+            #expect(links.count == 1_999)
+        }
+        let sum = "X" + String(repeating: " + 1", count: 1_999) + " > 0"
+        #expect(throws: Never.self) { try PredicateParser.parse(sum) }
+    }
+
+    @Test("a chain of 100,000 terms parses, prints, compares and type-checks without a crash")
+    func hundredThousandTerms() throws {
+        let variable = try #require(VariableCatalogue.builtIn["IBM.PSSP.aixos.PagSp.%totalused"])
+        let texts = [
+            Self.chain({ "X > \($0)" }, " || ", 100_000),
+            Self.chain({ "X != \($0)" }, " && ", 100_000),
+            "X" + String(repeating: " + 1 - 2", count: 50_000) + " > 0",
+            Self.chain({ "\($0 % 7 + 1)" }, " * ", 100_000) + " > X",
+        ]
+        for text in texts {
+            let predicate = try PredicateParser.parse(text)
+            #expect(try PredicateParser.parse(text) == predicate)
+            #expect(Set([predicate, predicate]).count == 1)
+            #expect(predicate.description.count > text.count)
+            #expect(PredicateTypeChecker.check(predicate, variable: variable).isEmpty)
+        }
+        // A type error deep in a chain points at its own operator.
+        let bad = Self.chain({ _ in "X > 1" }, " || ", 50_000) + " || X > \"a\""
+        let problems = PredicateTypeChecker.check(try PredicateParser.parse(bad), variable: variable)
+        #expect(problems.map(\.offset) == [bad.utf8.count - 5])
+    }
+
+    @Test("real nesting stays bounded: the 201st level is refused at its token")
+    func nestingStillBounded() throws {
+        let parentheses = String(repeating: "(", count: 300) + "X > 1" + String(repeating: ")", count: 300)
+        #expect(
+            throws: PredicateSyntaxError(offset: 201, message: "expression nested too deeply (more than 200 levels)")
+        ) { try PredicateParser.parse(parentheses) }
+        // Parentheses around every link of a chain nest: (((X || X) || X) ...) counts.
+        let nested = String(repeating: "(", count: 300) + "X" + String(repeating: " || X)", count: 300)
+        #expect(
+            throws: PredicateSyntaxError(offset: 201, message: "expression nested too deeply (more than 200 levels)")
+        ) { try PredicateParser.parse(nested) }
+        let unary = String(repeating: "-", count: 250) + "X"
+        #expect(
+            throws: PredicateSyntaxError(offset: 201, message: "expression nested too deeply (more than 200 levels)")
+        ) { try PredicateParser.parse(unary) }
+        // 200 levels are fine: 197 parentheses, the chain, its comparisons, their operands; one
+        // more is refused at the operator of the first comparison past the limit.
+        let fine = String(repeating: "(", count: 197) + "X > 1 || X > 2 || X > 3" + String(repeating: ")", count: 197)
+        #expect(throws: Never.self) { try PredicateParser.parse(fine) }
+        let over = "(" + fine + ")"
+        #expect(
+            throws: PredicateSyntaxError(offset: 209, message: "expression nested too deeply (more than 200 levels)")
+        ) { try PredicateParser.parse(over) }
     }
 }

@@ -242,4 +242,23 @@ struct RulesFileTests {
         #expect(rules.definitions.map(\.displayName) == Array(repeating: "a", count: 6))
         #expect(rules.recoveryProgramReferences.map(\.path) == (0..<9).map { $0 % 3 == 1 ? "/p/b.rp" : "/p/a.rp" })
     }
+
+    @Test("chains in a rules file: 2,000 terms are clean, deep parentheses are R015/R016 at their line and column")
+    func chainsAndNesting() throws {
+        let variable = "IBM.PSSP.aixos.PagSp.%totalused"
+        let chain = (0..<2_000).map { "X > \($0)" }.joined(separator: " || ")
+        let rearm = (0..<2_000).map { "X < \($0)" }.joined(separator: " && ")
+        let clean = parseRules(definition("e", "0", "/x.rp", "2", "0", variable, "NodeNum=*", chain, rearm))
+        #expect(clean.diagnostics.isEmpty, "\(clean.diagnostics)")
+        // The same chain twice is R022, found through the chain's links.
+        let same = parseRules(definition("e", "0", "/x.rp", "2", "0", variable, "NodeNum=*", chain, "  " + chain))
+        #expect(findings(same.diagnostics) == [Finding(.R022, 9, 3)])
+        let deep = String(repeating: "(", count: 300) + "X > 1" + String(repeating: ")", count: 300)
+        let refused = parseRules(definition("e", "0", "/x.rp", "2", "0", variable, "NodeNum=*", deep, "  " + deep))
+        #expect(findings(refused.diagnostics) == [Finding(.R015, 8, 202), Finding(.R016, 9, 204)])
+        #expect(
+            refused.diagnostics.map(\.message).allSatisfy {
+                $0.hasSuffix("expression nested too deeply (more than 200 levels)")
+            })
+    }
 }

@@ -137,10 +137,12 @@ struct FuzzTests {
         checker.finish(expecting: cases.count + programCases.count)
     }
 
-    @Test("100000-deep nesting and 100000-long chains give R015 or R016, never a crash")
+    @Test("100000-deep nesting gives R015 or R016, 100000-long chains are clean, never a crash")
     func deepExpressions() {
         var checker = FuzzChecker(name: "deep", timeLimit: .seconds(10))
         let n = 100_000
+        // Flat chains of one precedence are one level (issue 17, item 4): accepted.
+        let chains: Set<String> = ["1+1+...", "X > 1 || ...", "1<<1<<..."]
         let predicates: [(String, String)] = [
             ("parentheses", String(repeating: "(", count: n) + "X > 1" + String(repeating: ")", count: n)),
             ("unclosed parentheses", String(repeating: "(", count: n) + "X > 1"),
@@ -164,7 +166,8 @@ struct FuzzTests {
                 let report = checker.check(Array(text.utf8), as: FuzzCorpus.rules, iteration: index, note: what)
                 let codes = report.diagnostics.map(\.code)
                 #expect(
-                    codes == [rearm ? .R016 : .R015], "\(what)\(rearm ? " (rearm)" : ""): \(report.text.prefix(300))")
+                    codes == (chains.contains(what) ? [] : [rearm ? .R016 : .R015]),
+                    "\(what)\(rearm ? " (rearm)" : ""): \(report.text.prefix(300))")
                 index += 1
             }
         }

@@ -41,10 +41,12 @@ public struct HADRSampler: InstanceReportingSampler {
 
     public func sampleBatch(node: ClusterNode) async throws(SamplerError) -> SampleBatch {
         guard let path = MonitorCommand.locate(program, path: environment["PATH"]) else {
-            throw SamplerError(
-                program.contains("/")
-                    ? "\(program) is not an executable file"
-                    : "\(program) is not found on PATH (\(environment["PATH"] ?? ""))")
+            // A configured path is the administrator's: a fault. `db2pd` not on PATH: DB2 is not
+            // installed here, reported once at info level.
+            throw program.contains("/")
+                ? SamplerError("\(program) is not an executable file")
+                : SamplerError(
+                    "\(program) is not found on PATH (\(environment["PATH"] ?? ""))", notInstalled: true)
         }
         let variable = self.variable
         let timeout = self.timeout

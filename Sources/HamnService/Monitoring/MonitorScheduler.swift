@@ -7,6 +7,9 @@ public enum MonitorReport: Sendable, Hashable {
     /// The first failure of a streak: the whole sample (`instance` nil) or one instance
     /// (``SampleProblem``). The following failures of the same streak are not reported again.
     case failed(variable: String, instance: String?, message: String)
+    /// As `failed`, for what is not installed on this machine (``SampleProblem/notInstalled``,
+    /// ``SamplerError/notInstalled``): not a fault, logged at info level.
+    case notInstalled(variable: String, instance: String?, message: String)
     /// The first success after a reported failure: the whole sample (`instance` nil), or an
     /// instance that was a problem and is observed again.
     case recovered(variable: String, instance: String?)
@@ -60,7 +63,7 @@ public struct MonitorScheduler: Sendable {
 
     private enum Outcome: Sendable {
         case batch(SampleBatch)
-        case failure(String)
+        case failure(String, notInstalled: Bool = false)
     }
 
     private static func run(
@@ -83,10 +86,13 @@ public struct MonitorScheduler: Sendable {
             }
             guard let outcome, !Task.isCancelled else { break }
             switch outcome {
-            case .failure(let message):
+            case .failure(let message, let notInstalled):
                 if !failing {
                     failing = true
-                    await report(.failed(variable: variable, instance: nil, message: message))
+                    await report(
+                        notInstalled
+                            ? .notInstalled(variable: variable, instance: nil, message: message)
+                            : .failed(variable: variable, instance: nil, message: message))
                 }
             case .batch(let batch):
                 if failing {
@@ -97,7 +103,11 @@ public struct MonitorScheduler: Sendable {
                 for problem in batch.problems where problems[problem.instance] == nil {
                     problems[problem.instance] = problem.message
                     if !failingInstances.contains(problem.instance) {
-                        await report(.failed(variable: variable, instance: problem.instance, message: problem.message))
+                        await report(
+                            problem.notInstalled
+                                ? .notInstalled(
+                                    variable: variable, instance: problem.instance, message: problem.message)
+                                : .failed(variable: variable, instance: problem.instance, message: problem.message))
                     }
                 }
                 let observed = Set(batch.observations.map(\.instanceText))
@@ -137,7 +147,7 @@ public struct MonitorScheduler: Sendable {
                     outcome = .batch(SampleBatch(observations: try await sampler.sample(node: node)))
                 }
             } catch {
-                outcome = .failure(error.message)
+                outcome = .failure(error.message, notInstalled: error.notInstalled)
             }
             finished.withLock { $0 = true }
             result.resume(outcome)

@@ -17,7 +17,9 @@ import RulesEngine
 ///   the numbered entries of `/proc`) are counted, not their threads.
 /// - The user is matched on the REAL uid (the `Uid:` line's first number), compared with the
 ///   uid of the named user (`getpwnam_r`, looked up at each sample; a numeric name that is no
-///   user's name is taken as a uid). A user that does not exist is a problem for that instance.
+///   user's name is taken as a uid). A user that does not exist is a problem for that instance,
+///   a `notInstalled` one: the product that runs as that user is not installed here (the
+///   shipped DB2 definitions' `db2inst1` on a machine without DB2), reported once at info level.
 /// - `user` nil (`UserName=*` or no `UserName` in the rules) counts every user's processes;
 ///   that instance is named `UserName=*`.
 public struct ProcessCountSampler: InstanceReportingSampler {
@@ -79,7 +81,7 @@ public struct ProcessCountSampler: InstanceReportingSampler {
                 batch.problems.append(
                     SampleProblem(
                         instance: monitorInstanceText(elements(program, node)),
-                        message: "no user named \(program.user ?? "")"))
+                        message: "no user named \(program.user ?? "")", notInstalled: true))
             }
         case .done((.failure(let error), _, _)): throw SamplerError(error.description)
         case .stillBlocked: throw SamplerError("the previous scan of \(root) has not returned yet")

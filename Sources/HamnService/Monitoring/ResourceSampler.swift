@@ -15,9 +15,13 @@ public protocol ResourceSampler: Sendable {
 /// Why a sample could not be taken.
 public struct SamplerError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
+    /// What the sampler reads is not installed on this machine (`db2pd` not on `PATH`): not a
+    /// fault, reported once at info level (``MonitorReport/notInstalled(variable:instance:message:)``).
+    public var notInstalled: Bool
 
-    public init(_ message: String) {
+    public init(_ message: String, notInstalled: Bool = false) {
         self.message = message
+        self.notInstalled = notInstalled
     }
 
     public var description: String { message }

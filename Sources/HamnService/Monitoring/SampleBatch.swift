@@ -6,10 +6,14 @@ public struct SampleProblem: Sendable, Hashable, CustomStringConvertible {
     /// The instance, as ``SampleObservation/instanceText`` names it (`Name=/var;NodeNum=1`).
     public var instance: String
     public var message: String
+    /// What the instance names is not installed on this machine (the user of
+    /// `UserName=db2inst1` does not exist): reported once at info level, not as a fault.
+    public var notInstalled: Bool
 
-    public init(instance: String, message: String) {
+    public init(instance: String, message: String, notInstalled: Bool = false) {
         self.instance = instance
         self.message = message
+        self.notInstalled = notInstalled
     }
 
     public var description: String { "\(instance): \(message)" }
@@ -39,7 +43,9 @@ extension InstanceReportingSampler {
     public func sample(node: ClusterNode) async throws(SamplerError) -> [SampleObservation] {
         let batch = try await sampleBatch(node: node)
         if batch.observations.isEmpty, !batch.problems.isEmpty {
-            throw SamplerError(batch.problems.map(\.description).joined(separator: "; "))
+            throw SamplerError(
+                batch.problems.map(\.description).joined(separator: "; "),
+                notInstalled: batch.problems.allSatisfy(\.notInstalled))
         }
         return batch.observations
     }

@@ -104,7 +104,9 @@ struct PredicateCompiler {
             default:
                 break
             }
-        case .variable, .unary:
+        case .chain(let first, let links) where links[0].op == .and || links[0].op == .or:
+            return try logicalChain(links[0].op == .and, [first] + links.map(\.operand), depth: depth)
+        case .variable, .unary, .chain:
             break
         }
         let value = try number(expression, depth: depth)
@@ -130,6 +132,41 @@ struct PredicateCompiler {
             return isAnd
                 ? .code(.init { left.run($0, $1, &$2) && right.run($0, $1, &$2) })
                 : .code(.init { left.run($0, $1, &$2) || right.run($0, $1, &$2) })
+        }
+    }
+
+    /// `a && b && c ...` (or `||`), one level deep whatever its length: the operands' code in an
+    /// array, run in order in one loop, stopping at the first that decides. The same as the nested
+    /// `logical` it stands for: every operand is compiled; a constant that does not decide is
+    /// dropped; the first constant that decides ends the run (the code before it still runs).
+    private func logicalChain(_ isAnd: Bool, _ operands: [Expression], depth: Int) throws(Failure) -> TruthNode {
+        var codes: [TruthFunction] = []
+        var decided = false
+        for operand in operands {
+            let node = try truth(operand, depth: depth + 1)
+            guard !decided else { continue }
+            switch node {
+            case .constant(let value): decided = value != isAnd
+            case .code(let code): codes.append(code)
+            }
+        }
+        // With every operand run and none deciding: true for `&&`, false for `||`.
+        let end = decided != isAnd
+        switch codes.count {
+        case 0: return .constant(end)
+        case 1 where !decided: return .code(codes[0])
+        default:
+            return isAnd
+                ? .code(
+                    .init { [codes] current, previous, divisionByZero in
+                        for code in codes where !code.run(current, previous, &divisionByZero) { return false }
+                        return end
+                    })
+                : .code(
+                    .init { [codes] current, previous, divisionByZero in
+                        for code in codes where code.run(current, previous, &divisionByZero) { return true }
+                        return end
+                    })
         }
     }
 
@@ -160,11 +197,77 @@ struct PredicateCompiler {
                 let right = try number(rhs, depth: depth + 1)
                 return Self.fold(left.visit(Arithmetic(op: op, right: right)), [left, right])
             default:
-                switch try truth(expression, depth: depth) {
-                case .constant(let value): return .constant(value ? 1 : 0)
-                case .code(let code): return .computed(.init { code.run($0, $1, &$2) ? 1 : 0 })
-                }
+                return try truthAsNumber(expression, depth: depth)
             }
+        case .chain(let first, let links):
+            guard links[0].op != .and, links[0].op != .or else { return try truthAsNumber(expression, depth: depth) }
+            return try arithmeticChain(first, links, depth: depth)
+        }
+    }
+
+    private func truthAsNumber(_ expression: Expression, depth: Int) throws(Failure) -> NumberNode {
+        switch try truth(expression, depth: depth) {
+        case .constant(let value): return .constant(value ? 1 : 0)
+        case .code(let code): return .computed(.init { code.run($0, $1, &$2) ? 1 : 0 })
+        }
+    }
+
+    /// `a + b - c ...` (one precedence), one level deep whatever its length: the operands' code in
+    /// an array, applied left to right in one loop; a constant when every operand is one.
+    private func arithmeticChain(_ first: Expression, _ links: [ChainLink], depth: Int) throws(Failure)
+        -> NumberNode
+    {
+        let start = try number(first, depth: depth + 1)
+        var nodes = [start]
+        var steps: [(op: BinaryOperator, operand: NumberFunction)] = []
+        for link in links {
+            let node = try number(link.operand, depth: depth + 1)
+            nodes.append(node)
+            steps.append((link.op, Self.function(node)))
+        }
+        let head = Self.function(start)
+        let code = NumberFunction { [steps] current, previous, divisionByZero in
+            var value = head.run(current, previous, &divisionByZero)
+            for step in steps {
+                value = Self.arithmetic(
+                    step.op, value, step.operand.run(current, previous, &divisionByZero), &divisionByZero)
+            }
+            return value
+        }
+        return Self.fold(code, nodes)
+    }
+
+    private static func function(_ node: NumberNode) -> NumberFunction {
+        switch node {
+        case .constant(let value): NumberFunction { _, _, _ in value }
+        case .current: NumberFunction { CurrentNumber().read($0, $1, &$2) }
+        case .operand(let operand): NumberFunction { current, previous, _ in operand.number(current, previous) }
+        case .computed(let code): code
+        }
+    }
+
+    /// One arithmetic step, as `Arithmetic` computes it.
+    static func arithmetic(_ op: BinaryOperator, _ a: Double, _ b: Double, _ divisionByZero: inout Bool) -> Double {
+        switch op {
+        case .multiply: return a * b
+        case .add: return a + b
+        case .subtract: return a - b
+        case .divide, .remainder:
+            if b == 0, !a.isNaN {
+                divisionByZero = true
+                return .nan
+            }
+            return op == .divide ? a / b : a.truncatingRemainder(dividingBy: b)
+        case .shiftLeft, .shiftRight, .bitAnd, .bitXor, .bitOr:
+            guard let x = integer(a), let y = integer(b) else { return .nan }
+            switch op {
+            case .shiftLeft: return Double(x << min(max(y, -64), 64))
+            case .shiftRight: return Double(x >> min(max(y, -64), 64))
+            case .bitAnd: return Double(x & y)
+            case .bitXor: return Double(x ^ y)
+            default: return Double(x | y)
+            }
+        default: return .nan
         }
     }
 
@@ -179,6 +282,8 @@ struct PredicateCompiler {
             default:
                 return false
             }
+        case .chain(_, let links):
+            return links[0].op == .and || links[0].op == .or
         case .unary(.not, let operand, _):
             return isTruthValued(operand)
         default:
@@ -218,7 +323,7 @@ struct PredicateCompiler {
         case .literal(.number, _): return .number
         case .literal(.string, _): return .string
         case .list: return .list
-        case .unary, .binary: return .number
+        case .unary, .binary, .chain: return .number
         case .variable(let reference, _):
             guard let variable else { return .unknown }
             let type: ResourceVariable.ValueType?
