@@ -85,8 +85,9 @@ private struct ParseState {
     var references: [RulesFile.Reference] = []
     var keepsDefinitions = true
     /// `.rp` paths, variables (with what the catalogue says of them) and instance vectors
-    /// already made from the same bytes (`ByteKeyCache`).
-    var programPaths = ByteKeyCache<String>()
+    /// already made from the same bytes (`ByteKeyCache`). Room for thousands of paths: with
+    /// 256 slots, the 1,000 paths of the benchmark's large corpus kept replacing each other.
+    var programPaths = ByteKeyCache<String>(slots: 4096)
     var variables = ByteKeyCache<(name: String, variable: ResourceVariable?, salt: UInt64)>(slots: 64)
     var instanceVectors = ByteKeyCache<(InstanceVector, [InstanceVector.Problem])>()
     /// What `regcomp` said of each pattern already seen.
