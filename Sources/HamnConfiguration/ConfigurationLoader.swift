@@ -283,7 +283,7 @@ public enum ConfigurationLoader {
     static func nodeFromCorosync(conf: String, nodes: [ClusterNode]?, defaults: Defaults, document: YAMLValue)
         throws(YAMLError) -> (node: String, nodes: [ClusterNode], origin: String)?
     {
-        guard let text = readText(conf) else {
+        guard case .success(let text) = readText(conf) else {
             // No corosync.conf at all: the host name names the node, as without corosync.
             guard access(conf, F_OK) == 0 else { return nil }
             throw document.error(
@@ -317,8 +317,10 @@ public enum ConfigurationLoader {
         return (node.name, nodes, origin)
     }
 
-    private static func readText(_ path: String) -> String? {
-        guard let file = fopen(path, "re") else { return nil }
+    /// A small file's text, read whole: why not when it cannot be opened or read, or is larger
+    /// than `limit` bytes (a configuration or a corosync.conf is small).
+    static func readText(_ path: String, limit: Int = 4 << 20) -> Result<String, ReadProblem> {
+        guard let file = fopen(path, "re") else { return .failure(ReadProblem(String(cString: strerror(errno)))) }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -326,10 +328,15 @@ public enum ConfigurationLoader {
             let count = fread(&buffer, 1, buffer.count, file)
             if count > 0 { bytes += buffer[0..<count] }
             if count < buffer.count { break }
-            // A corosync.conf is small: 4 MB is not one.
-            if bytes.count > 4 << 20 { return nil }
+            if bytes.count > limit { return .failure(ReadProblem("larger than \(limit >> 20) MB")) }
         }
-        return ferror(file) == 0 ? String(decoding: bytes, as: UTF8.self) : nil
+        guard ferror(file) == 0 else { return .failure(ReadProblem(String(cString: strerror(errno)))) }
+        return .success(String(decoding: bytes, as: UTF8.self))
+    }
+
+    struct ReadProblem: Error {
+        var reason: String
+        init(_ reason: String) { self.reason = reason }
     }
 
     private static func positiveDuration(_ value: YAMLValue) throws(YAMLError) -> Double {

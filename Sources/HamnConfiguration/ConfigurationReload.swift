@@ -98,22 +98,14 @@ public struct ConfigurationSource: Sendable {
     /// The file read and parsed, with its text (for the positions of keys); the error names the
     /// file, line and column.
     public func load() -> Result<(configuration: ServiceConfiguration, text: String), YAMLError> {
-        guard let file = fopen(path, "re") else {
+        let text: String
+        switch ConfigurationLoader.readText(path) {
+        case .success(let read):
+            text = read
+        case .failure(let problem):
             return .failure(
-                YAMLError(
-                    file: path, line: 1, column: 1,
-                    message: "cannot read the configuration: \(String(cString: strerror(errno)))"
-                ))
+                YAMLError(file: path, line: 1, column: 1, message: "cannot read the configuration: \(problem.reason)"))
         }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count > 0 { bytes += buffer[0..<count] }
-            if count < buffer.count { break }
-        }
-        let text = String(decoding: bytes, as: UTF8.self)
         do {
             return .success((try ConfigurationLoader.parse(text, file: path, defaults: defaults), text))
         } catch {

@@ -12,26 +12,6 @@ struct ConfigurationReloadServiceTests {
             .out ?? ""
     }
 
-    /// A paging variable read from a file by `/bin/cat`, and a rule that records each value over 70.
-    func pagingHarness(command file: String, interval: String) throws -> ServiceHarness {
-        let harness = try ServiceHarness(
-            definitions: [],
-            extraConfiguration: """
-                variables:
-                  - name: IBM.PSSP.aixos.PagSp.%totalused
-                    command: /bin/cat \(file)
-                    interval: \(interval)
-                """)
-        try harness.writeRules([
-            (
-                "db2_paging", 0,
-                "all \"/bin/sh -c 'echo $HAMN_RV_VALUE >> \(harness.outputDirectory)/paged'\" 0 NULL\n",
-                ["IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X < 60"]
-            )
-        ])
-        return harness
-    }
-
     func edit(_ harness: ServiceHarness, _ old: String, _ new: String) throws {
         let text = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         #expect(text.contains(old))
@@ -46,7 +26,7 @@ struct ConfigurationReloadServiceTests {
         let (low, high) = (root + "/low", root + "/high")
         try Data("40\n".utf8).write(to: URL(fileURLWithPath: low))
         try Data("85\n".utf8).write(to: URL(fileURLWithPath: high))
-        let harness = try pagingHarness(command: low, interval: "0.2s")
+        let harness = try ServiceHarness.paging(from: low).harness
         try harness.start()
         try harness.waitForStatus("db2_paging state 0 NodeNum=1: armed, last 40")
         try edit(harness, "/bin/cat \(low)", "/bin/cat \(high)")
@@ -59,10 +39,7 @@ struct ConfigurationReloadServiceTests {
 
     @Test("a variable's new interval: used from the reload on")
     func variableInterval() throws {
-        let harness = try pagingHarness(command: "PAGING", interval: "1h")
-        let paging = harness.outputDirectory + "/paging"
-        try edit(harness, "/bin/cat PAGING", "/bin/cat \(paging)")
-        try harness.write(paging, "40\n")
+        let (harness, paging) = try ServiceHarness.paging(interval: "1h")
         try harness.start()
         try harness.waitForStatus("db2_paging state 0 NodeNum=1: armed, last 40")
         try edit(harness, "interval: 1h", "interval: 0.2s")

@@ -93,27 +93,7 @@ struct ResumeModeServiceTests {
 
     @Test("recovery on re-arms an instance whose event was suppressed: a condition still true raises it")
     func rearmOnRecovery() throws {
-        let harness = try ServiceHarness(
-            definitions: [],
-            extraConfiguration: """
-                variables:
-                  - name: IBM.PSSP.aixos.PagSp.%totalused
-                    command: /bin/cat PAGING
-                    interval: 0.2s
-                """)
-        let paging = harness.outputDirectory + "/paging"
-        try harness.write(
-            harness.configPath,
-            try String(contentsOfFile: harness.configPath, encoding: .utf8).replacingOccurrences(
-                of: "PAGING", with: paging))
-        try harness.write(paging, "40\n")
-        try harness.writeRules([
-            (
-                "db2_paging", 0,
-                "all \"/bin/sh -c 'echo $HAMN_RV_VALUE >> \(harness.outputDirectory)/paged'\" 0 NULL\n",
-                ["IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X < 60"]
-            )
-        ])
+        let (harness, paging) = try ServiceHarness.paging()
         try harness.start()
         try harness.waitForStatus("db2_paging state 0 NodeNum=1: armed, last 40")
         #expect(try harness.cli(["recovery", "off", "n1"]).status == 0)

@@ -173,27 +173,7 @@ struct ServiceTests {
 
     @Test("a paging predicate fires from real samples (a configured variable stands in for the swap monitor)")
     func pagingFromSamples() throws {
-        let harness = try ServiceHarness(
-            definitions: [],
-            extraConfiguration: """
-                variables:
-                  - name: IBM.PSSP.aixos.PagSp.%totalused
-                    command: /bin/cat PAGING
-                    interval: 0.2s
-                """)
-        let paging = harness.outputDirectory + "/paging"
-        try harness.write(
-            harness.configPath,
-            try String(contentsOfFile: harness.configPath, encoding: .utf8).replacingOccurrences(
-                of: "PAGING", with: paging))
-        try harness.write(paging, "40\n")
-        try harness.writeRules([
-            (
-                "db2_paging", 0,
-                "all \"/bin/sh -c 'echo $HAMN_RV_VALUE >> \(harness.outputDirectory)/paged'\" 0 NULL\n",
-                ["IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 70", "X < 60"]
-            )
-        ])
+        let (harness, paging) = try ServiceHarness.paging()
         try harness.start()
         // Sampled at 40 and still armed: no event.
         try harness.waitForStatus("db2_paging state 0 NodeNum=1: armed, last 40")
