@@ -58,6 +58,9 @@ final class MonFeed: Sendable {
         if schedule { queue.async { self.readNew() } }
     }
 
+    /// Clients followed now (for tests).
+    var followerCount: Int { state.withLock { $0.followers.count } }
+
     /// The service stops: each client gets what it has waiting (for up to a second), then its
     /// connection ends. Reads what the last commits added first.
     func end() {
@@ -96,8 +99,10 @@ final class MonFeed: Sendable {
             return
         }
         do {
-            let lines = try catchUpLines(after: after)
-            let newest = lines.last?.rowID
+            let (lines, newest) = try catchUpLines(after: after)
+            // A reconnecting client has the lines up to `after`: the feed's next read (which may
+            // start before it) does not hand them over again. (Not for a new journal.)
+            if let after, let newest, newest >= after { follower.skip(through: after) }
             state.withLock { state in
                 state.followers[ObjectIdentifier(follower)] = follower
                 // The others' reads go on from where they are; this one skips what it has.
@@ -110,23 +115,26 @@ final class MonFeed: Sendable {
         }
     }
 
-    /// The lines a new follower starts with: the newest `catchUp`, or all those after `after`
-    /// when they are fewer than half the follower's buffer (more, or a journal that does not
-    /// go as far as `after`, a new one: the newest, after a line that says so).
-    private func catchUpLines(after: Int64?) throws -> [JournalLogLine] {
+    /// The lines a new follower starts with, and the id of the log's newest line (nil: an
+    /// empty log): the newest `catchUp` lines; or, given `after`, those after it when they are
+    /// fewer than half the follower's buffer (none when nothing was written since; more: the
+    /// newest, after a line that says so). A log whose newest line is older than `after` is a
+    /// new journal: its newest lines.
+    private func catchUpLines(after: Int64?) throws -> (lines: [JournalLogLine], newest: Int64?) {
         let newest = try journal.logTail(after: nil, limit: Self.catchUp)
-        guard let after, let last = newest.last?.rowID, last > after else { return newest }
-        if let first = newest.first?.rowID, first <= after + 1 { return newest.filter { $0.rowID > after } }
+        guard let after, let last = newest.last?.rowID, last >= after else { return (newest, newest.last?.rowID) }
+        if last == after { return ([], last) }
+        if let first = newest.first?.rowID, first <= after + 1 { return (newest.filter { $0.rowID > after }, last) }
         let missed = try journal.logTail(after: after, limit: bufferLimit / 2)
-        if missed.count < bufferLimit / 2, missed.last?.rowID == last { return missed }
+        if missed.count < bufferLimit / 2, missed.last?.rowID == last { return (missed, last) }
         var lines = newest
         lines.insert(
             JournalLogLine(
-                rowID: after,
+                rowID: newest[0].rowID - 1,  // after `after`, before the lines shown
                 run: newest[0].run, time: newest[0].time, kind: "mon", node: nil, eventID: nil,
                 text: "mon: more lines were written while it was away than it shows; see `hamn-events history`"),
             at: 0)
-        return lines
+        return (lines, last)
     }
 
     private func remove(_ follower: Follower) {
@@ -227,6 +235,11 @@ final class Follower: Sendable {
         }
         wake()
         return open
+    }
+
+    /// The client has the lines up to `id`.
+    func skip(through id: Int64) {
+        state.withLock { $0.seen = max($0.seen, id) }
     }
 
     func finish(_ ending: Ending) {
