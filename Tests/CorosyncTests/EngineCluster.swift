@@ -329,6 +329,28 @@ final class EngineCluster: @unchecked Sendable {
         status(node)?["members"] as? [String]
     }
 
+    /// The texts of `node`'s journal lines, in order: those of `kind` when given, those containing
+    /// `containing` when given (both when both are).
+    func journal(_ node: String, kind: String? = nil, containing: String? = nil) -> [String] {
+        journalLines(node, kind: kind, containing: containing).map(\.text)
+    }
+
+    /// `journal`'s lines with their times (seconds since 1970).
+    func journalLines(_ node: String, kind: String? = nil, containing: String? = nil) -> [(time: Double, text: String)]
+    {
+        let quoted = { (text: String) in "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+        let conditions = [kind.map { "kind = \(quoted($0))" }, containing.map { "instr(text, \(quoted($0))) > 0" }]
+            .compactMap { $0 }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " "
+        let result = try? runTool(
+            "/usr/bin/sqlite3",
+            ["-separator", "\t", root + "/\(node).sqlite", "SELECT time, text FROM log \(filter)ORDER BY id"])
+        return (result?.out ?? "").split(separator: "\n").compactMap { line in
+            guard let tab = line.firstIndex(of: "\t"), let time = Double(line[..<tab]) else { return nil }
+            return (time, String(line[line.index(after: tab)...]))
+        }
+    }
+
     /// The recorded steps: (node, word, event, event node, start ns, end ns, scheduling policy).
     func steps() -> [EngineStep] {
         guard let text = FileManager.default.contents(atPath: outputDirectory + "/steps") else { return [] }

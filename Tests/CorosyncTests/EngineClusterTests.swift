@@ -182,16 +182,7 @@ struct EngineClusterTests {
             try cluster.write(cluster.root + "/etc/ping_0.rp", "all \"\(cluster.binDirectory)/step ping-new\" 0 NULL\n")
             let pid = try #require(cluster.enginePID("n1"))
             kill(pid, SIGHUP)
-            let journal = { (node: String) -> [String] in
-                let text =
-                    (try? runTool(
-                        "/usr/bin/sqlite3",
-                        [
-                            cluster.root + "/\(node).sqlite",
-                            "SELECT text FROM log WHERE text LIKE 'rules reloaded%' ORDER BY id",
-                        ]))?.out ?? ""
-                return text.split(separator: "\n").map(String.init)
-            }
+            let journal = { (node: String) in cluster.journal(node, containing: "rules reloaded") }
             #expect(cluster.eventually(10) { !journal("n2").isEmpty }, "\(cluster.engineLog("n2"))")
             #expect(journal("n1") == ["rules reloaded: 3 definitions (SIGHUP)"])
             #expect(journal("n2") == ["rules reloaded: 3 definitions (requested by n1)"])
@@ -237,16 +228,7 @@ struct EngineClusterTests {
             }
             let pid = try #require(cluster.enginePID("n1"))
             kill(pid, SIGHUP)
-            let journal = { (node: String) -> [String] in
-                let text =
-                    (try? runTool(
-                        "/usr/bin/sqlite3",
-                        [
-                            cluster.root + "/\(node).sqlite",
-                            "SELECT text FROM log WHERE text LIKE '%reloaded%' ORDER BY id",
-                        ]))?.out ?? ""
-                return text.split(separator: "\n").map(String.init)
-            }
+            let journal = { (node: String) in cluster.journal(node, containing: "reloaded") }
             #expect(
                 cluster.eventually(10) { !journal("n2").isEmpty && !journal("n3").isEmpty },
                 "\(cluster.engineLog("n2"))")
@@ -290,10 +272,7 @@ struct EngineClusterTests {
                 "\(cluster.engineLog("n1"))")
             for name in ["n1", "n2"] {
                 #expect(cluster.engineExitStatus(name) == 1, "\(name): \(cluster.engineLog(name))")
-                let journal = try runTool(
-                    "/usr/bin/sqlite3",
-                    [cluster.root + "/\(name).sqlite", "SELECT text FROM log WHERE kind = 'service' ORDER BY id"]
-                ).out
+                let journal = cluster.journal(name, kind: "service").joined(separator: "\n")
                 #expect(journal.contains("the connection to corosync is lost"), "\(name): \(journal)")
                 #expect(cluster.engineLog(name).contains("this node runs nothing until it is restarted"))
             }
@@ -378,11 +357,8 @@ struct NamespaceClusterTests {
             #expect(steps.filter { $0.node == "n3" }.isEmpty)
             #expect(steps.allSatisfy { $0.eventNode == "n3" })
             // The journal says so, for each segment that waits.
-            let journal = try runTool(
-                "/usr/bin/sqlite3",
-                [cluster.root + "/n3.sqlite", "SELECT text FROM log WHERE kind = 'quorum' ORDER BY id"]
-            ).out
-            let lines = journal.split(separator: "\n").map(String.init)
+            let lines = cluster.journal("n3", kind: "quorum")
+            let journal = lines.joined(separator: "\n")
             #expect(
                 lines.first == "quorum lost: this partition runs no recovery program until it is back", "\(journal)")
             #expect(

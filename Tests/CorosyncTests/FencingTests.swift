@@ -177,14 +177,6 @@ private func start(_ setup: FenceSetup, _ placement: [(String, Int)], extra: Str
     #expect(setup.cluster.steps().isEmpty, "\(setup.cluster.steps())")
 }
 
-/// The journal's lines of `kind` (all of them with nil), in order.
-private func journal(_ cluster: EngineCluster, _ node: String, kind: String? = "fence") -> [String] {
-    let filter = kind.map { "WHERE kind = '\($0)' " } ?? ""
-    let result = try? runTool(
-        "/usr/bin/sqlite3", [cluster.root + "/\(node).sqlite", "SELECT text FROM log \(filter)ORDER BY id"])
-    return (result?.out ?? "").split(separator: "\n").map(String.init)
-}
-
 private func statusText(_ cluster: EngineCluster, _ node: String) -> String {
     (try? cluster.cli(node, ["status"]))?.out ?? ""
 }
@@ -238,7 +230,7 @@ private func expectFenced(
     #expect(cluster.eventually(10) { cluster.engineExitStatus(target) != nil }, "\(target)'s engine still runs")
     #expect(cluster.corosyncRunning(plug) == false, "namespace \(plug)'s corosync still runs")
     for node in survivors {
-        let lines = journal(cluster, node)
+        let lines = cluster.journal(node, kind: "fence")
         #expect(
             lines.contains {
                 $0.hasPrefix(
@@ -252,7 +244,7 @@ private func expectFenced(
         #expect(!lines.contains { $0.hasPrefix("FENCE FAILED") }, "\(node): \(lines)")
         // The options and the password reach the agent only.
         #expect(!cluster.engineLog(node).contains(password))
-        #expect(!journal(cluster, node, kind: nil).contains { $0.contains(password) })
+        #expect(!cluster.journal(node).contains { $0.contains(password) })
     }
     #expect(
         cluster.engineLog(fencer).contains("FENCED: \(target) by \(fencer)"),
@@ -283,7 +275,9 @@ struct FencingTests {
                 setup, target: "n1", plug: 1, fencer: "n2", survivors: ["n2", "n3"], takeover: takeover)
             // The isolated node ran nothing at all (it had no quorum, then no power).
             #expect(cluster.steps().filter { $0.node == "n1" }.isEmpty, "\(cluster.steps())")
-            #expect(!journal(cluster, "n1").contains { $0.hasPrefix("FENCED") }, "\(journal(cluster, "n1"))")
+            #expect(
+                !cluster.journal("n1", kind: "fence").contains { $0.hasPrefix("FENCED") },
+                "\(cluster.journal("n1", kind: "fence"))")
 
             // The heal: nothing of n1 comes back; the two go on as they were.
             try cluster.link(1, up: true)
@@ -341,7 +335,7 @@ struct FencingTests {
                         let fences = cluster.status(node)?["fencing"] as? [[String: Any]]
                         return fences?.count == 1 && fences?.first?["failures"] as? Int == 2
                     }
-                }, "no second failure: \(statusText(cluster, "n1"))\n\(journal(cluster, "n1"))")
+                }, "no second failure: \(statusText(cluster, "n1"))\n\(cluster.journal("n1", kind: "fence"))")
             let gaveUp = nowNS()
             let reason: String
             switch kind {
@@ -363,14 +357,18 @@ struct FencingTests {
             #expect(
                 cluster.eventually(10) {
                     ["n1", "n2"].allSatisfy { node in
-                        let failed = journal(cluster, node).filter { $0.hasPrefix("FENCE FAILED: n3 by n1 (attempt ") }
+                        let failed = cluster.journal(node, kind: "fence").filter {
+                            $0.hasPrefix("FENCE FAILED: n3 by n1 (attempt ")
+                        }
                         return failed.count == 2 && failed.allSatisfy { $0.contains("): \(reason)") }
                     }
-                }, "\(journal(cluster, "n1"))\n\(journal(cluster, "n2"))")
+                }, "\(cluster.journal("n1", kind: "fence"))\n\(cluster.journal("n2", kind: "fence"))")
             for node in ["n1", "n2"] {
                 #expect(
-                    journal(cluster, node).contains { $0.hasPrefix("fencing n3: failed 2 times, takeover waits") },
-                    "\(journal(cluster, node))")
+                    cluster.journal(node, kind: "fence").contains {
+                        $0.hasPrefix("fencing n3: failed 2 times, takeover waits")
+                    },
+                    "\(cluster.journal(node, kind: "fence"))")
             }
             #expect(
                 cluster.engineLog("n1").contains("FENCE FAILED: n3 by n1 (attempt 2)"),
@@ -410,9 +408,9 @@ struct FencingTests {
             #expect(takeover.allSatisfy { $0.start > confirmed }, "\(takeover) before the confirm at \(confirmed)")
             for node in ["n1", "n2"] {
                 #expect(
-                    journal(cluster, node).contains(
+                    cluster.journal(node, kind: "fence").contains(
                         "FENCE CONFIRMED: an administrator on n2 made sure n3 is down; its takeover may run"),
-                    "\(journal(cluster, node))")
+                    "\(cluster.journal(node, kind: "fence"))")
                 #expect(!statusText(cluster, node).contains("fencing n3"), "\(statusText(cluster, node))")
             }
             // Confirming again: nothing waits for it any more.
@@ -441,7 +439,7 @@ struct FencingTests {
                     ["n1", "n2"].allSatisfy { node in
                         (cluster.status(node)?["fencing"] as? [[String: Any]])?.first?["failures"] as? Int == 2
                     }
-                }, "no second failure: \(statusText(cluster, "n1"))\n\(journal(cluster, "n1"))")
+                }, "no second failure: \(statusText(cluster, "n1"))\n\(cluster.journal("n1", kind: "fence"))")
             // The node is up all this time, and nothing of its takeover ran.
             #expect(cluster.corosyncRunning(3) == true)
             #expect(cluster.steps().filter { $0.event == "TE_FAIL_NODE" }.isEmpty, "\(cluster.steps())")
@@ -463,7 +461,7 @@ struct FencingTests {
             #expect(records[2].end < takeover.map(\.start).min()!, "\(records[2]) \(takeover)")
             #expect(cluster.corosyncRunning(3) == false)
             for node in ["n1", "n2"] {
-                let lines = journal(cluster, node)
+                let lines = cluster.journal(node, kind: "fence")
                 #expect(lines.contains("FENCED: n3 by n2 (by hand); its takeover may run"), "\(node): \(lines)")
                 #expect(
                     lines.filter { $0.hasPrefix("FENCE FAILED: n3 by n1 (attempt ") }.count == 2, "\(node): \(lines)")
@@ -486,11 +484,12 @@ struct FencingTests {
             let warning = "no fence devices: a node that fails is taken over without making sure it is down"
             #expect(cluster.eventually(10) { cluster.engineLog("n1").contains(warning) }, "\(cluster.engineLog("n1"))")
             #expect(
-                journal(cluster, "n1").contains { $0.hasPrefix("WARNING: \(warning)") }, "\(journal(cluster, "n1"))")
+                cluster.journal("n1", kind: "fence").contains { $0.hasPrefix("WARNING: \(warning)") },
+                "\(cluster.journal("n1", kind: "fence"))")
             #expect(statusText(cluster, "n1").contains("WARNING: \(warning)"), "\(statusText(cluster, "n1"))")
             for node in ["n2", "n3"] {
                 #expect(!cluster.engineLog(node).contains("no fence devices"), "\(node): \(cluster.engineLog(node))")
-                #expect(!journal(cluster, node, kind: nil).contains { $0.contains("no fence devices") }, "\(node)")
+                #expect(!cluster.journal(node).contains { $0.contains("no fence devices") }, "\(node)")
                 #expect(
                     !statusText(cluster, node).contains("no fence devices"), "\(node): \(statusText(cluster, node))")
             }

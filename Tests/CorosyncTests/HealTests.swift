@@ -217,13 +217,6 @@ private func settled(_ cluster: EngineCluster, _ nodes: [String]) -> Bool {
     }
 }
 
-private func journalLines(_ cluster: EngineCluster, _ node: String, containing text: String) -> [String] {
-    let result = try? runTool(
-        "/usr/bin/sqlite3",
-        [cluster.root + "/\(node).sqlite", "SELECT text FROM log WHERE instr(text, '\(text)') > 0 ORDER BY id"])
-    return (result?.out ?? "").split(separator: "\n").map(String.init)
-}
-
 private func describe(_ commands: [String: [String]]) -> String {
     allNodes.map { "\($0): \(commands[$0] ?? [])" }.joined(separator: "\n")
 }
@@ -340,7 +333,7 @@ private func partitionCycle(_ model: ResourceModel, isolated number: Int, cycle:
     #expect(
         cluster.engineLog(isolated).components(separatedBy: "merged with a larger one").count - 1 >= cycle,
         "\(cluster.engineLog(isolated).suffix(3000))")
-    #expect(journalLines(cluster, isolated, containing: "merged with a larger one").count == cycle)
+    #expect(cluster.journal(isolated, containing: "merged with a larger one").count == cycle)
     // The larger side goes on, as it was.
     #expect(settled(cluster, majority), "\(majority.map { cluster.status($0) ?? [:] })")
     #expect(majority.allSatisfy { cluster.status($0)?["quorate"] as? Bool == true })

@@ -20,14 +20,6 @@ private func settled(_ cluster: EngineCluster, _ nodes: [String]) -> Bool {
     }
 }
 
-/// The journal's lines of `kind`, in order.
-private func journal(_ cluster: EngineCluster, _ node: String, kind: String) -> [String] {
-    let result = try? runTool(
-        "/usr/bin/sqlite3",
-        [cluster.root + "/\(node).sqlite", "SELECT text FROM log WHERE kind = '\(kind)' ORDER BY id"])
-    return (result?.out ?? "").split(separator: "\n").map(String.init)
-}
-
 @Suite(
     "no_quorum_policy on corosync (issue 12)", .serialized, .timeLimit(.minutes(3)),
     .enabled(if: namespaceClustersAvailable, "needs root, corosync and scripts/ns-cluster"))
@@ -64,7 +56,7 @@ struct QuorumPolicyTests {
             // The lone node: both segments of TE_QUORUM_LOST, in order, as the event node.
             try #require(
                 cluster.eventually(30) { cluster.steps().filter { $0.event == "TE_QUORUM_LOST" }.count == 2 },
-                "n3 ran no TE_QUORUM_LOST: \(cluster.steps())\n\(journal(cluster, "n3", kind: "quorum"))")
+                "n3 ran no TE_QUORUM_LOST: \(cluster.steps())\n\(cluster.journal("n3", kind: "quorum"))")
             // The majority's takeover of n3.
             try #require(
                 cluster.eventually(30) {
@@ -86,7 +78,7 @@ struct QuorumPolicyTests {
                     "n1 takeover TE_FAIL_NODE@n3", "n2 takeover TE_FAIL_NODE@n3",
                 ], "\(steps)")
             #expect(steps.count == 4, "\(steps)")
-            let lines = journal(cluster, "n3", kind: "quorum")
+            let lines = cluster.journal("n3", kind: "quorum")
             for expected in [
                 "quorum lost: this partition runs no recovery program until it is back",
                 "quorum lost: no_quorum_policy stop: TE_QUORUM_LOST runs on this node in 2s unless quorum is back",
@@ -98,8 +90,8 @@ struct QuorumPolicyTests {
             #expect(lines.filter { $0.hasPrefix("TE_QUORUM_LOST segment") }.count == 2, "\(lines)")
             for node in ["n1", "n2"] {
                 #expect(
-                    !journal(cluster, node, kind: "quorum").contains { $0.contains("TE_QUORUM_LOST") },
-                    "\(node): \(journal(cluster, node, kind: "quorum"))")
+                    !cluster.journal(node, kind: "quorum").contains { $0.contains("TE_QUORUM_LOST") },
+                    "\(node): \(cluster.journal(node, kind: "quorum"))")
             }
             #expect(cluster.status("n3")?["quorate"] as? Bool == false)
 

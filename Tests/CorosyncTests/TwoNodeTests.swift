@@ -156,17 +156,6 @@ private func twoNodeSettled(_ cluster: EngineCluster, _ nodes: [String]) -> Bool
     }
 }
 
-/// The journal's lines with their times (seconds since 1970), in order.
-private func journalLines(_ cluster: EngineCluster, _ node: String) -> [(time: Double, text: String)] {
-    let result = try? runTool(
-        "/usr/bin/sqlite3",
-        ["-separator", "\t", cluster.root + "/\(node).sqlite", "SELECT time, text FROM log ORDER BY id"])
-    return (result?.out ?? "").split(separator: "\n").compactMap { line in
-        guard let tab = line.firstIndex(of: "\t"), let time = Double(line[..<tab]) else { return nil }
-        return (time, String(line[line.index(after: tab)...]))
-    }
-}
-
 private func nanoseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1e9) }
 
 private func since(_ from: Int64, _ to: Int64) -> Double { Double(to - from) / 1e9 }
@@ -220,12 +209,12 @@ struct TwoNodeTests {
                 #expect(completed[0].end! < takeover[0].start, "round \(round): \(completed[0]) \(takeover[0])")
                 // Both sides kept quorum and tried: n2 had its own fence of n1 pending (journaled
                 // before it was powered off), which never ran.
-                let n2Tried = journalLines(cluster, "n2").filter {
+                let n2Tried = cluster.journalLines("n2").filter {
                     $0.text.hasPrefix(
                         "FENCE NEEDED: n1 left without a graceful stop; its takeover waits for a fence by n2")
                 }
                 #expect(
-                    n2Tried.count == round, "round \(round): n2's journal: \(journalLines(cluster, "n2").map(\.text))")
+                    n2Tried.count == round, "round \(round): n2's journal: \(cluster.journalLines("n2").map(\.text))")
                 let fenced = nanoseconds()
 
                 // Power and link back; n2's engine starts again and joins n1's cluster.
@@ -245,7 +234,7 @@ struct TwoNodeTests {
             let takeovers = setup.takeovers()
             #expect(takeovers.count == rounds, "\(takeovers)")
             #expect(takeovers.allSatisfy { $0.node == "n1" && $0.eventNode == "n2" }, "\(takeovers)")
-            #expect(!journalLines(cluster, "n1").contains { $0.text.hasPrefix("FENCE FAILED") })
+            #expect(!cluster.journalLines("n1").contains { $0.text.hasPrefix("FENCE FAILED") })
             print(
                 "two-node (c): \(rounds) splits in \(String(format: "%.0f s", since(began, nanoseconds()))); per round link down → agent / takeover, back in: \(figures.joined(separator: " "))"
             )
@@ -281,13 +270,13 @@ struct TwoNodeTests {
             #expect(cluster.corosyncRunning(1) == true && cluster.engineExitStatus("n1") == nil)
 
             // n1 ran its agent delay + [0, delay_max] after it decided to (its journal's line).
-            let decided = journalLines(cluster, "n1").first { $0.text.hasPrefix("fencing n2, attempt 1: ") }
-            let decidedAt = try #require(decided, "\(journalLines(cluster, "n1").map(\.text))").time
+            let decided = cluster.journalLines("n1").first { $0.text.hasPrefix("fencing n2, attempt 1: ") }
+            let decidedAt = try #require(decided, "\(cluster.journalLines("n1").map(\.text))").time
             let waited = Double(byN1[0].start) / 1e9 - decidedAt
             #expect(waited >= 2.0 && waited <= 3.5, "n1's agent started \(waited) s after it decided to fence")
             // n2 decided too, and started at once (no delay on n1's device).
-            let n2Decided = journalLines(cluster, "n2").first { $0.text.hasPrefix("fencing n1, attempt 1: ") }
-            let n2DecidedAt = try #require(n2Decided, "\(journalLines(cluster, "n2").map(\.text))").time
+            let n2Decided = cluster.journalLines("n2").first { $0.text.hasPrefix("fencing n1, attempt 1: ") }
+            let n2DecidedAt = try #require(n2Decided, "\(cluster.journalLines("n2").map(\.text))").time
             #expect(Double(byN2[0].start) / 1e9 - n2DecidedAt < 1.0, "\(byN2[0]) decided \(n2DecidedAt)")
 
             let takeover = setup.takeovers()[0]
@@ -316,7 +305,7 @@ struct TwoNodeTests {
                     n1: TwoNodeDevice(delay: "60s", action: "off"), n2: TwoNodeDevice(delay: "8s", action: "off")))
             try cluster.link(2, up: false)
             try waitUntil("n1 decided to fence n2", timeout: .seconds(20), observed: setup.observed) {
-                journalLines(cluster, "n1").contains { $0.text.hasPrefix("fencing n2, attempt 1: ") }
+                cluster.journalLines("n1").contains { $0.text.hasPrefix("fencing n2, attempt 1: ") }
             }
             // The administrator makes sure n2 is down (its power pulled), then says so.
             let pulled = try runTool(EngineCluster.script, ["poweroff", cluster.clusterDirectory, "2"])
@@ -329,7 +318,7 @@ struct TwoNodeTests {
             }
             // The delay ends: n1 sees the fence was settled and runs nothing.
             try waitUntil("n1's delay over", timeout: .seconds(20), observed: setup.observed) {
-                journalLines(cluster, "n1").contains {
+                cluster.journalLines("n1").contains {
                     $0.text == "fencing n2, attempt 1: not needed any more, the agent is not run"
                 }
             }
@@ -393,11 +382,11 @@ struct TwoNodeTests {
             // n2 never stopped: no merge, the same engine that took over.
             #expect(cluster.engineExitStatus("n2") == nil)
             #expect(
-                !journalLines(cluster, "n2").contains { $0.text.contains("merged with a larger one") },
-                "\(journalLines(cluster, "n2").map(\.text))")
+                !cluster.journalLines("n2").contains { $0.text.contains("merged with a larger one") },
+                "\(cluster.journalLines("n2").map(\.text))")
             #expect(
-                !journalLines(cluster, "n1").contains { $0.text.contains("merged") },
-                "\(journalLines(cluster, "n1").map(\.text))")
+                !cluster.journalLines("n1").contains { $0.text.contains("merged") },
+                "\(cluster.journalLines("n1").map(\.text))")
             #expect(setup.takeovers().count == 1, "\(setup.takeovers())")
             #expect(setup.runs().count == 1, "\(setup.runs())")
         }
