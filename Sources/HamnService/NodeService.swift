@@ -7,6 +7,7 @@ import RecoveryPrograms
 import RulesEngine
 import RulesParser
 import RulesValidation
+import TimelineRendering
 
 /// One node's service: the coordinator fed by the transport, the executor running this node's
 /// segments, the monitors' samples evaluated, everything journaled; and the control requests.
@@ -860,6 +861,21 @@ public actor NodeService {
                         "JOURNAL: \(JournalWrites.message($0.reason)); \($0.held) write(s) held are not shown\n"
                     }
                     return .report(text: (warning ?? "") + report.text, json: report.json)
+                } catch {
+                    return .failed(.journal, "journal: \(error)")
+                }
+            }
+        case .timeline(let id, let run):
+            // As for history: what is queued for the journal is part of the event.
+            if writes.problem == nil { await writes.flush() }
+            let journal = self.journal
+            return await BlockingWork.run {
+                do {
+                    guard let timeline = try journal.timeline(event: id, run: run) else {
+                        let which = run.map { "event \(id) of run \($0)" } ?? "event \(id)"
+                        return .failed(.noSuchEvent, "no \(which) in the journal (see history)")
+                    }
+                    return .report(text: timeline.summary, json: try timeline.json())
                 } catch {
                     return .failed(.journal, "journal: \(error)")
                 }

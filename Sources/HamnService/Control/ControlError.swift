@@ -39,6 +39,8 @@ public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConv
         public static let notRecorded = Code(rawValue: "not-recorded")
         /// `trigger`: `queue_limit` events wait already; the event was refused.
         public static let queueFull = Code(rawValue: "queue-full")
+        /// `history EVENT`: the journal has no such event.
+        public static let noSuchEvent = Code(rawValue: "no-such-event")
     }
 
     public var code: Code

@@ -40,6 +40,9 @@ public struct ScenarioRun: Sendable {
     public var endTime: Double = 0
     /// The simulation hit its step limit.
     public var exhausted = false
+    /// Everything every node did and journaled, in order: what `simulate --format html` draws
+    /// the events' timelines from.
+    public var trace: [ClusterSimulation.TraceEntry] = []
 }
 
 /// Runs scenarios on the cluster simulation.
@@ -149,6 +152,7 @@ struct ScenarioReporter {
         var run = ScenarioRun(scenario: scenario)
         run.endTime = simulation.clock
         run.exhausted = simulation.exhausted
+        run.trace = simulation.trace
         // By the whole event, not its id: the parts of a partition number their events each on
         // their own.
         var order: [ClusterEvent] = []
