@@ -93,14 +93,27 @@ public struct TimelineBuilder: Sendable {
                 }
             }
         }
+        // A hold from a failure to the next resume after it; at one time, a resume comes before
+        // a failure (a retry that fails again at once is held anew).
         var marks: [Timeline.Mark] = []
-        let resumes = resumes.sorted { $0.time < $1.time }
+        var held: Double?
+        let steps =
+            resumes.map { (time: $0.time, resume: true) } + failures.map { (time: $0.time, resume: false) }
+        for step in steps.sorted(by: { ($0.time, $0.resume ? 0 : 1) < ($1.time, $1.resume ? 0 : 1) }) {
+            if step.resume, let start = held {
+                marks.append(.held(start: start, end: step.time))
+                held = nil
+            } else if !step.resume, held == nil {
+                held = step.time
+            }
+        }
+        if let start = held { marks.append(.held(start: start, end: last)) }
         for failure in failures.sorted(by: { $0.time < $1.time }) {
             marks.append(.failed(node: failure.node, segment: failure.segment, time: failure.time))
-            let until = resumes.first { $0.time >= failure.time }?.time ?? last
-            marks.append(.held(start: failure.time, end: until))
         }
-        for resume in resumes { marks.append(.resume(mode: resume.mode, time: resume.time)) }
+        for resume in resumes.sorted(by: { $0.time < $1.time }) {
+            marks.append(.resume(mode: resume.mode, time: resume.time))
+        }
         for departure in departures { marks.append(.left(node: departure.node, time: departure.time)) }
         return Timeline(
             title: title, displayName: displayName, status: status, nodes: nodes, segments: segments,

@@ -68,8 +68,11 @@ private struct Drawing {
     let span: Double
     /// Title, then segment labels and barrier labels, then the time axis.
     let lanesTop = 78.0
-    /// Per node: its commands with their row in the lane.
-    var rows: [String: [(run: Timeline.CommandRun, row: Int)]] = [:]
+    /// Room at the top of a lane for its FAILED marks.
+    let markRoom = 12.0
+    /// Per node: its commands with their row in the lane, and whether the label goes to the
+    /// left of the bar's end (it would pass the drawing's right edge).
+    var rows: [String: [(run: Timeline.CommandRun, row: Int, labelLeft: Bool)]] = [:]
     var laneTop: [String: Double] = [:]
     var laneHeight: [String: Double] = [:]
     var lanesBottom = 0.0
@@ -84,17 +87,21 @@ private struct Drawing {
         for node in timeline.nodes {
             // Each bar with its label takes the first row where nothing drawn yet reaches it.
             var ends: [Double] = []
-            var placed: [(run: Timeline.CommandRun, row: Int)] = []
+            var placed: [(run: Timeline.CommandRun, row: Int, labelLeft: Bool)] = []
             for run in timeline.commands where run.node == node {
                 let from = x(run.start)
-                let reach = from + max(barWidth(run), labelWidth(run.program)) + 4
-                let row = ends.firstIndex { $0 <= from } ?? ends.count
+                let label = labelWidth(run.program)
+                let labelLeft = from + label > layout.width - 2
+                let low = labelLeft ? min(from, from + barWidth(run) - label) : from
+                let reach = from + max(barWidth(run), labelLeft ? 0 : label)
+                // Half a pixel: a bar that starts where the last one ended shares its row.
+                let row = ends.firstIndex { $0 <= low + 0.5 } ?? ends.count
                 if row == ends.count { ends.append(reach) } else { ends[row] = reach }
-                placed.append((run, row))
+                placed.append((run, row, labelLeft))
             }
             rows[node] = placed
-            // Room below the bars for the wait lines and their labels.
-            let height = Double(max(1, ends.count)) * layout.rowHeight + 16
+            // Room above the bars for the failure marks, below them for the wait lines.
+            let height = markRoom + Double(max(1, ends.count)) * layout.rowHeight + 14
             laneTop[node] = y
             laneHeight[node] = height
             y += height
@@ -166,7 +173,8 @@ private struct Drawing {
         while tick <= span + step / 1000 {
             let at = x(tick)
             out += "<line x1=\"\(n(at))\" y1=\"\(n(lanesTop - 10))\" x2=\"\(n(at))\" y2=\"\(n(lanesTop - 2))\"/>"
-            out += "<text x=\"\(n(at))\" y=\"\(n(lanesTop - 14))\" text-anchor=\"middle\">"
+            let anchor = at > layout.width - 40 ? "end" : "middle"
+            out += "<text x=\"\(n(at))\" y=\"\(n(lanesTop - 14))\" text-anchor=\"\(anchor)\">"
             out += "\(tick == 0 ? "0" : XMLText.duration(tick))</text>"
             tick += step
         }
@@ -181,25 +189,31 @@ private struct Drawing {
             let height = laneHeight[node]!
             out += "<g class=\"lane\" data-node=\"\(e(node))\">"
             out += "<rect x=\"0\" y=\"\(n(top))\" width=\"\(n(layout.width))\" height=\"\(n(height))\"/>"
-            out += "<text x=\"8\" y=\"\(n(top + layout.rowHeight / 2 + 4))\">\(e(node))</text>\n"
+            out += "<text x=\"8\" y=\"\(n(top + markRoom + layout.rowHeight / 2 + 4))\">\(e(node))</text>\n"
             for departure in timeline.marks {
                 guard case .left(let who, let time) = departure, who == node else { continue }
                 let at = x(time)
                 out += "<g class=\"left\" data-node=\"\(e(node))\">"
                 out += "<rect x=\"\(n(at))\" y=\"\(n(top))\" width=\"\(n(max(0, plotLeft + plotWidth - at)))\" "
                 out += "height=\"\(n(height))\"/><line x1=\"\(n(at))\" y1=\"\(n(top))\" x2=\"\(n(at))\" "
-                out += "y2=\"\(n(top + height))\"/><text x=\"\(n(at + 4))\" y=\"\(n(top + height - 4))\">"
+                let right = at + 100 > layout.width
+                out += "y2=\"\(n(top + height))\"/><text x=\"\(n(right ? at - 4 : at + 4))\" "
+                out += "y=\"\(n(top + height - 4))\"\(right ? " text-anchor=\"end\"" : "")>"
                 out += "left the cluster</text><title>\(e(node)) left the cluster at "
                 out += "\(XMLText.duration(time))</title></g>\n"
             }
-            for (run, row) in rows[node] ?? [] {
+            for (run, row, labelLeft) in rows[node] ?? [] {
                 let left = x(run.start)
-                let y = top + Double(row) * layout.rowHeight + (layout.rowHeight - layout.barHeight) / 2 + 2
+                let y = top + markRoom + Double(row) * layout.rowHeight + (layout.rowHeight - layout.barHeight) / 2
                 out += "<g class=\"bar \(run.outcome.rawValue)\" data-node=\"\(e(node))\" "
                 out += "data-segment=\"\(run.segment)\" data-line=\"\(run.line)\" data-program=\"\(e(run.program))\">"
                 out += "<rect x=\"\(n(left))\" y=\"\(n(y))\" width=\"\(n(barWidth(run)))\" "
                 out += "height=\"\(n(layout.barHeight))\" rx=\"2\"/>"
-                out += "<text x=\"\(n(left + 3))\" y=\"\(n(y + layout.barHeight - 4))\">\(e(run.program))</text>"
+                out +=
+                    labelLeft
+                    ? "<text x=\"\(n(left + barWidth(run) - 3))\" y=\"\(n(y + layout.barHeight - 4))\" text-anchor=\"end\">"
+                    : "<text x=\"\(n(left + 3))\" y=\"\(n(y + layout.barHeight - 4))\">"
+                out += "\(e(run.program))</text>"
                 out += "<title>\(e(node)) segment \(run.segment) line \(run.line): \(e(run.command))\n"
                 out += "\(e(run.result)), \(XMLText.duration(run.end - run.start)) "
                 out += "(\(XMLText.duration(run.start)) to \(XMLText.duration(run.end)))</title></g>\n"
@@ -269,7 +283,9 @@ private struct Drawing {
             let label = mode == "skip" ? "resume" : "resume --\(mode)"
             out += "<g class=\"mark resume\" data-mode=\"\(e(mode))\">"
             out += "<line x1=\"\(n(at))\" y1=\"\(n(lanesTop))\" x2=\"\(n(at))\" y2=\"\(n(lanesBottom + 16))\"/>"
-            out += "<text x=\"\(n(at + 4))\" y=\"\(n(lanesBottom + 26))\">\(e(label))</text>"
+            let right = at + 4 + labelWidth(label) > layout.width
+            out += "<text x=\"\(n(right ? at - 4 : at + 4))\" y=\"\(n(lanesBottom + 26))\""
+            out += "\(right ? " text-anchor=\"end\"" : "")>\(e(label))</text>"
             out += "<title>\(e(label)) at \(XMLText.duration(time))</title></g>\n"
         }
         return out

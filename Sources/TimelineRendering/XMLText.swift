@@ -34,7 +34,7 @@ enum XMLText {
             return tenths == tenths.rounded() ? "\(Int(tenths)) s" : "\(tenths) s"
         }
         let whole = Int(value.rounded())
-        return "\(whole / 60) min \(whole % 60) s"
+        return whole % 60 == 0 ? "\(whole / 60) min" : "\(whole / 60) min \(whole % 60) s"
     }
 
     /// Coordinates with at most two decimals.

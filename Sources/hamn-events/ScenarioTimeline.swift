@@ -42,7 +42,8 @@ enum ScenarioTimeline {
                     statuses[event] = "running"
                     builders[event] = TimelineBuilder(
                         title: "\(event.name) \(event.state) (node \(event.node.name), event \(event.id))",
-                        displayName: displayName, nodes: participants.map(\.name), origin: entry.time)
+                        displayName: displayName == event.name ? nil : displayName, nodes: participants.map(\.name),
+                        origin: entry.time)
                 case .barrierPassed(let id, let index, let participants):
                     guard let event = started[id] else { continue }
                     builders[event]?.barrier(segment: index, at: entry.time, participants: participants.map(\.name))

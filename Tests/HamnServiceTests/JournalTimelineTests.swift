@@ -72,7 +72,7 @@ struct JournalTimelineTests {
             ])
         #expect(
             timeline.marks == [
-                .failed(node: "n2", segment: 1, time: 3), .held(start: 3, end: 5), .resume(mode: "retry", time: 5),
+                .held(start: 3, end: 5), .failed(node: "n2", segment: 1, time: 3), .resume(mode: "retry", time: 5),
                 .left(node: "n3", time: 1.75),
             ])
         #expect(try journal.timeline(event: 1, run: journal.run) == timeline)

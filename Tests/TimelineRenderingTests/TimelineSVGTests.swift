@@ -123,6 +123,24 @@ import TimelineRendering
         #expect(try Self.groups(document, "held").count == 2)  // the hold, and the legend's swatch
     }
 
+    /// A retry that fails again at the same instant is held anew, until the next resume.
+    @Test func holdsAcrossRetries() throws {
+        var builder = TimelineBuilder(title: "t 0", nodes: ["n1"], origin: 0)
+        builder.failed(node: "n1", segment: 0, at: 60)
+        builder.resumed(mode: "retry", at: 120)
+        builder.failed(node: "n1", segment: 0, at: 120)
+        builder.resumed(mode: "continue", at: 240)
+        builder.failed(node: "n1", segment: 1, at: 250)
+        let timeline = builder.build(status: "held", end: 300)
+        #expect(
+            timeline.marks.filter { if case .held = $0 { true } else { false } } == [
+                .held(start: 60, end: 120), .held(start: 120, end: 240), .held(start: 250, end: 300),
+            ])
+        let svg = TimelineSVG.render(timeline)
+        #expect(svg.contains(">1 min</text>"))
+        #expect(svg.contains(">resume --continue</text>"))
+    }
+
     @Test func leftNode() throws {
         var builder = TimelineBuilder(title: "t 0 (node n1, event 1)", nodes: ["n1", "n2"], origin: 0)
         builder.command(

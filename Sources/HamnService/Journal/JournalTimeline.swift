@@ -41,7 +41,8 @@ enum JournalTimeline {
             (event.startedAt ?? event.queuedAt)?.timeIntervalSince1970 ?? commandTimes.min() ?? 0
         var builder = TimelineBuilder(
             title: "\(event.name) \(event.state) (node \(event.node.name), event \(event.id), run \(event.run))",
-            displayName: event.displayName, nodes: event.participants.map(\.node.name), origin: origin)
+            displayName: event.displayName == event.name ? nil : event.displayName,
+            nodes: event.participants.map(\.node.name), origin: origin)
         for command in event.commands {
             let end = (command.endedAt ?? command.finishedAt).timeIntervalSince1970
             builder.command(
