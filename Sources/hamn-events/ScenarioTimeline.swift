@@ -13,7 +13,7 @@ enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
 /// The events of a scenario's run as timelines (`simulate --format html`), from the
 /// simulation's trace: each event from its start, its nodes' segments (their commands start
 /// together and end after their simulated durations), barriers, failures, resumes and
-/// departures. Every node journals the same cluster entries: each is taken once.
+/// departures. The trace holds each journal entry once (`ScenarioRun.trace`).
 enum ScenarioTimeline {
     static func timelines(_ run: ScenarioRun) -> [Timeline] {
         var order: [ClusterEvent] = []
@@ -24,17 +24,10 @@ enum ScenarioTimeline {
         // each on their own; a part's own entries come after its start).
         var started: [Int: ClusterEvent] = [:]
         var segments: [String: (event: ClusterEvent, time: Double, run: SegmentRun)] = [:]
-        var seen: Set<JournalEntry> = []
-        var resumes: Set<String> = []
         for entry in run.trace {
             let node = entry.node.name
             switch entry.kind {
             case .journal(let journal):
-                if case .resumed = journal {
-                    guard resumes.insert("\(entry.time)|\(journal)").inserted else { continue }
-                } else {
-                    guard seen.insert(journal).inserted else { continue }
-                }
                 switch journal {
                 case .started(let event, let displayName, let participants):
                     order.append(event)
@@ -52,10 +45,6 @@ enum ScenarioTimeline {
                     statuses[event] = "held"
                 case .resumed(let resume):
                     guard let event = resume.event else { continue }
-                    // A retry may fail again: that failure is news.
-                    seen = seen.filter {
-                        if case .failed(let failed, _, _) = $0 { failed != event } else { true }
-                    }
                     builders[event]?.resumed(mode: resume.mode.rawValue, at: entry.time)
                     statuses[event] = "running"
                 case .participantLeft(let id, let left):
