@@ -121,7 +121,7 @@ private struct Drawing {
 
     func svg() -> String {
         let legendTop = lanesBottom + 40
-        let height = legendTop + 36
+        let height = legendTop + 54
         var out = """
             <svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="\(n(layout.width))" \
             height="\(n(height))" viewBox="0 0 \(n(layout.width)) \(n(height))">
@@ -294,25 +294,48 @@ private struct Drawing {
     func legend(top: Double) -> String {
         var out = "<g class=\"legend\">"
         var left = 8.0
-        func item(_ swatch: String, _ label: String) {
-            out += swatch + "<text x=\"\(n(left + 18))\" y=\"\(n(top + 11))\">\(label)</text>"
+        var y = top
+        func item(_ swatch: (Double, Double) -> String, _ label: String) {
+            out += swatch(left, y) + "<text x=\"\(n(left + 18))\" y=\"\(n(y + 11))\">\(label)</text>"
             left += 18 + labelWidth(label) + 10
         }
         for outcome in Timeline.Outcome.allCases {
             item(
-                "<g class=\"bar \(outcome.rawValue)\"><rect x=\"\(n(left))\" y=\"\(n(top + 1))\" width=\"14\" "
-                    + "height=\"12\"/></g>", outcome.label)
+                { x, y in
+                    "<g class=\"bar \(outcome.rawValue)\"><rect x=\"\(n(x))\" y=\"\(n(y + 1))\" width=\"14\" height=\"12\"/></g>"
+                }, outcome.label)
         }
+        // The marks on a second row. Their swatches are drawn with plain attributes, not the
+        // marks' classes, so that selecting `g.mark.resume` finds the event's resumes only.
+        y += 18
+        left = 8
         item(
-            "<g class=\"wait\"><line x1=\"\(n(left))\" y1=\"\(n(top + 7))\" x2=\"\(n(left + 14))\" "
-                + "y2=\"\(n(top + 7))\"/></g>", "waits at a barrier")
+            { x, y in
+                "<g class=\"wait\"><line x1=\"\(n(x))\" y1=\"\(n(y + 7))\" x2=\"\(n(x + 14))\" y2=\"\(n(y + 7))\"/></g>"
+            }, "waits at a barrier")
         item(
-            "<g class=\"barrier\"><line x1=\"\(n(left + 7))\" y1=\"\(n(top))\" x2=\"\(n(left + 7))\" "
-                + "y2=\"\(n(top + 14))\"/></g>", "barrier")
+            { x, y in
+                "<g class=\"barrier\"><line x1=\"\(n(x + 7))\" y1=\"\(n(y))\" x2=\"\(n(x + 7))\" y2=\"\(n(y + 14))\"/></g>"
+            }, "barrier")
         item(
-            "<g class=\"held\"><rect x=\"\(n(left))\" y=\"\(n(top + 1))\" width=\"14\" height=\"12\"/></g>",
-            "held")
-        out += "<text x=\"8\" y=\"\(n(top + 28))\">times from the event's start; "
+            { x, y in "<g class=\"held\"><rect x=\"\(n(x))\" y=\"\(n(y + 1))\" width=\"14\" height=\"12\"/></g>" },
+            "held after a failure")
+        item(
+            { x, y in
+                "<path d=\"M \(n(x + 1)) \(n(y + 2)) L \(n(x + 13)) \(n(y + 2)) L \(n(x + 7)) \(n(y + 12)) Z\" fill=\"#c0392b\"/>"
+            }, "a command failed: FAILED")
+        item(
+            { x, y in
+                "<line x1=\"\(n(x + 7))\" y1=\"\(n(y))\" x2=\"\(n(x + 7))\" y2=\"\(n(y + 14))\" stroke=\"#8e44ad\" "
+                    + "stroke-width=\"2\" stroke-dasharray=\"4 2\"/>"
+            }, "resume (its mode)")
+        item(
+            { x, y in
+                "<rect x=\"\(n(x))\" y=\"\(n(y + 1))\" width=\"14\" height=\"12\" fill=\"#555\" fill-opacity=\"0.18\" "
+                    + "stroke=\"#000\"/>"
+            }, "left the cluster")
+        y += 18
+        out += "<text x=\"8\" y=\"\(n(y + 11))\">times from the event's start; "
         out += "a bar is at least \(n(layout.minimumBar)) px wide</text>"
         out += "</g>\n"
         return out
