@@ -5,8 +5,8 @@
 /// else it speaks 2. A group member that has not said hello (a joiner, a foreign process)
 /// counts as speaking 2 only: it may be an engine of an earlier build. `EngineMembership`
 /// computes the agreement after each configuration change and hello, at the same place in the
-/// agreed order on every engine, and the transport sends every message in the agreed version:
-/// no engine is sent a version it cannot read. Pure.
+/// agreed order on every engine, and the transport sends nothing that needs a higher version
+/// (`WireFormat.encode(_:agreed:)`): no engine is sent a version it cannot read. Pure.
 public struct WireAgreement: Sendable, Hashable {
     /// One member of the group: an engine (its node's name), or a process that has not said who
     /// it is (`name` nil).
