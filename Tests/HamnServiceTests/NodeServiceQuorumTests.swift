@@ -82,6 +82,19 @@ private func eventually(_ seconds: Double, _ condition: () -> Bool) async -> Boo
     return condition()
 }
 
+/// A new scratch directory (the caller removes it), and node n1's configuration in a cluster of
+/// n1 and n2 with its files there.
+private func twoNodes(_ prefix: String) throws -> (URL, ClusterNode, ClusterNode, ServiceConfiguration) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let n1 = ClusterNode(name: "n1", number: 1)
+    let n2 = ClusterNode(name: "n2", number: 2)
+    let configuration = ServiceConfiguration(
+        node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd", journal: directory.path + "/journal.db",
+        socket: directory.path + "/socket")
+    return (directory, n1, n2, configuration)
+}
+
 @Suite("the service and quorum", .timeLimit(.minutes(1)))
 struct NodeServiceQuorumTests {
     /// Two faults this guards against: a membership change that lost quorum, applied before the
@@ -93,18 +106,10 @@ struct NodeServiceQuorumTests {
         "quorum is applied in the deliveries' order: lost before the change, regained only by its delivery, never by the notice"
     )
     func quorumInDeliveryOrder() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "hamn-quorum-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (directory, n1, n2, configuration) = try twoNodes("hamn-quorum")
         defer { try? FileManager.default.removeItem(at: directory) }
         let marker = directory.appendingPathComponent("ran").path
 
-        let n1 = ClusterNode(name: "n1", number: 1)
-        let n2 = ClusterNode(name: "n2", number: 2)
-        let configuration = ServiceConfiguration(
-            node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd",
-            journal: directory.path + "/journal.db",
-            socket: directory.path + "/socket")
         let rules = ruleBook([("TE_FAIL_NODE", 0, "other \"/usr/bin/touch \(marker)\" 0 NULL\n")])
         let transport = ScriptedTransport(node: n1)
         let journal = NotesJournal()
@@ -168,15 +173,8 @@ struct NodeServiceQuorumTests {
     /// service refuses them (the transport could not send them), and says who is behind.
     @Test("resume --retry/--continue while the cluster speaks wire 2: refused (wire-version); the plain resume is not")
     func resumeModesNeedWireThree() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hamn-wire-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (directory, n1, n2, configuration) = try twoNodes("hamn-wire")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let n1 = ClusterNode(name: "n1", number: 1)
-        let n2 = ClusterNode(name: "n2", number: 2)
-        let configuration = ServiceConfiguration(
-            node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd",
-            journal: directory.path + "/journal.db",
-            socket: directory.path + "/socket")
         let transport = ScriptedTransport(node: n1)
         let member = { (node: ClusterNode, versions: [Int]) in
             WireAgreement.Member(
