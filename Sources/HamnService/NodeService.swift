@@ -165,6 +165,9 @@ public actor NodeService {
                 note(line, kind: "configuration")
             }
             configurationDifferences = differences
+        case .wire(let agreement):
+            logger.notice("\(agreement.summary)")
+            note(agreement.summary, kind: "transport")
         case .warning(let text):
             logger.warning("\(text)")
             let hour = Int(Date().timeIntervalSince1970 / 3600)
@@ -918,6 +921,15 @@ public actor NodeService {
         guard coordinator.state.current?.failure != nil || cancelQueued else {
             return .failed(.nothingToResume, "nothing to resume: no event is held in the failed state")
         }
+        // A mode needs wire version 3: while an engine that speaks only 2 is in the group, the
+        // transport could not send it (docs/decisions.md, "Rolling upgrades").
+        if mode != .skip, let agreement = transport.wireAgreement,
+            let refusal = agreement.refusal(
+                needing: Int(
+                    WireFormat.lowestVersion(for: .cluster(.resume(mode, cancelQueued: cancelQueued, user: user)))))
+        {
+            return .failed(.wireVersion, refusal)
+        }
         send(.resume(mode, cancelQueued: cancelQueued, user: user))
         let what =
             switch mode {
@@ -1188,6 +1200,7 @@ public actor NodeService {
             node: configuration.node, transport: configuration.transport, synchronised: coordinator.isSynchronised,
             members: state.members, quorate: transport.isQuorate, coordinatorQuorate: coordinator.isQuorate,
             waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
+            wireVersion: transport.wireAgreement?.version ?? Int(WireFormat.version),
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
             running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
