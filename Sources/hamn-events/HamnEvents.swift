@@ -17,7 +17,7 @@ struct HamnEvents: AsyncParsableCommand {
         version: "hamn-events \(hamnEventsVersion) (wire format \(WireFormat.version))",
         subcommands: [
             Validate.self, Simulate.self, Test.self, Run.self, Status.self, History.self, Resume.self, Trigger.self,
-            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self, Cluster.self,
+            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self, Sync.self, Cluster.self,
         ]
     )
 

@@ -46,6 +46,9 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case fence(node: String)
     /// An administrator made sure `node` is down: its takeover may run.
     case fenceConfirm(node: String)
+    /// `hamn-events sync`: this node's rules tree to every node, through the cluster; with
+    /// `rollback`, every node goes back to the tree before the last sync (README, "sync").
+    case sync(rollback: Bool)
 
     public enum RecoverySetting: String, Codable, Sendable, Hashable, CaseIterable {
         case off, on
@@ -73,7 +76,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// The requests' names on the wire, for the error that names an unknown one.
     static let names = [
         "status", "history", "resume", "resume_retry", "resume_continue", "trigger", "recovery", "ha_cmd", "mon",
-        "wait_event", "fence", "fence_confirm",
+        "wait_event", "fence", "fence_confirm", "sync",
     ]
 
     /// The most events `history` returns at once.
@@ -127,6 +130,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
         case .waitEvent: "wait-event"
         case .fence: "fence"
         case .fenceConfirm: "fence confirm"
+        case .sync(let rollback): rollback ? "sync --rollback" : "sync"
         }
     }
 
@@ -153,7 +157,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
             node?.isEmpty == true ? "an empty node name" : (after ?? 0) < 0 ? "a negative line id" : nil
         case .fence(let node), .fenceConfirm(let node):
             node.isEmpty || node.contains(where: \.isWhitespace) ? "a node name without blanks" : nil
-        case .status, .resume, .resumeRetry, .resumeContinue, .recovery, .haCmd:
+        case .status, .resume, .resumeRetry, .resumeContinue, .recovery, .haCmd, .sync:
             nil
         }
     }
