@@ -230,7 +230,8 @@ public enum ConfigurationTreeFiles {
         close(descriptor)
     }
 
-    private static func realPath(_ path: String) -> String? {
+    /// `path` with every link resolved (realpath(3)), nil when it does not exist.
+    package static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)

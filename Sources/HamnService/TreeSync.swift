@@ -2,10 +2,6 @@ import Foundation
 import HamnConfiguration
 import RulesEngine
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// `hamn-events sync`'s blocking parts (README, "sync"): the sender's checks and the tree it
 /// reads; on every node, the tree written as a new generation of the rules directory and
 /// validated there, kept or taken back. The service runs them off its thread, holding the
@@ -38,14 +34,14 @@ enum TreeSync {
             return .failure(.init(errors + ["\(configuration.rules): \(report.summary): nothing sent"]))
         }
         let root = root(of: configuration)
-        let realRoot = realPath(root) ?? root
+        let realRoot = ConfigurationTreeFiles.realPath(root) ?? root
         var problems: [String] = []
         for rule in rules.rules.values.sorted(by: { $0.definition.line < $1.definition.line }) {
             let program = rule.definition.recoveryProgram
             let path =
                 configuration.rulesRoot.map { ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + program }
                 ?? program
-            guard let real = realPath(path), real.hasPrefix(realRoot + "/") else {
+            guard let real = ConfigurationTreeFiles.realPath(path), real.hasPrefix(realRoot + "/") else {
                 problems.append(
                     "\(configuration.rules):\(rule.definition.recoveryProgramLine):1: recovery program \(program) is outside the tree \(root): sync sends the files under it only"
                 )
@@ -123,11 +119,5 @@ enum TreeSync {
         return
             (ConfigurationTreeFiles.savedTree(root: root, which: .last)
             ?? (try? ConfigurationTreeFiles.read(root: root).get()))?.digest
-    }
-
-    private static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }

@@ -55,14 +55,8 @@ struct SyncTests {
         "sync from node 1: every node runs the new .rp; a node missing its command keeps its old rules; a late node gets the tree"
     )
     func threeNodes() throws {
-        var template = Array((NSTemporaryDirectory() + "hamn-setup-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw EngineClusterError("mkdtemp failed") }
-        let setup = String(cString: made)
+        let setup = try clusterSetupFiles(nodes: 3)
         defer { try? FileManager.default.removeItem(atPath: setup) }
-        let written = try runTool(
-            EngineCluster.binary,
-            ["cluster", "setup", "--output", setup, "node1=127.77.0.1", "node2=127.77.0.2", "node3=127.77.0.3"])
-        #expect(written.status == 0, "\(written.err)")
         try withCluster(
             corosyncNodes: 3, nodes: ["node1", "node2", "node3"],
             upArguments: ["--conf", setup + "/corosync.conf", "--authkey", setup + "/authkey"]
