@@ -118,3 +118,26 @@ struct SyncTests {
         }
     }
 }
+
+extension SyncTests {
+    @Test("crypto off (ns-cluster's own corosync.conf: crypto_cipher: none): refused at its line, nothing sent")
+    func cryptoOff() throws {
+        try withCluster(corosyncNodes: 1, nodes: ["node1"]) { cluster in
+            let conf = cluster.clusterDirectory + "/node1/corosync.conf"
+            let yaml = try prepare(cluster, 1, command: cluster.binDirectory + "/step old", conf: conf)
+            try start(cluster, 1, yaml: yaml)
+            #expect(cluster.eventually(60) { cluster.members("node1") == ["node1"] })
+            let text = try String(contentsOfFile: conf, encoding: .utf8)
+            let line = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+                $0.contains("crypto_cipher:")
+            }.map { $0 + 1 }
+            let refused = try cluster.cli("node1", ["sync"])
+            #expect(refused.status == 1)
+            #expect(
+                refused.err
+                    == "hamn-events: sync refused, nothing sent:\n\(conf):\(line ?? 0):20: crypto_cipher: none: sync sends commands that run as root on every node, so corosync must authenticate its traffic\n"
+            )
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: rules(cluster, 1))) == nil)
+        }
+    }
+}
