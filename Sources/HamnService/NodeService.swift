@@ -151,6 +151,7 @@ public actor NodeService {
         }
         // What a reload held back is applied before the node counts as gone.
         while let reload = reloading { await reload.value }
+        syncWaitsEnded()
         transition(.transportEnded)
         outbox.finish()
         await sender.value
@@ -832,6 +833,18 @@ public actor NodeService {
             } else if let digest {
                 self.send(.syncOutcome(request: "", node: configuration.node.name, digest: digest, problem: nil))
             }
+        }
+    }
+
+    /// Out of the cluster: `sync` callers get the outcomes heard, the rest unknown.
+    private func syncWaitsEnded() {
+        let waits = syncWaits
+        syncWaits = [:]
+        for wait in waits.values {
+            let nodes = wait.expected ?? [configuration.node.name]
+            let unknown = SyncWait.Outcome(
+                digest: nil, problem: "not known: this node left the cluster before it answered")
+            wait.continuation.resume(returning: nodes.map { ($0, wait.outcomes[$0] ?? unknown) })
         }
     }
 
