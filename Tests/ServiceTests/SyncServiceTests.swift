@@ -69,4 +69,19 @@ struct SyncServiceTests {
         #expect(broken.err.contains("\(harness.root)/etc/one_0.rp:2:"), "\(broken.err)")
         #expect(link(harness) == nil, "nothing written")
     }
+
+    @Test("a .rp file outside the rules file's directory: refused at its line in the rules file")
+    func programOutsideTree() throws {
+        let harness = try ServiceHarness(definitions: [])
+        let outside = harness.root + "/bin/one_0.rp"
+        try harness.write(outside, "all \"/bin/true\" 0 NULL\n")
+        try harness.write(harness.rulesPath, "one\n0\n\(outside)\n2\n0\n\n\n\n\n")
+        try harness.start()
+        let refused = try harness.cli(["sync"])
+        #expect(refused.status == 1)
+        #expect(
+            refused.err
+                == "hamn-events: sync refused, nothing sent:\n\(harness.rulesPath):3:1: recovery program \(outside) is outside the tree \(harness.root)/etc: sync sends the files under it only\n"
+        )
+    }
 }
