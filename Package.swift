@@ -64,6 +64,9 @@ let package = Package(
             name: "CorosyncTransport",
             dependencies: ["RulesEngine", "ClusterTransport", "CCorosync"]
         ),
+        // An event's timeline as a picture (SVG, a standalone HTML page): pure, no project module,
+        // so the journal, the simulator and a live view draw the same.
+        .target(name: "TimelineRendering"),
         // The service: NodeService, ServiceRunner, the journal (SQLite), monitors, control socket.
         .target(
             name: "HamnService",
@@ -76,6 +79,7 @@ let package = Package(
                 "HamnConfiguration",
                 "ClusterTransport",
                 "CorosyncTransport",
+                "TimelineRendering",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -90,6 +94,7 @@ let package = Package(
                 "RulesEngine",
                 "HamnConfiguration",
                 "HamnService",
+                "TimelineRendering",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -126,6 +131,8 @@ let package = Package(
             name: "RulesValidationTests",
             dependencies: ["TestSupport", "RulesParser", "RulesValidation"]
         ),
+        // The timeline's model, SVG and HTML, parsed back with XMLDocument.
+        .testTarget(name: "TimelineRenderingTests", dependencies: ["TimelineRendering"]),
         .testTarget(
             name: "RecoveryProgramsTests",
             dependencies: ["RulesParser", "RecoveryPrograms"]
@@ -158,7 +165,7 @@ let package = Package(
             name: "HamnServiceTests",
             dependencies: [
                 "RulesParser", "RecoveryPrograms", "RulesEngine", "HamnConfiguration", "ClusterTransport",
-                "HamnService",
+                "HamnService", "TimelineRendering",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

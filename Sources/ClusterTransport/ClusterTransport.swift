@@ -22,6 +22,9 @@ public protocol ClusterTransport: Sendable {
     /// so that a membership change that loses quorum never starts a segment. (`notices` also
     /// reports changes, but on a stream of its own, in no set order with the deliveries.)
     var isQuorate: Bool { get }
+    /// The wire version the group agreed on (`WireAgreement`); nil when the transport has no
+    /// other engines to agree with (in-process: this build's newest version).
+    var wireAgreement: WireAgreement? { get }
     /// Sends `message` from the caller's thread without waiting, in the order of the calls
     /// (and after what `multicast` sent before), when the transport can; false when it cannot,
     /// and the caller uses `multicast`.
@@ -113,6 +116,8 @@ public enum TransportNotice: Sendable, Hashable {
     case engines([EngineEntry], differences: [String])
     /// For the log and the journal.
     case warning(String)
+    /// The wire version the group agreed on changed (`WireAgreement.summary`: log and journal).
+    case wire(WireAgreement)
     /// The node cannot go on (corosync went away, a merge lost): the service exits non-zero
     /// for systemd to restart it. The deliveries end after this.
     case fatal(String)
@@ -128,6 +133,9 @@ extension ClusterTransport {
     public func announce(_ info: EngineInfo) async {}
 
     public var isQuorate: Bool { true }
+
+    /// In-process transports speak this build's newest version only.
+    public var wireAgreement: WireAgreement? { nil }
 
     public func sendWithoutWaiting(_ message: ClusterMessage) -> Bool { false }
 

@@ -83,12 +83,41 @@ public final class CorosyncTransport: ClusterTransport {
     }
 
     public func multicast(_ message: ClusterMessage) async {
-        send(.bytes(WireFormat.encode(.cluster(message))))
+        send(.cluster(message), in: agreed.version)
     }
 
     public func sendWithoutWaiting(_ message: ClusterMessage) -> Bool {
-        send(.bytes(WireFormat.encode(.cluster(message))))
+        send(.cluster(message), in: agreed.version)
         return true
+    }
+
+    /// The wire version the group agreed on as of the latest change this engine applied.
+    public var wireAgreement: WireAgreement? { agreed }
+    private var agreed: WireAgreement { membership.withLock { $0.wire } }
+
+    /// Messages not sent because they need a higher wire version than the one agreed.
+    public var droppedForWire: Int { dropped.withLock { $0 } }
+    private let dropped = Mutex(0)
+
+    /// Sends `message` in `version`, or drops it (a warning) when it needs a higher one.
+    private func send(_ message: WireMessage, in version: Int) {
+        guard let bytes = WireFormat.encode(message, agreed: UInt8(clamping: version)) else {
+            let count = dropped.withLock { count -> Int in
+                count += 1
+                return count
+            }
+            noticeOut.yield(
+                .warning(
+                    "not sent: \(Self.describe(message)) needs wire version \(WireFormat.lowestVersion(for: message)), and the cluster agreed on \(version) (\(count) dropped so far)"
+                ))
+            return
+        }
+        send(.bytes(bytes))
+    }
+
+    private static func describe(_ message: WireMessage) -> String {
+        if case .cluster(.resume(_, let mode?, _)) = message { return "resume \(mode.option)" }
+        return "a message"
     }
 
     public func leave() async {
@@ -263,7 +292,7 @@ public final class CorosyncTransport: ClusterTransport {
             case .deliver(let delivery):
                 hand(delivery)
             case .send(let message):
-                send(.bytes(WireFormat.encode(message)))
+                send(message, in: state.wire.version)
             case .startFormTimer:
                 afterFormTimeout { $0.formTimerFired() }
             case .startSettleTimer:
@@ -274,6 +303,8 @@ public final class CorosyncTransport: ClusterTransport {
                 noticeOut.yield(.warning(text))
             case .fatal(let reason):
                 fail(reason)
+            case .wireAgreed(let agreement):
+                noticeOut.yield(.wire(agreement))
             }
         }
     }

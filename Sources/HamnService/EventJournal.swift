@@ -1,5 +1,6 @@
 import Foundation
 import RulesEngine
+import TimelineRendering
 
 /// What the service writes to its journal and reads back for `history` and `mon`; the SQLite
 /// `Journal` is the implementation.
@@ -12,6 +13,8 @@ public protocol EventJournal: Sendable {
     /// The event log's lines after row `rowID`, oldest first, at most `limit`; when `rowID` is
     /// nil, the newest `limit`. What `mon` follows (each line has its row id).
     func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine]
+    /// The timeline of event `id` of run `run` (nil: the newest run that has one), or nil.
+    func timeline(event id: Int, run: Int64?) throws -> Timeline?
     /// Several writes of any kind, in order, in one transaction (one commit, one fsync): all or
     /// none. The service's writer commits everything queued since its last commit this way.
     func write(_ writes: [TimedJournalWrite]) throws
@@ -59,6 +62,9 @@ extension EventJournal {
     }
 
     public func close() throws {}
+
+    /// For journals that keep no events: none.
+    public func timeline(event id: Int, run: Int64?) throws -> Timeline? { nil }
 
     public func storageProblem() -> String? { nil }
 }

@@ -7,6 +7,7 @@ import RecoveryPrograms
 import RulesEngine
 import RulesParser
 import RulesValidation
+import TimelineRendering
 
 /// One node's service: the coordinator fed by the transport, the executor running this node's
 /// segments, the monitors' samples evaluated, everything journaled; and the control requests.
@@ -170,6 +171,9 @@ public actor NodeService {
                 note(line, kind: "configuration")
             }
             configurationDifferences = differences
+        case .wire(let agreement):
+            logger.notice("\(agreement.summary)")
+            note(agreement.summary, kind: "transport")
         case .warning(let text):
             logger.warning("\(text)")
             let hour = Int(Date().timeIntervalSince1970 / 3600)
@@ -746,6 +750,11 @@ public actor NodeService {
         let outcomes = await withCheckedContinuation { continuation in
             syncWaits[request] = SyncWait(continuation: continuation)
             send(tree.map { .syncTree(request: request, tree: $0) } ?? .syncRollback(request: request))
+            // An engine from before sync drops the message and never answers: not waited for forever.
+            Task {
+                try? await Task.sleep(for: .seconds(Self.syncAnswerWait))
+                await self.syncNotAnswered(request)
+            }
         }
         let lines = outcomes.map { node, outcome in
             if let problem = outcome.problem {
@@ -834,6 +843,20 @@ public actor NodeService {
                 self.send(.syncOutcome(request: "", node: configuration.node.name, digest: digest, problem: nil))
             }
         }
+    }
+
+    /// How long `sync` waits for every member's outcome.
+    static let syncAnswerWait = 120.0
+
+    private func syncNotAnswered(_ request: String) {
+        guard let wait = syncWaits.removeValue(forKey: request) else { return }
+        let silent = SyncWait.Outcome(
+            digest: nil,
+            problem:
+                "no answer within \(Self.seconds(Self.syncAnswerWait)) (an engine from before sync drops the message; or it is still writing)"
+        )
+        let nodes = wait.expected ?? [configuration.node.name]
+        wait.continuation.resume(returning: nodes.map { ($0, wait.outcomes[$0] ?? silent) })
     }
 
     /// Out of the cluster: `sync` callers get the outcomes heard, the rest unknown.
@@ -1045,6 +1068,21 @@ public actor NodeService {
                     return .failed(.journal, "journal: \(error)")
                 }
             }
+        case .timeline(let id, let run):
+            // As for history: what is queued for the journal is part of the event.
+            if writes.problem == nil { await writes.flush() }
+            let journal = self.journal
+            return await BlockingWork.run {
+                do {
+                    guard let timeline = try journal.timeline(event: id, run: run) else {
+                        let which = run.map { "event \(id) of run \($0)" } ?? "event \(id)"
+                        return .failed(.noSuchEvent, "no \(which) in the journal (see history)")
+                    }
+                    return .report(text: timeline.summary, json: try timeline.json())
+                } catch {
+                    return .failed(.journal, "journal: \(error)")
+                }
+            }
         case .resume(let cancelQueued), .resumeRetry(let cancelQueued), .resumeContinue(let cancelQueued):
             let mode: ResumeMode =
                 switch request {
@@ -1084,6 +1122,15 @@ public actor NodeService {
     private func resume(_ mode: ResumeMode, cancelQueued: Bool, user: String?) -> ControlAnswer {
         guard coordinator.state.current?.failure != nil || cancelQueued else {
             return .failed(.nothingToResume, "nothing to resume: no event is held in the failed state")
+        }
+        // A mode needs wire version 3: while an engine that speaks only 2 is in the group, the
+        // transport could not send it (docs/decisions.md, "Rolling upgrades").
+        if mode != .skip, let agreement = transport.wireAgreement,
+            let refusal = agreement.refusal(
+                needing: Int(
+                    WireFormat.lowestVersion(for: .cluster(.resume(mode, cancelQueued: cancelQueued, user: user)))))
+        {
+            return .failed(.wireVersion, refusal)
         }
         send(.resume(mode, cancelQueued: cancelQueued, user: user))
         let what =
@@ -1355,6 +1402,7 @@ public actor NodeService {
             node: configuration.node, transport: configuration.transport, synchronised: coordinator.isSynchronised,
             members: state.members, quorate: transport.isQuorate, coordinatorQuorate: coordinator.isQuorate,
             waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
+            wireVersion: transport.wireAgreement?.version ?? Int(WireFormat.version),
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
             running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,

@@ -126,7 +126,12 @@ public enum ServiceRunner {
         case .local:
             transport = await LoopbackTransport.alone(configuration.node)
         case .corosync:
-            let info = EngineInfo(node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules))
+            // HAMN_TEST_WIRE_MAX=2: an engine of the build before wire version 3, for the rolling
+            // upgrade test (README, "Rolling upgrade"). Not for production.
+            let limit = getenv("HAMN_TEST_WIRE_MAX").flatMap { Int(String(cString: $0)) }
+            let info = EngineInfo(
+                node: configuration.node, digest: ConfigurationDigest.of(configuration, rules: rules),
+                versions: WireFormat.versions(upTo: limit))
             await waitForQuorumBeforeJoining(journal: journal, logger: logger, notify: notify)
             do {
                 let corosync = try CorosyncTransport(

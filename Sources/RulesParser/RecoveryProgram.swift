@@ -52,7 +52,9 @@ public struct CommandStep: Sendable, Hashable {
         Self.program(of: command)
     }
 
-    static func program(of command: String) -> String? {
+    /// The program `command` starts (see `program`): also for a command known only by its text
+    /// (the journal's, a timeline's label).
+    public static func program(of command: String) -> String? {
         var rest = Substring(command)
         while true {
             rest = rest.drop { $0 == " " || $0 == "\t" }

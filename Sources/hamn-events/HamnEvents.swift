@@ -14,7 +14,8 @@ struct HamnEvents: AsyncParsableCommand {
             Administrators write a rules.hacmprd file of nine-line event definitions and .rp \
             recovery programs; hamn-events checks them and runs them across the cluster nodes.
             """,
-        version: "hamn-events \(hamnEventsVersion) (wire format \(WireFormat.version))",
+        version:
+            "hamn-events \(hamnEventsVersion) (wire formats \(WireFormat.versions.map(String.init).joined(separator: ", ")))",
         subcommands: [
             Validate.self, Simulate.self, Test.self, Run.self, Status.self, History.self, Resume.self, Trigger.self,
             Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self, Sync.self, Cluster.self,

@@ -5,6 +5,7 @@ import HamnService
 import RulesEngine
 import RulesParser
 import RulesValidation
+import TimelineRendering
 
 #if canImport(Glibc)
     import Glibc
@@ -29,14 +30,17 @@ struct ServiceOptions: ParsableArguments {
     /// 2 for a usage error, 1 otherwise, a `wait-event` timeout included). Every request ends
     /// with a final answer (`done`, `report` or `failed`; `mon`'s lines end with one too): a
     /// connection that ends without one (the service stopped or crashed mid-request) is exit 1.
-    func send(_ request: ControlRequest, format: OutputFormat = .text) throws {
+    /// `present`: shows the answer instead of `show` (and returns the exit status it asks for).
+    func send(
+        _ request: ControlRequest, format: OutputFormat = .text, present: ((ControlAnswer) -> Int32)? = nil
+    ) throws {
         let path = try socketPath()
         var status: Int32 = 0
         var answered = false
         do {
             try ControlClient.send(request, to: path) { answer in
                 if case .logLine = answer {} else { answered = true }
-                status = show(answer, format: format)
+                status = present?(answer) ?? show(answer, format: format)
                 return true
             }
         } catch {
@@ -139,18 +143,55 @@ extension HamnEvents {
     }
 
     struct History: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Past events from the journal, newest first.")
+        static let configuration = CommandConfiguration(
+            abstract: "Past events from the journal, newest first; or one event's timeline.",
+            discussion: """
+                With EVENT (an event id, as history lists them), the timeline of that event: \
+                one lane per node, each command a bar from its start to its end, the barriers \
+                between segments, who waited at each, failures and resumes. --format html writes \
+                it as a standalone HTML page (inline SVG, no external resource) for an incident \
+                report: hamn-events history 7 --format html > event-7.html. Event ids restart \
+                when a cluster forms: --run picks the journal run (default: the newest that has \
+                the event).
+                """)
         @OptionGroup var service: ServiceOptions
+        @Argument(help: "An event id: show its timeline.") var event: Int?
+        @Option(name: .customLong("run"), help: "The journal run of EVENT (default: the newest run that has it).")
+        var journalRun: Int64?
         @Option(help: "How many events.") var limit = 20
-        @Option(help: "text or json.") var format: OutputFormat = .text
+        @Option(help: "text, json, or html (with EVENT).") var format: ReportFormat = .text
 
         func validate() throws {
             guard limit >= 0, limit <= ControlRequest.historyLimit else {
                 throw ValidationError("--limit is a number of events from 0 to \(ControlRequest.historyLimit)")
             }
+            guard event != nil || (format != .html && journalRun == nil) else {
+                throw ValidationError("--format html and --run show one event's timeline: give its EVENT id")
+            }
+            guard (event ?? 0) >= 0, (journalRun ?? 0) >= 0 else {
+                throw ValidationError("EVENT and --run are not negative")
+            }
         }
 
-        func run() throws { try service.send(.history(limit: limit), format: format) }
+        func run() throws {
+            guard let event else {
+                try service.send(.history(limit: limit), format: format == .json ? .json : .text)
+                return
+            }
+            guard format == .html else {
+                try service.send(.timeline(event: event, run: journalRun), format: format == .json ? .json : .text)
+                return
+            }
+            try service.send(.timeline(event: event, run: journalRun)) { answer in
+                guard case .report(_, let json) = answer else { return service.show(answer) }
+                guard let timeline = try? Timeline(json: json) else {
+                    printError("hamn-events: the service's timeline is not one this version reads")
+                    return 1
+                }
+                writeStdout(TimelineHTML.render([timeline], title: "hamn-events: " + timeline.title))
+                return 0
+            }
+        }
     }
 
     struct Resume: ParsableCommand {

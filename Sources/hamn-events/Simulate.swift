@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RulesEngine
 import RulesValidation
+import TimelineRendering
 
 extension HamnEvents {
     struct Simulate: ParsableCommand {
@@ -20,14 +21,17 @@ extension HamnEvents {
         @Argument(help: "The scenario file (YAML).")
         var scenario: String
 
-        @Option(help: "text or json.")
-        var format: OutputFormat = .text
+        @Option(help: "text, json, or html (a standalone page with each event's timeline).")
+        var format: ReportFormat = .text
 
         func run() throws {
             let run = try runScenario(scenario)
             switch format {
             case .text: writeStdout(TimelineText.render(run))
             case .json: writeStdout(try ScenarioJSON.render(run) + "\n")
+            case .html:
+                writeStdout(
+                    TimelineHTML.render(ScenarioTimeline.timelines(run), title: "hamn-events simulate " + scenario))
             }
         }
     }

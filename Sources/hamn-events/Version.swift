@@ -1,4 +1,4 @@
-/// The release: `hamn-events --version` prints it with the wire format's version
-/// (`WireFormat.version`: engines of one cluster must share it); scripts/build-deb names the
+/// The release: `hamn-events --version` prints it with the wire formats it speaks
+/// (`WireFormat.versions`: a cluster speaks the newest one all its engines speak); scripts/build-deb names the
 /// package after it.
 let hamnEventsVersion = "0.14.0"

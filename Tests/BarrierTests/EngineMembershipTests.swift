@@ -34,6 +34,9 @@ private struct FakeGroup {
     struct Pending {
         var from: CPGAddress
         var bytes: [UInt8]
+        /// The group members when it was sent (a process that joins later may get it: see
+        /// `checkWire`).
+        var sentTo: [CPGAddress] = []
         /// Still undelivered at a change of parts: on the ring at the next one.
         var bound = false
     }
@@ -91,6 +94,10 @@ private struct FakeGroup {
     var churn = 0
     /// Per engine: the nodes `.merged` named.
     var mergedWith: [CPGAddress: Set<ClusterNode>] = [:]
+    /// Per engine: the agreements `.wireAgreed` reported.
+    var wireReports: [CPGAddress: [WireAgreement]] = [:]
+    /// Messages the transport would not send (they need a higher wire version than agreed).
+    var notSent: [CPGAddress: [WireMessage]] = [:]
     /// Broken invariants, found as things happen.
     var violations: [String] = []
     /// When set, what happened, line by line (`replay`).
@@ -102,8 +109,12 @@ private struct FakeGroup {
         CPGAddress(nodeID: UInt32(number), pid: pid)
     }
 
-    static func info(_ number: Int, digest: [String: String] = ["/etc/hamn/rules.hacmprd": "aa"]) -> EngineInfo {
-        EngineInfo(node: ClusterNode(name: "n\(number)", number: number), digest: ConfigurationDigest(files: digest))
+    static func info(
+        _ number: Int, digest: [String: String] = ["/etc/hamn/rules.hacmprd": "aa"], versions: [Int]? = nil
+    ) -> EngineInfo {
+        EngineInfo(
+            node: ClusterNode(name: "n\(number)", number: number), digest: ConfigurationDigest(files: digest),
+            versions: versions)
     }
 
     func part(_ address: CPGAddress) -> Int { partOf[address.nodeID] ?? 0 }
@@ -134,13 +145,12 @@ private struct FakeGroup {
             case .deliver(let delivery): record(delivery, at: address)
             case .send(let message):
                 // As the transport: nothing goes out once the engine stopped.
-                if fatal[address] == nil {
-                    pending.append(Pending(from: address, bytes: WireFormat.encode(message)))
-                }
+                if fatal[address] == nil { transmit(message, from: address) }
             case .startFormTimer: formTimers.insert(address)
             case .startSettleTimer: settleTimers.insert(address)
             case .enginesChanged: break
             case .warning(let text): warnings[address, default: []].append(text)
+            case .wireAgreed(let agreement): wireReports[address, default: []].append(agreement)
             case .fatal(let reason):
                 if !regroups.contains(where: \.isHeal) {
                     violations.append("step \(step): \(address) stopped with no heal before: \(reason)")
@@ -263,6 +273,40 @@ private struct FakeGroup {
             trace!.append("#\(step) \(text) -> \(recipients.filter { engines[$0] != nil })")
         }
         for recipient in recipients { feed(event, to: recipient) }
+        checkWire(recipients)
+    }
+
+    /// As the transport sends: within the version the sender's membership agreed on, or not at all.
+    private mutating func transmit(_ message: WireMessage, from address: CPGAddress) {
+        guard let engine = engines[address] else { return }
+        guard let bytes = WireFormat.encode(message, agreed: UInt8(engine.wire.version)) else {
+            notSent[address, default: []].append(message)
+            return
+        }
+        pending.append(Pending(from: address, bytes: bytes, sentTo: partMembers(of: address)))
+    }
+
+    /// The engines of one cluster in one part that have its state agree on the wire version
+    /// after each step, and it is one that every engine in the group speaks.
+    private mutating func checkWire(_ recipients: [CPGAddress]) {
+        var agreed: [Int: (CPGAddress, Int)] = [:]
+        for address in recipients {
+            guard let engine = engines[address], engine.isSynchronised, !engine.hasStopped,
+                let lineage = lineageOf[address]
+            else { continue }
+            let version = engine.wire.version
+            if let (other, theirs) = agreed[lineage], theirs != version {
+                violations.append("step \(step): \(address) agreed on wire \(version), \(other) on \(theirs)")
+            }
+            agreed[lineage] = (address, version)
+            for member in engine.groupMembers {
+                if let speaks = engines[member]?.info.versions, !speaks.contains(version) {
+                    violations.append(
+                        "step \(step): \(address) agreed on wire \(version), which \(member) does not speak (\(speaks))"
+                    )
+                }
+            }
+        }
     }
 
     /// An engine process joins the group and says hello.
@@ -307,7 +351,7 @@ private struct FakeGroup {
     }
 
     mutating func send(_ message: ClusterMessage, from address: CPGAddress) {
-        pending.append(Pending(from: address, bytes: WireFormat.encode(.cluster(message))))
+        transmit(.cluster(message), from: address)
     }
 
     /// Bytes from any member (a foreign client's garbage).
@@ -319,6 +363,16 @@ private struct FakeGroup {
     mutating func deliverNext() {
         let next = pending.removeFirst()
         let recipients = partMembers(of: next.from)
+        // Never a version a recipient cannot read, but for a process that joined after the
+        // message was sent (docs/decisions.md, "Rolling upgrades": a known gap).
+        if next.bytes.count > 4, next.bytes.starts(with: WireFormat.magic) {
+            for recipient in recipients where next.sentTo.contains(recipient) {
+                if let speaks = engines[recipient]?.info.versions, !speaks.contains(Int(next.bytes[4])) {
+                    violations.append(
+                        "step \(step): \(recipient), which speaks \(speaks), is sent wire version \(next.bytes[4])")
+                }
+            }
+        }
         broadcast(.message(from: next.from, bytes: next.bytes), to: recipients)
     }
 
@@ -1173,12 +1227,19 @@ struct EngineMembershipTests {
                 let number = (1...6).filter { n in !liveEngines.contains { $0.nodeID == UInt32(n) } }.randomElement(
                     using: &random)!
                 pid += 1
-                group.join(FakeGroup.address(number, pid: pid), FakeGroup.info(number))
+                // Every third process an engine of the build before wire version 3 (mixed versions).
+                group.join(
+                    FakeGroup.address(number, pid: pid), FakeGroup.info(number, versions: pid % 3 == 0 ? [2] : nil))
             case 3 where !liveEngines.isEmpty:
                 group.crash(liveEngines.randomElement(using: &random)!)
             case 4...5 where !running.isEmpty:
                 let sender = running.randomElement(using: &random)!
-                group.send(.recovery(enabled: true, nodes: ["m\(group.step)"]), from: sender)
+                // Every fourth a resume --retry: wire version 3, sent only where every member speaks it.
+                let message: ClusterMessage =
+                    group.step % 4 == 0
+                    ? .resume(.retry, cancelQueued: false, user: "m\(group.step)")
+                    : .recovery(enabled: true, nodes: ["m\(group.step)"])
+                group.send(message, from: sender)
             case 6 where !group.formTimers.isEmpty && quiet:
                 // `form_timeout` is long beside the group's delivery time: it passes when all is quiet.
                 group.fireFormTimer(group.formTimers.sorted().randomElement(using: &random)!)
@@ -1243,6 +1304,15 @@ struct EngineMembershipTests {
                 )
             }
             if engine.quorumFlag == false { failures.append("at the end, \(address) has no quorum") }
+            // The highest version all of them speak (a foreign member keeps the cluster at 2), and
+            // the last one reported is it.
+            let all = live.allSatisfy { group.engines[$0]!.info.versions == [2, 3] } && group.members == live
+            if engine.wire.version != (all ? 3 : 2) || group.wireReports[address]?.last?.version != engine.wire.version
+            {
+                failures.append(
+                    "at the end, \(address) agreed on wire \(engine.wire.version) (reported \(group.wireReports[address]?.map(\.version) ?? [])), with engines speaking \(live.map { group.engines[$0]!.info.versions ?? [] })"
+                )
+            }
         }
 
         // Agreement: one delivery per position of a cluster's history.
@@ -1295,5 +1365,140 @@ struct EngineMembershipTests {
 
     private func node(_ number: Int) -> ClusterNode {
         ClusterNode(name: "n\(number)", number: number)
+    }
+}
+
+/// Rolling upgrades: the wire version every group member speaks, agreed at the same place in the
+/// order on every engine (`WireAgreement`, `EngineMembership.wire`).
+@Suite("Wire agreement: the highest version every member speaks, switched at one place in the order")
+struct WireAgreementTests {
+    private static func member(_ number: Int, _ versions: [Int], named: Bool = true) -> WireAgreement.Member {
+        WireAgreement.Member(address: FakeGroup.address(number), name: named ? "n\(number)" : nil, versions: versions)
+    }
+
+    @Test("the agreement: the highest common version; an unannounced member and no common version count as 2")
+    func agreement() {
+        #expect(WireAgreement(members: [Self.member(1, [2, 3]), Self.member(2, [2, 3])]).version == 3)
+        #expect(WireAgreement(members: [Self.member(1, [2, 3]), Self.member(2, [2])]).version == 2)
+        #expect(WireAgreement(members: [Self.member(1, [2, 3]), Self.member(2, [2, 3, 4])]).version == 3)
+        #expect(WireAgreement(members: [Self.member(1, [3]), Self.member(2, [4])]).version == 2)
+        #expect(WireAgreement(members: []).version == 2)
+        let joining = WireAgreement(members: [Self.member(1, [2, 3]), Self.member(2, [2], named: false)])
+        #expect(joining.version == 2)
+        #expect(joining.summary == "wire version 2 agreed (members n1, 1 group member not yet announced)")
+        #expect(
+            joining.refusal(needing: 3)
+                == "not every member speaks wire 3 (group member 2:100 has not said which it speaks): upgrade every node first"
+        )
+        let mixed = WireAgreement(members: [Self.member(3, [2, 3]), Self.member(1, [2, 3]), Self.member(2, [2])])
+        #expect(mixed.summary == "wire version 2 agreed (members n1 n2 n3)")
+        #expect(
+            mixed.refusal(needing: 3) == "not every member speaks wire 3 (node n2 speaks 2): upgrade every node first")
+        #expect(mixed.refusal(needing: 2) == nil)
+    }
+
+    @Test("an engine of an earlier build sends no versions: its software says them, else it speaks 2")
+    func earlierBuilds() throws {
+        let info = FakeGroup.info(1)
+        #expect(info.versions == [2, 3])
+        #expect(info.software == "hamn-events wire 2,3")
+        #expect(FakeGroup.info(1, versions: [2]).software == "hamn-events wire 2")
+        // A hello from before versions: no key.
+        var old = info
+        old.versions = nil
+        old.software = "hamn-events wire 2"
+        let json = try JSONEncoder().encode(old)
+        #expect(!String(decoding: json, as: UTF8.self).contains("versions"))
+        let decoded = try JSONDecoder().decode(EngineInfo.self, from: json)
+        #expect(decoded.versions == nil)
+        #expect(WireAgreement.versions(of: decoded) == [2])
+        old.software = "hamn-events wire 2,3 (build 7)"
+        #expect(WireAgreement.versions(of: old) == [2, 3])
+        old.software = "something else"
+        #expect(WireAgreement.versions(of: old) == [2])
+    }
+
+    /// n2 speaks 2 only; it joins first, second or last. The cluster speaks 2 while it is in the
+    /// group, every engine sends version 2, a resume with a mode is not sent; when it leaves, every
+    /// engine agrees on 3 at that change and reports it.
+    @Test(
+        "a mixed cluster speaks 2; the switch to 3 comes with the change in which the old engine leaves",
+        arguments: [0, 1, 2])
+    func mixedCluster(oldPosition: Int) {
+        var group = FakeGroup()
+        var order = [1, 3]
+        order.insert(2, at: oldPosition)
+        for number in order {
+            group.join(FakeGroup.address(number), FakeGroup.info(number, versions: number == 2 ? [2] : nil))
+            group.deliverAll()
+        }
+        let (a, b, c) = (FakeGroup.address(1), FakeGroup.address(2), FakeGroup.address(3))
+        for address in [a, b, c] {
+            #expect(group.engines[address]!.wire.summary == "wire version 2 agreed (members n1 n2 n3)")
+            #expect(group.wireReports[address]?.last?.version == 2)
+        }
+        group.send(.resume(.retry, cancelQueued: false, user: nil), from: a)
+        group.send(.resume(.skip, cancelQueued: false, user: nil), from: c)
+        group.send(.recovery(enabled: true, nodes: ["n1"]), from: c)
+        #expect(group.pending.allSatisfy { $0.bytes[4] == 2 })
+        group.deliverAll()
+        #expect(group.notSent[a] == [.cluster(.resume(.retry, cancelQueued: false, user: nil))])
+        #expect(
+            group.deliveries(b).suffix(2) == [
+                .message(from: ClusterNode(name: "n3", number: 3), .resume(cancelQueued: false)),
+                .message(from: ClusterNode(name: "n3", number: 3), .recovery(enabled: true, nodes: ["n1"])),
+            ])
+        let step = group.step
+        group.crash(b)
+        for address in [a, c] {
+            #expect(group.engines[address]!.wire.version == 3)
+            #expect(group.wireReports[address]?.last?.summary == "wire version 3 agreed (members n1 n3)")
+            // Reported at the change itself.
+            #expect(group.step == step + 1)
+        }
+        group.send(.resume(.retry, cancelQueued: false, user: "root"), from: a)
+        #expect(group.pending.map { $0.bytes[4] } == [3])
+        group.deliverAll()
+        #expect(
+            group.deliveries(c).last
+                == .message(
+                    from: ClusterNode(name: "n1", number: 1), .resume(.retry, cancelQueued: false, user: "root")))
+        #expect(group.violations == [])
+    }
+
+    /// A joiner has not said which versions it speaks until its hello is delivered: the cluster
+    /// speaks 2 from the change that shows it joining until then (it may be an old engine).
+    @Test("a joiner counts as speaking 2 until its hello: 3, 2 at the join, 3 at its hello")
+    func joinerCountsAsOld() {
+        var group = FakeGroup()
+        let (a, b) = (FakeGroup.address(1), FakeGroup.address(2))
+        group.join(a, FakeGroup.info(1))
+        group.deliverAll()
+        group.join(b, FakeGroup.info(2))
+        #expect(group.engines[a]!.wire.version == 2)
+        group.deliverAll()
+        #expect(
+            group.wireReports[a]?.map(\.summary) == [
+                "wire version 3 agreed (members n1)",
+                "wire version 2 agreed (members n1, 1 group member not yet announced)",
+                "wire version 3 agreed (members n1 n2)",
+            ])
+        #expect(group.wireReports[b]?.map(\.summary) == ["wire version 3 agreed (members n1 n2)"])
+        #expect(group.violations == [])
+    }
+
+    @Test("an old engine refuses version 3 with the versions it speaks")
+    func oldEngineRefusesNewVersion() {
+        var group = FakeGroup()
+        let (a, b) = (FakeGroup.address(1), FakeGroup.address(2))
+        group.join(a, FakeGroup.info(1))
+        group.join(b, FakeGroup.info(2, versions: [2]))
+        group.deliverAll()
+        group.multicast(WireFormat.encode(.cluster(.recovery(enabled: true, nodes: []))), from: a)
+        group.deliverAll()
+        #expect(
+            group.warnings[b] == [
+                "dropped a message from group member \(a): message format version 3; this engine speaks version 2"
+            ])
     }
 }

@@ -28,8 +28,12 @@ struct WireFormatTests {
     @Test("segmentDone round-trips every termination, non-ASCII text, nil and extreme values, in a binary body")
     func segmentDoneRoundTrip() throws {
         let bytes = WireFormat.encode(Self.segmentDone)
-        #expect(Array(bytes.prefix(6)) == Array("HAMN".utf8) + [2, 1])
+        #expect(Array(bytes.prefix(6)) == Array("HAMN".utf8) + [3, 1])
         #expect(try WireFormat.decode(bytes) == Self.segmentDone)
+        // Version 2: the same body after another version byte.
+        let old = try #require(WireFormat.encode(Self.segmentDone, version: 2))
+        #expect(old == Array("HAMN".utf8) + [2] + bytes.dropFirst(5))
+        #expect(try WireFormat.decode(old) == Self.segmentDone)
         let empty = WireMessage.cluster(.segmentDone(eventID: 0, segment: -3, results: []))
         #expect(try WireFormat.decode(WireFormat.encode(empty)) == empty)
     }
@@ -50,10 +54,38 @@ struct WireFormatTests {
             .cluster(.syncOutcome(request: "n1/1", node: "n2", digest: nil, problem: "rules.hacmprd:3:1: error")),
         ]
         for message in messages {
-            let bytes = WireFormat.encode(message)
-            #expect(Array(bytes.prefix(6)) == Array("HAMN".utf8) + [2, 0])
-            #expect(try WireFormat.decode(bytes) == message)
+            for version: UInt8 in [2, 3] {
+                let bytes = try #require(WireFormat.encode(message, version: version))
+                #expect(Array(bytes.prefix(6)) == Array("HAMN".utf8) + [version, 0])
+                #expect(try WireFormat.decode(bytes) == message)
+            }
         }
+    }
+
+    /// Version 3 is version 2 with resume's modes: a resume with a mode is not encoded in 2, and
+    /// a version 2 resume that carries one anyway is the plain resume.
+    @Test("resume's modes are version 3: not encoded in 2; in a version 2 message, the plain resume")
+    func resumeModes() throws {
+        let retry = WireMessage.cluster(.resume(.retry, cancelQueued: true, user: "root"))
+        let plain = WireMessage.cluster(.resume(.skip, cancelQueued: true, user: "root"))
+        #expect(WireFormat.lowestVersion(for: retry) == 3)
+        #expect(WireFormat.lowestVersion(for: plain) == 2)
+        #expect(WireFormat.encode(retry, version: 2) == nil)
+        #expect(WireFormat.encode(.cluster(.resume(.continue, cancelQueued: false, user: nil)), version: 2) == nil)
+        #expect(WireFormat.encode(plain, version: 2) != nil)
+        let v3 = try #require(WireFormat.encode(retry, version: 3))
+        #expect(try WireFormat.decode(v3) == retry)
+        // The same body after version byte 2 (a sender that should not have): the plain resume.
+        #expect(try WireFormat.decode(Array("HAMN".utf8) + [2] + v3.dropFirst(5)) == plain)
+        // An engine limited to 2 refuses 3, naming what it speaks.
+        #expect(
+            failure(v3, accepting: [2]) == "message format version 3; this engine speaks version 2")
+        #expect(
+            failure(Array("HAMN".utf8) + [4, 0], accepting: WireFormat.versions)
+                == "message format version 4; this engine speaks versions 2 and 3")
+        #expect(WireFormat.versions(upTo: 2) == [2])
+        #expect(WireFormat.versions(upTo: nil) == [2, 3])
+        #expect(WireFormat.versions(upTo: 1) == [2])
     }
 
     @Test("every truncation of a segmentDone is refused with a reason, never a crash")
@@ -64,9 +96,9 @@ struct WireFormatTests {
         }
     }
 
-    private func failure(_ bytes: [UInt8]) -> String {
+    private func failure(_ bytes: [UInt8], accepting: [UInt8] = WireFormat.versions) -> String {
         do {
-            _ = try WireFormat.decode(bytes)
+            _ = try WireFormat.decode(bytes, accepting: accepting)
             return "decoded"
         } catch {
             return error.description
@@ -75,7 +107,7 @@ struct WireFormatTests {
 
     @Test("malformed binary bodies: each refused with what is wrong")
     func malformedBodies() throws {
-        let header = Array("HAMN".utf8) + [2, 1]
+        let header = Array("HAMN".utf8) + [3, 1]
         let ids = [UInt8](repeating: 0, count: 16)
         // 2^32-1 results announced in a few bytes: refused before anything is reserved.
         #expect(failure(header + ids + [0xFF, 0xFF, 0xFF, 0xFF]).contains("4294967295 results in 0 bytes"))
@@ -100,9 +132,10 @@ struct WireFormatTests {
         #expect(failure(good + [0]).contains("1 bytes after the last result"))
         // An encoding this engine does not know.
         #expect(failure(Array("HAMN".utf8) + [2, 9, 1, 2]).contains("unknown body encoding 9"))
-        #expect(failure(Array("HAMN".utf8) + [2]).contains("no body"))
+        #expect(failure(Array("HAMN".utf8) + [3]).contains("malformed version 3 message (5 bytes): no body"))
         #expect(
-            failure(Array("HAMN".utf8) + [1] + Array("{}".utf8)).contains("version 1; this engine speaks version 2"))
+            failure(Array("HAMN".utf8) + [1] + Array("{}".utf8)).contains(
+                "version 1; this engine speaks versions 2 and 3"))
         #expect(
             try WireFormat.decode(good) == .cluster(.segmentDone(eventID: 1, segment: 1, results: [Self.results[2]])))
     }
@@ -113,10 +146,11 @@ struct WireFormatTests {
         for _ in 0..<10_000 {
             let length = Int(generator.next() % 200)
             let body = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-            let bytes = Array("HAMN".utf8) + [2, 1] + body
+            let version = UInt8(2 + generator.next() % 2)
+            let bytes = Array("HAMN".utf8) + [version, 1] + body
             // Either a failure with a reason, or (rarely) a valid message that re-encodes to itself.
             if let message = try? WireFormat.decode(bytes) {
-                #expect(WireFormat.encode(message) == bytes)
+                #expect(WireFormat.encode(message, version: version) == bytes)
             }
         }
     }

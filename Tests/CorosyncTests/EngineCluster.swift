@@ -14,6 +14,8 @@ final class EngineCluster: @unchecked Sendable {
     private var logs: [String: FileHandle] = [:]
     /// The corosync namespace each engine was started in, for `restartEngine`.
     private var namespaces: [String: Int] = [:]
+    /// Variables added to an engine's environment (`HAMN_TEST_WIRE_MAX`), kept for `restartEngine`.
+    private var environments: [String: [String: String]] = [:]
 
     static var repository: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -98,8 +100,11 @@ final class EngineCluster: @unchecked Sendable {
     func configuration(_ node: String) -> String { root + "/\(node).yaml" }
 
     /// Starts node `name`'s engine in corosync namespace `corosyncNode` (1-based).
-    func startEngine(_ name: String, corosyncNode: Int, rules: String, extra: String = "") throws {
+    func startEngine(
+        _ name: String, corosyncNode: Int, rules: String, extra: String = "", environment: [String: String] = [:]
+    ) throws {
         namespaces[name] = corosyncNode
+        environments[name] = environment
         let nodes = nodeNames.enumerated().map { "  - {name: \($0.element), number: \($0.offset + 1)}" }.joined(
             separator: "\n")
         try write(
@@ -135,8 +140,10 @@ final class EngineCluster: @unchecked Sendable {
     /// Starts again an engine that has ended (as systemd's `Restart=on-failure` would): the same
     /// configuration and journal; its log goes on in the same file after a `---- restarted` line.
     /// Without `waitForSocket`, returns once the process runs (an engine that waits for quorum
-    /// before it joins has no control socket yet).
-    func restartEngine(_ name: String, waitForSocket: Bool = true) throws {
+    /// before it joins has no control socket yet). `environment` replaces the variables it was
+    /// started with.
+    func restartEngine(_ name: String, waitForSocket: Bool = true, environment: [String: String]? = nil) throws {
+        if let environment { environments[name] = environment }
         guard let corosyncNode = namespaces[name] else { throw EngineClusterError("engine \(name) was never started") }
         guard engineExitStatus(name) != nil else { throw EngineClusterError("engine \(name) is still running") }
         try? logs[name]?.close()
@@ -154,6 +161,9 @@ final class EngineCluster: @unchecked Sendable {
         _ name: String, corosyncNode: Int, configuration file: String? = nil, waitForSocket: Bool = true
     ) throws {
         let process = Process()
+        if let extra = environments[name], !extra.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
+        }
         process.executableURL = URL(fileURLWithPath: Self.script)
         process.arguments = [
             "exec", clusterDirectory, "\(corosyncNode)", Self.binary, "run", "--config", file ?? configuration(name),

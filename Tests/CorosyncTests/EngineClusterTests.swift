@@ -162,7 +162,7 @@ struct EngineClusterTests {
                         == garbage.count
                 }
             }, "\(cluster.engineLog("n1"))")
-        #expect(cluster.engineLog("n1").contains("message format version 99; this engine speaks version 2"))
+        #expect(cluster.engineLog("n1").contains("message format version 99; this engine speaks versions 2 and 3"))
         // Still a cluster of two engines that runs events.
         #expect(cluster.members("n1") == ["n1", "n2"])
         try cluster.cli("n2", ["trigger", "ping", "--node", "n1"])

@@ -98,7 +98,8 @@ struct MutationFuzzer {
         "{", "}", "[", "]", ":", ",", "\"", "\\", "\\u0000", "\\ud800", "\\n", "null", "true", "false", "0", "-1",
         "1e19", "1e400", "-1e400", "1.5", "9223372036854775808", "\"\"", "\" \"", "\"x y\"", "\"n1\"", "\"*\"",
         "\"status\"", "\"history\"", "\"resume\"", "\"trigger\"", "\"recovery\"", "\"ha_cmd\"", "\"mon\"",
-        "\"wait_event\"", "\"fence\"", "\"fence_confirm\"", "\"limit\"", "\"cancel_queued\"", "\"event\"", "\"state\"",
+        "\"wait_event\"", "\"fence\"", "\"fence_confirm\"", "\"timeline\"", "\"run\"", "\"limit\"", "\"cancel_queued\"",
+        "\"event\"", "\"state\"",
         "\"node\"", "\"nodes\"", "\"setting\"", "\"action\"", "\"name\"", "\"timeout\"", "\"START\"", "\"off\"",
         "\"1-4,7\"", "\n", " ",
     ]

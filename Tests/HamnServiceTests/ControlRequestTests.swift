@@ -16,8 +16,29 @@ struct ControlRequestTests {
         .mon(node: nil), .mon(node: "n1"), .mon(node: nil, after: 42),
         .waitEvent(name: "network_up_complete", timeout: .init(seconds: 100)),
         .waitEvent(name: "x", timeout: nil), .fence(node: "aixmn1"), .fenceConfirm(node: "aixmn1"),
-        .resumeRetry(cancelQueued: false), .resumeContinue(cancelQueued: true),
+        .resumeRetry(cancelQueued: false), .resumeContinue(cancelQueued: true), .timeline(event: 7),
+        .timeline(event: 7, run: 3),
     ]
+
+    @Test("timeline: the event's id, the run optional; negative ones refused")
+    func timeline() throws {
+        #expect(
+            try ControlRequest.decode(Data(#"{"timeline":{"event":7}}"#.utf8)).get() == .timeline(event: 7, run: nil))
+        #expect(
+            try ControlRequest.decode(Data(#"{"timeline":{"event":7,"run":2}}"#.utf8)).get()
+                == .timeline(event: 7, run: 2))
+        for (line, message) in [
+            (#"{"timeline":{"event":-1}}"#, "history EVENT: a negative event id"),
+            (#"{"timeline":{"event":1,"run":-2}}"#, "history EVENT: a negative run"),
+            (#"{"timeline":{}}"#, "malformed request 'timeline': missing 'event'"),
+        ] {
+            guard case .failure(let error) = ControlRequest.decode(Data(line.utf8)) else {
+                Issue.record("\(line) was taken")
+                continue
+            }
+            #expect(error.message == message)
+        }
+    }
 
     @Test("resume's modes are requests of their own: a service before them refuses them by name")
     func resumeModes() throws {

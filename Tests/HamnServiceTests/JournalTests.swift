@@ -9,8 +9,9 @@ import Testing
     import Glibc
 #endif
 
-/// A fresh directory under the temporary directory, removed by `remove()`.
-private struct Scratch {
+/// A fresh directory under the temporary directory, removed by `remove()`. (This file's helpers
+/// serve JournalTimelineTests too.)
+struct Scratch {
     let url: URL
 
     init() {
@@ -27,18 +28,18 @@ private struct Scratch {
     }
 }
 
-private let n1 = ClusterNode(name: "n1", number: 1)
-private let n2 = ClusterNode(name: "n2", number: 2)
-private let n3 = ClusterNode(name: "n3", number: 3)
+let n1 = ClusterNode(name: "n1", number: 1)
+let n2 = ClusterNode(name: "n2", number: 2)
+let n3 = ClusterNode(name: "n3", number: 3)
 
-private func clusterEvent(
+func clusterEvent(
     _ id: Int, _ name: String = "db2_paging", state: Int = 0, node: ClusterNode = n2,
     resource: ResourceObservation? = nil, priority: Int = 5
 ) -> ClusterEvent {
     ClusterEvent(id: id, name: name, state: state, node: node, resource: resource, priority: priority, arrival: id)
 }
 
-private func result(
+func result(
     _ command: String, line: Int = 1, _ termination: Termination = .exited(0), accepted: Bool = true,
     duration: Double = 0.25, output: String = ""
 ) -> CommandResult {
@@ -54,8 +55,8 @@ private func fileMode(_ path: String) -> mode_t? {
 }
 
 /// A time line for entries: `at(3)` is 3 s after an arbitrary instant.
-private let origin = Date(timeIntervalSince1970: 1_700_000_000)
-private func at(_ seconds: Double) -> Date { origin.addingTimeInterval(seconds) }
+let origin = Date(timeIntervalSince1970: 1_700_000_000)
+func at(_ seconds: Double) -> Date { origin.addingTimeInterval(seconds) }
 
 @Suite("journal")
 struct JournalTests {

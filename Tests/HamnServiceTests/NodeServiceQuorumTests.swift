@@ -20,6 +20,9 @@ private final class ScriptedTransport: ClusterTransport {
     let notice: AsyncStream<TransportNotice>.Continuation
     let quorate = Mutex(true)
     let eventLoop: EventLoopThread?
+    /// What `wireAgreement` says (nil: an in-process transport's).
+    let wire = Mutex<WireAgreement?>(nil)
+    var wireAgreement: WireAgreement? { wire.withLock { $0 } }
 
     init(node: ClusterNode, eventLoop: EventLoopThread? = nil) {
         self.node = node
@@ -79,6 +82,19 @@ private func eventually(_ seconds: Double, _ condition: () -> Bool) async -> Boo
     return condition()
 }
 
+/// A new scratch directory (the caller removes it), and node n1's configuration in a cluster of
+/// n1 and n2 with its files there.
+private func twoNodes(_ prefix: String) throws -> (URL, ClusterNode, ClusterNode, ServiceConfiguration) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let n1 = ClusterNode(name: "n1", number: 1)
+    let n2 = ClusterNode(name: "n2", number: 2)
+    let configuration = ServiceConfiguration(
+        node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd", journal: directory.path + "/journal.db",
+        socket: directory.path + "/socket")
+    return (directory, n1, n2, configuration)
+}
+
 @Suite("the service and quorum", .timeLimit(.minutes(1)))
 struct NodeServiceQuorumTests {
     /// Two faults this guards against: a membership change that lost quorum, applied before the
@@ -90,18 +106,10 @@ struct NodeServiceQuorumTests {
         "quorum is applied in the deliveries' order: lost before the change, regained only by its delivery, never by the notice"
     )
     func quorumInDeliveryOrder() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "hamn-quorum-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (directory, n1, n2, configuration) = try twoNodes("hamn-quorum")
         defer { try? FileManager.default.removeItem(at: directory) }
         let marker = directory.appendingPathComponent("ran").path
 
-        let n1 = ClusterNode(name: "n1", number: 1)
-        let n2 = ClusterNode(name: "n2", number: 2)
-        let configuration = ServiceConfiguration(
-            node: n1, nodes: [n1, n2], rules: directory.path + "/rules.hacmprd",
-            journal: directory.path + "/journal.db",
-            socket: directory.path + "/socket")
         let rules = ruleBook([("TE_FAIL_NODE", 0, "other \"/usr/bin/touch \(marker)\" 0 NULL\n")])
         let transport = ScriptedTransport(node: n1)
         let journal = NotesJournal()
@@ -159,5 +167,52 @@ struct NodeServiceQuorumTests {
         #expect(
             await service.fatalReason
                 == "the transport delivers on the thread other-loop, not on the service's (service-loop)")
+    }
+
+    /// Rolling upgrades: resume's modes are wire version 3; while a member speaks only 2 the
+    /// service refuses them (the transport could not send them), and says who is behind.
+    @Test("resume --retry/--continue while the cluster speaks wire 2: refused (wire-version); the plain resume is not")
+    func resumeModesNeedWireThree() async throws {
+        let (directory, n1, n2, configuration) = try twoNodes("hamn-wire")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let transport = ScriptedTransport(node: n1)
+        let member = { (node: ClusterNode, versions: [Int]) in
+            WireAgreement.Member(
+                address: CPGAddress(nodeID: UInt32(node.number), pid: 7), name: node.name, versions: versions)
+        }
+        let mixed = WireAgreement(members: [member(n1, [2, 3]), member(n2, [2])])
+        transport.wire.withLock { $0 = mixed }
+        let journal = NotesJournal()
+        let service = NodeService(
+            configuration: configuration, rules: ruleBook([]), catalogue: .builtIn, transport: transport,
+            journal: journal, logger: Logger(label: "test"), loop: try EventLoopThread(name: "wire-test"))
+        let running = Task { await service.run() }
+        transport.deliver.yield(.membership(MembershipChange(view: 1, members: [n1, n2], joined: [n1, n2], left: [])))
+        transport.notice.yield(.wire(mixed))
+        #expect(await eventually(5) { journal.notes.withLock { $0 == ["wire version 2 agreed (members n1 n2)"] } })
+
+        let refused = ControlAnswer.failed(
+            ControlError(.wireVersion, "not every member speaks wire 3 (node n2 speaks 2): upgrade every node first"))
+        #expect(await service.handle(.resumeRetry(cancelQueued: true)) == refused)
+        #expect(await service.handle(.resumeContinue(cancelQueued: true)) == refused)
+        #expect(
+            await service.handle(.resume(cancelQueued: true))
+                == .done(text: "resume sent: the rest of the failed event is skipped (queued events cancelled)"))
+        guard case .report(_, let json) = await service.handle(.status) else {
+            Issue.record("status is not a report")
+            return
+        }
+        #expect(json.contains("\"wire_version\":2"))
+
+        // n2 upgraded: every member speaks 3.
+        transport.wire.withLock { $0 = WireAgreement(members: [member(n1, [2, 3]), member(n2, [2, 3])]) }
+        #expect(
+            await service.handle(.resumeRetry(cancelQueued: true))
+                == .done(
+                    text:
+                        "resume --retry sent: the failed commands run again where they failed (queued events cancelled)"
+                ))
+        await transport.leave()
+        await running.value
     }
 }

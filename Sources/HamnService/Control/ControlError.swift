@@ -20,6 +20,9 @@ public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConv
         public static let timeout = Code(rawValue: "timeout")
         /// `resume` with no event held in the failed state.
         public static let nothingToResume = Code(rawValue: "nothing-to-resume")
+        /// `resume --retry`/`--continue` while a member of the cluster does not speak wire
+        /// version 3, which carries them (a rolling upgrade not finished).
+        public static let wireVersion = Code(rawValue: "wire-version")
         /// The configuration lacks what the request needs (`ha-cmd START` without `start_command`).
         public static let notConfigured = Code(rawValue: "not-configured")
         /// A command the service ran for the request did not end as expected (`ha-cmd START`).
@@ -41,6 +44,8 @@ public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConv
         public static let queueFull = Code(rawValue: "queue-full")
         /// `sync`: refused on the node asked (nothing sent), or not taken by every node.
         public static let syncRefused = Code(rawValue: "sync-refused")
+        /// `history EVENT`: the journal has no such event.
+        public static let noSuchEvent = Code(rawValue: "no-such-event")
     }
 
     public var code: Code

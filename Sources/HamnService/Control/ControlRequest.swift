@@ -42,6 +42,10 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// Answer once an event named `name` completes, or fail with `timeout` after `timeout`
     /// (nil: no timeout). On the wire a number of seconds, at most a year (`BoundedDuration`).
     case waitEvent(name: String, timeout: BoundedDuration?)
+    /// The timeline of event `event` of journal run `run` (nil: the newest run that has one):
+    /// a report whose JSON is the `Timeline`, which the command line draws (`history EVENT
+    /// --format html`).
+    case timeline(event: Int, run: Int64? = nil)
     /// Run this node's fence device for `node` now, and tell the cluster how it ended.
     case fence(node: String)
     /// An administrator made sure `node` is down: its takeover may run.
@@ -76,7 +80,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// The requests' names on the wire, for the error that names an unknown one.
     static let names = [
         "status", "history", "resume", "resume_retry", "resume_continue", "trigger", "recovery", "ha_cmd", "mon",
-        "wait_event", "fence", "fence_confirm", "sync",
+        "wait_event", "fence", "fence_confirm", "timeline", "sync",
     ]
 
     /// The most events `history` returns at once.
@@ -130,6 +134,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
         case .waitEvent: "wait-event"
         case .fence: "fence"
         case .fenceConfirm: "fence confirm"
+        case .timeline: "history EVENT"
         case .sync(let rollback): rollback ? "sync --rollback" : "sync"
         }
     }
@@ -157,6 +162,8 @@ public enum ControlRequest: Codable, Sendable, Hashable {
             node?.isEmpty == true ? "an empty node name" : (after ?? 0) < 0 ? "a negative line id" : nil
         case .fence(let node), .fenceConfirm(let node):
             node.isEmpty || node.contains(where: \.isWhitespace) ? "a node name without blanks" : nil
+        case .timeline(let event, let run):
+            event < 0 ? "a negative event id" : (run ?? 0) < 0 ? "a negative run" : nil
         case .status, .resume, .resumeRetry, .resumeContinue, .recovery, .haCmd, .sync:
             nil
         }

@@ -17,6 +17,8 @@ struct StatusReport: Sendable {
     var coordinatorQuorate: Bool
     var waitingForQuorum: Int
     var engines: [EngineEntry]
+    /// The wire version the cluster agreed on (`WireAgreement`).
+    var wireVersion: Int
     var configurationDifferences: [String]
     var recoveryOff: [String]
     var running: [RunningEvent]
@@ -58,9 +60,10 @@ struct StatusReport: Sendable {
             }
             if waitingForQuorum > 0 { line += ", \(waitingForQuorum) segment(s) waiting" }
             lines.append(line)
+            lines.append("wire version: \(wireVersion)")
             for engine in engines {
                 lines.append(
-                    "  engine \(engine.info.node.name) (\(engine.info.node.number)) at corosync \(engine.address), configuration \(engine.info.digest.combined.prefix(12))"
+                    "  engine \(engine.info.node.name) (\(engine.info.node.number)) at corosync \(engine.address), configuration \(engine.info.digest.combined.prefix(12)), wire \(Self.wire(engine))"
                 )
             }
             for line in configurationDifferences { lines.append("WARNING: \(line)") }
@@ -120,14 +123,20 @@ struct StatusReport: Sendable {
         return .report(text: lines.map(TerminalText.line).joined(separator: "\n"), json: json)
     }
 
+    /// The versions an engine speaks: `2,3`.
+    private static func wire(_ engine: EngineEntry) -> String {
+        WireAgreement.versions(of: engine.info).map(String.init).joined(separator: ",")
+    }
+
     private var document: StatusJSON {
         StatusJSON(
             node: node.name, number: node.number, transport: transport.rawValue, synchronised: synchronised,
             members: members.map(\.name), quorate: quorate, waitingForQuorum: waitingForQuorum,
+            wireVersion: wireVersion,
             engines: engines.map {
                 .init(
                     node: $0.info.node.name, number: $0.info.node.number, address: $0.address.description,
-                    configuration: $0.info.digest.combined)
+                    configuration: $0.info.digest.combined, wire: WireAgreement.versions(of: $0.info))
             },
             configurationDifferences: configurationDifferences,
             recoveryOff: recoveryOff,
@@ -187,6 +196,8 @@ struct StatusJSON: Encodable {
         var number: Int
         var address: String
         var configuration: String
+        /// The wire versions it speaks.
+        var wire: [Int]
     }
 
     var node: String
@@ -196,6 +207,7 @@ struct StatusJSON: Encodable {
     var members: [String]
     var quorate: Bool
     var waitingForQuorum: Int
+    var wireVersion: Int
     var engines: [Engine]
     var configurationDifferences: [String]
     var recoveryOff: [String]

@@ -220,7 +220,7 @@ struct JournalReader {
                 node: ClusterNode(name: row["node"], number: row["node_number"]), segment: row["segment"],
                 command: row["command"], line: row["line"], termination: termination.description, exitStatus: status,
                 signal: signal, accepted: row["accepted"], duration: row["duration"], outputTail: row["output_tail"],
-                finishedAt: Date(timeIntervalSince1970: row["finished_at"]))
+                finishedAt: Date(timeIntervalSince1970: row["finished_at"]), endedAt: Self.date(row["ended_at"]))
         }
     }
 

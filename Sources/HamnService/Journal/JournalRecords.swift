@@ -98,6 +98,8 @@ public struct JournalCommand: Sendable, Hashable, Codable {
     public var outputTail: String
     /// When the result was journaled.
     public var finishedAt: Date
+    /// When the node that ran it saw it end, on its own clock (nil in journals before v2).
+    public var endedAt: Date? = nil
 }
 
 /// Every remaining participant reached barrier `index` (the end of segment `index`).

@@ -40,6 +40,10 @@ public struct ScenarioRun: Sendable {
     public var endTime: Double = 0
     /// The simulation hit its step limit.
     public var exhausted = false
+    /// The simulation's trace, in order: everything every node did, and each journal entry once
+    /// (every node journals the same; a repeat is left out as for `timeline`). What `simulate
+    /// --format html` draws the events' timelines from.
+    public var trace: [ClusterSimulation.TraceEntry] = []
 }
 
 /// Runs scenarios on the cluster simulation.
@@ -172,6 +176,7 @@ struct ScenarioReporter {
             func line(_ text: String, cluster: Bool = false) {
                 run.timeline.append(.init(time: entry.time, node: cluster ? nil : node, text: text))
             }
+            if case .journal = entry.kind {} else { run.trace.append(entry) }
             switch entry.kind {
             case .journal(let journal):
                 // Every node journals the same resume; the same resume again later is news.
@@ -180,6 +185,7 @@ struct ScenarioReporter {
                 } else {
                     guard seen.insert(journal).inserted else { continue }
                 }
+                run.trace.append(entry)
                 switch journal {
                 case .started(let event, let displayName, let participants):
                     note(event, displayName: displayName, outcome: nil)

@@ -54,6 +54,9 @@ public struct EngineMembership: Sendable {
         case warning(String)
         /// This engine must stop (exit for systemd to restart it).
         case fatal(String)
+        /// The wire version the group agreed on changed (or this engine was just admitted): for
+        /// the log and the journal (`WireAgreement.summary`).
+        case wireAgreed(WireAgreement)
     }
 
     private enum Held: Sendable {
@@ -79,6 +82,11 @@ public struct EngineMembership: Sendable {
     private var joinMembers: [CPGAddress] = []
     /// Stopped by `fatal`: nothing more is handled.
     public private(set) var hasStopped = false
+    /// The wire version the group speaks (`WireAgreement`): what the transport sends in. Changed
+    /// only by configuration changes and hellos, at the same place in the order on every engine.
+    public private(set) var wire = WireAgreement(members: [])
+    /// The version last reported by `wireAgreed` (nil: none yet, this engine is not admitted).
+    private var reportedWire: Int?
     /// votequorum's flag, and the value the coordinator was last given.
     public private(set) var quorumFlag = true
     private var deliveredQuorum = true
@@ -177,6 +185,7 @@ public struct EngineMembership: Sendable {
     public init(local: CPGAddress, info: EngineInfo) {
         self.local = local
         self.info = info
+        self.info.versions = WireAgreement.versions(of: info)
     }
 
     /// What to send right after joining the group: nothing yet. The hello goes out once this
@@ -187,7 +196,11 @@ public struct EngineMembership: Sendable {
 
     /// A new digest (the rules were reloaded): announced to the others.
     public mutating func announce(_ info: EngineInfo) -> [Output] {
+        // The versions are the process's: a reload does not change them.
+        let (versions, software) = (self.info.versions, self.info.software)
         self.info = info
+        self.info.versions = versions
+        self.info.software = software
         self.info.cluster = cluster
         return cluster == nil ? [] : [.send(.hello(self.info))]
     }
@@ -233,6 +246,40 @@ public struct EngineMembership: Sendable {
     // MARK: Input
 
     public mutating func handle(_ event: CPGEvent) -> [Output] {
+        let outputs = handleEvent(event)
+        guard !hasStopped else { return outputs }
+        return outputs + agreeOnWire()
+    }
+
+    /// The wire version every group member speaks, as of now (`WireAgreement`): engines and
+    /// engines heard from other clusters by what they announced, other members as the oldest.
+    /// Reported when it changes, once this engine is admitted.
+    private mutating func agreeOnWire() -> [Output] {
+        wire = WireAgreement(
+            members: groupMembers.map { address in
+                guard let known = engines[address] ?? heard[address] else {
+                    return WireAgreement.Member(address: address, name: nil, versions: [WireAgreement.oldest])
+                }
+                return WireAgreement.Member(
+                    address: address, name: known.node.name, versions: WireAgreement.versions(of: known))
+            })
+        guard engines[local] != nil, reportedWire != wire.version else { return [] }
+        reportedWire = wire.version
+        return [.wireAgreed(wire)]
+    }
+
+    /// `info` with the versions it speaks filled in (an engine of an earlier build sends none).
+    private static func withVersions(_ info: EngineInfo) -> EngineInfo {
+        var info = info
+        info.versions = WireAgreement.versions(of: info)
+        return info
+    }
+
+    private static func withVersions(_ entries: [EngineEntry]) -> [EngineEntry] {
+        entries.map { EngineEntry(address: $0.address, info: withVersions($0.info)) }
+    }
+
+    private mutating func handleEvent(_ event: CPGEvent) -> [Output] {
         guard !hasStopped else { return [] }
         let wasAdmitted = engines[local] != nil
         var outputs: [Output]
@@ -243,7 +290,7 @@ public struct EngineMembership: Sendable {
             guard joinSeen else { return [] }
             let message: WireMessage
             do {
-                message = try WireFormat.decode(bytes)
+                message = try WireFormat.decode(bytes, accepting: (info.versions ?? []).map { UInt8($0) })
             } catch {
                 return [.warning("dropped a message from group member \(from): \(error.description)")]
             }
@@ -349,13 +396,17 @@ public struct EngineMembership: Sendable {
     // MARK: Joining
 
     private mutating func adopt(_ roster: Roster) -> [Output] {
-        adoptedEngines = roster.engines
+        // An engine of an earlier build sends no versions: filled in, as on the engines that
+        // took the hellos (their engines are the roster's).
+        let rosterEngines = Self.withVersions(roster.engines)
+        adoptedEngines = rosterEngines
         view = roster.view
         heard = Dictionary(
-            (roster.heard ?? []).map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
+            Self.withVersions(roster.heard ?? []).map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first }
+        )
         beaten = roster.beaten ?? []
         past = roster.past ?? []
-        engines = Dictionary(roster.engines.map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
+        engines = Dictionary(rosterEngines.map { ($0.address, $0.info) }, uniquingKeysWith: { first, _ in first })
         isSynchronised = true
         groupMembers = joinMembers
         let replay = held
@@ -448,7 +499,7 @@ public struct EngineMembership: Sendable {
     private mutating func apply(_ message: WireMessage, from: CPGAddress) -> [Output] {
         switch message {
         case .hello(let announced):
-            return hello(announced, from: from)
+            return hello(Self.withVersions(announced), from: from)
         case .roster(let roster):
             // A roster from outside this cluster that names any engine of it as joined is a merge
             // for all of its engines alike (a late roster may name only some of them).
@@ -471,7 +522,7 @@ public struct EngineMembership: Sendable {
                 // Another cluster answered this engine's join too (a heal while it joined, or an
                 // engine that lost a merge and had answered before it stopped): which one holds
                 // the cluster is not for this engine to guess. It restarts and joins afresh.
-                guard roster.engines != adoptedEngines, !roster.engines.isEmpty else { return [] }
+                guard Self.withVersions(roster.engines) != adoptedEngines, !roster.engines.isEmpty else { return [] }
                 let names = { (entries: [EngineEntry]) in entries.map(\.info.node.name).sorted().joined(separator: " ")
                 }
                 return [

@@ -5,19 +5,26 @@ import Foundation
 public struct EngineInfo: Sendable, Hashable, Codable {
     public var node: ClusterNode
     public var digest: ConfigurationDigest
-    /// hamn-events' wire version and build, for the log.
+    /// hamn-events' wire versions and build, for the log (`hamn-events wire 2,3`).
     public var software: String
     /// In a `hello`: the cluster the engine is in (see `Roster.cluster`). nil from an engine of
-    /// an earlier build, taken as it was (the whole cluster is upgraded at once).
+    /// an earlier build, taken as it was.
     public var cluster: UInt64?
+    /// The wire versions the engine speaks (`WireAgreement`). nil from an engine of an earlier
+    /// build: `WireAgreement.versions(of:)` reads them from `software`.
+    public var versions: [Int]?
 
+    /// `versions` nil: every version this build speaks, and the matching `software`.
     public init(
-        node: ClusterNode, digest: ConfigurationDigest, software: String = WireFormat.software, cluster: UInt64? = nil
+        node: ClusterNode, digest: ConfigurationDigest, software: String? = nil, cluster: UInt64? = nil,
+        versions: [Int]? = nil
     ) {
         self.node = node
         self.digest = digest
-        self.software = software
+        let versions = versions ?? WireFormat.versions.map(Int.init)
+        self.software = software ?? WireFormat.software(versions)
         self.cluster = cluster
+        self.versions = versions
     }
 }
 
@@ -69,15 +76,39 @@ public enum WireMessage: Sendable, Hashable, Codable {
 }
 
 /// The bytes on the wire: `HAMN`, one version byte, one byte for the body's encoding, then the
-/// body. `segmentDone`, the message of every barrier, has a binary body (`SegmentDoneBody`);
+/// body. Version 3 is version 2 with `resume`'s modes (`--retry`, `--continue`): the cluster
+/// sends the version its members agreed on (`WireAgreement`), and a message that needs a higher
+/// one is not sent (`encode(_:version:)` is nil). `segmentDone`, the message of every barrier, has a binary body (`SegmentDoneBody`);
 /// every other message is JSON (rare, and a snapshot of the cluster's state is a nested
 /// structure that is Codable already). A message with another magic, version or encoding, or
 /// whose body does not decode, is refused with a reason; the transport logs it and drops it.
 public enum WireFormat {
     public static let magic: [UInt8] = Array("HAMN".utf8)
-    /// 1: JSON only (no encoding byte). 2: the encoding byte, and binary `segmentDone`.
-    public static let version: UInt8 = 2
-    public static let software = "hamn-events wire 2"
+    /// 1: JSON only (no encoding byte). 2: the encoding byte, and binary `segmentDone`. 3: 2 and
+    /// `resume`'s modes. The versions this build speaks, oldest first; `version` the newest.
+    public static let versions: [UInt8] = [2, 3]
+    public static let version: UInt8 = 3
+    public static let software = software(versions.map(Int.init))
+
+    /// `hamn-events wire 2,3`: what an engine says it speaks (read back by
+    /// `WireAgreement.versions(software:)` from an engine that sends no `versions`).
+    public static func software(_ versions: [Int]) -> String {
+        "hamn-events wire " + versions.map(String.init).joined(separator: ",")
+    }
+
+    /// The versions this build speaks up to `limit` (`HAMN_TEST_WIRE_MAX`, a test's old engine).
+    public static func versions(upTo limit: Int?) -> [Int] {
+        let all = versions.map(Int.init)
+        guard let limit else { return all }
+        let kept = all.filter { $0 <= limit }
+        return kept.isEmpty ? [all[0]] : kept
+    }
+
+    /// The lowest version that carries `message` as it is: 3 for a resume with a mode.
+    public static func lowestVersion(for message: WireMessage) -> UInt8 {
+        if case .cluster(.resume(_, let mode, _)) = message, mode != nil { return 3 }
+        return 2
+    }
 
     /// The byte after the version.
     enum Body: UInt8 {
@@ -89,7 +120,24 @@ public enum WireFormat {
         public var description: String
     }
 
+    /// In the newest version.
     public static func encode(_ message: WireMessage) -> [UInt8] {
+        encode(message, version: version)!
+    }
+
+    /// What an engine sends in a cluster that agreed on `agreed` (`WireAgreement`): `message` in
+    /// the oldest version that carries it, nil when that is above `agreed`. The oldest, not
+    /// `agreed`: an engine of an earlier build that joins reads what was sent before its join
+    /// and ordered after it (a hello, a roster, a `segmentDone`); only what needs version 3 is
+    /// lost to it. (A later version that changes how a message is encoded needs another rule.)
+    public static func encode(_ message: WireMessage, agreed: UInt8) -> [UInt8]? {
+        let needed = lowestVersion(for: message)
+        return needed <= agreed ? encode(message, version: needed) : nil
+    }
+
+    /// In `version`; nil when `message` needs a higher one (`lowestVersion(for:)`).
+    public static func encode(_ message: WireMessage, version: UInt8) -> [UInt8]? {
+        guard lowestVersion(for: message) <= version else { return nil }
         var bytes = magic
         bytes.append(version)
         if case .cluster(.segmentDone(let eventID, let segment, let results)) = message {
@@ -105,15 +153,30 @@ public enum WireFormat {
         return bytes
     }
 
-    public static func decode(_ bytes: [UInt8]) throws(DecodingFailure) -> WireMessage {
+    /// A message in one of the `accepting` versions. A version 2 `resume` is the plain one
+    /// (its mode, if any, is not version 2's).
+    public static func decode(_ bytes: [UInt8], accepting: [UInt8] = versions) throws(DecodingFailure)
+        -> WireMessage
+    {
         guard bytes.count >= magic.count + 1, bytes[0..<magic.count].elementsEqual(magic) else {
             throw DecodingFailure(description: "not a hamn-events message (\(bytes.count) bytes, no HAMN header)")
         }
-        let received = bytes[magic.count]
-        guard received == version else {
+        let version = bytes[magic.count]
+        guard accepting.contains(version) else {
+            let spoken = accepting.map(String.init).joined(separator: " and ")
             throw DecodingFailure(
-                description: "message format version \(received); this engine speaks version \(version)")
+                description:
+                    "message format version \(version); this engine speaks version\(accepting.count == 1 ? "" : "s") \(spoken)"
+            )
         }
+        let message = try body(bytes, version: version)
+        if version < 3, case .cluster(.resume(let cancelQueued, .some, let user)) = message {
+            return .cluster(.resume(cancelQueued: cancelQueued, mode: nil, user: user))
+        }
+        return message
+    }
+
+    private static func body(_ bytes: [UInt8], version: UInt8) throws(DecodingFailure) -> WireMessage {
         guard bytes.count > magic.count + 1 else {
             throw DecodingFailure(description: "malformed version \(version) message (\(bytes.count) bytes): no body")
         }
