@@ -250,6 +250,7 @@ public enum ConfigurationLoader {
             }
         }
         if rulesGiven || rulesRoot != nil { configuration.rulesRoot = rulesRoot }
+        if configuration.transport == .corosync { configuration.corosyncConf = corosyncConf ?? defaults.corosyncConf }
         if nodeName == nil, configuration.transport == .corosync {
             let found = try nodeFromCorosync(
                 conf: corosyncConf ?? defaults.corosyncConf, nodes: nodes, defaults: defaults, document: document)

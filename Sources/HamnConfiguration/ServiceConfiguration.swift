@@ -223,6 +223,9 @@ public struct ServiceConfiguration: Sendable {
     public var monitors: [Monitor] = []
     public var defaultInterval: Double = 10
     public var variables: [Variable] = []
+    /// The corosync.conf of `transport: corosync` (`corosync: {conf: PATH}`, else the default):
+    /// `sync` checks its crypto settings.
+    public var corosyncConf: String?
     /// The CPG group the engines of this cluster join (`transport: corosync`).
     public var corosyncGroup = "hamn-events"
     /// Seconds a joining engine waits for another engine to answer before it starts a cluster

@@ -70,6 +70,11 @@ public actor NodeService {
     /// Rules this node took up (a reload), for the monitors to restart with.
     public nonisolated let reloads: AsyncStream<Reload>
     private let reloadsOut: AsyncStream<Reload>.Continuation
+    /// `sync` callers waiting for every node's outcome, by request.
+    private var syncWaits: [String: SyncWait] = [:]
+    private var nextSync = 0
+    /// The rules tree's digest of each node, as its last `syncOutcome` said, for `status`.
+    private var treeDigests: [String: String] = [:]
     /// Transport warnings journaled in the current hour (a flood is only logged).
     private var warningBudget = (hour: 0, count: 0)
 
@@ -147,6 +152,7 @@ public actor NodeService {
         }
         // What a reload held back is applied before the node counts as gone.
         while let reload = reloading { await reload.value }
+        syncWaitsEnded()
         transition(.transportEnded)
         outbox.finish()
         await sender.value
@@ -201,6 +207,26 @@ public actor NodeService {
         if heldDeliveries != nil {
             heldDeliveries?.append(delivery)
             return
+        }
+        switch delivery {
+        case .message(let sender, .syncTree(let request, let tree)):
+            syncFromCluster(request: request, tree: tree, from: sender.name)
+        case .message(let sender, .syncRollback(let request)):
+            syncFromCluster(request: request, tree: nil, from: sender.name)
+        case .message(_, .syncOutcome(let request, let node, let digest, let problem)):
+            if let digest { treeDigests[node] = digest }
+            syncAnswered(request: request, node: node, outcome: SyncWait.Outcome(digest: digest, problem: problem))
+        case .membership(let change):
+            if !change.joined.isEmpty, change.members.contains(configuration.node) { membersJoined(change) }
+            for node in change.left {
+                for request in syncWaits.keys {
+                    syncAnswered(
+                        request: request, node: node.name,
+                        outcome: SyncWait.Outcome(digest: nil, problem: "left the cluster before answering"))
+                }
+            }
+        default:
+            break
         }
         let ticket = perform(coordinator.apply(delivery, now: now))
         if case .message(let sender, .raise(let request)) = delivery, sender.name == configuration.node.name {
@@ -669,6 +695,12 @@ public actor NodeService {
             }
             reloadRefused("\(prepared.report.summary) (\(cause))")
         }
+        releaseHeldDeliveries()
+    }
+
+    /// The deliveries held while a reload or sync read the disk, applied in their order (one of
+    /// them may hold the rest again).
+    private func releaseHeldDeliveries() {
         var held = heldDeliveries ?? []
         heldDeliveries = nil
         while !held.isEmpty {
@@ -678,6 +710,174 @@ public actor NodeService {
                 return
             }
         }
+    }
+
+    // MARK: Sync
+
+    /// A `sync` waiting for the nodes' outcomes.
+    struct SyncWait {
+        struct Outcome: Sendable {
+            var digest: String?
+            var problem: String?
+        }
+        /// The members when the sync was delivered here; nil before that.
+        var expected: [String]?
+        var outcomes: [String: Outcome] = [:]
+        var continuation: CheckedContinuation<[(String, Outcome)], Never>
+    }
+
+    /// `hamn-events sync [--rollback]` (README, "sync"): the tree checked and read here, sent
+    /// through the cluster; answered with each node's outcome, failed unless all took it.
+    private func sync(rollback: Bool, peer: ControlPeer?) async -> ControlAnswer {
+        if let peer, peer.uid != 0 {
+            return .failed(.permissionDenied, "sync: only root may change the cluster's rules (uid \(peer.uid))")
+        }
+        guard coordinator.isMember else {
+            return .failed(.syncRefused, "sync: this node is not a member of the cluster")
+        }
+        var tree: ConfigurationTree?
+        if !rollback {
+            let (configuration, source) = (self.configuration, configurationSource)
+            switch await BlockingWork.run({ TreeSync.prepare(configuration, source: source) }) {
+            case .failure(let refusal):
+                return .failed(.syncRefused, "sync refused, nothing sent:\n" + refusal.description)
+            case .success(let read):
+                tree = read
+            }
+        }
+        nextSync += 1
+        let request = "\(configuration.node.name)/\(nextSync)"
+        let outcomes = await withCheckedContinuation { continuation in
+            syncWaits[request] = SyncWait(continuation: continuation)
+            send(tree.map { .syncTree(request: request, tree: $0) } ?? .syncRollback(request: request))
+            // An engine from before sync drops the message and never answers: not waited for forever.
+            Task {
+                try? await Task.sleep(for: .seconds(Self.syncAnswerWait))
+                await self.syncNotAnswered(request)
+            }
+        }
+        let lines = outcomes.map { node, outcome in
+            if let problem = outcome.problem {
+                "\(node): kept its old rules: \(problem)"
+            } else {
+                "\(node): took the tree \(outcome.digest.map { String($0.prefix(12)) } ?? "?")"
+            }
+        }
+        let what = rollback ? "sync --rollback" : "sync"
+        let failed = outcomes.filter { $0.1.problem != nil }.map(\.0)
+        guard failed.isEmpty else {
+            return .failed(
+                .syncRefused,
+                "\(what): not taken by \(failed.joined(separator: ", ")):\n" + lines.joined(separator: "\n"))
+        }
+        return .done(text: lines.joined(separator: "\n"))
+    }
+
+    /// A sync delivered (from this node or another): its tree written and validated off this
+    /// thread, the deliveries after it held meanwhile; then taken up as a reload is, or the old
+    /// rules kept and why journaled. Every node answers with `syncOutcome`.
+    private func syncFromCluster(request: String, tree: ConfigurationTree?, from sender: String) {
+        let what = tree == nil ? "sync --rollback" : "sync"
+        let cause = "\(what) from \(sender)"
+        if syncWaits[request] != nil, syncWaits[request]?.expected == nil {
+            syncWaits[request]?.expected = coordinator.state.members.map(\.name)
+        }
+        let (configuration, source) = (self.configuration, configurationSource)
+        let node = configuration.node.name
+        heldDeliveries = heldDeliveries ?? []
+        reloading = Task {
+            let (applied, loaded) = await BlockingWork.run {
+                let applied = TreeSync.apply(tree, configuration: configuration, source: source)
+                let loaded = applied.prepared.map { prepared in
+                    LoadedReload(
+                        prepared: prepared,
+                        digest: prepared.rules.map { ConfigurationDigest.of(prepared.configuration, rules: $0) })
+                }
+                return (applied, loaded)
+            }
+            self.synced(applied, loaded: loaded, request: request, node: node, cause: cause)
+        }
+    }
+
+    private func synced(
+        _ applied: TreeSync.Applied, loaded: LoadedReload?, request: String, node: String, cause: String
+    ) {
+        send(.syncOutcome(request: request, node: node, digest: applied.digest, problem: applied.problem))
+        if applied.prepared == nil, applied.problem == nil {
+            // The tree this node has already (a joiner's catch-up): nothing to write or reload.
+            reloading = nil
+            releaseHeldDeliveries()
+        } else if let loaded {
+            let text = "rules tree \(applied.digest.map { String($0.prefix(12)) } ?? "?") written (\(cause))"
+            logger.notice("\(text)")
+            note(text, kind: "service")
+            tookUp(loaded, cause: cause)
+        } else {
+            reloading = nil
+            let text = "rules tree not taken, the old one stays: \(applied.problem ?? "?") (\(cause))"
+            logger.error("\(text)")
+            note(text, kind: "service")
+            releaseHeldDeliveries()
+        }
+    }
+
+    /// Members joined: every member says which tree it runs (`status` compares them), and the
+    /// lowest-numbered member from before the change sends its last synced tree, if it has one,
+    /// so that a node that joins later runs the cluster's tree (the others have it already:
+    /// for them it changes nothing).
+    private func membersJoined(_ change: MembershipChange) {
+        let configuration = self.configuration
+        let sendsTree = change.members.first { !change.joined.contains($0) } == configuration.node
+        let view = change.view
+        Task {
+            let (digest, last) = await BlockingWork.run {
+                (
+                    TreeSync.digest(configuration),
+                    sendsTree
+                        ? ConfigurationTreeFiles.savedTree(root: TreeSync.root(of: configuration), which: .last) : nil
+                )
+            }
+            if let last {
+                self.send(.syncTree(request: "\(configuration.node.name)/join-\(view)", tree: last))
+            } else if let digest {
+                self.send(.syncOutcome(request: "", node: configuration.node.name, digest: digest, problem: nil))
+            }
+        }
+    }
+
+    /// How long `sync` waits for every member's outcome.
+    static let syncAnswerWait = 120.0
+
+    private func syncNotAnswered(_ request: String) {
+        guard let wait = syncWaits.removeValue(forKey: request) else { return }
+        let silent = SyncWait.Outcome(
+            digest: nil,
+            problem:
+                "no answer within \(Self.seconds(Self.syncAnswerWait)) (an engine from before sync drops the message; or it is still writing)"
+        )
+        let nodes = wait.expected ?? [configuration.node.name]
+        wait.continuation.resume(returning: nodes.map { ($0, wait.outcomes[$0] ?? silent) })
+    }
+
+    /// Out of the cluster: `sync` callers get the outcomes heard, the rest unknown.
+    private func syncWaitsEnded() {
+        let waits = syncWaits
+        syncWaits = [:]
+        for wait in waits.values {
+            let nodes = wait.expected ?? [configuration.node.name]
+            let unknown = SyncWait.Outcome(
+                digest: nil, problem: "not known: this node left the cluster before it answered")
+            wait.continuation.resume(returning: nodes.map { ($0, wait.outcomes[$0] ?? unknown) })
+        }
+    }
+
+    private func syncAnswered(request: String, node: String, outcome: SyncWait.Outcome) {
+        guard var wait = syncWaits[request] else { return }
+        if wait.outcomes[node] == nil { wait.outcomes[node] = outcome }
+        syncWaits[request] = wait
+        guard let expected = wait.expected, expected.allSatisfy({ wait.outcomes[$0] != nil }) else { return }
+        syncWaits[request] = nil
+        wait.continuation.resume(returning: expected.map { ($0, wait.outcomes[$0]!) })
     }
 
     /// A reload that was refused, for the journal and `mon`.
@@ -906,6 +1106,8 @@ public actor NodeService {
             return await fenceByHand(node)
         case .fenceConfirm(let node):
             return await fenceConfirm(node)
+        case .sync(let rollback):
+            return await sync(rollback: rollback, peer: peer)
         case .mon:
             return .failed(.malformedRequest, "mon is a stream: it is followed on its connection")
         }
@@ -1208,6 +1410,6 @@ public actor NodeService {
             fenceAttempts: coordinator.fencing.attempts,
             journalProblem: writes.problem.map {
                 "\(JournalWrites.message($0.reason)) (since \(JournalText.stamp($0.since, timeZone: .current)), \($0.held) write(s) held)"
-            }, queueLimit: configuration.queueLimit)
+            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests)
     }
 }

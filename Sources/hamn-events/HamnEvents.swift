@@ -18,7 +18,7 @@ struct HamnEvents: AsyncParsableCommand {
             "hamn-events \(hamnEventsVersion) (wire formats \(WireFormat.versions.map(String.init).joined(separator: ", ")))",
         subcommands: [
             Validate.self, Simulate.self, Test.self, Run.self, Status.self, History.self, Resume.self, Trigger.self,
-            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self, Cluster.self,
+            Recovery.self, Maintenance.self, HaCmd.self, Mon.self, WaitEvent.self, Fence.self, Sync.self, Cluster.self,
         ]
     )
 

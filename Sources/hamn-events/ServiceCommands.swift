@@ -321,6 +321,28 @@ extension HamnEvents {
         }
     }
 
+    struct Sync: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send this node's rules tree to every node, through the cluster.",
+            discussion: """
+                sync reads every file under the rules file's directory, checks it (the rules \
+                validate, every .rp file is inside it, only regular files owned by root and \
+                writable by root alone, not hamn.yaml or a fence password file, 512 KiB at most) \
+                and sends it through the cluster; corosync's crypto must be on, since the tree \
+                holds commands that every node runs as root. Every node writes it as a new \
+                generation of that directory (the directory becomes a link to it), validates it \
+                and reloads at the same place in the order, or keeps its old rules and says why. \
+                Each node's outcome is printed; the exit status is 0 only if every node took it. \
+                --rollback puts back, on every node, the tree from before the last sync.
+                """)
+        @OptionGroup var service: ServiceOptions
+        @Flag(help: "Go back to the tree from before the last sync.") var rollback = false
+
+        func run() throws {
+            try service.send(.sync(rollback: rollback))
+        }
+    }
+
     struct Mon: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Follow the event log as it is written (like tail -f of hacmp.out).",

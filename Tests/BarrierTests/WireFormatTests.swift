@@ -46,6 +46,12 @@ struct WireFormatTests {
             .cluster(.resume(cancelQueued: true)),
             .cluster(.raise(EventRequest(name: "TE_PAGING", state: 2, node: node))),
             .cluster(.reloadRules),
+            .cluster(
+                .syncTree(
+                    request: "n1/1",
+                    tree: ConfigurationTree(files: [.init(path: "a.rp", mode: 0o644, contents: Data([0, 255, 10]))]))),
+            .cluster(.syncRollback(request: "n1/2")),
+            .cluster(.syncOutcome(request: "n1/1", node: "n2", digest: nil, problem: "rules.hacmprd:3:1: error")),
         ]
         for message in messages {
             for version: UInt8 in [2, 3] {

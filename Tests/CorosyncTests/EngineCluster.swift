@@ -419,6 +419,21 @@ struct EngineClusterError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// A new directory with `hamn-events cluster setup`'s files (corosync.conf, authkey, hamn.yaml)
+/// for ns-cluster's nodes 1 to `nodes` (nodeK at 127.77.0.K); the caller removes it.
+func clusterSetupFiles(nodes: Int) throws -> String {
+    var template = Array((NSTemporaryDirectory() + "hamn-setup-XXXXXX").utf8CString)
+    guard let made = mkdtemp(&template) else { throw EngineClusterError("mkdtemp failed") }
+    let setup = String(cString: made)
+    let written = try runTool(
+        EngineCluster.binary, ["cluster", "setup", "--output", setup] + (1...nodes).map { "node\($0)=127.77.0.\($0)" })
+    guard written.status == 0 else {
+        try? FileManager.default.removeItem(atPath: setup)
+        throw EngineClusterError("cluster setup failed (\(written.status)): \(written.err)")
+    }
+    return setup
+}
+
 /// Runs `body` with a cluster, tearing it down whatever happens.
 func withCluster(
     corosyncNodes: Int, nodes: [String], twoNode: Bool = false, upArguments: [String] = [],

@@ -57,14 +57,8 @@ struct SharedConfigurationTests {
         "cluster setup's corosync.conf (knet, crypto, votequorum) and authkey start a 3-node cluster; its hamn.yaml serves every engine"
     )
     func clusterSetup() throws {
-        var template = Array((NSTemporaryDirectory() + "hamn-setup-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw EngineClusterError("mkdtemp failed") }
-        let setup = String(cString: made)
+        let setup = try clusterSetupFiles(nodes: 3)
         defer { try? FileManager.default.removeItem(atPath: setup) }
-        let written = try runTool(
-            EngineCluster.binary,
-            ["cluster", "setup", "--output", setup, "node1=127.77.0.1", "node2=127.77.0.2", "node3=127.77.0.3"])
-        #expect(written.status == 0, "\(written.err)")
         let conf = try String(contentsOfFile: setup + "/corosync.conf", encoding: .utf8)
         #expect(conf.contains("crypto_cipher: aes256") && conf.contains("transport: knet"))
         var key = stat()

@@ -42,6 +42,8 @@ public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConv
         public static let notRecorded = Code(rawValue: "not-recorded")
         /// `trigger`: `queue_limit` events wait already; the event was refused.
         public static let queueFull = Code(rawValue: "queue-full")
+        /// `sync`: refused on the node asked (nothing sent), or not taken by every node.
+        public static let syncRefused = Code(rawValue: "sync-refused")
         /// `history EVENT`: the journal has no such event.
         public static let noSuchEvent = Code(rawValue: "no-such-event")
     }

@@ -50,6 +50,9 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     case fence(node: String)
     /// An administrator made sure `node` is down: its takeover may run.
     case fenceConfirm(node: String)
+    /// `hamn-events sync`: this node's rules tree to every node, through the cluster; with
+    /// `rollback`, every node goes back to the tree before the last sync (README, "sync").
+    case sync(rollback: Bool)
 
     public enum RecoverySetting: String, Codable, Sendable, Hashable, CaseIterable {
         case off, on
@@ -77,7 +80,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// The requests' names on the wire, for the error that names an unknown one.
     static let names = [
         "status", "history", "resume", "resume_retry", "resume_continue", "trigger", "recovery", "ha_cmd", "mon",
-        "wait_event", "fence", "fence_confirm", "timeline",
+        "wait_event", "fence", "fence_confirm", "timeline", "sync",
     ]
 
     /// The most events `history` returns at once.
@@ -132,6 +135,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
         case .fence: "fence"
         case .fenceConfirm: "fence confirm"
         case .timeline: "history EVENT"
+        case .sync(let rollback): rollback ? "sync --rollback" : "sync"
         }
     }
 
@@ -160,7 +164,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
             node.isEmpty || node.contains(where: \.isWhitespace) ? "a node name without blanks" : nil
         case .timeline(let event, let run):
             event < 0 ? "a negative event id" : (run ?? 0) < 0 ? "a negative run" : nil
-        case .status, .resume, .resumeRetry, .resumeContinue, .recovery, .haCmd:
+        case .status, .resume, .resumeRetry, .resumeContinue, .recovery, .haCmd, .sync:
             nil
         }
     }

@@ -31,6 +31,18 @@ struct StatusReport: Sendable {
     /// Why the journal cannot write (events wait), nil when it can.
     var journalProblem: String?
     var queueLimit: Int
+    /// Each node's rules tree digest, as its last `sync` outcome said (README, "sync").
+    var treeDigests: [String: String] = [:]
+
+    /// One line: the tree this node runs, and whether every member runs the same; nil before
+    /// any node said (no sync, and no member joined since this one started).
+    var treeLine: String? {
+        guard let own = treeDigests[node.name] else { return nil }
+        let differing = members.filter { $0 != node && treeDigests[$0.name] != own }
+        guard !differing.isEmpty else { return "rules tree: \(own.prefix(12)), the same on every member" }
+        let others = differing.map { "\($0.name) \(treeDigests[$0.name].map { String($0.prefix(12)) } ?? "unknown")" }
+        return "rules tree: \(own.prefix(12)) here; DIFFERS: \(others.joined(separator: ", "))"
+    }
 
     /// The text for people and the JSON document (`status --format json`).
     func rendered() -> ControlAnswer {
@@ -40,6 +52,7 @@ struct StatusReport: Sendable {
         )
         if let journalProblem { lines.append("JOURNAL: \(journalProblem)") }
         lines.append("members: \(members.map(\.name).joined(separator: " "))")
+        if let treeLine { lines.append(treeLine) }
         if transport == .corosync {
             var line = "quorum: \(quorate ? "yes" : "NO: no recovery program runs")"
             if quorate && !coordinatorQuorate {
@@ -140,7 +153,7 @@ struct StatusReport: Sendable {
                     last: $0.last?.description)
             },
             monitorFailures: monitorFailures, fencingWarning: fencingWarning, journalProblem: journalProblem,
-            queueLimit: queueLimit,
+            queueLimit: queueLimit, rulesTrees: treeDigests,
             fencing: pendingFences.map {
                 .init(
                     node: $0.node.name, reason: $0.reason.rawValue, fencer: $0.fencer?.name, failures: $0.failures,
@@ -205,6 +218,8 @@ struct StatusJSON: Encodable {
     var fencingWarning: String?
     var journalProblem: String?
     var queueLimit: Int
+    /// Each node's rules tree digest as it last said (`sync`).
+    var rulesTrees: [String: String]
     var fencing: [Fence]
 
     struct Fence: Encodable {

@@ -22,6 +22,16 @@ public enum ClusterMessage: Sendable, Hashable, Codable {
     case snapshot(for: [String], view: Int, state: ReplicatedState)
     /// How a fence of `node` ended (`attempt` 0: `hamn-events fence` or `fence confirm` by hand).
     case fenceOutcome(node: String, outcome: FenceOutcome, attempt: Int)
+    /// `hamn-events sync` (`request`: the sender's name and a number): every node writes `tree`
+    /// as its rules tree at this place in the order and reloads, or keeps its old one, and
+    /// answers with `syncOutcome`. The coordinator ignores it (the service applies it). An
+    /// engine from before sync cannot decode it: it logs the message and drops it.
+    case syncTree(request: String, tree: ConfigurationTree)
+    /// `hamn-events sync --rollback`: every node writes the tree it had before the last sync.
+    case syncRollback(request: String)
+    /// How a node took `request`: the digest of the tree it now runs, and why it kept its
+    /// old one (nil when it took the new one).
+    case syncOutcome(request: String, node: String, digest: String?, problem: String?)
 }
 
 /// A change of membership, delivered in the same place of the order on every member.

@@ -122,6 +122,8 @@ public struct Coordinator: Sendable {
                 return []
             case .fenceOutcome(let name, let outcome, let attempt):
                 return fenceOutcome(name, outcome, attempt: attempt, from: sender, now: now)
+            case .syncTree, .syncRollback, .syncOutcome:
+                return []  // the service's: files on disk, then a reload
             }
         }
     }
