@@ -735,6 +735,11 @@ public actor NodeService {
         guard coordinator.isMember else {
             return .failed(.syncRefused, "sync: this node is not a member of the cluster")
         }
+        // Every build with sync speaks wire 3: a member that speaks only 2 is of an earlier one,
+        // which would drop the tree and never answer (docs/decisions.md, "sync").
+        if let agreement = transport.wireAgreement, let refusal = agreement.refusal(needing: 3) {
+            return .failed(.wireVersion, "sync: \(refusal)")
+        }
         var tree: ConfigurationTree?
         if !rollback {
             let (configuration, source) = (self.configuration, configurationSource)

@@ -171,7 +171,9 @@ struct NodeServiceQuorumTests {
 
     /// Rolling upgrades: resume's modes are wire version 3; while a member speaks only 2 the
     /// service refuses them (the transport could not send them), and says who is behind.
-    @Test("resume --retry/--continue while the cluster speaks wire 2: refused (wire-version); the plain resume is not")
+    @Test(
+        "resume --retry/--continue and sync while the cluster speaks wire 2: refused (wire-version); the plain resume is not"
+    )
     func resumeModesNeedWireThree() async throws {
         let (directory, n1, n2, configuration) = try twoNodes("hamn-wire")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -195,6 +197,13 @@ struct NodeServiceQuorumTests {
             ControlError(.wireVersion, "not every member speaks wire 3 (node n2 speaks 2): upgrade every node first"))
         #expect(await service.handle(.resumeRetry(cancelQueued: true)) == refused)
         #expect(await service.handle(.resumeContinue(cancelQueued: true)) == refused)
+        // sync too: n2's build has no sync, and would drop the tree without answering.
+        #expect(
+            await service.handle(.sync(rollback: false))
+                == .failed(
+                    ControlError(
+                        .wireVersion,
+                        "sync: not every member speaks wire 3 (node n2 speaks 2): upgrade every node first")))
         #expect(
             await service.handle(.resume(cancelQueued: true))
                 == .done(text: "resume sent: the rest of the failed event is skipped (queued events cancelled)"))
