@@ -47,13 +47,12 @@ private struct Field {
     var isEmpty: Bool { start == end }
 }
 
-/// The nine fields of one definition, indexed 0 to 8 (a slice, rebased).
+/// The nine fields of one definition, indexed 0 to 8: the parser's own nine slots, never
+/// copied (an array of them was copied and emptied for each definition).
 private struct UnsafeFields {
-    let slice: ArraySlice<Field>
+    let base: UnsafeMutablePointer<Field>
 
-    init(_ slice: ArraySlice<Field>) { self.slice = slice }
-
-    subscript(_ index: Int) -> Field { slice[slice.startIndex + index] }
+    subscript(_ index: Int) -> Field { base[index] }
 }
 
 extension BuiltInTrigger {
@@ -71,7 +70,9 @@ private struct ParseState {
     let catalogue: VariableCatalogue
     /// The fields of the definition being read (at most nine: each nine are built into a
     /// definition as the ninth is read, so the file's fields are never all held at once).
-    var fields: [Field] = []
+    var fields = UnsafeFields(base: .allocate(capacity: 9))
+    /// How many of `fields` the definition being read has.
+    var fieldsRead = 0
     /// Fields read so far, in every definition.
     var fieldCount = 0
     /// The latest display name from a `Beginning of the Event Definition:` comment, with the
@@ -138,7 +139,7 @@ private struct ParseState {
 
     /// Lines to fields, each nine fields to a definition, as they come.
     mutating func parse() {
-        fields.reserveCapacity(9)
+        defer { fields.base.deallocate() }
         references.reserveCapacity(names.expected)
         if keepsDefinitions { definitions.reserveCapacity(names.expected) }
         for line in SourceLines(bytes: bytes) {
@@ -157,11 +158,13 @@ private struct ParseState {
                 let blankFrom = start == line.end ? line.start : end
                 report(line.number, blankFrom - line.start + 1, .R018, "trailing white space in a field (stripped)")
             }
-            fields.append(Field(line: line.number, lineStart: line.start, start: start, end: end))
+            (fields.base + fieldsRead).initialize(
+                to: Field(line: line.number, lineStart: line.start, start: start, end: end))
+            fieldsRead += 1
             fieldCount += 1
-            if fields.count == 9 {
+            if fieldsRead == 9 {
                 buildDefinition(index: fieldCount / 9 - 1)
-                fields.removeAll(keepingCapacity: true)
+                fieldsRead = 0
             }
         }
         finish()
@@ -169,6 +172,8 @@ private struct ParseState {
 
     /// `##### Beginning of the Event Definition: NAME` names the next definition to start.
     mutating func noteDisplayName(from start: Int, to end: Int) {
+        // Only a kept definition has a display name.
+        guard keepsDefinitions else { return }
         var p = start
         while p < end, bytes[p] == 0x23 || isBlank(bytes[p]) { p += 1 }
         guard end - p > Self.marker.count, let base = bytes.baseAddress,
@@ -190,7 +195,7 @@ private struct ParseState {
     mutating func buildDefinition(index: Int) {
         let name = displayName?.definition == index ? displayName?.name : nil
         let errorsBefore = errorCount
-        let f = UnsafeFields(fields[0..<9])
+        let f = fields
         let builtIn = BuiltInTrigger(nameBytes: buffer(f[0]))
         guard let (state, definition) = buildDefinition(f, builtIn, displayName: name) else { return }
         checkTrigger(f[0], state, builtIn)
@@ -203,7 +208,7 @@ private struct ParseState {
     /// The end of the file: fields left over, or no definition at all.
     mutating func finish() {
         let complete = fieldCount / 9
-        let remainder = fields
+        let remainder = Array(UnsafeBufferPointer(start: fields.base, count: fieldsRead))
         if let first = remainder.first {
             if remainder.allSatisfy(\.isEmpty) {
                 report(
