@@ -100,10 +100,7 @@ extension SyncServiceTests {
         try harness.waitForOutput("configuration reloaded: priorities, timeouts (sync from n1)")
         #expect(try harness.cli(["trigger", "slow"]).status == 0)
         // Without the synced timeout the command would sleep 30 s.
-        try waitUntil("the event to fail on its timeout", observed: { harness.status }) {
-            let history = (try? harness.cli(["history"]))?.out ?? ""
-            return history.contains("slow state 0") && history.contains("failed")
-        }
+        try harness.waitForFailure(of: "slow state 0")
     }
 
     @Test("cluster.yaml setting a key hamn.yaml sets too: refused by the node asked, nothing sent")
