@@ -138,8 +138,13 @@ extension HamnEvents {
                 "Membership, the running event and who a barrier waits for, the queue, armed and disarmed instances.")
         @OptionGroup var service: ServiceOptions
         @Option(help: "text or json.") var format: OutputFormat = .text
+        @Flag(
+            help:
+                "The instances of every member, asked through the cluster (a member that does not answer within 5 s is named)."
+        )
+        var all = false
 
-        func run() throws { try service.send(.status, format: format) }
+        func run() throws { try service.send(.status(all: all ? true : nil), format: format) }
     }
 
     struct History: ParsableCommand {
