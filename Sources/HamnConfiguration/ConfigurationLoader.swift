@@ -176,14 +176,18 @@ public enum ConfigurationLoader {
 
     /// The configuration `text` (the file `file`), then the cluster-wide file beside its rules
     /// file when there is one (`clusterFile(rules:)`): it may set `clusterKeys` only, and none
-    /// that `text` sets too.
-    public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration
-    {
-        try parseWithClusterFile(text, file: file, defaults: defaults).configuration
+    /// that `text` sets too. `clusterFile` false: `text` alone (the operator commands, which
+    /// only look for the control socket).
+    public static func parse(
+        _ text: String, file: String, defaults: Defaults, clusterFile: Bool = true
+    ) throws(YAMLError) -> ServiceConfiguration {
+        try parseWithClusterFile(text, file: file, defaults: defaults, clusterFile: clusterFile).configuration
     }
 
     /// `parse`, with the cluster-wide file's text when one was read (for the positions of its keys).
-    static func parseWithClusterFile(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> (
+    static func parseWithClusterFile(
+        _ text: String, file: String, defaults: Defaults, clusterFile readsClusterFile: Bool = true
+    ) throws(YAMLError) -> (
         configuration: ServiceConfiguration, clusterText: String?
     ) {
         var configuration = embeddedDefault(defaults)
@@ -283,7 +287,7 @@ public enum ConfigurationLoader {
         let entries = try document.keyedMapping(allowed: keys)
         for (key, _, value) in entries { try apply(key, value) }
         var clusterText: String?
-        if let cluster = try clusterDocument(rules: configuration.rules) {
+        if readsClusterFile, let cluster = try clusterDocument(rules: configuration.rules) {
             clusterText = cluster.text
             if let document = cluster.document {
                 for (key, _, value) in try clusterEntries(document, set: entries, file: file) { try apply(key, value) }

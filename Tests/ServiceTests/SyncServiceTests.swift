@@ -116,6 +116,11 @@ extension SyncServiceTests {
                 == "hamn-events: sync refused, nothing sent:\n\(harness.root)/etc/cluster.yaml:1:1: error: config_too_long is set here and in \(harness.configPath):5:1: a key every node must agree on is set in one of them (here, for the whole cluster)\n"
         )
         #expect(link(harness) == nil, "nothing written")
+        // The commands find the socket from hamn.yaml alone: the conflict does not lock them out.
+        let status = try runTool(ServiceHarness.binary, ["status", "--config", harness.configPath])
+        #expect(status.status == 0 && status.out.hasPrefix("node n1 (1)"), "\(status.err)")
+        let viaConfig = try runTool(ServiceHarness.binary, ["sync", "--config", harness.configPath])
+        #expect(viaConfig.err == refused.err)
     }
 
     @Test("a tree whose cluster.yaml conflicts with the node's hamn.yaml: the node keeps its old tree and says why")
