@@ -164,6 +164,9 @@ public struct ServiceConfiguration: Sendable {
     /// Where this node's name and number came from when corosync's nodelist gave them
     /// (`FILE:LINE (nodeid N, ring0_addr A)`); nil when the configuration or the host name did.
     public var nodeOrigin: String?
+    /// The cluster-wide file read with the configuration (`cluster.yaml` beside the rules
+    /// file, `ConfigurationLoader.clusterFile(rules:)`); nil when there is none.
+    public var clusterFile: String?
     /// Every node of the cluster, this one included.
     public var nodes: [ClusterNode]
     public var transport: TransportKind = .local

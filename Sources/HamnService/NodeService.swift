@@ -73,6 +73,9 @@ public actor NodeService {
     /// `sync` callers waiting for every node's outcome, by request.
     private var syncWaits: [String: SyncWait] = [:]
     private var nextSync = 0
+    /// `status --all` requests waiting for the members' instances.
+    private var instancesWaits: [String: InstancesWait] = [:]
+    private var nextInstancesRequest = 0
     /// The rules tree's digest of each node, as its last `syncOutcome` said, for `status`.
     private var treeDigests: [String: String] = [:]
     /// Transport warnings journaled in the current hour (a flood is only logged).
@@ -153,6 +156,9 @@ public actor NodeService {
         // What a reload held back is applied before the node counts as gone.
         while let reload = reloading { await reload.value }
         syncWaitsEnded()
+        for request in instancesWaits.keys.sorted() {
+            finishInstances(request, silent: "not known: this node left the cluster before it answered")
+        }
         transition(.transportEnded)
         outbox.finish()
         await sender.value
@@ -216,9 +222,17 @@ public actor NodeService {
         case .message(_, .syncOutcome(let request, let node, let digest, let problem)):
             if let digest { treeDigests[node] = digest }
             syncAnswered(request: request, node: node, outcome: SyncWait.Outcome(digest: digest, problem: problem))
+        case .message(_, .instancesAsked(let request)):
+            instancesAsked(request)
+        case .message(_, .instances(let request, let node, let instances)):
+            instancesAnswered(request, node: node, instances: instances, problem: nil)
         case .membership(let change):
             if !change.joined.isEmpty, change.members.contains(configuration.node) { membersJoined(change) }
             for node in change.left {
+                for request in instancesWaits.keys.sorted() {
+                    instancesAnswered(
+                        request, node: node.name, instances: nil, problem: "left the cluster before answering")
+                }
                 for request in syncWaits.keys {
                     syncAnswered(
                         request: request, node: node.name,
@@ -885,6 +899,85 @@ public actor NodeService {
         wait.continuation.resume(returning: expected.map { ($0, wait.outcomes[$0]!) })
     }
 
+    // MARK: Every member's instances (`status --all`)
+
+    /// A `status --all` waiting for the members' answers.
+    struct InstancesWait {
+        /// The members when the question was delivered here; nil before that.
+        var expected: [String]?
+        var answers: [String: [InstanceSummary]] = [:]
+        /// Why a member will not answer (it left).
+        var gone: [String: String] = [:]
+        var continuation: CheckedContinuation<InstancesReport, Never>
+    }
+
+    /// How long `status --all` waits for every member's answer.
+    static let instancesAnswerWait = 5.0
+
+    /// `status --all`: the question goes through the cluster; every member answers with its
+    /// instances at its delivery; the answer lists the members as of the question's delivery
+    /// here, naming those that did not answer within `instancesAnswerWait`.
+    private func instancesOfEveryNode() async -> ControlAnswer {
+        guard coordinator.isMember else {
+            return .failed(.notMember, "status --all: this node is not a member of the cluster (status shows its own)")
+        }
+        nextInstancesRequest += 1
+        let request = "\(configuration.node.name)/\(nextInstancesRequest)"
+        let report = await withCheckedContinuation { continuation in
+            instancesWaits[request] = InstancesWait(continuation: continuation)
+            send(.instancesAsked(request: request))
+            Task {
+                try? await Task.sleep(for: .seconds(Self.instancesAnswerWait))
+                await self.finishInstances(
+                    request,
+                    silent:
+                        "NO ANSWER within \(Self.seconds(Self.instancesAnswerWait)) (an engine from before status --all drops the question)"
+                )
+            }
+        }
+        return await BlockingWork.run { report.rendered() }
+    }
+
+    /// The question delivered: this node answers with its instances (the asker also notes who
+    /// must answer: the members now).
+    private func instancesAsked(_ request: String) {
+        if instancesWaits[request] != nil, instancesWaits[request]?.expected == nil {
+            instancesWaits[request]?.expected = coordinator.state.members.map(\.name)
+        }
+        let own = monitors.instances.map {
+            InstanceSummary(
+                event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed,
+                last: $0.last?.description)
+        }
+        send(.instances(request: request, node: configuration.node.name, instances: own))
+    }
+
+    private func instancesAnswered(_ request: String, node: String, instances: [InstanceSummary]?, problem: String?) {
+        guard var wait = instancesWaits[request] else { return }
+        if let instances {
+            wait.answers[node] = wait.answers[node] ?? instances
+        } else if let problem, wait.answers[node] == nil {
+            wait.gone[node] = problem
+        }
+        instancesWaits[request] = wait
+        guard let expected = wait.expected, expected.allSatisfy({ wait.answers[$0] != nil || wait.gone[$0] != nil })
+        else { return }
+        finishInstances(request, silent: "?")
+    }
+
+    /// The answer: every expected member's instances, or why there are none.
+    private func finishInstances(_ request: String, silent: String) {
+        guard let wait = instancesWaits.removeValue(forKey: request) else { return }
+        let nodes = wait.expected ?? [configuration.node.name]
+        wait.continuation.resume(
+            returning: InstancesReport(
+                nodes: nodes.map { node in
+                    InstancesReport.Node(
+                        name: node, instances: wait.answers[node],
+                        problem: wait.answers[node] == nil ? (wait.gone[node] ?? silent) : nil)
+                }))
+    }
+
     /// A reload that was refused, for the journal and `mon`.
     public func reloadRefused(_ summary: String) {
         logger.error("rules not reloaded, the old ones stay: \(summary)")
@@ -1053,7 +1146,8 @@ public actor NodeService {
     /// change its state.
     public nonisolated func handle(_ request: ControlRequest, from peer: ControlPeer? = nil) async -> ControlAnswer {
         switch request {
-        case .status:
+        case .status(let all):
+            if all == true { return await instancesOfEveryNode() }
             let report = await statusReport()
             return await BlockingWork.run { report.rendered() }
         case .history(let limit):

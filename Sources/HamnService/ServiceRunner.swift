@@ -64,13 +64,10 @@ public enum ServiceRunner {
                     configurationError: error.description, configuration: current, rules: nil,
                     report: ValidationReport(diagnostics: [], definitions: 0), catalogue: .builtIn)
             case .success(let loaded):
-                let (new, text) = (loaded.configuration, loaded.text)
-                let reload = ConfigurationReload(from: current, to: new)
+                let reload = ConfigurationReload(from: current, to: loaded.configuration)
                 configuration = reload.configuration
                 applied = reload.applied
-                needsRestart = reload.needsRestart.map {
-                    ($0, ConfigurationLoader.position(of: $0, in: text, file: source.path))
-                }
+                needsRestart = reload.needsRestart.map { ($0, loaded.position($0)) }
             }
         }
         let (rules, report, catalogue) = loadRules(configuration)

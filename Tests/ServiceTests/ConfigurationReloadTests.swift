@@ -62,10 +62,7 @@ struct ConfigurationReloadServiceTests {
         try harness.waitForOutput("configuration reloaded: timeouts (SIGHUP)")
         #expect(try harness.cli(["trigger", "slow"]).status == 0)
         // Without the new timeout the command would sleep 30 s.
-        try waitUntil("the event to fail on its timeout", observed: { harness.status }) {
-            let history = (try? harness.cli(["history"]))?.out ?? ""
-            return history.contains("slow state 0") && history.contains("failed")
-        }
+        try harness.waitForFailure(of: "slow state 0")
     }
 
     @Test("node: changed: needs a restart, named at its file:line:col; the service keeps its name")

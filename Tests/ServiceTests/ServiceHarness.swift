@@ -164,6 +164,14 @@ final class ServiceHarness: @unchecked Sendable {
         }
     }
 
+    /// Waits until `history` shows `event` (`slow state 0`) and a failure.
+    func waitForFailure(of event: String) throws {
+        try waitUntil("\(event) to fail", observed: { self.status }) {
+            let history = (try? cli(["history"]))?.out ?? ""
+            return history.contains(event) && history.contains("failed")
+        }
+    }
+
     /// Waits until the service's output (its log on standard error) shows `text`.
     func waitForOutput(_ text: String, timeout: Duration = .seconds(10)) throws {
         try waitUntil("the service to log \"\(text)\"", timeout: timeout, observed: { self.stderrText }) {

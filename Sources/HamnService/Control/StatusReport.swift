@@ -109,8 +109,9 @@ struct StatusReport: Sendable {
         if !instances.isEmpty { lines.append("instances:") }
         for instance in instances {
             lines.append(
-                "  \(instance.trigger.name) state \(instance.trigger.state) \(instance.instance): \(instance.armed ? "armed" : "disarmed"), last \(instance.last?.description ?? "none")"
-            )
+                Self.instanceLine(
+                    event: instance.trigger.name, state: instance.trigger.state, instance: instance.instance,
+                    armed: instance.armed, last: instance.last?.description))
         }
         for (variable, message) in monitorFailures.sorted(by: { $0.key < $1.key }) {
             lines.append("monitor failing: \(variable): \(message)")
@@ -121,6 +122,11 @@ struct StatusReport: Sendable {
         let json = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         // Names, values and messages may hold anything: each line is one line on a terminal.
         return .report(text: lines.map(TerminalText.line).joined(separator: "\n"), json: json)
+    }
+
+    /// An instance as `status` shows it: `  db2_paging state 0 NodeNum=1: armed, last 40`.
+    static func instanceLine(event: String, state: Int, instance: String, armed: Bool, last: String?) -> String {
+        "  \(event) state \(state) \(instance): \(armed ? "armed" : "disarmed"), last \(last ?? "none")"
     }
 
     /// The versions an engine speaks: `2,3`.
