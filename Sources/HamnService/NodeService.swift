@@ -1415,6 +1415,35 @@ public actor NodeService {
             fenceAttempts: coordinator.fencing.attempts,
             journalProblem: writes.problem.map {
                 "\(JournalWrites.message($0.reason)) (since \(JournalText.stamp($0.since, timeZone: .current)), \($0.held) write(s) held)"
-            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests)
+            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests, webView: webView)
+    }
+
+    // MARK: The web view
+
+    /// What `status` says of the web view; the runner sets it once the listener bound or failed.
+    private var webView = WebViewStatus.off
+
+    func setWebView(_ status: WebViewStatus) {
+        webView = status
+    }
+
+    /// The web view's state, one JSON document: `{"status": STATUS, "history": HISTORY}`, the
+    /// documents of `status --format json` and `history --format json` (the newest
+    /// `historyLimit` events that the journal committed: the view never makes it commit sooner).
+    /// The actor is visited only to copy the status; rendering and the journal read are off it.
+    public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
+        let report = await statusReport()
+        let journal = self.journal
+        return await BlockingWork.run {
+            guard case .report(_, let status) = report.rendered() else { return "{}" }
+            let history = (try? journal.historyReport(limit: historyLimit).json) ?? #"{"events":[]}"#
+            return #"{"status":\#(status),"history":\#(history)}"#
+        }
+    }
+
+    /// The timeline of event `event` of run `run` for the web view, or nil (off the actor).
+    public nonisolated func webTimeline(run: Int64, event: Int) async -> Timeline? {
+        let journal = self.journal
+        return await BlockingWork.run { try? journal.timeline(event: event, run: run) }
     }
 }

@@ -30,7 +30,10 @@ final class ServiceHarness: @unchecked Sendable {
     }
 
     /// `definitions`: (name, state, rp text, resource variable fields 6-9 or nil).
-    init(definitions: [(String, Int, String, [String]?)], extraConfiguration: String = "") throws {
+    /// `http`: the `http:` key (by default a free port: services of several tests run at once).
+    init(
+        definitions: [(String, Int, String, [String]?)], extraConfiguration: String = "", http: String = "{port: 0}"
+    ) throws {
         var template = Array((NSTemporaryDirectory() + "hamn-svc-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
         root = String(cString: made)
@@ -49,6 +52,7 @@ final class ServiceHarness: @unchecked Sendable {
             socket: \(socketPath)
             config_too_long: 300s
             \(extraConfiguration)
+            http: \(http)
             """)
     }
 

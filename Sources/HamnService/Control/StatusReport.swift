@@ -3,6 +3,16 @@ import HamnConfiguration
 import RulesEngine
 import RulesParser
 
+/// The web view's listener, as `status` tells it.
+public enum WebViewStatus: Sendable, Hashable {
+    /// `http: {enabled: false}`.
+    case off
+    /// Listening at this URL.
+    case listening(url: String)
+    /// It could not bind (the port is in use, ...): why.
+    case notListening(reason: String)
+}
+
 /// What `status` shows, copied from the service's actor in one step; rendered as text and
 /// JSON off it (`rendered()`).
 struct StatusReport: Sendable {
@@ -33,6 +43,7 @@ struct StatusReport: Sendable {
     var queueLimit: Int
     /// Each node's rules tree digest, as its last `sync` outcome said (README, "sync").
     var treeDigests: [String: String] = [:]
+    var webView: WebViewStatus = .off
 
     /// One line: the tree this node runs, and whether every member runs the same; nil before
     /// any node said (no sync, and no member joined since this one started).
@@ -51,6 +62,11 @@ struct StatusReport: Sendable {
             "node \(node.name) (\(node.number)), transport \(transport.rawValue)\(synchronised ? "" : ", waiting for the cluster's state")"
         )
         if let journalProblem { lines.append("JOURNAL: \(journalProblem)") }
+        switch webView {
+        case .off: lines.append("web view: off (http: enabled: false)")
+        case .listening(let url): lines.append("web view: \(url) (read-only; metrics at \(url)metrics)")
+        case .notListening(let reason): lines.append("web view: NOT listening: \(reason)")
+        }
         lines.append("members: \(members.map(\.name).joined(separator: " "))")
         if let treeLine { lines.append(treeLine) }
         if transport == .corosync {
@@ -128,6 +144,14 @@ struct StatusReport: Sendable {
         WireAgreement.versions(of: engine.info).map(String.init).joined(separator: ",")
     }
 
+    private var web: StatusJSON.Web {
+        switch webView {
+        case .off: .init(listening: false, url: nil, reason: "off")
+        case .listening(let url): .init(listening: true, url: url, reason: nil)
+        case .notListening(let reason): .init(listening: false, url: nil, reason: reason)
+        }
+    }
+
     private var document: StatusJSON {
         StatusJSON(
             node: node.name, number: node.number, transport: transport.rawValue, synchronised: synchronised,
@@ -153,7 +177,7 @@ struct StatusReport: Sendable {
                     last: $0.last?.description)
             },
             monitorFailures: monitorFailures, fencingWarning: fencingWarning, journalProblem: journalProblem,
-            queueLimit: queueLimit, rulesTrees: treeDigests,
+            queueLimit: queueLimit, rulesTrees: treeDigests, web: web,
             fencing: pendingFences.map {
                 .init(
                     node: $0.node.name, reason: $0.reason.rawValue, fencer: $0.fencer?.name, failures: $0.failures,
@@ -220,7 +244,15 @@ struct StatusJSON: Encodable {
     var queueLimit: Int
     /// Each node's rules tree digest as it last said (`sync`).
     var rulesTrees: [String: String]
+    /// The web view: its URL when listening, else why not.
+    var web: Web
     var fencing: [Fence]
+
+    struct Web: Encodable {
+        var listening: Bool
+        var url: String?
+        var reason: String?
+    }
 
     struct Fence: Encodable {
         var node: String
