@@ -42,7 +42,7 @@ enum WebAssets {
         </section>
         <section id="history-panel" class="wide">
           <h2>History <small>(newest first; choose an event to see its timeline)</small></h2>
-          <table id="history"><thead><tr><th>Run</th><th>Event</th><th>Name</th><th>Node</th><th>Outcome</th><th>Started</th><th>Took</th></tr></thead><tbody></tbody></table>
+          <table id="history"><thead><tr><th>Run</th><th>Event</th><th>Name</th><th>Node</th><th>Outcome</th><th>Started</th><th>Finished</th></tr></thead><tbody></tbody></table>
         </section>
         <section id="timeline-panel" class="wide">
           <h2>Timeline <span id="timeline-title"></span></h2>
@@ -75,10 +75,8 @@ enum WebAssets {
           return event.started_at ? "running" : "queued";
         }
 
-        function took(event) {
-          if (!event.started_at) return "";
-          const end = event.finished_at ? Date.parse(event.finished_at) : Date.now();
-          return ((end - Date.parse(event.started_at)) / 1000).toFixed(1) + " s";
+        function clock(stamp) {
+          return stamp ? new Date(stamp).toLocaleTimeString() : "";
         }
 
         function sparkline(values) {
@@ -137,7 +135,7 @@ enum WebAssets {
           const queue = $("queue");
           queue.replaceChildren(...(s.queue || []).map((e) =>
             el("li", {"data-event": String(e.id)}, e.name + " state " + e.state + " node " + e.node)));
-          if (!(s.queue || []).length) queue.replaceChildren(el("li", {class: "idle"}, "empty"));
+          if (!(s.queue || []).length) queue.replaceChildren(el("li", {class: "idle"}, "no event waits"));
 
           const tbody = $("instances").tBodies[0];
           tbody.replaceChildren(...(s.instances || []).map((i) => {
@@ -151,6 +149,10 @@ enum WebAssets {
               el("td", {class: i.armed ? "ok" : "idle"}, i.armed ? "armed" : "disarmed"),
               el("td", {}, i.last == null ? "none yet" : i.last), el("td", {}, sparkline(ring)));
           }));
+          if (!(s.instances || []).length) {
+            tbody.replaceChildren(el("tr", {}, el("td", {colspan: "5", class: "idle"},
+              "no instance sampled yet (no monitored definition, or no sample so far)")));
+          }
 
           const failing = Object.entries(s.monitor_failures || {}).sort();
           $("monitors").replaceChildren(...failing.map(([v, m]) => el("li", {"data-variable": v, class: "bad"}, v + ": " + m)));
@@ -163,7 +165,7 @@ enum WebAssets {
             return el("tr", {"data-run": String(e.run), "data-event": String(e.id), "data-outcome": outcome},
               el("td", {}, e.run), el("td", {}, e.id), el("td", {}, link), el("td", {}, e.node.name),
               el("td", {class: "outcome " + outcome}, outcome),
-              el("td", {}, e.started_at ? new Date(e.started_at).toLocaleTimeString() : ""), el("td", {}, took(e)));
+              el("td", {}, clock(e.started_at)), el("td", {}, clock(e.finished_at)));
           });
           $("history").tBodies[0].replaceChildren(...rows);
           if (!selected && history.length) latest = {run: history[0].run, id: history[0].id};
@@ -241,6 +243,7 @@ enum WebAssets {
         tr[data-event]:hover { background: #f6f8fa; }
         .sparkline polyline { fill: none; stroke: #0969da; stroke-width: 1.5; }
         #queue, #monitors { margin: 0; padding-left: 20px; }
+        #queue li.idle, #monitors li.idle { list-style: none; margin-left: -20px; }
         #timeline svg { max-width: 100%; height: auto; }
         """
 }

@@ -135,11 +135,11 @@ def main():
             timeline = page.locator("#timeline")
             lanes = timeline.locator("g.lane").evaluate_all("els => els.map(e => e.dataset.node)")
             check(lanes == ["n1"], f"the timeline has one lane per node ({lanes})")
-            bars = timeline.locator("g.bar").evaluate_all(
+            bars = timeline.locator("g.bar[data-node]").evaluate_all(
                 "els => els.map(e => [e.getAttribute('class'), e.dataset.node, e.dataset.segment, e.dataset.program])")
             check(bars == [["bar ok", "n1", "0", "sleep"], ["bar ok", "n1", "1", "touch"]],
                   f"a bar per command, coloured by outcome, labelled by program ({bars})")
-            barriers = timeline.locator("g.barrier").evaluate_all("els => els.map(e => e.dataset.segment)")
+            barriers = timeline.locator("g.barrier[data-segment]").evaluate_all("els => els.map(e => e.dataset.segment)")
             check(barriers == ["0"], f"the barrier after segment 0 is drawn across the lanes ({barriers})")
             history = page.locator('#history tr[data-event="1"]').inner_text()
             check("takeover" in history and "completed" in history, f"history row ({history!r})")

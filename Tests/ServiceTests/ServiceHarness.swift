@@ -186,6 +186,11 @@ final class ServiceHarness: @unchecked Sendable {
         return max(bound - 1, 0)
     }
 
+    /// The journal's service notes, oldest first.
+    var serviceNotes: String {
+        (try? runTool("/usr/bin/sqlite3", [journalPath, "SELECT text FROM log WHERE kind = 'service';"]))?.out ?? ""
+    }
+
     func read(_ relative: String) -> String? {
         FileManager.default.contents(atPath: outputDirectory + "/" + relative).map {
             String(decoding: $0, as: UTF8.self)
