@@ -56,7 +56,6 @@ enum WebAssets {
     static let script = #"""
         "use strict";
         const $ = (id) => document.getElementById(id);
-        const samples = new Map(); // instance key -> recent numeric values seen by this page
         let selected = null;       // {run, id} chosen by the admin; null: the newest event
         let shownTimeline = "";
 
@@ -85,6 +84,8 @@ enum WebAssets {
           svg.setAttribute("class", "sparkline");
           svg.setAttribute("width", w); svg.setAttribute("height", h);
           if (values.length < 2) return svg;
+          svg.setAttribute("aria-label", "last " + values.length + " samples, from " + Math.min(...values) +
+            " to " + Math.max(...values));
           const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
           const pts = values.map((v, i) =>
             (i * (w - 2) / (values.length - 1) + 1).toFixed(1) + "," + (h - 2 - (v - lo) / span * (h - 4)).toFixed(1));
@@ -140,11 +141,8 @@ enum WebAssets {
           const tbody = $("instances").tBodies[0];
           tbody.replaceChildren(...(s.instances || []).map((i) => {
             const key = i.event + "/" + i.state + "/" + i.instance;
-            const value = i.last == null ? NaN : parseFloat(i.last);
-            let ring = samples.get(key) || [];
-            if (!Number.isNaN(value) && ring[ring.length - 1] !== value) ring = ring.concat([value]).slice(-30);
-            samples.set(key, ring);
-            return el("tr", {"data-instance": key},
+            const ring = i.recent || [];
+            return el("tr", {"data-instance": key, "data-samples": String(ring.length)},
               el("td", {}, i.event + " state " + i.state), el("td", {}, i.instance),
               el("td", {class: i.armed ? "ok" : "idle"}, i.armed ? "armed" : "disarmed"),
               el("td", {}, i.last == null ? "none yet" : i.last), el("td", {}, sparkline(ring)));
@@ -218,7 +216,7 @@ enum WebAssets {
         header .readonly { color: #bbb; font-size: 12px; }
         #connection.live { color: #7ee787; } #connection.stale { color: #ffa198; }
         main { display: grid; grid-template-columns: repeat(auto-fit, minmax(330px, 1fr)); gap: 14px; padding: 14px 20px; }
-        section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 0; }
+        section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 0; overflow-x: auto; }
         section.wide { grid-column: 1 / -1; overflow-x: auto; }
         h2 { margin: 0 0 8px; font-size: 15px; } h2 small { color: var(--muted); font-weight: normal; }
         .row { display: flex; gap: 10px; align-items: baseline; margin: 4px 0; }
@@ -237,6 +235,7 @@ enum WebAssets {
         table { border-collapse: collapse; width: 100%; }
         th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }
         th { color: var(--muted); font-weight: 600; }
+        td.idle { white-space: normal; }
         td.outcome.completed { color: var(--ok); } td.outcome.failed, td.outcome.held, td.outcome.interrupted { color: var(--bad); font-weight: bold; }
         td.outcome.running { color: var(--wait); font-weight: bold; }
         #history a { color: #0969da; cursor: pointer; }

@@ -100,4 +100,23 @@ struct WebViewServiceTests {
         // And the view itself still answers others.
         #expect(held.count == 40)
     }
+
+    @Test("status JSON keeps each instance's recent samples, oldest first (the view's sparkline)")
+    func recentSamples() throws {
+        let (harness, paging) = try ServiceHarness.paging()
+        try harness.start()
+        func recent() -> [Double] {
+            guard let json = try? harness.cli(["status", "--format", "json"]),
+                let object = try? JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any],
+                let instances = object["instances"] as? [[String: Any]]
+            else { return [] }
+            return instances.first?["recent"] as? [Double] ?? []
+        }
+        #expect(harness.eventually { recent().first == 40 })
+        try harness.write(paging, "55\n")
+        #expect(harness.eventually { recent().last == 55 }, "\(recent())")
+        let values = recent()
+        #expect(values.count <= 30)
+        #expect(values.drop { $0 == 40 }.allSatisfy { $0 == 55 }, "oldest first: \(values)")
+    }
 }

@@ -44,6 +44,8 @@ struct StatusReport: Sendable {
     /// Each node's rules tree digest, as its last `sync` outcome said (README, "sync").
     var treeDigests: [String: String] = [:]
     var webView: WebViewStatus = .off
+    /// Each instance's last samples (`RecentSamples`), in the order of `instances`.
+    var recentSamples: [[Double]] = []
 
     /// One line: the tree this node runs, and whether every member runs the same; nil before
     /// any node said (no sync, and no member joined since this one started).
@@ -171,10 +173,11 @@ struct StatusReport: Sendable {
                     waitingFor: $0.waitingFor.map(\.name), failedOn: $0.failure?.node.name)
             },
             queue: queue.map { .init(id: $0.id, name: $0.name, state: $0.state, node: $0.node.name) },
-            instances: instances.map {
+            instances: instances.enumerated().map { index, instance in
                 .init(
-                    event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed,
-                    last: $0.last?.description)
+                    event: instance.trigger.name, state: instance.trigger.state, instance: instance.instance,
+                    armed: instance.armed, last: instance.last?.description,
+                    recent: index < recentSamples.count ? recentSamples[index] : [])
             },
             monitorFailures: monitorFailures, fencingWarning: fencingWarning, journalProblem: journalProblem,
             queueLimit: queueLimit, rulesTrees: treeDigests, web: web,
@@ -213,6 +216,8 @@ struct StatusJSON: Encodable {
         var instance: String
         var armed: Bool
         var last: String?
+        /// The last numeric samples, oldest first (the web view's sparkline).
+        var recent: [Double]
     }
 
     struct Engine: Encodable {
