@@ -8,6 +8,7 @@ enum WebAssets {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>hamn-events</title>
+        <link rel="icon" href="data:,">
         <link rel="stylesheet" href="/app.css">
         <script src="/app.js" defer></script>
         </head>
@@ -57,6 +58,7 @@ enum WebAssets {
         "use strict";
         const $ = (id) => document.getElementById(id);
         let selected = null;       // {run, id} chosen by the admin; null: the newest event
+        let runningEvents = new Set(); // "run/id" of the events still running
         let shownTimeline = "";
 
         function el(tag, attrs, ...children) {
@@ -166,6 +168,7 @@ enum WebAssets {
               el("td", {}, clock(e.started_at)), el("td", {}, clock(e.finished_at)));
           });
           $("history").tBodies[0].replaceChildren(...rows);
+          runningEvents = new Set(history.filter((e) => outcomeOf(e) === "running").map((e) => e.run + "/" + e.id));
           if (!selected && history.length) latest = {run: history[0].run, id: history[0].id};
           loadTimeline();
         }
@@ -188,7 +191,8 @@ enum WebAssets {
               holder.setAttribute("data-event", String(which.id));
               holder.setAttribute("data-run", String(which.run));
               $("timeline-title").textContent = "— run " + which.run + " event " + which.id +
-                (selected ? "" : " (the newest)");
+                (selected ? "" : " (the newest)") +
+                (runningEvents.has(which.run + "/" + which.id) ? ": running, each command appears as it ends" : "");
             }
           } catch (e) { /* the next update tries again */ }
           loading = false;
@@ -218,6 +222,7 @@ enum WebAssets {
         main { display: grid; grid-template-columns: repeat(auto-fit, minmax(330px, 1fr)); gap: 14px; padding: 14px 20px; }
         section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; min-width: 0; overflow-x: auto; }
         section.wide { grid-column: 1 / -1; overflow-x: auto; }
+        #instances-panel { grid-column: span 2; }
         h2 { margin: 0 0 8px; font-size: 15px; } h2 small { color: var(--muted); font-weight: normal; }
         .row { display: flex; gap: 10px; align-items: baseline; margin: 4px 0; }
         .label { color: var(--muted); width: 70px; }

@@ -63,13 +63,23 @@ def main():
         # takeover: segment 0 takes 1.5 s on the node, a barrier, then segment 1.
         with open(f"{root}/etc/takeover_0.rp", "w") as f:
             f.write(f'all "/bin/sleep 1.5" 0 NULL\nbarrier\nall "/bin/touch {out}/done" 0 NULL\n')
+        # paging_high watches a variable read from a file (never over 1000: it only feeds the
+        # instances panel and its sparkline).
+        with open(f"{root}/etc/noop_0.rp", "w") as f:
+            f.write('all "/bin/true" 0 NULL\n')
+        with open(f"{out}/paging", "w") as f:
+            f.write("40\n")
         with open(f"{root}/etc/rules.hacmprd", "w") as f:
             f.write("\n".join(["takeover", "0", f"{root}/etc/takeover_0.rp", "2", "0", "", "", "", ""]) + "\n")
+            f.write("\n".join(["paging_high", "0", f"{root}/etc/noop_0.rp", "2", "0",
+                               "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 1000", "X < 900"]) + "\n")
         socket = f"{root}/run/control.sock"
         journal = f"{root}/state/journal.sqlite"
         with open(f"{root}/hamn.yaml", "w") as f:
             f.write(f"node: n1\nrules: {root}/etc/rules.hacmprd\njournal: {journal}\nsocket: {socket}\n"
-                    "config_too_long: 300s\nhttp: {port: 0}\n")
+                    "config_too_long: 300s\nhttp: {port: 0}\n"
+                    f"variables:\n  - name: IBM.PSSP.aixos.PagSp.%totalused\n    command: /bin/cat {out}/paging\n"
+                    "    interval: 0.2s\n")
         log = open(f"{root}/service.log", "w")
         service = subprocess.Popen([binary, "run", "--config", f"{root}/hamn.yaml"], stdout=log, stderr=log)
 
@@ -93,10 +103,25 @@ def main():
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             outside = []
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(url)
             page.wait_for_selector('#members li[data-node="n1"]', timeout=5000)
             check(page.locator("#connection").inner_text() == "live", "the page is live (server-sent events)")
             check(page.locator("#running").get_attribute("data-event") == "", "nothing runs before the trigger")
+            # The paging variable climbs: the instance's sparkline draws its recent samples.
+            for value in [40, 42, 47, 55, 61, 58, 64]:
+                with open(f"{out}/paging", "w") as f:
+                    f.write(f"{value}\n")
+                time.sleep(0.25)
+            # (The page's CSP forbids eval: wait by selector, not by a script.)
+            page.wait_for_selector('#instances tr[data-instance] td:nth-child(4):text-is("64")', timeout=5000)
+            row = page.locator("#instances tr[data-instance]")
+            check(row.count() == 1 and row.get_attribute("data-instance") == "paging_high/0/NodeNum=1",
+                  f"the instance is listed ({row.count()} rows)")
+            points = page.locator("#instances svg.sparkline polyline").get_attribute("points") or ""
+            check(len(points.split()) >= 5, f"its sparkline draws its recent samples ({len(points.split())} points)")
             # The page records when it first shows each state (its clock is the service's: one machine).
             page.evaluate("""() => {
                 window.seen = {};
@@ -144,6 +169,7 @@ def main():
             history = page.locator('#history tr[data-event="1"]').inner_text()
             check("takeover" in history and "completed" in history, f"history row ({history!r})")
             check(outside == [], f"nothing is loaded from outside the service ({outside})")
+            check(errors == [], f"no script error, no CSP violation ({errors})")
             # The admin chooses the event in the history: its timeline shows.
             page.locator('#history a[data-event="1"]').click()
             page.wait_for_selector('#timeline[data-event="1"] g.barrier', timeout=5000)
