@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Text -> syntax trees + diagnostics. Pure: no clocks, no processes, no sockets.
@@ -67,6 +68,17 @@ let package = Package(
         // An event's timeline as a picture (SVG, a standalone HTML page): pure, no project module,
         // so the journal, the simulator and a live view draw the same.
         .target(name: "TimelineRendering"),
+        // The HTTP listener (Hummingbird): the read-only web view, its live updates (server-sent
+        // events) and /metrics. Knows nothing of the service: it is handed closures that ask it.
+        .target(
+            name: "HamnWeb",
+            dependencies: [
+                "TimelineRendering",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The service: NodeService, ServiceRunner, the journal (SQLite), monitors, control socket.
         .target(
             name: "HamnService",
@@ -80,6 +92,7 @@ let package = Package(
                 "ClusterTransport",
                 "CorosyncTransport",
                 "TimelineRendering",
+                "HamnWeb",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -133,6 +146,13 @@ let package = Package(
         ),
         // The timeline's model, SVG and HTML, parsed back with XMLDocument.
         .testTarget(name: "TimelineRenderingTests", dependencies: ["TimelineRendering"]),
+        // The web view's listener with stand-in sources: routes, read-only, limits, live updates.
+        .testTarget(
+            name: "HamnWebTests",
+            dependencies: [
+                "TestSupport", "HamnWeb", "TimelineRendering", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "RecoveryProgramsTests",
             dependencies: ["RulesParser", "RecoveryPrograms"]
@@ -141,7 +161,7 @@ let package = Package(
             name: "CommandExecutionTests",
             dependencies: ["RulesParser", "RecoveryPrograms", "CommandExecution"]
         ),
-        // What several test targets share: running a program and reading its output.
+        // What several test targets share: running a program and reading its output; a raw HTTP client.
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport"

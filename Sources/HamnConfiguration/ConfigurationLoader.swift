@@ -152,6 +152,7 @@ public enum ConfigurationLoader {
         "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
         "corosync", "stop", "fencing", "no_quorum_policy", "watchdog", "queue_limit", "control_connections",
+        "http",
     ]
 
     /// The keys every node must hold alike, which may be set in the cluster-wide file
@@ -277,6 +278,7 @@ public enum ConfigurationLoader {
             case "fencing": fencingValue = value
             case "no_quorum_policy": configuration.noQuorumPolicy = try NoQuorumPolicy.parse(value)
             case "watchdog": configuration.watchdog = try parseWatchdog(value)
+            case "http": configuration.http = try parseHTTP(value)
             case "queue_limit":
                 let limit = try value.int()
                 guard (1...1_000_000).contains(limit) else { throw value.error("must be 1 to 1000000") }
@@ -460,6 +462,34 @@ public enum ConfigurationLoader {
 
     /// `watchdog: {device: PATH, timeout: DURATION}` (timeout 2s to 1h, default 10s); the device
     /// must pass `watchdogDeviceProblem`, checked here on this machine.
+    /// `http: {address: 127.0.0.1, port: 9665, enabled: true}`, each key optional.
+    private static func parseHTTP(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.HTTP? {
+        var http = ServiceConfiguration.HTTP()
+        var enabled = true
+        for (key, field) in try value.mapping(allowed: ["address", "port", "enabled"]) {
+            switch key {
+            case "address":
+                let address = try field.string()
+                guard isAddressLiteral(address) else {
+                    throw field.error("an IPv4 or IPv6 address (127.0.0.1, ::1, 0.0.0.0), not '\(address)'")
+                }
+                http.address = address
+            case "port":
+                let port = try field.int()
+                guard (0...65535).contains(port) else { throw field.error("a port from 0 to 65535, not \(port)") }
+                http.port = port
+            default: enabled = try field.bool()
+            }
+        }
+        return enabled ? http : nil
+    }
+
+    /// Whether `text` is an IPv4 or IPv6 address literal.
+    static func isAddressLiteral(_ text: String) -> Bool {
+        var buffer = in6_addr()
+        return inet_pton(AF_INET, text, &buffer) == 1 || inet_pton(AF_INET6, text, &buffer) == 1
+    }
+
     private static func parseWatchdog(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.Watchdog {
         var device: String?
         var timeout = 10.0

@@ -30,6 +30,7 @@ public struct ConfigurationReload: Sendable {
     public static let restartKeys = [
         "node", "nodes", "transport", "journal", "socket", "control_connections", "corosync.group",
         "corosync.form_timeout", "corosync.realtime", "stop.mode", "stop.timeout", "no_quorum_policy", "watchdog",
+        "http",
     ]
 
     /// Compares `old` (the configuration running) with `new` (the file just read), key by key.
@@ -78,6 +79,7 @@ public struct ConfigurationReload: Sendable {
         fixed("stop.timeout", \.stopTimeout)
         fixed("no_quorum_policy", \.noQuorumPolicy)
         fixed("watchdog", \.watchdog)
+        fixed("http", \.http)
         configuration = result
         self.applied = applied
         needsRestart = restart

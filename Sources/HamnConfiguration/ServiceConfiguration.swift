@@ -159,6 +159,27 @@ public struct ServiceConfiguration: Sendable {
 
     public var watchdog: Watchdog?
 
+    /// The HTTP listener (`http:`): the read-only web view and `/metrics` (README, "Web view").
+    /// On by default on the loopback address; another address is only ever set explicitly.
+    public struct HTTP: Sendable, Hashable {
+        /// An IPv4 or IPv6 address literal to bind.
+        public var address: String
+        /// The TCP port; 0 picks a free one (tests read the URL from `status`).
+        public var port: Int
+
+        public init(address: String = HTTP.defaultAddress, port: Int = HTTP.defaultPort) {
+            self.address = address
+            self.port = port
+        }
+
+        public static let defaultAddress = "127.0.0.1"
+        /// ha_cluster_exporter (Pacemaker's) uses 9664: the next one.
+        public static let defaultPort = 9665
+    }
+
+    /// nil: `http: {enabled: false}`, no listener.
+    public var http: HTTP? = HTTP()
+
     /// This node.
     public var node: ClusterNode
     /// Where this node's name and number came from when corosync's nodelist gave them

@@ -573,6 +573,8 @@ public actor NodeService {
         guard coordinator.isMember, phase.startsSegments else { return }
         let time = now
         for observation in observations {
+            recentSamples.record(
+                variable: observation.variable, instance: observation.instanceText, value: observation.value)
             let outcome = monitors.observe(observation, on: configuration.node, at: time)
             for fault in outcome.faults {
                 logger.warning("\(fault)")
@@ -1497,18 +1499,56 @@ public actor NodeService {
     /// What `status` shows, copied in one step (rendered off this actor).
     private func statusReport() -> StatusReport {
         let state = coordinator.state
+        let instances = monitors.instances
+        let recent = instances.map {
+            recentSamples.recent(
+                variable: coordinator.rules[$0.trigger.name, $0.trigger.state]?.definition.monitoring?.variable ?? "",
+                instance: $0.instance)
+        }
         return StatusReport(
             node: configuration.node, transport: configuration.transport, synchronised: coordinator.isSynchronised,
             members: state.members, quorate: transport.isQuorate, coordinatorQuorate: coordinator.isQuorate,
             waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
             wireVersion: transport.wireAgreement?.version ?? Int(WireFormat.version),
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
-            running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
+            running: coordinator.runningEvents, queue: state.queue, instances: instances,
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
             pendingFences: state.pendingFences.values.sorted { $0.node < $1.node },
             fenceAttempts: coordinator.fencing.attempts,
             journalProblem: writes.problem.map {
                 "\(JournalWrites.message($0.reason)) (since \(JournalText.stamp($0.since, timeZone: .current)), \($0.held) write(s) held)"
-            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests)
+            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests, webView: webView,
+            recentSamples: recent)
+    }
+
+    // MARK: The web view
+
+    /// What `status` says of the web view; the runner sets it once the listener bound or failed.
+    private var webView = WebViewStatus.off
+    /// The web view's sparklines: each instance's last samples.
+    private var recentSamples = RecentSamples()
+
+    func setWebView(_ status: WebViewStatus) {
+        webView = status
+    }
+
+    /// The web view's state, one JSON document: `{"status": STATUS, "history": HISTORY}`, the
+    /// documents of `status --format json` and `history --format json` (the newest
+    /// `historyLimit` events that the journal committed: the view never makes it commit sooner).
+    /// The actor is visited only to copy the status; rendering and the journal read are off it.
+    public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
+        let report = await statusReport()
+        let journal = self.journal
+        return await BlockingWork.run {
+            guard case .report(_, let status) = report.rendered() else { return "{}" }
+            let history = (try? journal.historyReport(limit: historyLimit).json) ?? #"{"events":[]}"#
+            return #"{"status":\#(status),"history":\#(history)}"#
+        }
+    }
+
+    /// The timeline of event `event` of run `run` for the web view, or nil (off the actor).
+    public nonisolated func webTimeline(run: Int64, event: Int) async -> Timeline? {
+        let journal = self.journal
+        return await BlockingWork.run { try? journal.timeline(event: event, run: run) }
     }
 }

@@ -3,6 +3,7 @@ import CommandExecution
 import CorosyncTransport
 import Foundation
 import HamnConfiguration
+import HamnWeb
 import Logging
 import RulesEngine
 import RulesParser
@@ -84,7 +85,8 @@ public enum ServiceRunner {
         configuration: ServiceConfiguration, logger: Logger,
         configurationSource: ConfigurationSource? = nil,
         openJournal: (String) throws -> any EventJournal,
-        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue, ServiceConfiguration) async -> Void
+        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue, ServiceConfiguration) async -> Void,
+        metricsExposition: @escaping @Sendable () -> String = WebSources.minimalExposition
     ) async throws {
         // Taken (and removed from the environment) first: recovery commands do not inherit it.
         let notify = SystemdNotify.fromEnvironment()
@@ -164,6 +166,10 @@ public enum ServiceRunner {
             follow: { node, after, connection in service.follow(node: node, after: after, on: connection) },
             problem: { message in logger.warning("\(message)") })
         defer { server.stop() }
+        let web = await startWebView(
+            configuration.http, service: service, journal: journal, logger: logger,
+            metricsExposition: metricsExposition)
+        defer { web?.stop() }
         try? journal.note(
             "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
             kind: "service", at: Date())
@@ -219,6 +225,34 @@ public enum ServiceRunner {
         // The run's end is recorded: the next start does not take this one for a crash.
         await service.closeJournal()
         logger.notice("hamn-events stopped")
+    }
+
+    /// The web view's listener (README, "Web view"), when `http:` is on. A port it cannot bind
+    /// is a warning, in the log and the journal, and `status` says why: the service runs on.
+    static func startWebView(
+        _ http: ServiceConfiguration.HTTP?, service: NodeService, journal: any EventJournal, logger: Logger,
+        metricsExposition: @escaping @Sendable () -> String
+    ) async -> WebServer? {
+        guard let http else {
+            await service.setWebView(.off)
+            return nil
+        }
+        let sources = WebSources(
+            snapshot: { await service.webSnapshot() },
+            timeline: { run, event in await service.webTimeline(run: run, event: event) },
+            metricsExposition: metricsExposition)
+        do {
+            let web = try await WebServer.start(
+                address: http.address, port: http.port, sources: sources, logger: logger)
+            await service.setWebView(.listening(url: web.url))
+            logger.notice("web view: \(web.url) (read-only)")
+            return web
+        } catch {
+            await service.setWebView(.notListening(reason: error.description))
+            logger.warning("web view not listening: \(error.description)")
+            try? journal.note("WARNING: web view not listening: \(error.description)", kind: "service", at: Date())
+            return nil
+        }
     }
 
     /// Raises the soft file descriptor limit to the hard one (systemd's default is 1024 soft,
