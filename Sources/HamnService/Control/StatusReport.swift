@@ -222,8 +222,9 @@ struct StatusJSON: Encodable {
         var instance: String
         var armed: Bool
         var last: String?
-        /// The last numeric samples, oldest first (the web view's sparkline).
-        var recent: [Double]
+        /// The last numeric samples, oldest first (the web view's sparkline); this node's only
+        /// (`status --all` leaves it out for the other nodes' instances).
+        var recent: [Double]? = nil
     }
 
     struct Engine: Encodable {
