@@ -84,6 +84,13 @@ struct ServiceBenchmark: ParsableCommand {
             valueName: "dir"))
     var journalDir: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "During the latency run, fetch the web view's /metrics RATE times a second and keep its live feed "
+                + "(/events) open and read, as Prometheus and an open browser would (0: no such load).",
+            valueName: "rate"))
+    var scrapeRate = 0.0
+
     @Option(help: "The hamn-events binary (default: the one beside hamn-bench, same build).")
     var binary: String?
 
@@ -102,6 +109,7 @@ struct ServiceBenchmark: ParsableCommand {
         guard monitors >= 8 else { throw ValidationError("--monitors must be at least 8") }
         guard firings >= 1, warmup >= 0 else { throw ValidationError("--firings >= 1 and --warmup >= 0") }
         guard interval >= 0.1 else { throw ValidationError("--interval: the service samples at most every 0.1 s") }
+        guard scrapeRate >= 0, scrapeRate <= 100 else { throw ValidationError("--scrape-rate: from 0 to 100") }
         guard idleSeconds > 0, settleSeconds >= 0 else { throw ValidationError("--idle-seconds must be above 0") }
     }
 
@@ -247,6 +255,7 @@ struct ServiceBenchmark: ParsableCommand {
         try service.waitUntilUp(timeout: 60)
         let expected = Double(total) * 2 * interval
         progress("latency: service \(service.pid) up; \(total) firings, about \(expected.fixed(0)) s")
+        let scrape = try startScrapeLoad(service)
         let loadBefore = MachineContext.now()
         let deadline = ChildProcess.monotonicSeconds() + expected * 3 + 30
         var last = -1
@@ -270,6 +279,17 @@ struct ServiceBenchmark: ParsableCommand {
             sleepSeconds(0.25)
         }
         let loadAfter = MachineContext.now()
+        var scrapeSummary: String?
+        if let scrape {
+            let counts = scrape.stop()
+            scrapeSummary =
+                "/metrics fetched \(counts.scrapes) times at \(scrapeRate.fixed(1))/s (\(counts.failed) failed, "
+                + "\(counts.metricsBytes) bytes each), the live feed open: \(counts.feedMessages) messages read"
+            progress("latency: " + scrapeSummary!)
+            guard counts.scrapes > 0, counts.failed == 0 else {
+                throw BenchError("the scrape load failed: \(scrapeSummary!) (see \(run)/service.log)")
+            }
+        }
         let sampled = Self.stamps(readText(samples), offset: 0)
         let started = Self.stamps(readText(starts), offset: 1_000_000)
         var latencies: [Double] = []
@@ -291,7 +311,24 @@ struct ServiceBenchmark: ParsableCommand {
         return LatencyFigures(
             interval: interval, warmup: warmup, milliseconds: latencies, missing: missing,
             startupMilliseconds: baseline, stages: stages, journal: journal, loadBefore: loadBefore.loadAverage,
-            loadAfter: loadAfter.loadAverage)
+            loadAfter: loadAfter.loadAverage, scrape: scrapeSummary)
+    }
+
+    /// `--scrape-rate`: the load on the web view of the service just started (its URL from
+    /// `status --format json`), or nil without the option.
+    private func startScrapeLoad(_ service: ServiceProcess) throws -> ScrapeLoad? {
+        guard scrapeRate > 0 else { return nil }
+        let out = try service.status(json: true).out
+        guard let start = out.range(of: "\"url\":\""),
+            let port = ScrapeLoad.loopbackPort(of: String(out[start.upperBound...]))
+        else {
+            throw BenchError("--scrape-rate: the service's status names no web view on 127.0.0.1: \(out.prefix(300))")
+        }
+        let load = ScrapeLoad(port: port, rate: scrapeRate)
+        load.start()
+        progress(
+            "latency: scraping http://127.0.0.1:\(port)/metrics \(scrapeRate.fixed(1)) times a second, /events open")
+        return load
     }
 
     /// `NUMBER SECONDS.MICROSECONDS` lines, by NUMBER - offset, in microseconds since the epoch.
@@ -753,6 +790,8 @@ struct LatencyFigures {
     var journal: String
     var loadBefore: String
     var loadAfter: String
+    /// What `--scrape-rate` did, when given.
+    var scrape: String?
 }
 
 struct ServiceReport {
@@ -804,6 +843,7 @@ struct ServiceReport {
                     + "\(percentile(ms, 0.99).fixed(2)) ms, min \(ms.min()!.fixed(2)), max \(ms.max()!.fixed(2)) ms; "
                     + "target p99 < \(ServiceBenchmark.targetP99Milliseconds.fixed(0)) ms: "
                     + met(percentile(ms, 0.99) < ServiceBenchmark.targetP99Milliseconds))
+            if let scrape = latency.scrape { out += line("meanwhile:", scrape) }
             for (name, values) in latency.stages {
                 out += line(
                     "",
@@ -869,6 +909,7 @@ struct ServiceReport {
                     + "\"stages\": [\(stages)], "
                     + "\"loadAverageBefore\": \(JSON.string(latency.loadBefore)), "
                     + "\"loadAverageAfter\": \(JSON.string(latency.loadAfter)), "
+                    + (latency.scrape.map { "\"scrapeLoad\": \(JSON.string($0)), " } ?? "")
                     + "\"met\": \(percentile(ms, 0.99) < ServiceBenchmark.targetP99Milliseconds)}")
         }
         parts.append(
@@ -926,7 +967,7 @@ private func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) thr
     try writer.close()
 }
 
-private func sleepSeconds(_ seconds: Double) {
+func sleepSeconds(_ seconds: Double) {
     guard seconds > 0 else { return }
     var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
     var remaining = timespec()
