@@ -3,6 +3,7 @@ import CommandExecution
 import CorosyncTransport
 import Foundation
 import HamnConfiguration
+import HamnMetrics
 import Logging
 import RulesEngine
 import RulesParser
@@ -121,6 +122,8 @@ public enum ServiceRunner {
             logger.warning(
                 "\(failure): the service's thread runs as an ordinary one, and busy cores can delay barriers")
         }
+        // The service's metrics (README, "Metrics"): `metrics.exposition()` is what `/metrics` serves.
+        let metrics = HamnMetrics(node: configuration.node.name)
         let transport: any ClusterTransport
         switch configuration.transport {
         case .local:
@@ -140,6 +143,8 @@ public enum ServiceRunner {
                     "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))"
                 )
                 transport = corosync
+                // Read at each scrape (a lock of the transport's, not the service's thread).
+                metrics.followDroppedMessages { corosync.droppedForWire }
             } catch CPGError.libraryMissing(let library, let package, let reason) {
                 // Not a question of corosync running: the client library is not there.
                 throw Failure(
@@ -152,7 +157,7 @@ public enum ServiceRunner {
         }
         let service = NodeService(
             configuration: configuration, rules: rules, catalogue: catalogue, transport: transport, journal: journal,
-            logger: logger, loop: loop, configurationSource: configurationSource)
+            logger: logger, loop: loop, configurationSource: configurationSource, metrics: metrics)
         let server: ControlServer
         do {
             server = try ControlServer(
