@@ -1,9 +1,11 @@
 import ClusterTransport
 import Foundation
 import HamnConfiguration
+import HamnMetrics
 import HamnService
 import Logging
 import RulesEngine
+import Synchronization
 import TestSupport
 import Testing
 
@@ -140,5 +142,60 @@ struct ServiceMetricsTests {
             #expect(lines(cluster.exposition(index), "hamn_event_held") == [#"hamn_event_held{event="APP_FAIL"} 0.0"#])
         }
         await cluster.end()
+    }
+}
+
+/// Fails its first two samples, reports a problem with one instance on its third, answers on
+/// its fourth, and sleeps from its fifth on (until cancelled).
+private final class ScriptedSampler: InstanceReportingSampler {
+    let variable = "TEST.scripted"
+    let calls = Mutex(0)
+
+    func sampleBatch(node: ClusterNode) async throws(SamplerError) -> SampleBatch {
+        let call = calls.withLock { value -> Int in
+            value += 1
+            return value
+        }
+        let a = SampleObservation(variable: variable, instance: ["Name": "a"], value: .number(Double(call)))
+        switch call {
+        case 1, 2: throw SamplerError("broken \(call)")
+        case 3: return SampleBatch(observations: [a], problems: [SampleProblem(instance: "Name=b", message: "no b")])
+        case 4: return SampleBatch(observations: [a])
+        default:
+            try? await Task.sleep(for: .seconds(3600))
+            throw SamplerError("cancelled")
+        }
+    }
+}
+
+@Suite("the monitors' metrics", .timeLimit(.minutes(1)))
+struct MonitorMetricsTests {
+    @Test(
+        "the scheduler counts every sample and every failed one (not once per streak), and sets the instances' values")
+    func samplesAndFailures() async throws {
+        let sampler = ScriptedSampler()
+        let metrics = HamnMetrics(node: "n1")
+        // A deadline of an hour: the fifth sample, left sleeping, is not a failure.
+        let scheduler = MonitorScheduler(
+            entries: [
+                MonitorPlan.Entry(
+                    variable: sampler.variable, interval: .milliseconds(5), target: .node, sampler: sampler,
+                    deadline: .seconds(3600))
+            ],
+            node: ClusterNode(name: "n1", number: 1), metrics: metrics)
+        let run = Task { await scheduler.run { _ in } }
+        try await waitUntil("the fifth sample started") { () async in sampler.calls.withLock { $0 } >= 5 }
+        run.cancel()
+        await run.value
+        let text = metrics.exposition()
+        #expect(
+            Set(lines(text, "hamn_monitor_")) == [
+                #"hamn_monitor_samples_total{variable="TEST.scripted"} 4"#,
+                #"hamn_monitor_failures_total{variable="TEST.scripted"} 3"#,
+            ])
+        #expect(
+            lines(text, "hamn_variable_value") == [
+                #"hamn_variable_value{variable="TEST.scripted",instance="Name=a",field=""} 4.0"#
+            ])
     }
 }
