@@ -245,22 +245,26 @@ public final class HamnMetrics: Sendable {
     }
 
     private func outcomeCounter(_ name: String, _ outcome: String, in state: inout State) -> Counter {
-        let key = Key(name: name, value: outcome)
-        if let counter = state.outcomes[key] { return counter }
-        let counter = registry.makeCounter(
-            descriptor: Self.name("events", "total", "Events that ended, by name and outcome."),
-            labels: [("event", name), ("outcome", outcome)])
-        state.outcomes[key] = counter
-        return counter
+        counter(
+            Self.name("events", "total", "Events that ended, by name and outcome."), ("event", name),
+            ("outcome", outcome), in: &state.outcomes)
     }
 
     private func fenceCounter(_ node: String, _ outcome: String, in state: inout State) -> Counter {
-        let key = Key(name: node, value: outcome)
-        if let counter = state.fences[key] { return counter }
-        let counter = registry.makeCounter(
-            descriptor: Self.name("fence_outcomes", "total", "Fencing outcomes, by fenced node and outcome."),
-            labels: [("node", node), ("outcome", outcome)])
-        state.fences[key] = counter
+        counter(
+            Self.name("fence_outcomes", "total", "Fencing outcomes, by fenced node and outcome."), ("node", node),
+            ("outcome", outcome), in: &state.fences)
+    }
+
+    /// The counter of `family` with these two labels, made on first use and kept in `cache`.
+    private func counter(
+        _ family: MetricNameDescriptor, _ first: (String, String), _ second: (String, String),
+        in cache: inout [Key: Counter]
+    ) -> Counter {
+        let key = Key(name: first.1, value: second.1)
+        if let counter = cache[key] { return counter }
+        let counter = registry.makeCounter(descriptor: family, labels: [first, second])
+        cache[key] = counter
         return counter
     }
 

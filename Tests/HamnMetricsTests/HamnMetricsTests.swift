@@ -25,6 +25,23 @@ func lines(_ exposition: String, _ prefix: String) -> [String] {
     exposition.split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }
 }
 
+/// A histogram's `_sum` and `_count` lines for `event` (its buckets left out).
+func totals(_ exposition: String, _ histogram: String, event: String) -> [String] {
+    lines(exposition, histogram + "_").filter { !$0.contains("_bucket") && $0.contains(#"{event="\#(event)"}"#) }
+}
+
+/// The count of a histogram's bucket `le` for `event`; nil when it has none.
+func bucket(_ exposition: String, _ histogram: String, event: String, le: String) -> Int? {
+    lines(exposition, histogram + #"_bucket{event="\#(event)",le="\#(le)"} "#).first.flatMap {
+        Int($0.split(separator: " ")[1])
+    }
+}
+
+/// The value of a histogram's `_count` for `event`; nil when it has none.
+func count(_ exposition: String, _ histogram: String, event: String) -> Int? {
+    lines(exposition, histogram + #"_count{event="\#(event)"} "#).first.flatMap { Int($0.split(separator: " ")[1]) }
+}
+
 @Suite("the metrics module: what the exposition says after given observations")
 struct HamnMetricsTests {
     @Test("an event of two segments: its count by outcome, its duration, each segment's and this node's barrier waits")
@@ -42,37 +59,28 @@ struct HamnMetricsTests {
 
         #expect(lines(text, "hamn_events_total") == [#"hamn_events_total{event="APP_DOWN",outcome="completed"} 1"#])
         #expect(
-            lines(text, "hamn_event_duration_seconds_").filter { !$0.contains("_bucket") } == [
+            totals(text, "hamn_event_duration_seconds", event: "APP_DOWN") == [
                 #"hamn_event_duration_seconds_sum{event="APP_DOWN"} 3.0"#,
                 #"hamn_event_duration_seconds_count{event="APP_DOWN"} 1"#,
             ])
-        #expect(
-            lines(text, #"hamn_event_duration_seconds_bucket{event="APP_DOWN",le="2.5"}"#) == [
-                #"hamn_event_duration_seconds_bucket{event="APP_DOWN",le="2.5"} 0"#
-            ])
-        #expect(
-            lines(text, #"hamn_event_duration_seconds_bucket{event="APP_DOWN",le="5.0"}"#) == [
-                #"hamn_event_duration_seconds_bucket{event="APP_DOWN",le="5.0"} 1"#
-            ])
+        #expect(bucket(text, "hamn_event_duration_seconds", event: "APP_DOWN", le: "2.5") == 0)
+        #expect(bucket(text, "hamn_event_duration_seconds", event: "APP_DOWN", le: "5.0") == 1)
         // Segments of 1 s and 2 s.
         #expect(
-            lines(text, "hamn_segment_duration_seconds_").filter { !$0.contains("_bucket") } == [
+            totals(text, "hamn_segment_duration_seconds", event: "APP_DOWN") == [
                 #"hamn_segment_duration_seconds_sum{event="APP_DOWN"} 3.0"#,
                 #"hamn_segment_duration_seconds_count{event="APP_DOWN"} 2"#,
             ])
-        #expect(
-            lines(text, #"hamn_segment_duration_seconds_bucket{event="APP_DOWN",le="1.0"}"#).last?.hasSuffix(" 1")
-                == true)
+        #expect(bucket(text, "hamn_segment_duration_seconds", event: "APP_DOWN", le: "0.5") == 0)
+        #expect(bucket(text, "hamn_segment_duration_seconds", event: "APP_DOWN", le: "1.0") == 1)
+        #expect(bucket(text, "hamn_segment_duration_seconds", event: "APP_DOWN", le: "2.5") == 2)
         // Waits: 0.25 s after its commands of segment 0, the whole 2 s of segment 1 (none there).
         #expect(
-            lines(text, "hamn_barrier_wait_seconds_").filter { !$0.contains("_bucket") } == [
+            totals(text, "hamn_barrier_wait_seconds", event: "APP_DOWN") == [
                 #"hamn_barrier_wait_seconds_sum{event="APP_DOWN"} 2.25"#,
                 #"hamn_barrier_wait_seconds_count{event="APP_DOWN"} 2"#,
             ])
-        #expect(
-            lines(text, #"hamn_barrier_wait_seconds_bucket{event="APP_DOWN",le="0.25"}"#) == [
-                #"hamn_barrier_wait_seconds_bucket{event="APP_DOWN",le="0.25"} 1"#
-            ])
+        #expect(bucket(text, "hamn_barrier_wait_seconds", event: "APP_DOWN", le: "0.25") == 1)
         #expect(text.contains("# TYPE hamn_barrier_wait_seconds histogram\n"))
         #expect(text.contains("# TYPE hamn_events_total counter\n"))
     }
@@ -99,14 +107,8 @@ struct HamnMetricsTests {
         #expect(lines(text, "hamn_event_held") == [#"hamn_event_held{event="APP_DOWN"} 0.0"#])
         #expect(lines(text, "hamn_events_total") == [#"hamn_events_total{event="APP_DOWN",outcome="failed"} 1"#])
         // A failed event's last segment did not pass its barrier: no segment is observed.
-        #expect(
-            lines(text, "hamn_segment_duration_seconds_count") == [
-                #"hamn_segment_duration_seconds_count{event="APP_DOWN"} 0"#
-            ])
-        #expect(
-            lines(text, "hamn_event_duration_seconds_count") == [
-                #"hamn_event_duration_seconds_count{event="APP_DOWN"} 1"#
-            ])
+        #expect(count(text, "hamn_segment_duration_seconds", event: "APP_DOWN") == 0)
+        #expect(count(text, "hamn_event_duration_seconds", event: "APP_DOWN") == 1)
     }
 
     @Test("fencing outcomes by fenced node and outcome; a fencer that gave up counts as gave_up")
