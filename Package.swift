@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Text -> syntax trees + diagnostics. Pure: no clocks, no processes, no sockets.
@@ -80,6 +81,17 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The HTTP listener (Hummingbird): the read-only web view, its live updates (server-sent
+        // events) and /metrics. Knows nothing of the service: it is handed closures that ask it.
+        .target(
+            name: "HamnWeb",
+            dependencies: [
+                "TimelineRendering",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The service: NodeService, ServiceRunner, the journal (SQLite), monitors, control socket.
         .target(
             name: "HamnService",
@@ -94,6 +106,7 @@ let package = Package(
                 "ClusterTransport",
                 "CorosyncTransport",
                 "TimelineRendering",
+                "HamnWeb",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,6 +160,13 @@ let package = Package(
         ),
         // The timeline's model, SVG and HTML, parsed back with XMLDocument.
         .testTarget(name: "TimelineRenderingTests", dependencies: ["TimelineRendering"]),
+        // The web view's listener with stand-in sources: routes, read-only, limits, live updates.
+        .testTarget(
+            name: "HamnWebTests",
+            dependencies: [
+                "TestSupport", "HamnWeb", "TimelineRendering", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "RecoveryProgramsTests",
             dependencies: ["RulesParser", "RecoveryPrograms"]
@@ -155,7 +175,7 @@ let package = Package(
             name: "CommandExecutionTests",
             dependencies: ["RulesParser", "RecoveryPrograms", "CommandExecution"]
         ),
-        // What several test targets share: running a program and reading its output.
+        // What several test targets share: running a program and reading its output; a raw HTTP client.
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport"

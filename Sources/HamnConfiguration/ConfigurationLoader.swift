@@ -152,12 +152,48 @@ public enum ConfigurationLoader {
         "timeouts",
         "config_too_long", "start_command", "networks", "network_interval", "monitors", "default_interval", "variables",
         "corosync", "stop", "fencing", "no_quorum_policy", "watchdog", "queue_limit", "control_connections",
+        "http",
     ]
 
-    public static func parse(_ text: String, file: String, defaults: Defaults) throws(YAMLError) -> ServiceConfiguration
-    {
+    /// The keys every node must hold alike, which may be set in the cluster-wide file
+    /// (`cluster.yaml` in the rules tree, carried by `sync`) instead of each node's `hamn.yaml`:
+    /// the coordinator's fields (`priorities`, `config_too_long`, `fencing`,
+    /// `no_quorum_policy`: every engine decides from the same messages with them) and the
+    /// commands' `timeouts` (a recovery step must end alike on every node). The others name
+    /// this node, what it opened, or its own machine's paths and devices.
+    public static let clusterKeys: Set<String> = [
+        "priorities", "timeouts", "config_too_long", "fencing", "no_quorum_policy",
+    ]
+
+    /// The cluster-wide file's name; it lives beside the rules file.
+    public static let clusterFileName = "cluster.yaml"
+
+    /// The cluster-wide file of a configuration whose rules file is `rules`: `cluster.yaml` in
+    /// the rules file's directory, the root of the tree `sync` carries.
+    public static func clusterFile(rules: String) -> String {
+        guard let slash = rules.lastIndex(of: "/") else { return clusterFileName }
+        return String(rules[...slash]) + clusterFileName
+    }
+
+    /// The configuration `text` (the file `file`), then the cluster-wide file beside its rules
+    /// file when there is one (`clusterFile(rules:)`): it may set `clusterKeys` only, and none
+    /// that `text` sets too. `clusterFile` false: `text` alone (the operator commands, which
+    /// only look for the control socket).
+    public static func parse(
+        _ text: String, file: String, defaults: Defaults, clusterFile: Bool = true
+    ) throws(YAMLError) -> ServiceConfiguration {
+        try parseWithClusterFile(text, file: file, defaults: defaults, clusterFile: clusterFile).configuration
+    }
+
+    /// `parse`, with the cluster-wide file's text when one was read (for the positions of its keys).
+    static func parseWithClusterFile(
+        _ text: String, file: String, defaults: Defaults, clusterFile readsClusterFile: Bool = true
+    ) throws(YAMLError) -> (
+        configuration: ServiceConfiguration, clusterText: String?
+    ) {
         var configuration = embeddedDefault(defaults)
-        guard let document = try YAMLValue.parse(text, file: file) else { return configuration }
+        // An empty file sets nothing; the cluster-wide file is read all the same.
+        let document = try YAMLValue.parse(text, file: file) ?? YAMLValue.emptyMapping(file: file)
         let directory = file.contains("/") ? String(file[...file.lastIndex(of: "/")!]) : ""
         func path(_ value: YAMLValue) throws(YAMLError) -> String {
             let text = try value.string()
@@ -171,7 +207,7 @@ public enum ConfigurationLoader {
         var rulesRoot: String?
         var fencingValue: YAMLValue?
         var corosyncConf: String?
-        for (key, value) in try document.mapping(allowed: keys) {
+        func apply(_ key: String, _ value: YAMLValue) throws(YAMLError) {
             switch key {
             case "node":
                 nodeName = try value.string()
@@ -242,12 +278,23 @@ public enum ConfigurationLoader {
             case "fencing": fencingValue = value
             case "no_quorum_policy": configuration.noQuorumPolicy = try NoQuorumPolicy.parse(value)
             case "watchdog": configuration.watchdog = try parseWatchdog(value)
+            case "http": configuration.http = try parseHTTP(value)
             case "queue_limit":
                 let limit = try value.int()
                 guard (1...1_000_000).contains(limit) else { throw value.error("must be 1 to 1000000") }
                 configuration.queueLimit = limit
             default: break
             }
+        }
+        let entries = try document.keyedMapping(allowed: keys)
+        for (key, _, value) in entries { try apply(key, value) }
+        var clusterText: String?
+        if readsClusterFile, let cluster = try clusterDocument(rules: configuration.rules) {
+            clusterText = cluster.text
+            if let document = cluster.document {
+                for (key, _, value) in try clusterEntries(document, set: entries, file: file) { try apply(key, value) }
+            }
+            configuration.clusterFile = cluster.path
         }
         if rulesGiven || rulesRoot != nil { configuration.rulesRoot = rulesRoot }
         if configuration.transport == .corosync { configuration.corosyncConf = corosyncConf ?? defaults.corosyncConf }
@@ -274,7 +321,51 @@ public enum ConfigurationLoader {
             configuration.nodes = [configuration.node]
         }
         if let fencingValue { configuration.fencing = try parseFencing(fencingValue, nodes: configuration.nodes) }
-        return configuration
+        return (configuration, clusterText)
+    }
+
+    /// The cluster-wide file beside `rules`: nil when there is none; its document is nil when it is empty.
+    private static func clusterDocument(rules: String) throws(YAMLError) -> (
+        path: String, text: String, document: YAMLValue?
+    )? {
+        let path = clusterFile(rules: rules)
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            if errno == ENOENT { return nil }
+            throw YAMLError(file: path, line: 1, column: 1, message: "cannot read: \(String(cString: strerror(errno)))")
+        }
+        switch readText(path) {
+        case .failure(let problem):
+            throw YAMLError(file: path, line: 1, column: 1, message: "cannot read: \(problem.reason)")
+        case .success(let text):
+            return (path, text, try YAMLValue.parse(text, file: path))
+        }
+    }
+
+    /// The cluster-wide file's entries: each a key of `clusterKeys` (a node's own key is an
+    /// error at its place) that the configuration file `file` does not set too (`set`: an error
+    /// naming both places).
+    private static func clusterEntries(
+        _ document: YAMLValue, set: [(key: String, at: YAMLValue, value: YAMLValue)], file: String
+    ) throws(YAMLError) -> [(key: String, at: YAMLValue, value: YAMLValue)] {
+        let entries = try document.keyedMapping(allowed: nil)
+        let cluster = clusterKeys.sorted().joined(separator: ", ")
+        for (key, at, _) in entries {
+            guard keys.contains(key) else {
+                throw at.error("unknown key '\(key)' (a cluster-wide file holds: \(cluster))")
+            }
+            guard clusterKeys.contains(key) else {
+                throw at.error(
+                    "\(key) is this node's own: set it in each node's configuration, not in \(clusterFileName) (it holds: \(cluster))"
+                )
+            }
+            if let mine = set.first(where: { $0.key == key }) {
+                throw at.error(
+                    "\(key) is set here and in \(file):\(mine.at.line):\(mine.at.column): a key every node must agree on is set in one of them (here, for the whole cluster)"
+                )
+            }
+        }
+        return entries
     }
 
     /// This node (and, when `nodes:` is not given, every node) from corosync's nodelist in
@@ -371,6 +462,34 @@ public enum ConfigurationLoader {
 
     /// `watchdog: {device: PATH, timeout: DURATION}` (timeout 2s to 1h, default 10s); the device
     /// must pass `watchdogDeviceProblem`, checked here on this machine.
+    /// `http: {address: 127.0.0.1, port: 9665, enabled: true}`, each key optional.
+    private static func parseHTTP(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.HTTP? {
+        var http = ServiceConfiguration.HTTP()
+        var enabled = true
+        for (key, field) in try value.mapping(allowed: ["address", "port", "enabled"]) {
+            switch key {
+            case "address":
+                let address = try field.string()
+                guard isAddressLiteral(address) else {
+                    throw field.error("an IPv4 or IPv6 address (127.0.0.1, ::1, 0.0.0.0), not '\(address)'")
+                }
+                http.address = address
+            case "port":
+                let port = try field.int()
+                guard (0...65535).contains(port) else { throw field.error("a port from 0 to 65535, not \(port)") }
+                http.port = port
+            default: enabled = try field.bool()
+            }
+        }
+        return enabled ? http : nil
+    }
+
+    /// Whether `text` is an IPv4 or IPv6 address literal.
+    static func isAddressLiteral(_ text: String) -> Bool {
+        var buffer = in6_addr()
+        return inet_pton(AF_INET, text, &buffer) == 1 || inet_pton(AF_INET6, text, &buffer) == 1
+    }
+
     private static func parseWatchdog(_ value: YAMLValue) throws(YAMLError) -> ServiceConfiguration.Watchdog {
         var device: String?
         var timeout = 10.0

@@ -30,6 +30,7 @@ public struct ConfigurationReload: Sendable {
     public static let restartKeys = [
         "node", "nodes", "transport", "journal", "socket", "control_connections", "corosync.group",
         "corosync.form_timeout", "corosync.realtime", "stop.mode", "stop.timeout", "no_quorum_policy", "watchdog",
+        "http",
     ]
 
     /// Compares `old` (the configuration running) with `new` (the file just read), key by key.
@@ -58,6 +59,8 @@ public struct ConfigurationReload: Sendable {
         live("variables", \.variables)
         live("fencing", \.fencing)
         live("queue_limit", \.queueLimit)
+        // Which cluster-wide file was read: no key of its own, its keys are compared above.
+        result.clusterFile = new.clusterFile
 
         var restart: [String] = []
         func fixed<Value: Equatable>(_ key: String, _ path: KeyPath<ServiceConfiguration, Value>) {
@@ -76,6 +79,7 @@ public struct ConfigurationReload: Sendable {
         fixed("stop.timeout", \.stopTimeout)
         fixed("no_quorum_policy", \.noQuorumPolicy)
         fixed("watchdog", \.watchdog)
+        fixed("http", \.http)
         configuration = result
         self.applied = applied
         needsRestart = restart
@@ -95,9 +99,12 @@ public struct ConfigurationSource: Sendable {
         self.defaults = defaults
     }
 
-    /// The file read and parsed, with its text (for the positions of keys); the error names the
-    /// file, line and column.
-    public func load() -> Result<(configuration: ServiceConfiguration, text: String), YAMLError> {
+    /// The file read and parsed (with the cluster-wide file beside the rules, when there is
+    /// one), with a function that gives where a key is set (`FILE:LINE:COLUMN`, for the keys
+    /// that need a restart); the error names the file, line and column.
+    public func load() -> Result<
+        (configuration: ServiceConfiguration, position: @Sendable (String) -> String), YAMLError
+    > {
         let text: String
         switch ConfigurationLoader.readText(path) {
         case .success(let read):
@@ -107,7 +114,17 @@ public struct ConfigurationSource: Sendable {
                 YAMLError(file: path, line: 1, column: 1, message: "cannot read the configuration: \(problem.reason)"))
         }
         do {
-            return .success((try ConfigurationLoader.parse(text, file: path, defaults: defaults), text))
+            let (configuration, clusterText) = try ConfigurationLoader.parseWithClusterFile(
+                text, file: path, defaults: defaults)
+            let (file, cluster) = (path, configuration.clusterFile)
+            return .success(
+                (
+                    configuration,
+                    { key in
+                        ConfigurationLoader.setPosition(of: key, in: clusterText ?? "", file: cluster ?? "")
+                            ?? ConfigurationLoader.position(of: key, in: text, file: file)
+                    }
+                ))
         } catch {
             return .failure(error)
         }
@@ -119,12 +136,17 @@ extension ConfigurationLoader {
     /// set in the configuration `text`, as `FILE:LINE:COLUMN` (its value's position); the file's
     /// first line when the key is not set there (it went back to its default).
     public static func position(of key: String, in text: String, file: String) -> String {
+        setPosition(of: key, in: text, file: file) ?? "\(file):1:1"
+    }
+
+    /// `position(of:in:file:)`, nil when the key is not set in `text`.
+    static func setPosition(of key: String, in text: String, file: String) -> String? {
         let parts = key.split(separator: ".").map(String.init)
         var value = try? YAMLValue.parse(text, file: file)
         for part in parts {
             value = (try? value?.mapping(allowed: nil))?.first { $0.key == part }?.value
         }
-        guard let value else { return "\(file):1:1" }
+        guard let value else { return nil }
         return "\(file):\(value.line):\(value.column)"
     }
 }

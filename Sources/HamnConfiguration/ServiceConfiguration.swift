@@ -159,11 +159,35 @@ public struct ServiceConfiguration: Sendable {
 
     public var watchdog: Watchdog?
 
+    /// The HTTP listener (`http:`): the read-only web view and `/metrics` (README, "Web view").
+    /// On by default on the loopback address; another address is only ever set explicitly.
+    public struct HTTP: Sendable, Hashable {
+        /// An IPv4 or IPv6 address literal to bind.
+        public var address: String
+        /// The TCP port; 0 picks a free one (tests read the URL from `status`).
+        public var port: Int
+
+        public init(address: String = HTTP.defaultAddress, port: Int = HTTP.defaultPort) {
+            self.address = address
+            self.port = port
+        }
+
+        public static let defaultAddress = "127.0.0.1"
+        /// ha_cluster_exporter (Pacemaker's) uses 9664: the next one.
+        public static let defaultPort = 9665
+    }
+
+    /// nil: `http: {enabled: false}`, no listener.
+    public var http: HTTP? = HTTP()
+
     /// This node.
     public var node: ClusterNode
     /// Where this node's name and number came from when corosync's nodelist gave them
     /// (`FILE:LINE (nodeid N, ring0_addr A)`); nil when the configuration or the host name did.
     public var nodeOrigin: String?
+    /// The cluster-wide file read with the configuration (`cluster.yaml` beside the rules
+    /// file, `ConfigurationLoader.clusterFile(rules:)`); nil when there is none.
+    public var clusterFile: String?
     /// Every node of the cluster, this one included.
     public var nodes: [ClusterNode]
     public var transport: TransportKind = .local

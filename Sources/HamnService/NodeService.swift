@@ -74,6 +74,9 @@ public actor NodeService {
     /// `sync` callers waiting for every node's outcome, by request.
     private var syncWaits: [String: SyncWait] = [:]
     private var nextSync = 0
+    /// `status --all` requests waiting for the members' instances.
+    private var instancesWaits: [String: InstancesWait] = [:]
+    private var nextInstancesRequest = 0
     /// The rules tree's digest of each node, as its last `syncOutcome` said, for `status`.
     private var treeDigests: [String: String] = [:]
     /// Transport warnings journaled in the current hour (a flood is only logged).
@@ -160,6 +163,9 @@ public actor NodeService {
         // What a reload held back is applied before the node counts as gone.
         while let reload = reloading { await reload.value }
         syncWaitsEnded()
+        for request in instancesWaits.keys.sorted() {
+            finishInstances(request, silent: "not known: this node left the cluster before it answered")
+        }
         transition(.transportEnded)
         outbox.finish()
         await sender.value
@@ -223,9 +229,17 @@ public actor NodeService {
         case .message(_, .syncOutcome(let request, let node, let digest, let problem)):
             if let digest { treeDigests[node] = digest }
             syncAnswered(request: request, node: node, outcome: SyncWait.Outcome(digest: digest, problem: problem))
+        case .message(_, .instancesAsked(let request)):
+            instancesAsked(request)
+        case .message(_, .instances(let request, let node, let instances)):
+            instancesAnswered(request, node: node, instances: instances, problem: nil)
         case .membership(let change):
             if !change.joined.isEmpty, change.members.contains(configuration.node) { membersJoined(change) }
             for node in change.left {
+                for request in instancesWaits.keys.sorted() {
+                    instancesAnswered(
+                        request, node: node.name, instances: nil, problem: "left the cluster before answering")
+                }
                 for request in syncWaits.keys {
                     syncAnswered(
                         request: request, node: node.name,
@@ -571,6 +585,8 @@ public actor NodeService {
         guard coordinator.isMember, phase.startsSegments else { return }
         let time = now
         for observation in observations {
+            recentSamples.record(
+                variable: observation.variable, instance: observation.instanceText, value: observation.value)
             let outcome = monitors.observe(observation, on: configuration.node, at: time)
             for fault in outcome.faults {
                 logger.warning("\(fault)")
@@ -897,6 +913,85 @@ public actor NodeService {
         wait.continuation.resume(returning: expected.map { ($0, wait.outcomes[$0]!) })
     }
 
+    // MARK: Every member's instances (`status --all`)
+
+    /// A `status --all` waiting for the members' answers.
+    struct InstancesWait {
+        /// The members when the question was delivered here; nil before that.
+        var expected: [String]?
+        var answers: [String: [InstanceSummary]] = [:]
+        /// Why a member will not answer (it left).
+        var gone: [String: String] = [:]
+        var continuation: CheckedContinuation<InstancesReport, Never>
+    }
+
+    /// How long `status --all` waits for every member's answer.
+    static let instancesAnswerWait = 5.0
+
+    /// `status --all`: the question goes through the cluster; every member answers with its
+    /// instances at its delivery; the answer lists the members as of the question's delivery
+    /// here, naming those that did not answer within `instancesAnswerWait`.
+    private func instancesOfEveryNode() async -> ControlAnswer {
+        guard coordinator.isMember else {
+            return .failed(.notMember, "status --all: this node is not a member of the cluster (status shows its own)")
+        }
+        nextInstancesRequest += 1
+        let request = "\(configuration.node.name)/\(nextInstancesRequest)"
+        let report = await withCheckedContinuation { continuation in
+            instancesWaits[request] = InstancesWait(continuation: continuation)
+            send(.instancesAsked(request: request))
+            Task {
+                try? await Task.sleep(for: .seconds(Self.instancesAnswerWait))
+                await self.finishInstances(
+                    request,
+                    silent:
+                        "NO ANSWER within \(Self.seconds(Self.instancesAnswerWait)) (an engine from before status --all drops the question)"
+                )
+            }
+        }
+        return await BlockingWork.run { report.rendered() }
+    }
+
+    /// The question delivered: this node answers with its instances (the asker also notes who
+    /// must answer: the members now).
+    private func instancesAsked(_ request: String) {
+        if instancesWaits[request] != nil, instancesWaits[request]?.expected == nil {
+            instancesWaits[request]?.expected = coordinator.state.members.map(\.name)
+        }
+        let own = monitors.instances.map {
+            InstanceSummary(
+                event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed,
+                last: $0.last?.description)
+        }
+        send(.instances(request: request, node: configuration.node.name, instances: own))
+    }
+
+    private func instancesAnswered(_ request: String, node: String, instances: [InstanceSummary]?, problem: String?) {
+        guard var wait = instancesWaits[request] else { return }
+        if let instances {
+            wait.answers[node] = wait.answers[node] ?? instances
+        } else if let problem, wait.answers[node] == nil {
+            wait.gone[node] = problem
+        }
+        instancesWaits[request] = wait
+        guard let expected = wait.expected, expected.allSatisfy({ wait.answers[$0] != nil || wait.gone[$0] != nil })
+        else { return }
+        finishInstances(request, silent: "?")
+    }
+
+    /// The answer: every expected member's instances, or why there are none.
+    private func finishInstances(_ request: String, silent: String) {
+        guard let wait = instancesWaits.removeValue(forKey: request) else { return }
+        let nodes = wait.expected ?? [configuration.node.name]
+        wait.continuation.resume(
+            returning: InstancesReport(
+                nodes: nodes.map { node in
+                    InstancesReport.Node(
+                        name: node, instances: wait.answers[node],
+                        problem: wait.answers[node] == nil ? (wait.gone[node] ?? silent) : nil)
+                }))
+    }
+
     /// A reload that was refused, for the journal and `mon`.
     public func reloadRefused(_ summary: String) {
         logger.error("rules not reloaded, the old ones stay: \(summary)")
@@ -1065,7 +1160,8 @@ public actor NodeService {
     /// change its state.
     public nonisolated func handle(_ request: ControlRequest, from peer: ControlPeer? = nil) async -> ControlAnswer {
         switch request {
-        case .status:
+        case .status(let all):
+            if all == true { return await instancesOfEveryNode() }
             let report = await statusReport()
             return await BlockingWork.run { report.rendered() }
         case .history(let limit):
@@ -1415,18 +1511,56 @@ public actor NodeService {
     /// What `status` shows, copied in one step (rendered off this actor).
     private func statusReport() -> StatusReport {
         let state = coordinator.state
+        let instances = monitors.instances
+        let recent = instances.map {
+            recentSamples.recent(
+                variable: coordinator.rules[$0.trigger.name, $0.trigger.state]?.definition.monitoring?.variable ?? "",
+                instance: $0.instance)
+        }
         return StatusReport(
             node: configuration.node, transport: configuration.transport, synchronised: coordinator.isSynchronised,
             members: state.members, quorate: transport.isQuorate, coordinatorQuorate: coordinator.isQuorate,
             waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
             wireVersion: transport.wireAgreement?.version ?? Int(WireFormat.version),
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
-            running: coordinator.runningEvents, queue: state.queue, instances: monitors.instances,
+            running: coordinator.runningEvents, queue: state.queue, instances: instances,
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
             pendingFences: state.pendingFences.values.sorted { $0.node < $1.node },
             fenceAttempts: coordinator.fencing.attempts,
             journalProblem: writes.problem.map {
                 "\(JournalWrites.message($0.reason)) (since \(JournalText.stamp($0.since, timeZone: .current)), \($0.held) write(s) held)"
-            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests)
+            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests, webView: webView,
+            recentSamples: recent)
+    }
+
+    // MARK: The web view
+
+    /// What `status` says of the web view; the runner sets it once the listener bound or failed.
+    private var webView = WebViewStatus.off
+    /// The web view's sparklines: each instance's last samples.
+    private var recentSamples = RecentSamples()
+
+    func setWebView(_ status: WebViewStatus) {
+        webView = status
+    }
+
+    /// The web view's state, one JSON document: `{"status": STATUS, "history": HISTORY}`, the
+    /// documents of `status --format json` and `history --format json` (the newest
+    /// `historyLimit` events that the journal committed: the view never makes it commit sooner).
+    /// The actor is visited only to copy the status; rendering and the journal read are off it.
+    public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
+        let report = await statusReport()
+        let journal = self.journal
+        return await BlockingWork.run {
+            guard case .report(_, let status) = report.rendered() else { return "{}" }
+            let history = (try? journal.historyReport(limit: historyLimit).json) ?? #"{"events":[]}"#
+            return #"{"status":\#(status),"history":\#(history)}"#
+        }
+    }
+
+    /// The timeline of event `event` of run `run` for the web view, or nil (off the actor).
+    public nonisolated func webTimeline(run: Int64, event: Int) async -> Timeline? {
+        let journal = self.journal
+        return await BlockingWork.run { try? journal.timeline(event: event, run: run) }
     }
 }

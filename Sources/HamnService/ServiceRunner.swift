@@ -4,6 +4,7 @@ import CorosyncTransport
 import Foundation
 import HamnConfiguration
 import HamnMetrics
+import HamnWeb
 import Logging
 import RulesEngine
 import RulesParser
@@ -65,13 +66,10 @@ public enum ServiceRunner {
                     configurationError: error.description, configuration: current, rules: nil,
                     report: ValidationReport(diagnostics: [], definitions: 0), catalogue: .builtIn)
             case .success(let loaded):
-                let (new, text) = (loaded.configuration, loaded.text)
-                let reload = ConfigurationReload(from: current, to: new)
+                let reload = ConfigurationReload(from: current, to: loaded.configuration)
                 configuration = reload.configuration
                 applied = reload.applied
-                needsRestart = reload.needsRestart.map {
-                    ($0, ConfigurationLoader.position(of: $0, in: text, file: source.path))
-                }
+                needsRestart = reload.needsRestart.map { ($0, loaded.position($0)) }
             }
         }
         let (rules, report, catalogue) = loadRules(configuration)
@@ -172,6 +170,8 @@ public enum ServiceRunner {
             follow: { node, after, connection in service.follow(node: node, after: after, on: connection) },
             problem: { message in logger.warning("\(message)") })
         defer { server.stop() }
+        let web = await startWebView(configuration.http, service: service, journal: journal, logger: logger)
+        defer { web?.stop() }
         try? journal.note(
             "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
             kind: "service", at: Date())
@@ -227,6 +227,35 @@ public enum ServiceRunner {
         // The run's end is recorded: the next start does not take this one for a crash.
         await service.closeJournal()
         logger.notice("hamn-events stopped")
+    }
+
+    /// The web view's listener (README, "Web view"), when `http:` is on. A port it cannot bind
+    /// is a warning, in the log and the journal, and `status` says why: the service runs on.
+    static func startWebView(
+        _ http: ServiceConfiguration.HTTP?, service: NodeService, journal: any EventJournal, logger: Logger
+    ) async -> WebServer? {
+        guard let http else {
+            await service.setWebView(.off)
+            return nil
+        }
+        let sources = WebSources(
+            snapshot: { await service.webSnapshot() },
+            timeline: { run, event in await service.webTimeline(run: run, event: event) },
+            // The service's metrics (README, "Metrics"): rendered on the listener's thread; it
+            // reads atomics and locks of the metrics', never the service's thread.
+            metricsExposition: { service.metrics.exposition() })
+        do {
+            let web = try await WebServer.start(
+                address: http.address, port: http.port, sources: sources, logger: logger)
+            await service.setWebView(.listening(url: web.url))
+            logger.notice("web view: \(web.url) (read-only)")
+            return web
+        } catch {
+            await service.setWebView(.notListening(reason: error.description))
+            logger.warning("web view not listening: \(error.description)")
+            try? journal.note("WARNING: web view not listening: \(error.description)", kind: "service", at: Date())
+            return nil
+        }
     }
 
     /// Raises the soft file descriptor limit to the hard one (systemd's default is 1024 soft,

@@ -28,6 +28,11 @@ enum TreeSync {
                 return .failure(.init([problem]))
             }
         }
+        // The configuration with the tree's cluster-wide file as it is on disk: every node
+        // reads it with its own configuration, which is usually the same file as this one's.
+        if let source, case .failure(let error) = source.load() {
+            return .failure(.init([error.description]))
+        }
         let (rules, report, _) = ServiceRunner.loadRules(configuration)
         guard let rules else {
             let errors = report.diagnostics.filter { $0.severity == .error }.map(\.formatted)
@@ -102,12 +107,14 @@ enum TreeSync {
         let prepared = ServiceRunner.prepareReload(current: configuration, source: source)
         guard prepared.configurationError == nil, prepared.rules != nil else {
             try? ConfigurationTreeFiles.revert(staged)
+            // A configuration refused with the tree's cluster-wide file: the rules were not read.
             let errors =
-                prepared.configurationError.map { [$0] }
-                ?? prepared.report.diagnostics.filter { $0.severity == .error }.prefix(5).map(\.formatted)
+                prepared.configurationError.map { [$0, "the configuration with this tree: the old tree stays"] }
+                ?? (prepared.report.diagnostics.filter { $0.severity == .error }.prefix(5).map(\.formatted)
+                    + ["\(prepared.report.summary): the old rules stay"])
             return Applied(
                 digest: last?.digest ?? (try? ConfigurationTreeFiles.read(root: root).get())?.digest,
-                problem: (errors + ["\(prepared.report.summary): the old rules stay"]).joined(separator: "; "))
+                problem: errors.joined(separator: "; "))
         }
         ConfigurationTreeFiles.keep(staged, tree: incoming, replaced: last)
         return Applied(prepared: prepared, digest: incoming.digest)

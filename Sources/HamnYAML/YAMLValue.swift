@@ -120,6 +120,11 @@ public struct YAMLValue {
         }
     }
 
+    /// A mapping with no keys at line 1 of `file`: what an empty document sets.
+    public static func emptyMapping(file: String) -> YAMLValue {
+        YAMLValue(node: .mapping(Node.Mapping([])), file: file, path: "")
+    }
+
     public var line: Int { node.mark?.line ?? 1 }
     public var column: Int { node.mark?.column ?? 1 }
 
@@ -134,8 +139,16 @@ public struct YAMLValue {
     /// The entries of a mapping, in order; an error when this is not a mapping or a key is not
     /// one of `allowed`.
     public func mapping(allowed: Set<String>?) throws(YAMLError) -> [(key: String, value: YAMLValue)] {
+        try keyedMapping(allowed: allowed).map { ($0.key, $0.value) }
+    }
+
+    /// `mapping(allowed:)` with each key's own node (`at`), for messages about the key rather
+    /// than its value.
+    public func keyedMapping(allowed: Set<String>?) throws(YAMLError) -> [(
+        key: String, at: YAMLValue, value: YAMLValue
+    )] {
         guard let mapping = node.mapping else { throw error("expected a mapping of keys") }
-        var entries: [(key: String, value: YAMLValue)] = []
+        var entries: [(key: String, at: YAMLValue, value: YAMLValue)] = []
         var seen = Set<String>()
         for (key, value) in mapping {
             guard let name = key.string else {
@@ -151,7 +164,7 @@ public struct YAMLValue {
             if !seen.insert(name).inserted {
                 throw YAMLValue(node: key, file: file, path: path).error("key '\(name)' given twice")
             }
-            entries.append((name, entry))
+            entries.append((name, YAMLValue(node: key, file: file, path: path), entry))
         }
         return entries
     }

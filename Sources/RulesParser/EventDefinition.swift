@@ -87,8 +87,13 @@ public struct RulesFile: Sendable {
         public var path: String
         public var line: Int
         public var column: Int
-        /// The event name of the definition that names it.
+        /// The event name of the definition that names it when that is a built-in trigger
+        /// (`TE_...`, which P011 looks at), empty for the others: a file of user-defined events
+        /// then makes no `String` per definition.
         public var event: String = ""
+        /// Whether an earlier reference in the same file is known to name the same path: then
+        /// what is found of the path was found at that one. False does not say it is the first.
+        public var repeatsEarlier = false
     }
 
     public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }

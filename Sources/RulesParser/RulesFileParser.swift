@@ -47,22 +47,20 @@ private struct Field {
     var isEmpty: Bool { start == end }
 }
 
-/// The nine fields of one definition, indexed 0 to 8 (a slice, rebased).
+/// The nine fields of one definition, indexed 0 to 8: the parser's own nine slots, never
+/// copied (an array of them was copied and emptied for each definition).
 private struct UnsafeFields {
-    let slice: ArraySlice<Field>
+    let base: UnsafeMutablePointer<Field>
 
-    init(_ slice: ArraySlice<Field>) { self.slice = slice }
-
-    subscript(_ index: Int) -> Field { slice[slice.startIndex + index] }
+    subscript(_ index: Int) -> Field { base[index] }
 }
 
 extension BuiltInTrigger {
-    /// `init(rawValue:)`, answering nil at once for a name that does not start `TE_` (nearly
-    /// every user-defined one) without comparing it with each case.
-    init?(fastRawValue name: String) {
-        var utf8 = name.utf8.makeIterator()
-        guard utf8.next() == 0x54, utf8.next() == 0x45, utf8.next() == 0x5F else { return nil }
-        self.init(rawValue: name)
+    /// `init(rawValue:)` of a name's bytes, answering nil at once for a name that does not
+    /// start `TE_` (nearly every user-defined one) without making it a `String`.
+    init?(nameBytes name: UnsafeBufferPointer<UInt8>) {
+        guard name.count > 3, name[0] == 0x54, name[1] == 0x45, name[2] == 0x5F else { return nil }
+        self.init(rawValue: String(decoding: name, as: UTF8.self))
     }
 }
 
@@ -72,14 +70,16 @@ private struct ParseState {
     let catalogue: VariableCatalogue
     /// The fields of the definition being read (at most nine: each nine are built into a
     /// definition as the ninth is read, so the file's fields are never all held at once).
-    var fields: [Field] = []
+    var fields = UnsafeFields(base: .allocate(capacity: 9))
+    /// How many of `fields` the definition being read has.
+    var fieldsRead = 0
     /// Fields read so far, in every definition.
     var fieldCount = 0
     /// The latest display name from a `Beginning of the Event Definition:` comment, with the
     /// index of the definition it names.
     var displayName: (definition: Int, name: String)?
     /// R005 and R006, one lookup a definition: the states each name has, in file order.
-    var statesByName: [String: NameStates] = [:]
+    var names: NameTable
     var diagnostics: [Diagnostic] = []
     var errorCount = 0
     var references: [RulesFile.Reference] = []
@@ -88,8 +88,9 @@ private struct ParseState {
     /// already made from the same bytes (`ByteKeyCache`). Room for thousands of paths: with
     /// 256 slots, the 1,000 paths of the benchmark's large corpus kept replacing each other.
     var programPaths = ByteKeyCache<String>(slots: 4096)
-    var variables = ByteKeyCache<(name: String, variable: ResourceVariable?, salt: UInt64)>(slots: 64)
+    var variables = ByteKeyCache<KnownVariable>(slots: 64)
     var instanceVectors = ByteKeyCache<(InstanceVector, [InstanceVector.Problem])>()
+    var predicates = ByteKeyCache<PredicateOutcome>(slots: 4096)
     /// What `regcomp` said of each pattern already seen.
     var regularExpressions: [String: String?] = [:]
     var definitions: [EventDefinition] = []
@@ -98,6 +99,20 @@ private struct ParseState {
         self.bytes = bytes
         self.file = file
         self.catalogue = catalogue
+        // At most a ninth of the lines are definitions: room for them all at once, so that the
+        // names' table never grows (a count of newlines costs little beside a resize).
+        names = NameTable(bytes: bytes, most: (Self.newlines(bytes) + 9) / 9)
+    }
+
+    static func newlines(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        guard var p = bytes.baseAddress else { return 0 }
+        let end = p + bytes.count
+        var count = 0
+        while p < end, let found = memchr(p, 0x0A, end - p) {
+            count += 1
+            p = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) + 1
+        }
+        return count
     }
 
     mutating func report(_ line: Int, _ column: Int, _ code: DiagnosticCode, _ message: String) {
@@ -124,12 +139,9 @@ private struct ParseState {
 
     /// Lines to fields, each nine fields to a definition, as they come.
     mutating func parse() {
-        fields.reserveCapacity(9)
-        // At most a ninth of the lines are definitions: room for them all at once, so that the
-        // names' table never grows (a count of newlines costs little beside a resize).
-        let most = (bytes.reduce(into: 0) { count, byte in if byte == 0x0A { count += 1 } } + 9) / 9
-        statesByName.reserveCapacity(most)
-        if keepsDefinitions { definitions.reserveCapacity(most) }
+        defer { fields.base.deallocate() }
+        references.reserveCapacity(names.expected)
+        if keepsDefinitions { definitions.reserveCapacity(names.expected) }
         for line in SourceLines(bytes: bytes) {
             if line.hadCarriageReturn {
                 report(line.number, line.end - line.start + 1, .R017, "CRLF line end (stripped)")
@@ -146,11 +158,13 @@ private struct ParseState {
                 let blankFrom = start == line.end ? line.start : end
                 report(line.number, blankFrom - line.start + 1, .R018, "trailing white space in a field (stripped)")
             }
-            fields.append(Field(line: line.number, lineStart: line.start, start: start, end: end))
+            (fields.base + fieldsRead).initialize(
+                to: Field(line: line.number, lineStart: line.start, start: start, end: end))
+            fieldsRead += 1
             fieldCount += 1
-            if fields.count == 9 {
+            if fieldsRead == 9 {
                 buildDefinition(index: fieldCount / 9 - 1)
-                fields.removeAll(keepingCapacity: true)
+                fieldsRead = 0
             }
         }
         finish()
@@ -158,6 +172,8 @@ private struct ParseState {
 
     /// `##### Beginning of the Event Definition: NAME` names the next definition to start.
     mutating func noteDisplayName(from start: Int, to end: Int) {
+        // Only a kept definition has a display name.
+        guard keepsDefinitions else { return }
         var p = start
         while p < end, bytes[p] == 0x23 || isBlank(bytes[p]) { p += 1 }
         guard end - p > Self.marker.count, let base = bytes.baseAddress,
@@ -179,11 +195,12 @@ private struct ParseState {
     mutating func buildDefinition(index: Int) {
         let name = displayName?.definition == index ? displayName?.name : nil
         let errorsBefore = errorCount
-        guard let definition = buildDefinition(fields[0..<9], displayName: name) else { return }
-        let builtIn = BuiltInTrigger(fastRawValue: definition.trigger.name)
-        checkTrigger(definition, builtIn)
-        checkBuiltInState(definition, builtIn)
-        if errorCount == errorsBefore, keepsDefinitions {
+        let f = fields
+        let builtIn = BuiltInTrigger(nameBytes: buffer(f[0]))
+        guard let (state, definition) = buildDefinition(f, builtIn, displayName: name) else { return }
+        checkTrigger(f[0], state, builtIn)
+        checkBuiltInState(f[0], state, builtIn)
+        if errorCount == errorsBefore, let definition {
             definitions.append(definition)
         }
     }
@@ -191,7 +208,7 @@ private struct ParseState {
     /// The end of the file: fields left over, or no definition at all.
     mutating func finish() {
         let complete = fieldCount / 9
-        let remainder = fields
+        let remainder = Array(UnsafeBufferPointer(start: fields.base, count: fieldsRead))
         if let first = remainder.first {
             if remainder.allSatisfy(\.isEmpty) {
                 report(
@@ -209,95 +226,65 @@ private struct ParseState {
         }
     }
 
-    /// The states a name is defined with, each with the line of its first definition, in file
-    /// order (one, but for a built-in trigger's states and for names R006 reports).
-    struct NameStates {
-        /// nil only while the name is being entered.
-        var first: (state: Int, line: Int)?
-        var more: [(state: Int, line: Int)] = []
-
-        func line(of state: Int) -> Int? {
-            first?.state == state ? first?.line : more.first { $0.state == state }?.line
-        }
-
-        /// What a definition of `state` at `line` is: the name's first, a duplicate of the
-        /// state first defined at the line returned (R005), or a state beside the first.
-        mutating func enter(_ state: Int, _ line: Int) -> Entry {
-            guard let first else {
-                self.first = (state, line)
-                return .first
-            }
-            if let earlier = self.line(of: state) { return .duplicate(of: earlier) }
-            more.append((state, line))
-            return .another(besides: first)
-        }
-
-        enum Entry {
-            case first
-            case duplicate(of: Int)
-            case another(besides: (state: Int, line: Int))
-        }
-    }
-
     /// R005: a trigger (name and state) defined twice. R006: one event name with several
-    /// states, except the states SPEC section 6 gives a built-in trigger.
-    mutating func checkTrigger(_ definition: EventDefinition, _ builtIn: BuiltInTrigger?) {
-        let trigger = definition.trigger
-        // One hash of the name: looked up and, when new, entered in place.
+    /// states, except the states SPEC section 6 gives a built-in trigger. `name`: field 1.
+    mutating func checkTrigger(_ name: Field, _ state: Int, _ builtIn: BuiltInTrigger?) {
+        // One hash of the name's bytes: looked up and, when new, entered in place.
         let seen: (state: Int, line: Int)
-        switch statesByName[trigger.name, default: NameStates()].enter(trigger.state, definition.line) {
+        switch names.enter(start: name.start, end: name.end, state: state, line: name.line) {
         case .first:
             return
         case .duplicate(let first):
             report(
-                definition.line, 1, .R005,
-                "duplicate trigger \(trigger.name.quotedForMessage()) state \(trigger.state) (first defined at line \(first))"
+                name.line, 1, .R005,
+                "duplicate trigger \(text(name).quotedForMessage()) state \(state) (first defined at line \(first))"
             )
             return
         case .another(let first):
             seen = first
         }
-        if let builtIn, builtIn.states.contains(trigger.state), builtIn.states.contains(seen.state) {
+        if let builtIn, builtIn.states.contains(state), builtIn.states.contains(seen.state) {
             return
         }
         report(
-            definition.line, 1, .R006,
-            "event \(trigger.name.quotedForMessage()) is defined with state \(trigger.state) here and state \(seen.state) at line \(seen.line)"
+            name.line, 1, .R006,
+            "event \(text(name).quotedForMessage()) is defined with state \(state) here and state \(seen.state) at line \(seen.line)"
         )
     }
 
     /// R024: a built-in trigger with a state it is never raised with: the definition never runs.
-    mutating func checkBuiltInState(_ definition: EventDefinition, _ builtIn: BuiltInTrigger?) {
-        let trigger = definition.trigger
-        guard let builtIn, !builtIn.states.contains(trigger.state) else {
+    mutating func checkBuiltInState(_ name: Field, _ state: Int, _ builtIn: BuiltInTrigger?) {
+        guard let builtIn, !builtIn.states.contains(state) else {
             return
         }
         let states = builtIn.states
         report(
-            definition.line, 1, .R024,
-            "\(trigger.name) is raised with state \(states.count == 1 ? "\(states.lowerBound) only" : "\(states.lowerBound) to \(states.upperBound)"), never \(trigger.state): this definition never runs"
+            name.line, 1, .R024,
+            "\(builtIn.rawValue) is raised with state \(states.count == 1 ? "\(states.lowerBound) only" : "\(states.lowerBound) to \(states.upperBound)"), never \(state): this definition never runs"
         )
     }
 
-    /// A definition with the values that could be read; nil when field 1 or 2 is unusable.
-    /// Errors are reported as found.
-    mutating func buildDefinition(_ f: ArraySlice<Field>, displayName commented: String?) -> EventDefinition? {
-        let f = UnsafeFields(f)
-        // Field 1: the event name.
-        let name = text(f[0])
+    /// The state of a definition with the values that could be read, and the definition when
+    /// definitions are kept; nil when field 1 or 2 is unusable. Errors are reported as found.
+    mutating func buildDefinition(
+        _ f: UnsafeFields, _ builtIn: BuiltInTrigger?, displayName commented: String?
+    ) -> (Int, EventDefinition?)? {
+        // Field 1: the event name (made a `String` only where one is needed).
         if f[0].isEmpty {
             report(f[0].line, 1, .R003, "event name is empty")
         } else if let blank = bytes[f[0].start..<f[0].end].firstIndex(where: isBlank) {
             report(
                 f[0].line, blank - f[0].lineStart + 1, .R003,
-                "event name \(name.quotedForMessage()) contains white space")
+                "event name \(text(f[0]).quotedForMessage()) contains white space")
         }
         // Fields 2, 4, 5: integers.
         let state = integer(f[1], "state")
         let recoveryType = integer(f[3], "recovery type")
         let recoveryLevel = integer(f[4], "recovery level")
         // Field 3: the recovery program.
-        let program = programPaths.value(for: buffer(f[2])) { String(decoding: $0, as: UTF8.self) }
+        let (program, repeated) = programPaths.valueNotingKept(for: buffer(f[2])) {
+            String(decoding: $0, as: UTF8.self)
+        }
         if f[2].isEmpty {
             report(f[2].line, 1, .R008, "recovery program path is empty")
         } else if bytes[f[2].start] != 0x2F {
@@ -305,18 +292,26 @@ private struct ParseState {
                 f[2].line, f[2].column, .R008,
                 "recovery program path \(program.quotedForMessage()) is not absolute")
         } else {
-            references.append(.init(path: program, line: f[2].line, column: f[2].column, event: name))
+            references.append(
+                .init(
+                    path: program, line: f[2].line, column: f[2].column, event: builtIn?.rawValue ?? "",
+                    repeatsEarlier: repeated))
         }
         let monitoring = buildMonitoring(f)
+        guard let state, !f[0].isEmpty else { return nil }
+        guard keepsDefinitions else { return (state, nil) }
+        let name = text(f[0])
         var displayName = commented ?? ""
-        if displayName.isEmpty, keepsDefinitions {
+        if displayName.isEmpty {
             displayName = programBaseName(f[2])
         }
-        guard let state, !f[0].isEmpty else { return nil }
-        return EventDefinition(
-            trigger: .init(name: name, state: state), displayName: displayName, recoveryProgram: program,
-            recoveryType: recoveryType ?? 0, recoveryLevel: recoveryLevel ?? 0, monitoring: monitoring,
-            line: f[0].line, recoveryProgramLine: f[2].line)
+        return (
+            state,
+            EventDefinition(
+                trigger: .init(name: name, state: state), displayName: displayName, recoveryProgram: program,
+                recoveryType: recoveryType ?? 0, recoveryLevel: recoveryLevel ?? 0, monitoring: monitoring,
+                line: f[0].line, recoveryProgramLine: f[2].line)
+        )
     }
 
     /// The program's file name without `.rp`: the definition's name when no comment gives one.
@@ -347,6 +342,8 @@ private struct ParseState {
     /// Fields 6 to 9.
     mutating func buildMonitoring(_ f: UnsafeFields) -> EventDefinition.Monitoring? {
         if f[5].isEmpty {
+            // Checked before making the list of them: most cluster events have all three empty.
+            guard !f[6].isEmpty || !f[7].isEmpty || !f[8].isEmpty else { return nil }
             for (field, what) in [(f[6], "instance vector"), (f[7], "predicate"), (f[8], "rearm predicate")]
             where !field.isEmpty {
                 report(
@@ -356,11 +353,12 @@ private struct ParseState {
             return nil
         }
         let catalogue = self.catalogue
-        let (name, variable, salt) = variables.value(for: buffer(f[5])) { bytes in
+        let known = variables.value(for: buffer(f[5])) { bytes in
             let name = String(decoding: bytes, as: UTF8.self)
-            return (name, catalogue[name], ByteKeyCache<Never>.hash(bytes))
+            return KnownVariable(name: name, variable: catalogue[name], salt: hashBytes(bytes))
         }
-        if variable == nil {
+        let name = known.name
+        if known.variable == nil {
             report(
                 f[5].line, f[5].column, .R014,
                 "resource variable \(name.quotedForMessage()) is neither built in nor configured")
@@ -370,9 +368,8 @@ private struct ParseState {
             report(f[6].line, 1, .R021, "resource variable with an empty instance vector (taken as NodeNum=*)")
         } else {
             // The same text means the same vector for the same variable (the salt: its name's hash).
-            let allowed = variable?.instanceElements
-            let (parsed, problems) = instanceVectors.value(for: buffer(f[6]), salt: salt) { bytes in
-                InstanceVector.parse(bytes: Array(bytes), allowedNames: allowed)
+            let (parsed, problems) = instanceVectors.value(for: buffer(f[6]), salt: known.salt) { bytes in
+                InstanceVector.parse(bytes: Array(bytes), allowedNames: known.variable?.instanceElements)
             }
             for problem in problems {
                 report(f[6].line, f[6].column + problem.offset, .R013, problem.message)
@@ -384,42 +381,77 @@ private struct ParseState {
             report(f[7].line, 1, .R011, "resource variable \(name.quotedForMessage()) without a predicate")
             predicate = nil
         } else {
-            predicate = parsePredicate(f[7], variable, .R015, "predicate")
+            predicate = parsePredicate(f[7], known, .R015, "predicate")
         }
         var rearm: Predicate?
         if !f[8].isEmpty {
-            rearm = parsePredicate(f[8], variable, .R016, "rearm predicate")
+            rearm = parsePredicate(f[8], known, .R016, "rearm predicate")
             if let rearm, let predicate, rearm.isSame(as: predicate) {
                 report(
                     f[8].line, f[8].column, .R022,
                     "rearm predicate is identical to the predicate (the instance would rearm as soon as it fires)")
             }
         }
-        guard let predicate else { return nil }
+        guard keepsDefinitions, let predicate else { return nil }
         return .init(variable: name, instances: instances, predicate: predicate, rearmPredicate: rearm)
     }
 
+    /// A predicate or rearm predicate, reported under `code` as `what`; nil when it has errors.
+    /// The same text over the same variable is parsed and checked once (most rules files
+    /// repeat a few comparisons).
     mutating func parsePredicate(
-        _ field: Field, _ variable: ResourceVariable?, _ code: DiagnosticCode, _ what: String
+        _ field: Field, _ variable: KnownVariable, _ code: DiagnosticCode, _ what: String
     ) -> Predicate? {
-        let predicate: Predicate
-        do {
-            predicate = try PredicateParser.parse(bytes: rawBytes(field))
-        } catch {
+        let text = buffer(field)
+        let outcome: PredicateOutcome
+        if let kept = predicates.cached(for: text, salt: variable.salt) {
+            outcome = kept
+        } else {
+            do {
+                let predicate = try PredicateParser.parse(bytes: rawBytes(field))
+                outcome = .checked(
+                    predicate,
+                    PredicateTypeChecker.check(
+                        predicate, variable: variable.variable, regularExpressions: &regularExpressions))
+            } catch {
+                outcome = .syntax(error)
+            }
+            predicates.store(outcome, for: text, salt: variable.salt)
+        }
+        switch outcome {
+        case .syntax(let error):
             report(field.line, field.column + error.offset, code, "\(what): \(error.message)")
             return nil
+        case .checked(let predicate, let problems):
+            for problem in problems {
+                report(
+                    field.line, field.column + problem.offset, problem.kind == .type ? .R023 : code,
+                    "\(what): \(problem.message)")
+            }
+            return problems.isEmpty ? predicate : nil
         }
-        var ok = true
-        for problem in PredicateTypeChecker.check(
-            predicate, variable: variable, regularExpressions: &regularExpressions)
-        {
-            ok = false
-            report(
-                field.line, field.column + problem.offset, problem.kind == .type ? .R023 : code,
-                "\(what): \(problem.message)")
-        }
-        return ok ? predicate : nil
     }
+}
+
+/// A resource variable's name, what the catalogue says of it and the hash of its name (the
+/// salt of what depends on it), kept by reference: a `ResourceVariable` is many fields, and
+/// copying it out of the cache for each definition was a visible share of the run.
+private final class KnownVariable {
+    let name: String
+    let variable: ResourceVariable?
+    let salt: UInt64
+
+    init(name: String, variable: ResourceVariable?, salt: UInt64) {
+        self.name = name
+        self.variable = variable
+        self.salt = salt
+    }
+}
+
+/// What parsing and checking a predicate's text gave.
+private enum PredicateOutcome {
+    case syntax(PredicateSyntaxError)
+    case checked(Predicate, [PredicateTypeChecker.Problem])
 }
 
 extension Predicate {

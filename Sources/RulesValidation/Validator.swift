@@ -218,12 +218,14 @@ private struct Run {
         diagnostics = []
         let eventScripts = validator.eventScripts(beside: path)
         for reference in rules.recoveryProgramReferences {
+            // A path named before was checked then; only P011 below looks at it again.
+            if reference.repeatsEarlier, reference.event.isEmpty { continue }
             let resolved = validator.resolve(reference.path)
             let known = programs[resolved]
             let check =
                 known
                 ?? validateRecoveryProgram(at: resolved, shownAs: resolved, eventScripts: eventScripts, quiet: true)
-            programs[resolved] = check
+            if known == nil { programs[resolved] = check }
             if reference.event == BuiltInTrigger.quorumLost.rawValue, case .ok(let program?) = check {
                 // P011: the local event runs on this node alone.
                 for step in program.commands where step.relationship == .other {

@@ -534,6 +534,7 @@ private final class Engine {
         rules: \(setup.rules)
         journal: \(setup.root)/\(name).sqlite
         socket: \(socket)
+        http: {port: 0}
         \(extra)
         """.write(toFile: configuration, atomically: true, encoding: .utf8)
         let process = Process()

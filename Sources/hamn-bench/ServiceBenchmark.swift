@@ -562,6 +562,7 @@ struct ServiceLoad {
             rules: \(rules)
             journal: \(journal ?? run + "/state/journal.sqlite")
             socket: \(run)/run/control.sock
+            http: {port: 0}
             default_interval: 1s
 
             """

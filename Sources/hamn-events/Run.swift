@@ -43,6 +43,9 @@ extension HamnEvents {
             } else {
                 logger.notice("configuration: the embedded default (no \(defaultConfigurationPath()))")
             }
+            if let cluster = configuration.clusterFile {
+                logger.notice("cluster-wide keys: \(cluster)")
+            }
             if let origin = configuration.nodeOrigin {
                 logger.notice(
                     "node \(configuration.node.name), number \(configuration.node.number): from corosync's nodelist, \(origin)"

@@ -22,7 +22,9 @@ struct ServiceOptions: ParsableArguments {
 
     func socketPath() throws -> String {
         if let socket { return socket }
-        return try loadConfiguration(config).socket
+        // hamn.yaml alone: the socket is not a cluster-wide key, and a cluster.yaml being
+        // edited (a conflict `sync` would refuse, with its place) must not lock out `status`.
+        return try loadConfiguration(config, clusterFile: false).socket
     }
 
     /// Sends one request and prints the answer: its text (or JSON) on standard output and
@@ -95,7 +97,8 @@ func configurationFile(_ explicit: String?) -> String? {
 
 /// The configuration named by `--config`, else the default file when it exists, else the
 /// embedded default.
-func loadConfiguration(_ explicit: String?) throws -> ServiceConfiguration {
+/// `clusterFile`: read the cluster-wide file beside the rules too (`run`, `validate`).
+func loadConfiguration(_ explicit: String?, clusterFile: Bool = true) throws -> ServiceConfiguration {
     let defaults = ConfigurationLoader.Defaults.forThisProcess(shipped: shippedRules())
     guard let path = configurationFile(explicit) else { return ConfigurationLoader.embeddedDefault(defaults) }
     guard let data = FileManager.default.contents(atPath: path) else {
@@ -103,7 +106,8 @@ func loadConfiguration(_ explicit: String?) throws -> ServiceConfiguration {
         throw ExitCode(2)
     }
     do {
-        return try ConfigurationLoader.parse(String(decoding: data, as: UTF8.self), file: path, defaults: defaults)
+        return try ConfigurationLoader.parse(
+            String(decoding: data, as: UTF8.self), file: path, defaults: defaults, clusterFile: clusterFile)
     } catch {
         printError(error.description)
         throw ExitCode(2)
@@ -138,8 +142,13 @@ extension HamnEvents {
                 "Membership, the running event and who a barrier waits for, the queue, armed and disarmed instances.")
         @OptionGroup var service: ServiceOptions
         @Option(help: "text or json.") var format: OutputFormat = .text
+        @Flag(
+            help:
+                "The instances of every member, asked through the cluster (a member that does not answer within 5 s is named)."
+        )
+        var all = false
 
-        func run() throws { try service.send(.status, format: format) }
+        func run() throws { try service.send(.status(all: all ? true : nil), format: format) }
     }
 
     struct History: ParsableCommand {

@@ -52,6 +52,11 @@ struct WireFormatTests {
                     tree: ConfigurationTree(files: [.init(path: "a.rp", mode: 0o644, contents: Data([0, 255, 10]))]))),
             .cluster(.syncRollback(request: "n1/2")),
             .cluster(.syncOutcome(request: "n1/1", node: "n2", digest: nil, problem: "rules.hacmprd:3:1: error")),
+            .cluster(.instancesAsked(request: "n1/1")),
+            .cluster(
+                .instances(
+                    request: "n1/1", node: "n2",
+                    instances: [.init(event: "db2_paging", state: 0, instance: "NodeNum=2", armed: true, last: nil)])),
         ]
         for message in messages {
             for version: UInt8 in [2, 3] {

@@ -121,6 +121,7 @@ final class EngineCluster: @unchecked Sendable {
             journal: \(root)/\(name).sqlite
             socket: \(socket(name))
             config_too_long: 300s
+            http: {port: 0}
             \(extra)
             """)
         _ = FileManager.default.createFile(atPath: root + "/\(name).log", contents: nil)

@@ -5,7 +5,7 @@ import Testing
 /// `hamn-events sync` on a 3-node namespace cluster made from `cluster setup`'s files (issue 14,
 /// part 4): a changed recovery program reaches every node and the next event runs it there; a
 /// node whose copy fails validation keeps its old rules and says why; a node started afterwards
-/// gets the tree; crypto off is refused. Each node has its own rules directory
+/// gets the tree; the tree's cluster.yaml is in force on every node after it; crypto off is refused. Each node has its own rules directory
 /// (ROOT/nodeK/rules, `rules_root: ROOT/nodeK`, the rules naming `/rules/ping_0.rp`); /run is
 /// each namespace's own, which makes a command that exists on some nodes only.
 @Suite(
@@ -115,6 +115,35 @@ struct SyncTests {
             #expect(partial.err.contains("/run/sync-test/local"), "\(partial.err)")
             #expect(!cluster.journal("node3", containing: "rules tree not taken, the old one stays").isEmpty)
             try ping(cluster, expecting: ["node1 local", "node2 local", "node3 new"])
+
+            // The tree's cluster.yaml (the keys every node must agree on) travels with it: a 1 s
+            // timeout for ping, in force on all three nodes after the sync. The step sleeps 5 s
+            // first, so with the timeout no node records it.
+            try cluster.write(rules(cluster, 1) + "/ping_0.rp", "all \"\(step) timed 5\" 0 NULL\n")
+            try cluster.write(rules(cluster, 1) + "/cluster.yaml", "timeouts: {ping: 1s}\n")
+            let timed = try cluster.cli("node1", ["sync"])
+            #expect(timed.status == 0, "\(timed.err)")
+            #expect(timed.out.split(separator: "\n").count == 3, "\(timed.out)")
+            #expect(
+                try String(contentsOfFile: rules(cluster, 3) + "/cluster.yaml", encoding: .utf8)
+                    == "timeouts: {ping: 1s}\n")
+            for node in names {
+                #expect(
+                    cluster.eventually(30) {
+                        !cluster.journal(node, containing: "configuration reloaded: timeouts (sync from node1)").isEmpty
+                    }, "\(node): \(cluster.engineLog(node))")
+            }
+            let before = cluster.steps().count
+            #expect(try cluster.cli("node1", ["trigger", "ping"]).status == 0)
+            for node in names {
+                #expect(
+                    cluster.eventually(30) {
+                        cluster.journal(node, kind: "command", containing: "COMMAND: \(node) ").contains {
+                            $0.contains("timed 5\" timed out")
+                        }
+                    }, "\(node): \(cluster.journal(node, kind: "command"))")
+            }
+            #expect(cluster.steps().count == before, "\(cluster.steps())")
         }
     }
 }

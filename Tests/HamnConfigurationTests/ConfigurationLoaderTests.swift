@@ -166,6 +166,39 @@ struct ConfigurationLoaderTests {
         }
     }
 
+    @Test("http: on by default at 127.0.0.1:9665; address, port, enabled; errors at their line and column")
+    func http() throws {
+        #expect(
+            try ConfigurationLoader.parse("", file: "c.yaml", defaults: defaults).http
+                == ServiceConfiguration.HTTP(address: "127.0.0.1", port: 9665))
+        let set = try ConfigurationLoader.parse(
+            "http:\n  address: '::1'\n  port: 0\n", file: "c.yaml", defaults: defaults)
+        #expect(set.http == ServiceConfiguration.HTTP(address: "::1", port: 0))
+        #expect(
+            try ConfigurationLoader.parse("http: {enabled: false}\n", file: "c.yaml", defaults: defaults).http == nil)
+        for (text, expected) in [
+            (
+                "http:\n  port: 70000\n",
+                "c.yaml:2:9: error: http.port: a port from 0 to 65535, not 70000"
+            ),
+            (
+                "http:\n  address: example.org\n",
+                "c.yaml:2:12: error: http.address: an IPv4 or IPv6 address (127.0.0.1, ::1, 0.0.0.0), not 'example.org'"
+            ),
+            (
+                "http: {listen: 1}\n",
+                "c.yaml:1:8: error: http: unknown key 'listen' (expected one of: address, enabled, port)"
+            ),
+        ] {
+            do {
+                _ = try ConfigurationLoader.parse(text, file: "c.yaml", defaults: defaults)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.description == expected)
+            }
+        }
+    }
+
     @Test("watchdog: a stand-in owned by this user and writable by it only; what is refused, and why, at file:line:col")
     func watchdog() throws {
         let directory = NSTemporaryDirectory() + "hamn-wd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

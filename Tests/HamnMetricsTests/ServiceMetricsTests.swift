@@ -53,7 +53,7 @@ final class MetricsCluster: Sendable {
         runs = services.map { service in Task { await service.run() } }
         try await waitUntil("both services synchronised with both members") {
             for service in services {
-                let status = await service.handle(.status).text ?? ""
+                let status = await service.handle(.status()).text ?? ""
                 guard status.contains("members: n1 n2"), !status.contains("waiting for the cluster's state") else {
                     return false
                 }

@@ -10,7 +10,8 @@ import Testing
 @Suite("control requests")
 struct ControlRequestTests {
     static let requests: [ControlRequest] = [
-        .status, .history(limit: 20), .resume(cancelQueued: true), .trigger(event: "db2_paging", state: 0, node: nil),
+        .status(), .status(all: true), .history(limit: 20), .resume(cancelQueued: true),
+        .trigger(event: "db2_paging", state: 0, node: nil),
         .trigger(event: "x", state: 2, node: "n2"), .recovery(setting: .off, nodes: "1-4,7"),
         .haCmd(action: .take, nodes: "aixmn1"),
         .mon(node: nil), .mon(node: "n1"), .mon(node: nil, after: 42),

@@ -33,7 +33,11 @@ private final class ScriptedTransport: ClusterTransport {
 
     var isQuorate: Bool { quorate.withLock { $0 } }
 
+    /// What this node multicast, in order.
+    let sent = Mutex<[ClusterMessage]>([])
+
     func multicast(_ message: ClusterMessage) async {
+        sent.withLock { $0.append(message) }
         deliver.yield(.message(from: node, message))
     }
 
@@ -207,7 +211,7 @@ struct NodeServiceQuorumTests {
         #expect(
             await service.handle(.resume(cancelQueued: true))
                 == .done(text: "resume sent: the rest of the failed event is skipped (queued events cancelled)"))
-        guard case .report(_, let json) = await service.handle(.status) else {
+        guard case .report(_, let json) = await service.handle(.status()) else {
             Issue.record("status is not a report")
             return
         }
@@ -221,6 +225,64 @@ struct NodeServiceQuorumTests {
                     text:
                         "resume --retry sent: the failed commands run again where they failed (queued events cancelled)"
                 ))
+        await transport.leave()
+        await running.value
+    }
+}
+
+/// `status --all` (issue 15, item 4): the question goes through the cluster, every member
+/// answers with its instances; the answer names the members that left or did not answer.
+@Suite("status --all", .timeLimit(.minutes(1)))
+struct StatusAllTests {
+    @Test("each member's instances as it answered; a member that left, and one silent for 5 s, named")
+    func everyMember() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hamn-all-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (n1, n2, n3) = (
+            ClusterNode(name: "n1", number: 1), ClusterNode(name: "n2", number: 2), ClusterNode(name: "n3", number: 3)
+        )
+        let configuration = ServiceConfiguration(
+            node: n1, nodes: [n1, n2, n3], rules: directory.path + "/rules.hacmprd",
+            journal: directory.path + "/journal.db", socket: directory.path + "/socket")
+        let transport = ScriptedTransport(node: n1)
+        let service = NodeService(
+            configuration: configuration, rules: ruleBook([]), catalogue: .builtIn, transport: transport,
+            journal: NotesJournal(), logger: Logger(label: "test"), loop: try EventLoopThread(name: "all-test"))
+        let running = Task { await service.run() }
+        transport.deliver.yield(
+            .membership(MembershipChange(view: 1, members: [n1, n2, n3], joined: [n1, n2, n3], left: [])))
+        var member = false
+        for _ in 0..<250 where !member {
+            member = await service.isMember
+            if !member { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(member)
+
+        func asked(_ request: String) async -> Bool {
+            await eventually(5) { transport.sent.withLock { $0.contains(.instancesAsked(request: request)) } }
+        }
+        // n1 answers itself (its question and answer are echoed), n2 answers, n3 leaves.
+        let first = Task { await service.handle(.status(all: true)) }
+        #expect(await asked("n1/1"))
+        let paging = InstanceSummary(event: "db2_paging", state: 0, instance: "NodeNum=2", armed: true, last: "40")
+        transport.deliver.yield(.message(from: n2, .instances(request: "n1/1", node: "n2", instances: [paging])))
+        transport.deliver.yield(.membership(MembershipChange(view: 2, members: [n1, n2], joined: [], left: [n3])))
+        #expect(
+            await first.value
+                == .report(
+                    text:
+                        "n1: no instances\nn2: instances:\n  db2_paging state 0 NodeNum=2: armed, last 40\nn3: left the cluster before answering",
+                    json:
+                        #"{"nodes":{"n1":[],"n2":[{"armed":true,"event":"db2_paging","instance":"NodeNum=2","last":"40","state":0}]},"not_answered":{"n3":"left the cluster before answering"}}"#
+                ))
+        #expect(transport.sent.withLock { $0.contains(.instances(request: "n1/1", node: "n1", instances: [])) })
+
+        // n2 does not answer: named once the wait is over.
+        let second = await service.handle(.status(all: true))
+        #expect(
+            second.text
+                == "n1: no instances\nn2: NO ANSWER within 5 s (an engine from before status --all drops the question)")
         await transport.leave()
         await running.value
     }

@@ -6,12 +6,6 @@ import Testing
 /// restart, and refuses a configuration with errors whole (README, "Reloading").
 @Suite("configuration reload", .serialized, .timeLimit(.minutes(1)))
 struct ConfigurationReloadServiceTests {
-    /// The journal's service notes, oldest first.
-    func serviceNotes(_ harness: ServiceHarness) -> String {
-        (try? runTool("/usr/bin/sqlite3", [harness.journalPath, "SELECT text FROM log WHERE kind = 'service';"]))?
-            .out ?? ""
-    }
-
     func edit(_ harness: ServiceHarness, _ old: String, _ new: String) throws {
         let text = try String(contentsOfFile: harness.configPath, encoding: .utf8)
         #expect(text.contains(old))
@@ -34,7 +28,7 @@ struct ConfigurationReloadServiceTests {
         try harness.waitForOutput("configuration reloaded: variables (SIGHUP)")
         #expect(harness.eventually { harness.read("paged") == "85\n" }, "the new command's value raised the event")
         try harness.waitForStatus("db2_paging state 0 NodeNum=1: disarmed, last 85")
-        #expect(harness.eventually { serviceNotes(harness).contains("configuration reloaded: variables (SIGHUP)") })
+        #expect(harness.eventually { harness.serviceNotes.contains("configuration reloaded: variables (SIGHUP)") })
     }
 
     @Test("a variable's new interval: used from the reload on")
@@ -62,10 +56,7 @@ struct ConfigurationReloadServiceTests {
         try harness.waitForOutput("configuration reloaded: timeouts (SIGHUP)")
         #expect(try harness.cli(["trigger", "slow"]).status == 0)
         // Without the new timeout the command would sleep 30 s.
-        try waitUntil("the event to fail on its timeout", observed: { harness.status }) {
-            let history = (try? harness.cli(["history"]))?.out ?? ""
-            return history.contains("slow state 0") && history.contains("failed")
-        }
+        try harness.waitForFailure(of: "slow state 0")
     }
 
     @Test("node: changed: needs a restart, named at its file:line:col; the service keeps its name")
@@ -78,7 +69,7 @@ struct ConfigurationReloadServiceTests {
         harness.signal(SIGHUP)
         let line = "\(harness.configPath):1:7: node changed: needs a restart, the old value stays (SIGHUP)"
         try harness.waitForOutput(line)
-        #expect(harness.eventually { serviceNotes(harness).contains(line) }, "the journal has it too")
+        #expect(harness.eventually { harness.serviceNotes.contains(line) }, "the journal has it too")
         #expect(!harness.stderrText.contains("configuration reloaded:"), "nothing live changed")
         try harness.waitForStatus("node n1 (1)")
         #expect(try harness.cli(["trigger", "one"]).status == 0)
@@ -97,7 +88,7 @@ struct ConfigurationReloadServiceTests {
         harness.signal(SIGHUP)
         let error = "configuration not reloaded, the old one and the old rules stay: \(harness.configPath):6:14: error:"
         try harness.waitForOutput(error)
-        #expect(harness.eventually { serviceNotes(harness).contains(error) }, "the journal has it too")
+        #expect(harness.eventually { harness.serviceNotes.contains(error) }, "the journal has it too")
         #expect(!harness.stderrText.contains("rules reloaded"))
         // The old rules still run.
         #expect(try harness.cli(["trigger", "one"]).status == 0)

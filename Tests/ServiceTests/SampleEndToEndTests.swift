@@ -372,6 +372,7 @@ final class SampleService: @unchecked Sendable {
             journal: \(harness.journalPath)
             socket: \(harness.socketPath)
             config_too_long: 300s
+            http: {port: 0}
 
             """
         if configuration.hasPrefix("rules:") {

@@ -30,7 +30,10 @@ final class ServiceHarness: @unchecked Sendable {
     }
 
     /// `definitions`: (name, state, rp text, resource variable fields 6-9 or nil).
-    init(definitions: [(String, Int, String, [String]?)], extraConfiguration: String = "") throws {
+    /// `http`: the `http:` key (by default a free port: services of several tests run at once).
+    init(
+        definitions: [(String, Int, String, [String]?)], extraConfiguration: String = "", http: String = "{port: 0}"
+    ) throws {
         var template = Array((NSTemporaryDirectory() + "hamn-svc-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
         root = String(cString: made)
@@ -49,6 +52,7 @@ final class ServiceHarness: @unchecked Sendable {
             socket: \(socketPath)
             config_too_long: 300s
             \(extraConfiguration)
+            http: \(http)
             """)
     }
 
@@ -164,6 +168,14 @@ final class ServiceHarness: @unchecked Sendable {
         }
     }
 
+    /// Waits until `history` shows `event` (`slow state 0`) and a failure.
+    func waitForFailure(of event: String) throws {
+        try waitUntil("\(event) to fail", observed: { self.status }) {
+            let history = (try? cli(["history"]))?.out ?? ""
+            return history.contains(event) && history.contains("failed")
+        }
+    }
+
     /// Waits until the service's output (its log on standard error) shows `text`.
     func waitForOutput(_ text: String, timeout: Duration = .seconds(10)) throws {
         try waitUntil("the service to log \"\(text)\"", timeout: timeout, observed: { self.stderrText }) {
@@ -180,6 +192,11 @@ final class ServiceHarness: @unchecked Sendable {
         let table = String(decoding: data, as: UTF8.self)
         let bound = table.split(separator: "\n").filter { $0.hasSuffix(" " + socketPath) }.count
         return max(bound - 1, 0)
+    }
+
+    /// The journal's service notes, oldest first.
+    var serviceNotes: String {
+        (try? runTool("/usr/bin/sqlite3", [journalPath, "SELECT text FROM log WHERE kind = 'service';"]))?.out ?? ""
     }
 
     func read(_ relative: String) -> String? {

@@ -273,7 +273,7 @@ private final class Pair: @unchecked Sendable {
         let all = services
         let ready = await eventually(10) {
             for service in all {
-                let status = await service.handle(.status).text ?? ""
+                let status = await service.handle(.status()).text ?? ""
                 guard status.contains("members: n1 n2"), !status.contains("waiting for the cluster's state") else {
                     return false
                 }

@@ -85,3 +85,73 @@ struct SyncServiceTests {
         )
     }
 }
+
+/// The tree's `cluster.yaml` (the keys every node must agree on) travels with it and is in
+/// force after the sync; one that conflicts with a node's `hamn.yaml` is refused there.
+extension SyncServiceTests {
+    @Test("cluster.yaml in the tree: its timeouts and priorities are in force after the sync")
+    func clusterFile() throws {
+        let harness = try ServiceHarness(definitions: [])
+        try harness.writeRules([("slow", 0, "all \"/bin/sleep 30\" 0 NULL\n", nil)])
+        try harness.start()
+        try harness.write(harness.root + "/etc/cluster.yaml", "priorities: {slow: 7}\ntimeouts: {slow: 1s}\n")
+        let synced = try harness.cli(["sync"])
+        #expect(synced.status == 0, "\(synced.err)")
+        try harness.waitForOutput("configuration reloaded: priorities, timeouts (sync from n1)")
+        #expect(try harness.cli(["trigger", "slow"]).status == 0)
+        // Without the synced timeout the command would sleep 30 s.
+        try harness.waitForFailure(of: "slow state 0")
+    }
+
+    @Test("cluster.yaml setting a key hamn.yaml sets too: refused by the node asked, nothing sent")
+    func clusterFileConflictRefusedFirst() throws {
+        let harness = try ServiceHarness(definitions: [])
+        try harness.writeRules([("one", 0, "all \"/bin/true\" 0 NULL\n", nil)])
+        try harness.start()
+        try harness.write(harness.root + "/etc/cluster.yaml", "config_too_long: 100s\n")
+        let refused = try harness.cli(["sync"])
+        #expect(refused.status == 1)
+        #expect(
+            refused.err
+                == "hamn-events: sync refused, nothing sent:\n\(harness.root)/etc/cluster.yaml:1:1: error: config_too_long is set here and in \(harness.configPath):5:1: a key every node must agree on is set in one of them (here, for the whole cluster)\n"
+        )
+        #expect(link(harness) == nil, "nothing written")
+        // The commands find the socket from hamn.yaml alone: the conflict does not lock them out.
+        let status = try runTool(ServiceHarness.binary, ["status", "--config", harness.configPath])
+        #expect(status.status == 0 && status.out.hasPrefix("node n1 (1)"), "\(status.err)")
+        let viaConfig = try runTool(ServiceHarness.binary, ["sync", "--config", harness.configPath])
+        #expect(viaConfig.err == refused.err)
+    }
+
+    @Test("a tree whose cluster.yaml conflicts with the node's hamn.yaml: the node keeps its old tree and says why")
+    func clusterFileConflictOnTheNode() throws {
+        let harness = try ServiceHarness(definitions: [], extraConfiguration: "queue_limit: 1000")
+        try harness.writeRules([("one", 0, "all \"/bin/true\" 0 NULL\n", nil)])
+        try harness.start()
+        // Tree 1 sets priorities in cluster.yaml; tree 2 has no cluster.yaml.
+        try harness.write(harness.root + "/etc/cluster.yaml", "priorities: {one: 7}\n")
+        #expect(try harness.cli(["sync"]).status == 0)
+        try harness.waitForOutput("configuration reloaded: priorities (sync from n1)")
+        #expect(unlink(harness.root + "/etc/cluster.yaml") == 0)
+        #expect(try harness.cli(["sync"]).status == 0)
+        #expect(link(harness) == "etc.gen-2")
+        // hamn.yaml sets priorities now (taken up by SIGHUP: no conflict with tree 2).
+        let text = try String(contentsOfFile: harness.configPath, encoding: .utf8)
+        try harness.write(
+            harness.configPath,
+            text.replacingOccurrences(of: "queue_limit: 1000", with: "queue_limit: 1000\npriorities: {one: 3}"))
+        harness.signal(SIGHUP)
+        try harness.waitForOutput("configuration reloaded: priorities (SIGHUP)")
+        // Back to tree 1 (--rollback sends no files: only the node checks it): its cluster.yaml
+        // sets priorities too, so the node keeps tree 2.
+        let back = try harness.cli(["sync", "--rollback"])
+        #expect(back.status == 1)
+        #expect(
+            back.err
+                == "hamn-events: sync --rollback: not taken by n1:\nn1: kept its old rules: \(harness.root)/etc/cluster.yaml:1:1: error: priorities is set here and in \(harness.configPath):7:1: a key every node must agree on is set in one of them (here, for the whole cluster); the configuration with this tree: the old tree stays\n"
+        )
+        #expect(link(harness) == "etc.gen-2")
+        #expect(!FileManager.default.fileExists(atPath: harness.root + "/etc/cluster.yaml"))
+        try harness.waitForOutput("rules tree not taken, the old one stays: ")
+    }
+}

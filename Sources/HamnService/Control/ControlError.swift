@@ -44,6 +44,8 @@ public struct ControlError: Error, Sendable, Hashable, Codable, CustomStringConv
         public static let queueFull = Code(rawValue: "queue-full")
         /// `sync`: refused on the node asked (nothing sent), or not taken by every node.
         public static let syncRefused = Code(rawValue: "sync-refused")
+        /// `status --all` on a node that is not a member: it cannot ask the others.
+        public static let notMember = Code(rawValue: "not-member")
         /// `history EVENT`: the journal has no such event.
         public static let noSuchEvent = Code(rawValue: "no-such-event")
     }

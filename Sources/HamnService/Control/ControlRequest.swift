@@ -5,10 +5,12 @@ import RulesParser
 /// A request to the service over its control socket: one JSON object on one line, whose only
 /// key names the request and whose value holds its arguments, e.g.
 /// `{"history":{"limit":20}}`, `{"wait_event":{"name":"network_up_complete","timeout":100}}`,
-/// `{"status":{}}`.
+/// `{"status":{}}`, `{"status":{"all":true}}`.
 public enum ControlRequest: Codable, Sendable, Hashable {
-    /// Membership, the running event, the queue, the instances: a report.
-    case status
+    /// Membership, the running event, the queue, the instances: a report. `all`: the
+    /// instances of every member instead, asked through the cluster (`status --all`; nil, the
+    /// key left out, is what a client from before it sends).
+    case status(all: Bool? = nil)
     /// The newest `limit` events of the journal: a report.
     case history(limit: Int)
     /// Skip the rest of the failed event everywhere (HACMP's resume); `cancelQueued` also drops
@@ -122,7 +124,7 @@ public enum ControlRequest: Codable, Sendable, Hashable {
     /// The request's name, as the command line spells it.
     public var name: String {
         switch self {
-        case .status: "status"
+        case .status(let all): all == true ? "status --all" : "status"
         case .history: "history"
         case .resume: "resume"
         case .resumeRetry: "resume --retry"

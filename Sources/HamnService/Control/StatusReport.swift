@@ -3,6 +3,16 @@ import HamnConfiguration
 import RulesEngine
 import RulesParser
 
+/// The web view's listener, as `status` tells it.
+public enum WebViewStatus: Sendable, Hashable {
+    /// `http: {enabled: false}`.
+    case off
+    /// Listening at this URL.
+    case listening(url: String)
+    /// It could not bind (the port is in use, ...): why.
+    case notListening(reason: String)
+}
+
 /// What `status` shows, copied from the service's actor in one step; rendered as text and
 /// JSON off it (`rendered()`).
 struct StatusReport: Sendable {
@@ -33,6 +43,9 @@ struct StatusReport: Sendable {
     var queueLimit: Int
     /// Each node's rules tree digest, as its last `sync` outcome said (README, "sync").
     var treeDigests: [String: String] = [:]
+    var webView: WebViewStatus = .off
+    /// Each instance's last samples (`RecentSamples`), in the order of `instances`.
+    var recentSamples: [[Double]] = []
 
     /// One line: the tree this node runs, and whether every member runs the same; nil before
     /// any node said (no sync, and no member joined since this one started).
@@ -51,6 +64,11 @@ struct StatusReport: Sendable {
             "node \(node.name) (\(node.number)), transport \(transport.rawValue)\(synchronised ? "" : ", waiting for the cluster's state")"
         )
         if let journalProblem { lines.append("JOURNAL: \(journalProblem)") }
+        switch webView {
+        case .off: lines.append("web view: off (http: enabled: false)")
+        case .listening(let url): lines.append("web view: \(url) (read-only; metrics at \(url)metrics)")
+        case .notListening(let reason): lines.append("web view: NOT listening: \(reason)")
+        }
         lines.append("members: \(members.map(\.name).joined(separator: " "))")
         if let treeLine { lines.append(treeLine) }
         if transport == .corosync {
@@ -109,8 +127,9 @@ struct StatusReport: Sendable {
         if !instances.isEmpty { lines.append("instances:") }
         for instance in instances {
             lines.append(
-                "  \(instance.trigger.name) state \(instance.trigger.state) \(instance.instance): \(instance.armed ? "armed" : "disarmed"), last \(instance.last?.description ?? "none")"
-            )
+                Self.instanceLine(
+                    event: instance.trigger.name, state: instance.trigger.state, instance: instance.instance,
+                    armed: instance.armed, last: instance.last?.description))
         }
         for (variable, message) in monitorFailures.sorted(by: { $0.key < $1.key }) {
             lines.append("monitor failing: \(variable): \(message)")
@@ -123,9 +142,22 @@ struct StatusReport: Sendable {
         return .report(text: lines.map(TerminalText.line).joined(separator: "\n"), json: json)
     }
 
+    /// An instance as `status` shows it: `  db2_paging state 0 NodeNum=1: armed, last 40`.
+    static func instanceLine(event: String, state: Int, instance: String, armed: Bool, last: String?) -> String {
+        "  \(event) state \(state) \(instance): \(armed ? "armed" : "disarmed"), last \(last ?? "none")"
+    }
+
     /// The versions an engine speaks: `2,3`.
     private static func wire(_ engine: EngineEntry) -> String {
         WireAgreement.versions(of: engine.info).map(String.init).joined(separator: ",")
+    }
+
+    private var web: StatusJSON.Web {
+        switch webView {
+        case .off: .init(listening: false, url: nil, reason: "off")
+        case .listening(let url): .init(listening: true, url: url, reason: nil)
+        case .notListening(let reason): .init(listening: false, url: nil, reason: reason)
+        }
     }
 
     private var document: StatusJSON {
@@ -147,13 +179,14 @@ struct StatusReport: Sendable {
                     waitingFor: $0.waitingFor.map(\.name), failedOn: $0.failure?.node.name)
             },
             queue: queue.map { .init(id: $0.id, name: $0.name, state: $0.state, node: $0.node.name) },
-            instances: instances.map {
+            instances: instances.enumerated().map { index, instance in
                 .init(
-                    event: $0.trigger.name, state: $0.trigger.state, instance: $0.instance, armed: $0.armed,
-                    last: $0.last?.description)
+                    event: instance.trigger.name, state: instance.trigger.state, instance: instance.instance,
+                    armed: instance.armed, last: instance.last?.description,
+                    recent: index < recentSamples.count ? recentSamples[index] : [])
             },
             monitorFailures: monitorFailures, fencingWarning: fencingWarning, journalProblem: journalProblem,
-            queueLimit: queueLimit, rulesTrees: treeDigests,
+            queueLimit: queueLimit, rulesTrees: treeDigests, web: web,
             fencing: pendingFences.map {
                 .init(
                     node: $0.node.name, reason: $0.reason.rawValue, fencer: $0.fencer?.name, failures: $0.failures,
@@ -189,6 +222,9 @@ struct StatusJSON: Encodable {
         var instance: String
         var armed: Bool
         var last: String?
+        /// The last numeric samples, oldest first (the web view's sparkline); this node's only
+        /// (`status --all` leaves it out for the other nodes' instances).
+        var recent: [Double]? = nil
     }
 
     struct Engine: Encodable {
@@ -220,7 +256,15 @@ struct StatusJSON: Encodable {
     var queueLimit: Int
     /// Each node's rules tree digest as it last said (`sync`).
     var rulesTrees: [String: String]
+    /// The web view: its URL when listening, else why not.
+    var web: Web
     var fencing: [Fence]
+
+    struct Web: Encodable {
+        var listening: Bool
+        var url: String?
+        var reason: String?
+    }
 
     struct Fence: Encodable {
         var node: String

@@ -32,6 +32,30 @@ public enum ClusterMessage: Sendable, Hashable, Codable {
     /// How a node took `request`: the digest of the tree it now runs, and why it kept its
     /// old one (nil when it took the new one).
     case syncOutcome(request: String, node: String, digest: String?, problem: String?)
+    /// `hamn-events status --all` (`request`: the asker's name and a number): every node
+    /// answers with `instances`. The coordinator ignores both (the service answers). An engine
+    /// from before them cannot decode them and never answers: the asker names it.
+    case instancesAsked(request: String)
+    /// `node`'s instances, what its own `status` shows, for `request`.
+    case instances(request: String, node: String, instances: [InstanceSummary])
+}
+
+/// One instance of a rule as a node's `status` shows it, for `status --all`.
+public struct InstanceSummary: Sendable, Hashable, Codable {
+    public var event: String
+    public var state: Int
+    public var instance: String
+    public var armed: Bool
+    /// The last sample's value as text; nil before the first.
+    public var last: String?
+
+    public init(event: String, state: Int, instance: String, armed: Bool, last: String?) {
+        self.event = event
+        self.state = state
+        self.instance = instance
+        self.armed = armed
+        self.last = last
+    }
 }
 
 /// A change of membership, delivered in the same place of the order on every member.

@@ -124,6 +124,8 @@ public struct Coordinator: Sendable {
                 return fenceOutcome(name, outcome, attempt: attempt, from: sender, now: now)
             case .syncTree, .syncRollback, .syncOutcome:
                 return []  // the service's: files on disk, then a reload
+            case .instancesAsked, .instances:
+                return []  // the service's: `status --all`
             }
         }
     }

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The web view in a real browser (Debian's chromium, headless, driven by playwright).
+
+Starts `hamn-events run` (one engine, the local transport) with a rules file whose event has a
+barrier, opens the view, triggers the event, and checks in the DOM that the view shows it
+running, then completed, each within 1 s of the journal's time for it, and that the event's
+timeline has the right lane, bars and barrier line. Saves screenshots of the view and of the
+timeline. Prints 'N passed, N failed'; exits 1 on any failure (a missing chromium or playwright
+is a failure, never a skip).
+
+Usage: web_view_test.py BINARY ARTEFACT_DIRECTORY
+"""
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+CHROMIUM = "/usr/bin/chromium"
+LIMIT = 1.0  # seconds between the journal's time and the page showing it
+
+passed = 0
+failed = 0
+
+
+def check(condition, what):
+    global passed, failed
+    if condition:
+        passed += 1
+        print(f"ok: {what}")
+    else:
+        failed += 1
+        print(f"FAILED: {what}")
+
+
+def finish():
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(0 if failed == 0 and passed > 0 else 1)
+
+
+def main():
+    binary, artefacts = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    os.makedirs(artefacts, exist_ok=True)
+    if not os.access(CHROMIUM, os.X_OK):
+        check(False, f"{CHROMIUM} is installed (apt-get install chromium; scripts/setup does)")
+        finish()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        check(False, "playwright is installed (pip install playwright; scripts/setup does)")
+        finish()
+
+    root = tempfile.mkdtemp(prefix="hamn-browser-")
+    service = None
+    try:
+        for d in ["etc", "etc/events", "state", "run", "out"]:
+            os.makedirs(f"{root}/{d}", mode=0o755)
+        os.chmod(root, 0o755)
+        out = f"{root}/out"
+        # takeover: segment 0 takes 1.5 s on the node, a barrier, then segment 1.
+        with open(f"{root}/etc/takeover_0.rp", "w") as f:
+            f.write(f'all "/bin/sleep 1.5" 0 NULL\nbarrier\nall "/bin/touch {out}/done" 0 NULL\n')
+        # paging_high watches a variable read from a file (never over 1000: it only feeds the
+        # instances panel and its sparkline).
+        with open(f"{root}/etc/noop_0.rp", "w") as f:
+            f.write('all "/bin/true" 0 NULL\n')
+        with open(f"{out}/paging", "w") as f:
+            f.write("40\n")
+        with open(f"{root}/etc/rules.hacmprd", "w") as f:
+            f.write("\n".join(["takeover", "0", f"{root}/etc/takeover_0.rp", "2", "0", "", "", "", ""]) + "\n")
+            f.write("\n".join(["paging_high", "0", f"{root}/etc/noop_0.rp", "2", "0",
+                               "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 1000", "X < 900"]) + "\n")
+        socket = f"{root}/run/control.sock"
+        journal = f"{root}/state/journal.sqlite"
+        with open(f"{root}/hamn.yaml", "w") as f:
+            f.write(f"node: n1\nrules: {root}/etc/rules.hacmprd\njournal: {journal}\nsocket: {socket}\n"
+                    "config_too_long: 300s\nhttp: {port: 0}\n"
+                    f"variables:\n  - name: IBM.PSSP.aixos.PagSp.%totalused\n    command: /bin/cat {out}/paging\n"
+                    "    interval: 0.2s\n")
+        log = open(f"{root}/service.log", "w")
+        service = subprocess.Popen([binary, "run", "--config", f"{root}/hamn.yaml"], stdout=log, stderr=log)
+
+        def cli(*args):
+            return subprocess.run([binary, args[0], "--socket", socket, *args[1:]], capture_output=True, text=True)
+
+        url = None
+        for _ in range(200):
+            answer = cli("status", "--format", "json")
+            if answer.returncode == 0:
+                url = json.loads(answer.stdout)["web"].get("url")
+                break
+            time.sleep(0.05)
+        check(url is not None and url.startswith("http://127.0.0.1:"), f"status names the view's URL ({url})")
+        if url is None:
+            return
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            outside = []
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(url)
+            page.wait_for_selector('#members li[data-node="n1"]', timeout=5000)
+            check(page.locator("#connection").inner_text() == "live", "the page is live (server-sent events)")
+            check(page.locator("#running").get_attribute("data-event") == "", "nothing runs before the trigger")
+            # The paging variable climbs: the instance's sparkline draws its recent samples.
+            for value in [40, 42, 47, 55, 61, 58, 64]:
+                with open(f"{out}/paging", "w") as f:
+                    f.write(f"{value}\n")
+                time.sleep(0.25)
+            # (The page's CSP forbids eval: wait by selector, not by a script.)
+            page.wait_for_selector('#instances tr[data-instance] td:nth-child(4):text-is("64")', timeout=5000)
+            row = page.locator("#instances tr[data-instance]")
+            check(row.count() == 1 and row.get_attribute("data-instance") == "paging_high/0/NodeNum=1",
+                  f"the instance is listed ({row.count()} rows)")
+            points = page.locator("#instances svg.sparkline polyline").get_attribute("points") or ""
+            check(len(points.split()) >= 5, f"its sparkline draws its recent samples ({len(points.split())} points)")
+            # The page records when it first shows each state (its clock is the service's: one machine).
+            page.evaluate("""() => {
+                window.seen = {};
+                const note = () => {
+                  const run = document.querySelector('#running');
+                  if (run.dataset.event === '1' && !window.seen.running) window.seen.running = Date.now() / 1000;
+                  const row = document.querySelector('#history tr[data-event="1"][data-outcome="completed"]');
+                  if (row && !window.seen.completed) window.seen.completed = Date.now() / 1000;
+                };
+                new MutationObserver(note).observe(document.body, {subtree: true, childList: true, attributes: true});
+            }""")
+            trigger = cli("trigger", "takeover")
+            check(trigger.returncode == 0, f"trigger takeover ({trigger.stderr.strip()})")
+            page.wait_for_selector('#running[data-event="1"]', timeout=5000)
+            waits = page.locator("#running .waiting").inner_text()
+            check("barrier: waiting for" in waits and "n1" in waits, f"the running event says who it waits for ({waits!r})")
+            page.wait_for_selector('#timeline g.lane[data-node="n1"]', timeout=5000)
+            page.screenshot(path=f"{artefacts}/web-view-running.png", full_page=True)
+            page.wait_for_selector('#history tr[data-event="1"][data-outcome="completed"]', timeout=10000)
+            page.wait_for_selector('#timeline g.bar.ok[data-segment="1"]', timeout=5000)
+            check(page.locator("#running").get_attribute("data-event") == "", "nothing runs once it completed")
+            seen = page.evaluate("window.seen")
+
+            db = sqlite3.connect(journal)
+            started, finished = db.execute("SELECT started_at, finished_at FROM event WHERE id = 1").fetchone()
+            db.close()
+            # Dates are stored as seconds since 1970 (or since 2001, Foundation's reference date).
+            offset = 978307200 if started < 1e9 else 0
+            started, finished = started + offset, finished + offset
+            shown_running = seen.get("running", 1e12) - started
+            shown_completed = seen.get("completed", 1e12) - finished
+            check(shown_running <= LIMIT, f"shown running {shown_running:.3f} s after the journal's start (<= {LIMIT})")
+            check(shown_completed <= LIMIT,
+                  f"shown completed {shown_completed:.3f} s after the journal's end (<= {LIMIT})")
+
+            timeline = page.locator("#timeline")
+            lanes = timeline.locator("g.lane").evaluate_all("els => els.map(e => e.dataset.node)")
+            check(lanes == ["n1"], f"the timeline has one lane per node ({lanes})")
+            bars = timeline.locator("g.bar[data-node]").evaluate_all(
+                "els => els.map(e => [e.getAttribute('class'), e.dataset.node, e.dataset.segment, e.dataset.program])")
+            check(bars == [["bar ok", "n1", "0", "sleep"], ["bar ok", "n1", "1", "touch"]],
+                  f"a bar per command, coloured by outcome, labelled by program ({bars})")
+            barriers = timeline.locator("g.barrier[data-segment]").evaluate_all("els => els.map(e => e.dataset.segment)")
+            check(barriers == ["0"], f"the barrier after segment 0 is drawn across the lanes ({barriers})")
+            history = page.locator('#history tr[data-event="1"]').inner_text()
+            check("takeover" in history and "completed" in history, f"history row ({history!r})")
+            check(outside == [], f"nothing is loaded from outside the service ({outside})")
+            check(errors == [], f"no script error, no CSP violation ({errors})")
+            # The admin chooses the event in the history: its timeline shows.
+            page.locator('#history a[data-event="1"]').click()
+            page.wait_for_selector('#timeline[data-event="1"] g.barrier', timeout=5000)
+            page.screenshot(path=f"{artefacts}/web-view-completed.png", full_page=True)
+            page.locator("#timeline-panel").screenshot(path=f"{artefacts}/web-view-timeline.png")
+            print(f"screenshots: {artefacts}/web-view-running.png, web-view-completed.png, web-view-timeline.png")
+            browser.close()
+    finally:
+        if service is not None:
+            service.terminate()
+            try:
+                service.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                service.kill()
+        if failed:
+            print(open(f"{root}/service.log").read())
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as error:  # a broken step is a failure with its reason, not a traceback alone
+        check(False, f"{type(error).__name__}: {error}")
+    finish()
