@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
@@ -68,6 +70,17 @@ let package = Package(
         // An event's timeline as a picture (SVG, a standalone HTML page): pure, no project module,
         // so the journal, the simulator and a live view draw the same.
         .target(name: "TimelineRendering"),
+        // The service's Prometheus metrics: one registry per service (no global MetricsSystem),
+        // fed from the journal's entries, the monitors and the journal's commits; `exposition()`
+        // is what `/metrics` serves.
+        .target(
+            name: "HamnMetrics",
+            dependencies: [
+                "RulesEngine",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // The HTTP listener (Hummingbird): the read-only web view, its live updates (server-sent
         // events) and /metrics. Knows nothing of the service: it is handed closures that ask it.
         .target(
@@ -83,6 +96,7 @@ let package = Package(
         .target(
             name: "HamnService",
             dependencies: [
+                "HamnMetrics",
                 "RulesParser",
                 "RulesValidation",
                 "RecoveryPrograms",
@@ -165,6 +179,18 @@ let package = Package(
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport"
+        ),
+        // The metrics module's exposition, a service's metrics after an event, promtool's checks
+        // of the exposition and of samples/prometheus.
+        .testTarget(
+            name: "HamnMetricsTests",
+            dependencies: [
+                "TestSupport", "RecoveryPrograms", "RulesEngine", "HamnConfiguration", "ClusterTransport",
+                "HamnService",
+                "HamnMetrics",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "RulesEngineTests",

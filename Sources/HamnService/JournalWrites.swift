@@ -46,13 +46,19 @@ final class JournalWrites: Sendable {
     /// Told after each commit (on the writer's queue: it must not wait). `mon` follows the log
     /// this way (`MonFeed.committed`).
     private let committed: (@Sendable () -> Void)?
+    /// How long each batch took to commit, in seconds (the metrics' histogram).
+    private let commitTime: (@Sendable (Double) -> Void)?
     private let pending = Mutex(Pending())
     private let queue = DispatchQueue(label: "hamn-events.journal", qos: .userInitiated)
 
-    init(journal: any EventJournal, logger: Logger, committed: (@Sendable () -> Void)? = nil) {
+    init(
+        journal: any EventJournal, logger: Logger, committed: (@Sendable () -> Void)? = nil,
+        commitTime: (@Sendable (Double) -> Void)? = nil
+    ) {
         self.journal = journal
         self.logger = logger
         self.committed = committed
+        self.commitTime = commitTime
     }
 
     /// Queues `writes` (all at `time`); `afterCommit` runs once they are committed. Returns the
@@ -216,7 +222,12 @@ final class JournalWrites: Sendable {
         guard !writes.isEmpty else { return nil }
         if let problem = journal.storageProblem() { return (problem, 0) }
         do {
+            let started = ContinuousClock.now
             try journal.write(writes)
+            if let commitTime {
+                let elapsed = ContinuousClock.now - started
+                commitTime(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            }
         } catch {
             if let storage = (error as? JournalError)?.storage { return (storage, 0) }
             logger.error("journal: \(error)")

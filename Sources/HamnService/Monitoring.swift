@@ -10,7 +10,7 @@ public enum Monitoring {
     ) async {
         let plan = MonitorPlan(rules: rules, configuration: configuration)
         for warning in plan.warnings { await service.monitorFailed(variable: "monitors", message: warning) }
-        let scheduler = MonitorScheduler(plan: plan, node: configuration.node)
+        let scheduler = MonitorScheduler(plan: plan, node: configuration.node, metrics: service.metrics)
         let watcher = NetworkWatcher(configuration: configuration)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {

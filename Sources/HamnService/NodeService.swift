@@ -2,6 +2,7 @@ import ClusterTransport
 import CommandExecution
 import Foundation
 import HamnConfiguration
+import HamnMetrics
 import Logging
 import RecoveryPrograms
 import RulesEngine
@@ -80,13 +81,17 @@ public actor NodeService {
     private var treeDigests: [String: String] = [:]
     /// Transport warnings journaled in the current hour (a flood is only logged).
     private var warningBudget = (hour: 0, count: 0)
+    /// This service's Prometheus metrics: `metrics.exposition()` is what `/metrics` serves.
+    public nonisolated let metrics: HamnMetrics
 
     public init(
         configuration: ServiceConfiguration, rules: RuleBook, catalogue: VariableCatalogue,
         transport: any ClusterTransport,
         journal: any EventJournal, logger: Logger, loop: EventLoopThread,
-        configurationSource: ConfigurationSource? = nil
+        configurationSource: ConfigurationSource? = nil, metrics: HamnMetrics? = nil
     ) {
+        let metrics = metrics ?? HamnMetrics(node: configuration.node.name)
+        self.metrics = metrics
         self.configuration = configuration
         self.configurationSource = configurationSource
         self.loop = loop
@@ -95,7 +100,9 @@ public actor NodeService {
         self.journal = journal
         let monFeed = MonFeed(journal: journal, logger: logger)
         self.monFeed = monFeed
-        writes = JournalWrites(journal: journal, logger: logger, committed: { monFeed.committed() })
+        writes = JournalWrites(
+            journal: journal, logger: logger, committed: { monFeed.committed() },
+            commitTime: { metrics.journalCommitted(seconds: $0) })
         self.logger = logger
         coordinator = Coordinator(
             local: configuration.node, rules: rules, priorities: EventPriorities(configuration.priorities),
@@ -247,6 +254,10 @@ public actor NodeService {
             triggerDelivered(request, ticket: ticket)
         }
         releaseQueueMemoryIfDrained()
+        // Three atomic stores: a scrape reads them without visiting this thread.
+        metrics.setState(
+            queue: coordinator.state.queue.count, members: coordinator.state.members.count,
+            quorate: coordinator.isQuorate)
     }
 
     /// Once a second: `config_too_long`.
@@ -396,6 +407,7 @@ public actor NodeService {
     /// of an event that completed are released once its end is on disk.
     @discardableResult
     private func record(_ entries: [JournalEntry]) -> JournalWrites.Ticket {
+        metrics.record(entries, at: now)
         var released: [CheckedContinuation<Bool, Never>] = []
         for entry in entries {
             switch entry {

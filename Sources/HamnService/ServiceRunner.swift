@@ -3,6 +3,7 @@ import CommandExecution
 import CorosyncTransport
 import Foundation
 import HamnConfiguration
+import HamnMetrics
 import HamnWeb
 import Logging
 import RulesEngine
@@ -85,8 +86,7 @@ public enum ServiceRunner {
         configuration: ServiceConfiguration, logger: Logger,
         configurationSource: ConfigurationSource? = nil,
         openJournal: (String) throws -> any EventJournal,
-        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue, ServiceConfiguration) async -> Void,
-        metricsExposition: @escaping @Sendable () -> String = WebSources.minimalExposition
+        monitoring: @escaping @Sendable (NodeService, RuleBook, VariableCatalogue, ServiceConfiguration) async -> Void
     ) async throws {
         // Taken (and removed from the environment) first: recovery commands do not inherit it.
         let notify = SystemdNotify.fromEnvironment()
@@ -120,6 +120,8 @@ public enum ServiceRunner {
             logger.warning(
                 "\(failure): the service's thread runs as an ordinary one, and busy cores can delay barriers")
         }
+        // The service's metrics (README, "Metrics"): `metrics.exposition()` is what `/metrics` serves.
+        let metrics = HamnMetrics(node: configuration.node.name)
         let transport: any ClusterTransport
         switch configuration.transport {
         case .local:
@@ -139,6 +141,8 @@ public enum ServiceRunner {
                     "joined CPG group \(configuration.corosyncGroup) as \(corosync.address), configuration \(info.digest.combined.prefix(12))"
                 )
                 transport = corosync
+                // Read at each scrape (a lock of the transport's, not the service's thread).
+                metrics.followDroppedMessages { corosync.droppedForWire }
             } catch CPGError.libraryMissing(let library, let package, let reason) {
                 // Not a question of corosync running: the client library is not there.
                 throw Failure(
@@ -151,7 +155,7 @@ public enum ServiceRunner {
         }
         let service = NodeService(
             configuration: configuration, rules: rules, catalogue: catalogue, transport: transport, journal: journal,
-            logger: logger, loop: loop, configurationSource: configurationSource)
+            logger: logger, loop: loop, configurationSource: configurationSource, metrics: metrics)
         let server: ControlServer
         do {
             server = try ControlServer(
@@ -166,9 +170,7 @@ public enum ServiceRunner {
             follow: { node, after, connection in service.follow(node: node, after: after, on: connection) },
             problem: { message in logger.warning("\(message)") })
         defer { server.stop() }
-        let web = await startWebView(
-            configuration.http, service: service, journal: journal, logger: logger,
-            metricsExposition: metricsExposition)
+        let web = await startWebView(configuration.http, service: service, journal: journal, logger: logger)
         defer { web?.stop() }
         try? journal.note(
             "service started: node \(configuration.node.name), \(rules.rules.count) definitions from \(configuration.rules)",
@@ -230,8 +232,7 @@ public enum ServiceRunner {
     /// The web view's listener (README, "Web view"), when `http:` is on. A port it cannot bind
     /// is a warning, in the log and the journal, and `status` says why: the service runs on.
     static func startWebView(
-        _ http: ServiceConfiguration.HTTP?, service: NodeService, journal: any EventJournal, logger: Logger,
-        metricsExposition: @escaping @Sendable () -> String
+        _ http: ServiceConfiguration.HTTP?, service: NodeService, journal: any EventJournal, logger: Logger
     ) async -> WebServer? {
         guard let http else {
             await service.setWebView(.off)
@@ -240,7 +241,9 @@ public enum ServiceRunner {
         let sources = WebSources(
             snapshot: { await service.webSnapshot() },
             timeline: { run, event in await service.webTimeline(run: run, event: event) },
-            metricsExposition: metricsExposition)
+            // The service's metrics (README, "Metrics"): rendered on the listener's thread; it
+            // reads atomics and locks of the metrics', never the service's thread.
+            metricsExposition: { service.metrics.exposition() })
         do {
             let web = try await WebServer.start(
                 address: http.address, port: http.port, sources: sources, logger: logger)

@@ -26,7 +26,8 @@ public struct WebSources: Sendable {
         self.metricsExposition = metricsExposition
     }
 
-    /// Until the metrics module serves the real figures: a valid exposition saying the service is up.
+    /// A valid exposition saying the service is up, for tests of the listener alone (the
+    /// service serves its `HamnMetrics.exposition()`).
     public static let minimalExposition: @Sendable () -> String = {
         "# HELP hamn_up Whether the hamn-events service is running.\n# TYPE hamn_up gauge\nhamn_up 1\n"
     }

@@ -17,6 +17,22 @@ struct WebViewServiceTests {
         return try #require(Int(address.prefix { $0.isNumber }))
     }
 
+    @Test("/metrics serves the service's own metrics: an event triggered from the command line is counted there")
+    func metrics() throws {
+        let harness = try ServiceHarness(definitions: [])
+        try harness.writeRules([("work", 0, "all \"/bin/true\" 0 NULL\n", nil)])
+        try harness.start()
+        let port = try Self.port(harness)
+        #expect(try harness.cli(["trigger", "work"]).status == 0)
+        let line = #"hamn_events_total{event="work",outcome="completed"} 1"#
+        try waitUntil("/metrics counts the event", observed: { (try? fetch(port, "/metrics")) ?? "" }) {
+            try fetch(port, "/metrics").contains("\n" + line + "\n")
+        }
+        let answer = try fetch(port, "/metrics")
+        #expect(statusCode(answer) == 200)
+        #expect(answer.contains("\nhamn_members 1.0\n") && answer.contains("\nhamn_quorate 1.0\n"), "\(answer)")
+    }
+
     @Test("status prints the view's URL (text and JSON); the page and the state come from the service")
     func url() throws {
         let harness = try ServiceHarness(definitions: [])

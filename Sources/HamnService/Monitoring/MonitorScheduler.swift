@@ -1,3 +1,4 @@
+import HamnMetrics
 import RulesEngine
 
 /// What ``MonitorScheduler`` tells its caller.
@@ -39,21 +40,24 @@ public enum MonitorReport: Sendable, Hashable {
 public struct MonitorScheduler: Sendable {
     public var entries: [MonitorPlan.Entry]
     public var node: ClusterNode
+    /// Each sample counted there, a failed one too, and its instances' values.
+    public var metrics: HamnMetrics?
 
-    public init(plan: MonitorPlan, node: ClusterNode) {
-        self.init(entries: plan.entries, node: node)
+    public init(plan: MonitorPlan, node: ClusterNode, metrics: HamnMetrics? = nil) {
+        self.init(entries: plan.entries, node: node, metrics: metrics)
     }
 
-    public init(entries: [MonitorPlan.Entry], node: ClusterNode) {
+    public init(entries: [MonitorPlan.Entry], node: ClusterNode, metrics: HamnMetrics? = nil) {
         self.entries = entries
         self.node = node
+        self.metrics = metrics
     }
 
     /// Samples until the calling task is cancelled; returns at once when there is nothing to sample.
     public func run(_ report: @escaping @Sendable (MonitorReport) async -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             for entry in entries {
-                group.addTask { await Self.run(entry, node: node, report: report) }
+                group.addTask { await Self.run(entry, node: node, metrics: metrics, report: report) }
             }
             await group.waitForAll()
         }
@@ -67,7 +71,8 @@ public struct MonitorScheduler: Sendable {
     }
 
     private static func run(
-        _ entry: MonitorPlan.Entry, node: ClusterNode, report: @escaping @Sendable (MonitorReport) async -> Void
+        _ entry: MonitorPlan.Entry, node: ClusterNode, metrics: HamnMetrics?,
+        report: @escaping @Sendable (MonitorReport) async -> Void
     ) async {
         let clock = ContinuousClock()
         let variable = entry.variable
@@ -87,6 +92,7 @@ public struct MonitorScheduler: Sendable {
             guard let outcome, !Task.isCancelled else { break }
             switch outcome {
             case .failure(let message, let notInstalled):
+                metrics?.monitorSampled(variable: variable, failed: !notInstalled)
                 if !failing {
                     failing = true
                     await report(
@@ -95,6 +101,9 @@ public struct MonitorScheduler: Sendable {
                             : .failed(variable: variable, instance: nil, message: message))
                 }
             case .batch(let batch):
+                metrics?.monitorSampled(
+                    variable: variable, observations: batch.observations,
+                    failed: batch.problems.contains { !$0.notInstalled })
                 if failing {
                     failing = false
                     await report(.recovered(variable: variable, instance: nil))
