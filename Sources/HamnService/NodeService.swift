@@ -1511,26 +1511,20 @@ public actor NodeService {
     /// What `status` shows, copied in one step (rendered off this actor).
     private func statusReport() -> StatusReport {
         let state = coordinator.state
-        let instances = monitors.instances
-        let recent = instances.map {
-            recentSamples.recent(
-                variable: coordinator.rules[$0.trigger.name, $0.trigger.state]?.definition.monitoring?.variable ?? "",
-                instance: $0.instance)
-        }
         return StatusReport(
             node: configuration.node, transport: configuration.transport, synchronised: coordinator.isSynchronised,
             members: state.members, quorate: transport.isQuorate, coordinatorQuorate: coordinator.isQuorate,
             waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
             wireVersion: transport.wireAgreement?.version ?? Int(WireFormat.version),
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
-            running: coordinator.runningEvents, queue: state.queue, instances: instances,
+            running: coordinator.runningEvents, queue: state.queue, monitors: monitors, rules: coordinator.rules,
+            recent: recentSamples,
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
             pendingFences: state.pendingFences.values.sorted { $0.node < $1.node },
             fenceAttempts: coordinator.fencing.attempts,
             journalProblem: writes.problem.map {
                 "\(JournalWrites.message($0.reason)) (since \(JournalText.stamp($0.since, timeZone: .current)), \($0.held) write(s) held)"
-            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests, webView: webView,
-            recentSamples: recent)
+            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests, webView: webView)
     }
 
     // MARK: The web view
@@ -1547,12 +1541,13 @@ public actor NodeService {
     /// The web view's state, one JSON document: `{"status": STATUS, "history": HISTORY}`, the
     /// documents of `status --format json` and `history --format json` (the newest
     /// `historyLimit` events that the journal committed: the view never makes it commit sooner).
-    /// The actor is visited only to copy the status; rendering and the journal read are off it.
+    /// The actor is visited only to copy the status; rendering and the journal read are off it,
+    /// at the lowest CPU priority (`ViewWork`).
     public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
         let report = await statusReport()
         let journal = self.journal
-        return await BlockingWork.run {
-            guard case .report(_, let status) = report.rendered() else { return "{}" }
+        return await ViewWork.shared.run {
+            let status = report.json
             let history = (try? journal.historyReport(limit: historyLimit).json) ?? #"{"events":[]}"#
             return #"{"status":\#(status),"history":\#(history)}"#
         }

@@ -33,7 +33,14 @@ struct StatusReport: Sendable {
     var recoveryOff: [String]
     var running: [RunningEvent]
     var queue: [ClusterEvent]
-    var instances: [Instance]
+    /// The monitors, the rules and the recent samples, copied on the service's actor (copy on
+    /// write: O(1)); the instances are listed, sorted and paired with their samples when the
+    /// report is rendered, off it. Listing 1,000 pairs there took milliseconds, enough to delay
+    /// a sample's predicate while the web view polled (`hamn-bench service --scrape-rate`).
+    var monitors: NodeMonitors
+    var rules: RuleBook
+    var recent: RecentSamples
+    var instances: [Instance] { monitors.instances }
     var monitorFailures: [String: String]
     var fencingWarning: String?
     var pendingFences: [PendingFence]
@@ -44,8 +51,6 @@ struct StatusReport: Sendable {
     /// Each node's rules tree digest, as its last `sync` outcome said (README, "sync").
     var treeDigests: [String: String] = [:]
     var webView: WebViewStatus = .off
-    /// Each instance's last samples (`RecentSamples`), in the order of `instances`.
-    var recentSamples: [[Double]] = []
 
     /// One line: the tree this node runs, and whether every member runs the same; nil before
     /// any node said (no sync, and no member joined since this one started).
@@ -134,12 +139,16 @@ struct StatusReport: Sendable {
         for (variable, message) in monitorFailures.sorted(by: { $0.key < $1.key }) {
             lines.append("monitor failing: \(variable): \(message)")
         }
+        // Names, values and messages may hold anything: each line is one line on a terminal.
+        return .report(text: lines.map(TerminalText.line).joined(separator: "\n"), json: json)
+    }
+
+    /// The document of `status --format json` alone (the web view needs no text).
+    var json: String {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let json = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        // Names, values and messages may hold anything: each line is one line on a terminal.
-        return .report(text: lines.map(TerminalText.line).joined(separator: "\n"), json: json)
+        return (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     /// An instance as `status` shows it: `  db2_paging state 0 NodeNum=1: armed, last 40`.
@@ -179,11 +188,13 @@ struct StatusReport: Sendable {
                     waitingFor: $0.waitingFor.map(\.name), failedOn: $0.failure?.node.name)
             },
             queue: queue.map { .init(id: $0.id, name: $0.name, state: $0.state, node: $0.node.name) },
-            instances: instances.enumerated().map { index, instance in
+            instances: instances.map { instance in
                 .init(
                     event: instance.trigger.name, state: instance.trigger.state, instance: instance.instance,
                     armed: instance.armed, last: instance.last?.description,
-                    recent: index < recentSamples.count ? recentSamples[index] : [])
+                    recent: recent.recent(
+                        variable: rules[instance.trigger.name, instance.trigger.state]?.definition.monitoring?.variable
+                            ?? "", instance: instance.instance))
             },
             monitorFailures: monitorFailures, fencingWarning: fencingWarning, journalProblem: journalProblem,
             queueLimit: queueLimit, rulesTrees: treeDigests, web: web,
