@@ -104,6 +104,10 @@ final class JournalWrites: Sendable {
         }
     }
 
+    /// The last ticket committed: what a reader of the journal sees once this has changed (the
+    /// web view reads the history again only then).
+    var committedTicket: Ticket { pending.withLock { $0.written } }
+
     /// The last ticket handed out: waiting for it waits for everything queued so far.
     var lastTicket: Ticket { pending.withLock { $0.queued } }
 

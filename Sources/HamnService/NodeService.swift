@@ -1531,6 +1531,9 @@ public actor NodeService {
 
     /// What `status` says of the web view; the runner sets it once the listener bound or failed.
     private var webView = WebViewStatus.off
+    /// The web view's last read of the history: read again once the journal committed.
+    private nonisolated let viewHistory = ViewHistory()
+
     /// The web view's sparklines: each instance's last samples.
     private var recentSamples = RecentSamples()
 
@@ -1546,9 +1549,11 @@ public actor NodeService {
     public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
         let report = await statusReport()
         let journal = self.journal
+        let writes = self.writes
+        let viewHistory = self.viewHistory
         return await ViewWork.shared.run {
             let status = report.json
-            let history = (try? journal.historyReport(limit: historyLimit).json) ?? #"{"events":[]}"#
+            let history = viewHistory.json(limit: historyLimit, journal: journal, committed: writes.committedTicket)
             return #"{"status":\#(status),"history":\#(history)}"#
         }
     }

@@ -1,4 +1,6 @@
 import Foundation
+import RulesEngine
+import Synchronization
 import Testing
 
 @testable import HamnService
@@ -24,4 +26,48 @@ struct ViewWorkTests {
         for index in 0..<5 { order.append(await ViewWork.shared.run { index }) }
         #expect(order == [0, 1, 2, 3, 4])
     }
+}
+
+/// The view polls every 200 ms; the history is read from the journal only once it committed.
+@Suite("the web view's history")
+struct ViewHistoryTests {
+    @Test("read once per committed ticket and per limit; a failed read is not kept")
+    func readOncePerCommit() {
+        let journal = CountingHistory()
+        let history = ViewHistory()
+        #expect(history.json(limit: 20, journal: journal, committed: 0) == #"{"read":1}"#)
+        #expect(history.json(limit: 20, journal: journal, committed: 0) == #"{"read":1}"#)
+        #expect(history.json(limit: 20, journal: journal, committed: 3) == #"{"read":2}"#)
+        #expect(history.json(limit: 5, journal: journal, committed: 3) == #"{"read":3}"#)
+        #expect(history.json(limit: 5, journal: journal, committed: 3) == #"{"read":3}"#)
+        journal.failing.withLock { $0 = true }
+        #expect(history.json(limit: 5, journal: journal, committed: 4) == #"{"events":[]}"#)
+        journal.failing.withLock { $0 = false }
+        #expect(history.json(limit: 5, journal: journal, committed: 4) == #"{"read":5}"#)
+        #expect(journal.reads.withLock { $0 } == 5)
+    }
+}
+
+/// A journal whose history says how many times it was read.
+private final class CountingHistory: EventJournal {
+    let reads = Mutex(0)
+    let failing = Mutex(false)
+
+    func historyReport(limit: Int) throws -> (text: String, json: String) {
+        let count = reads.withLock {
+            $0 += 1
+            return $0
+        }
+        if failing.withLock({ $0 }) { throw JournalError("disk gone") }
+        return ("", #"{"read":\#(count)}"#)
+    }
+
+    func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] { [] }
+    func append(_ entry: JournalEntry, at time: Date) throws {}
+    func recordArming(trigger: String, state: Int, instance: String, armed: Bool, value: String, at time: Date) throws {
+    }
+    func note(_ text: String, kind: String, at time: Date) throws {}
+    func write(_ writes: [TimedJournalWrite]) throws {}
+    func close() throws {}
+    func storageProblem() -> String? { nil }
 }

@@ -144,12 +144,7 @@ struct StatusReport: Sendable {
     }
 
     /// The document of `status --format json` alone (the web view needs no text).
-    var json: String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
+    var json: String { document.text }
 
     /// An instance as `status` shows it: `  db2_paging state 0 NodeNum=1: armed, last 40`.
     static func instanceLine(event: String, state: Int, instance: String, armed: Bool, last: String?) -> String {
@@ -169,7 +164,7 @@ struct StatusReport: Sendable {
         }
     }
 
-    private var document: StatusJSON {
+    var document: StatusJSON {
         StatusJSON(
             node: node.name, number: node.number, transport: transport.rawValue, synchronised: synchronised,
             members: members.map(\.name), quorate: quorate, waitingForQuorum: waitingForQuorum,
@@ -285,5 +280,202 @@ struct StatusJSON: Encodable {
         var failures: Int
         var lastError: String?
         var waitsForAdministrator: Bool
+    }
+}
+
+extension StatusJSON {
+    /// The document as `JSONEncoder` (snake-case keys, sorted, slashes unescaped) writes it,
+    /// written directly (`JSONText`): the web view renders it several times a second.
+    var text: String {
+        var json = JSONText(capacity: 256 + instances.count * 160)
+        write(to: &json)
+        return json.text
+    }
+
+    func write(to json: inout JSONText) {
+        json.object { json in
+            json.key("configuration_differences")
+            json.strings(configurationDifferences)
+            json.key("engines")
+            json.array { json in for engine in engines { engine.write(to: &json) } }
+            json.key("fencing")
+            json.array { json in for fence in fencing { fence.write(to: &json) } }
+            if let fencingWarning {
+                json.key("fencing_warning")
+                json.string(fencingWarning)
+            }
+            json.key("instances")
+            Instance.write(instances, to: &json)
+            if let journalProblem {
+                json.key("journal_problem")
+                json.string(journalProblem)
+            }
+            json.key("members")
+            json.strings(members)
+            json.key("monitor_failures")
+            json.dictionary(monitorFailures)
+            json.key("node")
+            json.string(node)
+            json.key("number")
+            json.int(number)
+            json.key("queue")
+            json.array { json in for event in queue { event.write(to: &json) } }
+            json.key("queue_limit")
+            json.int(queueLimit)
+            json.key("quorate")
+            json.bool(quorate)
+            json.key("recovery_off")
+            json.strings(recoveryOff)
+            json.key("rules_trees")
+            json.dictionary(rulesTrees)
+            json.key("running")
+            json.array { json in for event in running { event.write(to: &json) } }
+            json.key("synchronised")
+            json.bool(synchronised)
+            json.key("transport")
+            json.string(transport)
+            json.key("waiting_for_quorum")
+            json.int(waitingForQuorum)
+            json.key("web")
+            web.write(to: &json)
+            json.key("wire_version")
+            json.int(wireVersion)
+        }
+    }
+}
+
+extension StatusJSON.Instance {
+    /// The instances; a sparkline several instances share (one variable instance watched by
+    /// several events) is formatted once and its bytes copied.
+    static func write(_ instances: [Self], to json: inout JSONText) {
+        var written: [[Double]: [UInt8]] = [:]
+        json.array { json in
+            for instance in instances {
+                json.object { json in
+                    json.key("armed")
+                    json.bool(instance.armed)
+                    json.key("event")
+                    json.string(instance.event)
+                    json.key("instance")
+                    json.string(instance.instance)
+                    if let last = instance.last {
+                        json.key("last")
+                        json.string(last)
+                    }
+                    if let recent = instance.recent {
+                        json.key("recent")
+                        if let rendered = written[recent] {
+                            json.value(rendered)
+                        } else {
+                            var sparkline = JSONText(capacity: recent.count * 8 + 2)
+                            sparkline.array { json in for value in recent { json.double(value) } }
+                            written[recent] = sparkline.bytes
+                            json.value(sparkline.bytes)
+                        }
+                    }
+                    json.key("state")
+                    json.int(instance.state)
+                }
+            }
+        }
+    }
+}
+
+extension StatusJSON.Engine {
+    func write(to json: inout JSONText) {
+        json.object { json in
+            json.key("address")
+            json.string(address)
+            json.key("configuration")
+            json.string(configuration)
+            json.key("node")
+            json.string(node)
+            json.key("number")
+            json.int(number)
+            json.key("wire")
+            json.ints(wire)
+        }
+    }
+}
+
+extension StatusJSON.Fence {
+    func write(to json: inout JSONText) {
+        json.object { json in
+            json.key("failures")
+            json.int(failures)
+            if let fencer {
+                json.key("fencer")
+                json.string(fencer)
+            }
+            if let lastError {
+                json.key("last_error")
+                json.string(lastError)
+            }
+            json.key("node")
+            json.string(node)
+            json.key("reason")
+            json.string(reason)
+            json.key("waits_for_administrator")
+            json.bool(waitsForAdministrator)
+        }
+    }
+}
+
+extension StatusJSON.Queued {
+    func write(to json: inout JSONText) {
+        json.object { json in
+            json.key("id")
+            json.int(id)
+            json.key("name")
+            json.string(name)
+            json.key("node")
+            json.string(node)
+            json.key("state")
+            json.int(state)
+        }
+    }
+}
+
+extension StatusJSON.Running {
+    func write(to json: inout JSONText) {
+        json.object { json in
+            json.key("display_name")
+            json.string(displayName)
+            if let failedOn {
+                json.key("failed_on")
+                json.string(failedOn)
+            }
+            json.key("id")
+            json.int(id)
+            json.key("name")
+            json.string(name)
+            json.key("node")
+            json.string(node)
+            json.key("segment")
+            json.int(segment)
+            json.key("segments")
+            json.int(segments)
+            json.key("state")
+            json.int(state)
+            json.key("waiting_for")
+            json.strings(waitingFor)
+        }
+    }
+}
+
+extension StatusJSON.Web {
+    func write(to json: inout JSONText) {
+        json.object { json in
+            json.key("listening")
+            json.bool(listening)
+            if let reason {
+                json.key("reason")
+                json.string(reason)
+            }
+            if let url {
+                json.key("url")
+                json.string(url)
+            }
+        }
     }
 }

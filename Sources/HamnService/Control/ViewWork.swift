@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -42,5 +43,21 @@ final class ViewWork: @unchecked Sendable {
             condition.signal()
             condition.unlock()
         }
+    }
+}
+
+/// The history the web view shows, read from the journal again only once it committed since
+/// the last read: the view polls every 200 ms, and most polls follow no commit.
+final class ViewHistory: Sendable {
+    private let last = Mutex<(committed: JournalWrites.Ticket, limit: Int, json: String)?>(nil)
+
+    /// `history --format json`'s document of the newest `limit` events. `committed` is the
+    /// journal's committed ticket taken before this call: a commit during the read is read again.
+    func json(limit: Int, journal: any EventJournal, committed: JournalWrites.Ticket) -> String {
+        if let last = last.withLock({ $0 }), last.committed == committed, last.limit == limit { return last.json }
+        // A read that failed is not kept: the next poll tries again.
+        guard let json = try? journal.historyReport(limit: limit).json else { return #"{"events":[]}"# }
+        last.withLock { $0 = (committed, limit, json) }
+        return json
     }
 }
