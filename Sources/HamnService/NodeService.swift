@@ -1533,6 +1533,8 @@ public actor NodeService {
     private var webView = WebViewStatus.off
     /// The web view's last read of the history: read again once the journal committed.
     private nonisolated let viewHistory = ViewHistory()
+    /// The web view's instances, listed at most once a second.
+    private nonisolated let viewInstances = ViewInstances()
 
     /// The web view's sparklines: each instance's last samples.
     private var recentSamples = RecentSamples()
@@ -1551,8 +1553,9 @@ public actor NodeService {
         let journal = self.journal
         let writes = self.writes
         let viewHistory = self.viewHistory
+        let viewInstances = self.viewInstances
         return await ViewWork.shared.run {
-            let status = report.json
+            let status = viewInstances.json(report)
             let history = viewHistory.json(limit: historyLimit, journal: journal, committed: writes.committedTicket)
             return #"{"status":\#(status),"history":\#(history)}"#
         }

@@ -13,11 +13,18 @@ import Testing
 /// an open view never takes a core from the service or from a recovery command being started.
 @Suite("the web view's work")
 struct ViewWorkTests {
+    /// The kernel's name of the calling thread (Foundation's `Thread.current.name` once read
+    /// the pool thread's name here although the job ran on the view's thread at nice 19).
+    private static func threadName() -> String {
+        let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+        return comm.trimmingCharacters(in: .newlines)
+    }
+
     @Test("runs at nice 19 on one thread, not the caller's, and in the order given")
     func lowestPriority() async {
         let caller = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
         let (nice, name) = await ViewWork.shared.run {
-            (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), Thread.current.name)
+            (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), Self.threadName())
         }
         #expect(nice == 19)
         #expect(name == "hamn-view")
@@ -45,6 +52,30 @@ struct ViewHistoryTests {
         journal.failing.withLock { $0 = false }
         #expect(history.json(limit: 5, journal: journal, committed: 4) == #"{"read":5}"#)
         #expect(journal.reads.withLock { $0 } == 5)
+    }
+}
+
+/// The instances (most of the view's state) are listed at most once a second.
+@Suite("the web view's instances")
+struct ViewInstancesTests {
+    @Test("rendered again only once the interval has passed")
+    func renderedOncePerInterval() {
+        let instances = ViewInstances(interval: .seconds(1))
+        let start = ContinuousClock.now
+        var renders = 0
+        func list(at offset: Duration) -> [UInt8] {
+            instances.instances(at: start + offset) {
+                renders += 1
+                return Array("[\(renders)]".utf8)
+            }
+        }
+        #expect(list(at: .zero) == Array("[1]".utf8))
+        #expect(list(at: .milliseconds(200)) == Array("[1]".utf8))
+        #expect(list(at: .milliseconds(999)) == Array("[1]".utf8))
+        #expect(list(at: .seconds(1)) == Array("[2]".utf8))
+        #expect(list(at: .milliseconds(1900)) == Array("[2]".utf8))
+        #expect(list(at: .milliseconds(2100)) == Array("[3]".utf8))
+        #expect(renders == 3)
     }
 }
 

@@ -144,7 +144,7 @@ struct StatusReport: Sendable {
     }
 
     /// The document of `status --format json` alone (the web view needs no text).
-    var json: String { document.text }
+    var json: String { document().text }
 
     /// An instance as `status` shows it: `  db2_paging state 0 NodeNum=1: armed, last 40`.
     static func instanceLine(event: String, state: Int, instance: String, armed: Bool, last: String?) -> String {
@@ -164,7 +164,21 @@ struct StatusReport: Sendable {
         }
     }
 
-    var document: StatusJSON {
+    /// The instances with their sparklines, as the document lists them.
+    var instanceDocuments: [StatusJSON.Instance] {
+        instances.map { instance in
+            .init(
+                event: instance.trigger.name, state: instance.trigger.state, instance: instance.instance,
+                armed: instance.armed, last: instance.last?.description,
+                recent: recent.recent(
+                    variable: rules[instance.trigger.name, instance.trigger.state]?.definition.monitoring?.variable
+                        ?? "", instance: instance.instance))
+        }
+    }
+
+    /// `status --format json`'s document; without its instances when `listingInstances` is false
+    /// (the web view lists them at most once a second: `ViewInstances`).
+    func document(listingInstances: Bool = true) -> StatusJSON {
         StatusJSON(
             node: node.name, number: node.number, transport: transport.rawValue, synchronised: synchronised,
             members: members.map(\.name), quorate: quorate, waitingForQuorum: waitingForQuorum,
@@ -183,14 +197,7 @@ struct StatusReport: Sendable {
                     waitingFor: $0.waitingFor.map(\.name), failedOn: $0.failure?.node.name)
             },
             queue: queue.map { .init(id: $0.id, name: $0.name, state: $0.state, node: $0.node.name) },
-            instances: instances.map { instance in
-                .init(
-                    event: instance.trigger.name, state: instance.trigger.state, instance: instance.instance,
-                    armed: instance.armed, last: instance.last?.description,
-                    recent: recent.recent(
-                        variable: rules[instance.trigger.name, instance.trigger.state]?.definition.monitoring?.variable
-                            ?? "", instance: instance.instance))
-            },
+            instances: listingInstances ? instanceDocuments : [],
             monitorFailures: monitorFailures, fencingWarning: fencingWarning, journalProblem: journalProblem,
             queueLimit: queueLimit, rulesTrees: treeDigests, web: web,
             fencing: pendingFences.map {
@@ -292,7 +299,14 @@ extension StatusJSON {
         return json.text
     }
 
-    func write(to json: inout JSONText) {
+    /// The document with `instances` already rendered (`Instance.rendered`) in place of its own.
+    func text(instances rendered: [UInt8]) -> String {
+        var json = JSONText(capacity: 4096 + rendered.count)
+        write(to: &json, instances: rendered)
+        return json.text
+    }
+
+    func write(to json: inout JSONText, instances rendered: [UInt8]? = nil) {
         json.object { json in
             json.key("configuration_differences")
             json.strings(configurationDifferences)
@@ -305,7 +319,7 @@ extension StatusJSON {
                 json.string(fencingWarning)
             }
             json.key("instances")
-            Instance.write(instances, to: &json)
+            if let rendered { json.value(rendered) } else { Instance.write(instances, to: &json) }
             if let journalProblem {
                 json.key("journal_problem")
                 json.string(journalProblem)
@@ -347,6 +361,13 @@ extension StatusJSON {
 extension StatusJSON.Instance {
     /// The instances; a sparkline several instances share (one variable instance watched by
     /// several events) is formatted once and its bytes copied.
+    /// The instances as one JSON array.
+    static func rendered(_ instances: [Self]) -> [UInt8] {
+        var json = JSONText(capacity: 2 + instances.count * 160)
+        write(instances, to: &json)
+        return json.bytes
+    }
+
     static func write(_ instances: [Self], to json: inout JSONText) {
         var written: [[Double]: [UInt8]] = [:]
         json.array { json in

@@ -25,6 +25,10 @@ final class ViewWork: @unchecked Sendable {
             // (setpriority(2), NOTES), not the process.
             _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
             Thread.current.name = "hamn-view"
+            // Foundation's setter names the kernel's thread only once `Thread` knows its pthread,
+            // which the starting thread records after `pthread_create` (a race: the thread kept
+            // the name it inherited, now and then). The kernel's name, set directly:
+            try? "hamn-view".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
             while true {
                 condition.lock()
                 while jobs.isEmpty { condition.wait() }
@@ -59,5 +63,33 @@ final class ViewHistory: Sendable {
         guard let json = try? journal.historyReport(limit: limit).json else { return #"{"events":[]}"# }
         last.withLock { $0 = (committed, limit, json) }
         return json
+    }
+}
+
+/// The web view's list of instances: rendered at most once per `interval` (a second), while the
+/// rest of the status is rendered at every poll (200 ms), so an event shows running as soon as
+/// it starts. With 1,000 instances and their sparklines the list is most of the view's work.
+final class ViewInstances: Sendable {
+    private let interval: Duration
+    private let last = Mutex<(at: ContinuousClock.Instant, bytes: [UInt8])?>(nil)
+
+    init(interval: Duration = .seconds(1)) {
+        self.interval = interval
+    }
+
+    /// The status document of `report`, its instances as they were at most `interval` ago.
+    func json(_ report: StatusReport, now: ContinuousClock.Instant = .now) -> String {
+        let instances = instances(at: now) { StatusJSON.Instance.rendered(report.instanceDocuments) }
+        return report.document(listingInstances: false).text(instances: instances)
+    }
+
+    /// The list rendered last, or `render()`'s when that was `interval` ago or more.
+    func instances(at now: ContinuousClock.Instant, render: () -> [UInt8]) -> [UInt8] {
+        if let kept = last.withLock({ last in last.flatMap { now - $0.at < interval ? $0.bytes : nil } }) {
+            return kept
+        }
+        let bytes = render()
+        last.withLock { $0 = (now, bytes) }
+        return bytes
     }
 }
