@@ -115,21 +115,25 @@ def main():
             return subprocess.run([binary, args[0], "--socket", f"{root}/run/{node}.sock", *args[1:]],
                                   capture_output=True, text=True)
 
-        for node in nodes[1:]:
-            up = False
-            for _ in range(200):
-                if cli("status", node=node).returncode == 0:
-                    up = True
-                    break
+        def answer(node):
+            """The engine's `status --format json` once it answers and its view listens (30 s at
+            most: a loaded machine starts it slowly), or its last answer, or None. (The control
+            socket opens just before the view's listener: `status` says `off` in between.)"""
+            deadline = time.monotonic() + 30
+            last = None
+            while time.monotonic() < deadline:
+                status = cli("status", "--format", "json", node=node)
+                if status.returncode == 0:
+                    last = json.loads(status.stdout)
+                    if last["web"].get("url"):
+                        break
                 time.sleep(0.05)
-            check(up, f"{node}'s engine answers on its control socket")
-        url = None
-        for _ in range(200):
-            answer = cli("status", "--format", "json")
-            if answer.returncode == 0:
-                url = json.loads(answer.stdout)["web"].get("url")
-                break
-            time.sleep(0.05)
+            return last
+
+        for node in nodes[1:]:
+            check(answer(node) is not None, f"{node}'s engine answers on its control socket")
+        status = answer("n1")
+        url = status["web"].get("url") if status else None
         expected_url = "http://127.0.0.1:9665/" if cluster else "http://127.0.0.1:"
         check(url is not None and url.startswith(expected_url), f"status names the view's URL ({url})")
         if url is None:
