@@ -8,7 +8,14 @@ timeline has the right lane, bars and barrier line. Saves screenshots of the vie
 timeline. Prints 'N passed, N failed'; exits 1 on any failure (a missing chromium or playwright
 is a failure, never a skip).
 
-Usage: web_view_test.py BINARY ARTEFACT_DIRECTORY
+With --cluster DIR (a 3-node cluster that `scripts/ns-cluster up 3 DIR` made; root): three
+engines, n1 to n3, `transport: corosync`, one in each node's namespace with its view on
+127.0.0.1:9665 there; chromium runs in node1's namespace and loads node1's view. The same
+checks, for three nodes: the members n1 n2 n3 with quorum, the barrier waiting for all three,
+three lanes with a bar per command on each and the barrier line across all of them.
+Screenshots get a `-3nodes` suffix. The caller takes the cluster down (`ns-cluster down DIR`).
+
+Usage: web_view_test.py BINARY ARTEFACT_DIRECTORY [--cluster DIR]
 """
 import json
 import os
@@ -20,6 +27,7 @@ import tempfile
 import time
 
 CHROMIUM = "/usr/bin/chromium"
+NS_CLUSTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/ns-cluster")
 LIMIT = 1.0  # seconds between the journal's time and the page showing it
 
 passed = 0
@@ -53,14 +61,23 @@ def main():
         check(False, "playwright is installed (pip install playwright; scripts/setup does)")
         finish()
 
+    cluster = None
+    if len(sys.argv) == 5 and sys.argv[3] == "--cluster":
+        cluster = os.path.abspath(sys.argv[4])
+    elif len(sys.argv) != 3:
+        check(False, "usage: web_view_test.py BINARY ARTEFACT_DIRECTORY [--cluster DIR]")
+        finish()
+    nodes = ["n1", "n2", "n3"] if cluster else ["n1"]
+    suffix = "-3nodes" if cluster else ""
+
     root = tempfile.mkdtemp(prefix="hamn-browser-")
-    service = None
+    services = []
     try:
         for d in ["etc", "etc/events", "state", "run", "out"]:
             os.makedirs(f"{root}/{d}", mode=0o755)
         os.chmod(root, 0o755)
         out = f"{root}/out"
-        # takeover: segment 0 takes 1.5 s on the node, a barrier, then segment 1.
+        # takeover: segment 0 takes 1.5 s on every node, a barrier, then segment 1.
         with open(f"{root}/etc/takeover_0.rp", "w") as f:
             f.write(f'all "/bin/sleep 1.5" 0 NULL\nbarrier\nall "/bin/touch {out}/done" 0 NULL\n')
         # paging_high watches a variable read from a file (never over 1000: it only feeds the
@@ -73,32 +90,68 @@ def main():
             f.write("\n".join(["takeover", "0", f"{root}/etc/takeover_0.rp", "2", "0", "", "", "", ""]) + "\n")
             f.write("\n".join(["paging_high", "0", f"{root}/etc/noop_0.rp", "2", "0",
                                "IBM.PSSP.aixos.PagSp.%totalused", "NodeNum=*", "X > 1000", "X < 900"]) + "\n")
-        socket = f"{root}/run/control.sock"
-        journal = f"{root}/state/journal.sqlite"
-        with open(f"{root}/hamn.yaml", "w") as f:
-            f.write(f"node: n1\nrules: {root}/etc/rules.hacmprd\njournal: {journal}\nsocket: {socket}\n"
-                    "config_too_long: 300s\nhttp: {port: 0}\n"
-                    f"variables:\n  - name: IBM.PSSP.aixos.PagSp.%totalused\n    command: /bin/cat {out}/paging\n"
-                    "    interval: 0.2s\n")
-        log = open(f"{root}/service.log", "w")
-        service = subprocess.Popen([binary, "run", "--config", f"{root}/hamn.yaml"], stdout=log, stderr=log)
+        # Node K's engine: its socket, journal and log in root (the namespaces share the file
+        # system), its view on 127.0.0.1:9665 in its own namespace (any free port with one engine).
+        if cluster:
+            members = "".join(f"  - {{name: {n}, number: {k + 1}}}\n" for k, n in enumerate(nodes))
+            common = (f"nodes:\n{members}transport: corosync\ncorosync:\n"
+                      f"  group: hamn-browser-{os.getpid()}\n  form_timeout: 3s\nhttp: {{port: 9665}}\n")
+        else:
+            common = "http: {port: 0}\n"
+        for k, node in enumerate(nodes, start=1):
+            with open(f"{root}/{node}.yaml", "w") as f:
+                f.write(f"node: {node}\nrules: {root}/etc/rules.hacmprd\njournal: {root}/state/{node}.sqlite\n"
+                        f"socket: {root}/run/{node}.sock\nconfig_too_long: 300s\n{common}"
+                        f"variables:\n  - name: IBM.PSSP.aixos.PagSp.%totalused\n    command: /bin/cat {out}/paging\n"
+                        "    interval: 0.2s\n")
+            run = [binary, "run", "--config", f"{root}/{node}.yaml"]
+            if cluster:
+                run = [NS_CLUSTER, "exec", cluster, str(k)] + run
+            log = open(f"{root}/{node}.log", "w")
+            services.append((node, subprocess.Popen(run, stdout=log, stderr=log)))
+        journal = f"{root}/state/n1.sqlite"
 
-        def cli(*args):
-            return subprocess.run([binary, args[0], "--socket", socket, *args[1:]], capture_output=True, text=True)
+        def cli(*args, node="n1"):
+            return subprocess.run([binary, args[0], "--socket", f"{root}/run/{node}.sock", *args[1:]],
+                                  capture_output=True, text=True)
 
-        url = None
-        for _ in range(200):
-            answer = cli("status", "--format", "json")
-            if answer.returncode == 0:
-                url = json.loads(answer.stdout)["web"].get("url")
-                break
-            time.sleep(0.05)
-        check(url is not None and url.startswith("http://127.0.0.1:"), f"status names the view's URL ({url})")
+        def answer(node):
+            """The engine's `status --format json` once it answers and its view listens (30 s at
+            most: a loaded machine starts it slowly), or its last answer, or None. (The control
+            socket opens just before the view's listener: `status` says `off` in between.)"""
+            deadline = time.monotonic() + 30
+            last = None
+            while time.monotonic() < deadline:
+                status = cli("status", "--format", "json", node=node)
+                if status.returncode == 0:
+                    last = json.loads(status.stdout)
+                    if last["web"].get("url"):
+                        break
+                time.sleep(0.05)
+            return last
+
+        for node in nodes[1:]:
+            check(answer(node) is not None, f"{node}'s engine answers on its control socket")
+        status = answer("n1")
+        url = status["web"].get("url") if status else None
+        expected_url = "http://127.0.0.1:9665/" if cluster else "http://127.0.0.1:"
+        check(url is not None and url.startswith(expected_url), f"status names the view's URL ({url})")
         if url is None:
             return
 
+        # Chromium in node1's namespace: playwright talks to it through pipes, which the
+        # namespace does not cut; 127.0.0.1 is then node1's loopback.
+        chromium = CHROMIUM
+        if cluster:
+            namespace = subprocess.run([NS_CLUSTER, "netns", cluster, "1"], capture_output=True, text=True,
+                                       check=True).stdout.strip()
+            chromium = f"{root}/chromium-in-node1"
+            with open(chromium, "w") as f:
+                f.write(f'#!/bin/sh\nexec ip netns exec {namespace} {CHROMIUM} "$@"\n')
+            os.chmod(chromium, 0o755)
+
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
                                         args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             outside = []
@@ -108,6 +161,13 @@ def main():
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(url)
             page.wait_for_selector('#members li[data-node="n1"]', timeout=5000)
+            # The engines form the group (within form_timeout): every member shows, with quorum.
+            page.wait_for_selector(f'#members li[data-node="{nodes[-1]}"]', timeout=10000)
+            shown = page.locator("#members li").evaluate_all("els => els.map(e => e.dataset.node)")
+            check(shown == nodes, f"the members are listed ({shown})")
+            quorum = page.locator("#quorum")
+            check(quorum.inner_text() == "yes" and quorum.get_attribute("class") == "ok",
+                  f"quorum is shown ({quorum.inner_text()!r})")
             check(page.locator("#connection").inner_text() == "live", "the page is live (server-sent events)")
             check(page.locator("#running").get_attribute("data-event") == "", "nothing runs before the trigger")
             # The paging variable climbs: the instance's sparkline draws its recent samples.
@@ -137,11 +197,14 @@ def main():
             check(trigger.returncode == 0, f"trigger takeover ({trigger.stderr.strip()})")
             page.wait_for_selector('#running[data-event="1"]', timeout=5000)
             waits = page.locator("#running .waiting").inner_text()
-            check("barrier: waiting for" in waits and "n1" in waits, f"the running event says who it waits for ({waits!r})")
+            waiting = page.locator("#running .waiting .waits-for").evaluate_all("els => els.map(e => e.dataset.node)")
+            check(waits.startswith("barrier: waiting for") and waiting == nodes,
+                  f"the running event says who it waits for ({waits!r}: {waiting})")
             page.wait_for_selector('#timeline g.lane[data-node="n1"]', timeout=5000)
-            page.screenshot(path=f"{artefacts}/web-view-running.png", full_page=True)
+            page.screenshot(path=f"{artefacts}/web-view-running{suffix}.png", full_page=True)
             page.wait_for_selector('#history tr[data-event="1"][data-outcome="completed"]', timeout=10000)
-            page.wait_for_selector('#timeline g.bar.ok[data-segment="1"]', timeout=5000)
+            for node in nodes:
+                page.wait_for_selector(f'#timeline g.bar.ok[data-segment="1"][data-node="{node}"]', timeout=5000)
             check(page.locator("#running").get_attribute("data-event") == "", "nothing runs once it completed")
             seen = page.evaluate("window.seen")
 
@@ -159,13 +222,21 @@ def main():
 
             timeline = page.locator("#timeline")
             lanes = timeline.locator("g.lane").evaluate_all("els => els.map(e => e.dataset.node)")
-            check(lanes == ["n1"], f"the timeline has one lane per node ({lanes})")
+            check(lanes == nodes, f"the timeline has one lane per node ({lanes})")
             bars = timeline.locator("g.bar[data-node]").evaluate_all(
                 "els => els.map(e => [e.getAttribute('class'), e.dataset.node, e.dataset.segment, e.dataset.program])")
-            check(bars == [["bar ok", "n1", "0", "sleep"], ["bar ok", "n1", "1", "touch"]],
+            expected = [["bar ok", n, segment, program] for n in nodes for segment, program in [("0", "sleep"), ("1", "touch")]]
+            check(bars == expected,
                   f"a bar per command, coloured by outcome, labelled by program ({bars})")
             barriers = timeline.locator("g.barrier[data-segment]").evaluate_all("els => els.map(e => e.dataset.segment)")
-            check(barriers == ["0"], f"the barrier after segment 0 is drawn across the lanes ({barriers})")
+            check(barriers == ["0"], f"the barrier after segment 0 is drawn ({barriers})")
+            # ... across all the lanes: its line runs from above the first lane to the last one's bottom.
+            line = timeline.locator('g.barrier[data-segment="0"] line').evaluate(
+                "e => { const r = e.getBoundingClientRect(); return [r.top, r.bottom]; }")
+            rows = timeline.locator("g.lane > rect").evaluate_all(
+                "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.top, r.bottom]; })")
+            check(len(rows) == len(nodes) and line[0] <= rows[0][0] and line[1] >= rows[-1][1] - 0.5,
+                  f"the barrier line ({line[0]:.0f} to {line[1]:.0f}) crosses every lane ({rows})")
             history = page.locator('#history tr[data-event="1"]').inner_text()
             check("takeover" in history and "completed" in history, f"history row ({history!r})")
             check(outside == [], f"nothing is loaded from outside the service ({outside})")
@@ -173,19 +244,22 @@ def main():
             # The admin chooses the event in the history: its timeline shows.
             page.locator('#history a[data-event="1"]').click()
             page.wait_for_selector('#timeline[data-event="1"] g.barrier', timeout=5000)
-            page.screenshot(path=f"{artefacts}/web-view-completed.png", full_page=True)
-            page.locator("#timeline-panel").screenshot(path=f"{artefacts}/web-view-timeline.png")
-            print(f"screenshots: {artefacts}/web-view-running.png, web-view-completed.png, web-view-timeline.png")
+            page.screenshot(path=f"{artefacts}/web-view-completed{suffix}.png", full_page=True)
+            page.locator("#timeline-panel").screenshot(path=f"{artefacts}/web-view-timeline{suffix}.png")
+            print(f"screenshots: {artefacts}/web-view-running{suffix}.png, web-view-completed{suffix}.png, "
+                  f"web-view-timeline{suffix}.png")
             browser.close()
     finally:
-        if service is not None:
+        for _, service in services:
             service.terminate()
+        for node, service in services:
             try:
                 service.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 service.kill()
-        if failed:
-            print(open(f"{root}/service.log").read())
+            if failed:
+                print(f"---- {node}'s engine:")
+                print(open(f"{root}/{node}.log").read())
         shutil.rmtree(root, ignore_errors=True)
 
 
