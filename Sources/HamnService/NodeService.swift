@@ -1524,13 +1524,15 @@ public actor NodeService {
             fenceAttempts: coordinator.fencing.attempts,
             journalProblem: writes.problem.map {
                 "\(JournalWrites.message($0.reason)) (since \(JournalText.stamp($0.since, timeZone: .current)), \($0.held) write(s) held)"
-            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests, webView: webView)
+            }, queueLimit: configuration.queueLimit, treeDigests: treeDigests,
+            webView: webView ?? (configuration.http == nil ? .off : .starting))
     }
 
     // MARK: The web view
 
-    /// What `status` says of the web view; the runner sets it once the listener bound or failed.
-    private var webView = WebViewStatus.off
+    /// What `status` says of the web view; the runner sets it once the listener bound or failed
+    /// (until then: starting, or off when not configured).
+    private var webView: WebViewStatus?
     /// The web view's last read of the history: read again once the journal committed.
     private nonisolated let viewHistory = ViewHistory()
     /// The web view's instances, listed at most once a second.

@@ -1,13 +1,14 @@
 import ClusterTransport
 import Foundation
 import HamnConfiguration
-import HamnService
 import Logging
 import RecoveryPrograms
 import RulesEngine
 import RulesParser
 import Synchronization
 import Testing
+
+@testable import HamnService
 
 /// A transport driven by the test: it hands out the deliveries it is given, echoes this node's
 /// multicasts, and reports the quorum flag it is set to. Its notices are given separately, so a
@@ -171,6 +172,34 @@ struct NodeServiceQuorumTests {
         #expect(
             await service.fatalReason
                 == "the transport delivers on the thread other-loop, not on the service's (service-loop)")
+    }
+
+    /// The control socket answers a moment before the web view's listener is bound: `status`
+    /// says so then, not "off" (the browser test once read "off" and failed).
+    @Test("status before the web view listens: starting (off only when not configured); then its URL")
+    func webViewStarting() async throws {
+        let (directory, n1, _, configured) = try twoNodes("hamn-webstart")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for http in [true, false] {
+            var configuration = configured
+            if !http { configuration.http = nil }
+            let transport = ScriptedTransport(node: n1)
+            let service = NodeService(
+                configuration: configuration, rules: ruleBook([]), catalogue: .builtIn, transport: transport,
+                journal: NotesJournal(), logger: Logger(label: "test"), loop: try EventLoopThread(name: "web-test"))
+            guard case .report(let text, let json) = await service.handle(.status()) else {
+                Issue.record("status is not a report")
+                return
+            }
+            let line = text.split(separator: "\n").first { $0.hasPrefix("web view:") }
+            #expect(line == (http ? "web view: starting" : "web view: off (http: enabled: false)"))
+            #expect(json.contains(http ? #""reason":"starting""# : #""reason":"off""#))
+            await service.setWebView(.listening(url: "http://127.0.0.1:9665/"))
+            guard case .report(let after, _) = await service.handle(.status()) else { return }
+            #expect(
+                after.contains("web view: http://127.0.0.1:9665/ (read-only; metrics at http://127.0.0.1:9665/metrics)")
+            )
+        }
     }
 
     /// Rolling upgrades: resume's modes are wire version 3; while a member speaks only 2 the

@@ -7,6 +7,8 @@ import RulesParser
 public enum WebViewStatus: Sendable, Hashable {
     /// `http: {enabled: false}`.
     case off
+    /// Configured, the listener not bound yet: the control socket answers a moment before it.
+    case starting
     /// Listening at this URL.
     case listening(url: String)
     /// It could not bind (the port is in use, ...): why.
@@ -71,6 +73,7 @@ struct StatusReport: Sendable {
         if let journalProblem { lines.append("JOURNAL: \(journalProblem)") }
         switch webView {
         case .off: lines.append("web view: off (http: enabled: false)")
+        case .starting: lines.append("web view: starting")
         case .listening(let url): lines.append("web view: \(url) (read-only; metrics at \(url)metrics)")
         case .notListening(let reason): lines.append("web view: NOT listening: \(reason)")
         }
@@ -159,6 +162,7 @@ struct StatusReport: Sendable {
     private var web: StatusJSON.Web {
         switch webView {
         case .off: .init(listening: false, url: nil, reason: "off")
+        case .starting: .init(listening: false, url: nil, reason: "starting")
         case .listening(let url): .init(listening: true, url: url, reason: nil)
         case .notListening(let reason): .init(listening: false, url: nil, reason: reason)
         }
