@@ -110,6 +110,7 @@ struct ServiceMetricsTests {
             #expect(lines(text, "hamn_queue_length") == ["hamn_queue_length 0.0"])
             #expect(lines(text, "hamn_members") == ["hamn_members 2.0"])
             #expect(lines(text, "hamn_quorate") == ["hamn_quorate 1.0"])
+            #expect(lines(text, "hamn_coordinator_quorate") == ["hamn_coordinator_quorate 1.0"])
             let commits = lines(text, "hamn_journal_commit_seconds_count ").first.flatMap {
                 Int($0.split(separator: " ")[1])
             }
@@ -190,6 +191,70 @@ struct MonitorMetricsTests {
         #expect(
             lines(text, "hamn_variable_value") == [
                 #"hamn_variable_value{variable="TEST.scripted",instance="Name=a",field=""} 4.0"#
+            ])
+    }
+}
+
+/// Reports instances a and b on its first sample, a alone on its second, and sleeps from its
+/// third on (until cancelled).
+private final class ShrinkingSampler: InstanceReportingSampler {
+    let variable: String
+    let calls = Mutex(0)
+
+    init(variable: String) { self.variable = variable }
+
+    func sampleBatch(node: ClusterNode) async throws(SamplerError) -> SampleBatch {
+        let call = calls.withLock { value -> Int in
+            value += 1
+            return value
+        }
+        let a = SampleObservation(variable: variable, instance: ["Name": "a"], value: .number(Double(call)))
+        let b = SampleObservation(variable: variable, instance: ["Name": "b"], value: .number(7))
+        switch call {
+        case 1: return SampleBatch(observations: [a, b])
+        case 2: return SampleBatch(observations: [a])
+        default:
+            try? await Task.sleep(for: .seconds(3600))
+            throw SamplerError("cancelled")
+        }
+    }
+}
+
+@Suite("the monitors' metrics when instances go", .timeLimit(.minutes(1)))
+struct MonitorInstancesGoTests {
+    private static func scheduler(_ sampler: ShrinkingSampler, _ metrics: HamnMetrics) -> MonitorScheduler {
+        MonitorScheduler(
+            entries: [
+                MonitorPlan.Entry(
+                    variable: sampler.variable, interval: .milliseconds(5), target: .node, sampler: sampler,
+                    deadline: .seconds(3600))
+            ],
+            node: ClusterNode(name: "n1", number: 1), metrics: metrics)
+    }
+
+    @Test(
+        "an instance the sampler stops reporting loses its series; after a reload, a variable no longer sampled loses all of its"
+    )
+    func instancesGo() async throws {
+        let metrics = HamnMetrics(node: "n1")
+        let shrinking = ShrinkingSampler(variable: "TEST.shrinking")
+        let run = Task { await Self.scheduler(shrinking, metrics).run { _ in } }
+        try await waitUntil("the third sample started") { () async in shrinking.calls.withLock { $0 } >= 3 }
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value") == [
+                #"hamn_variable_value{variable="TEST.shrinking",instance="Name=a",field=""} 2.0"#
+            ])
+        // The reload: the monitors start again, with another variable only.
+        run.cancel()
+        await run.value
+        let other = ShrinkingSampler(variable: "TEST.other")
+        let again = Task { await Self.scheduler(other, metrics).run { _ in } }
+        try await waitUntil("the other's third sample started") { () async in other.calls.withLock { $0 } >= 3 }
+        again.cancel()
+        await again.value
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value") == [
+                #"hamn_variable_value{variable="TEST.other",instance="Name=a",field=""} 2.0"#
             ])
     }
 }
