@@ -71,6 +71,8 @@ public final class HamnMetrics: Sendable {
         var fences: [Key: Counter] = [:]
         var samples: [String: (samples: Counter, failures: Counter)] = [:]
         var values: [Instance: Gauge] = [:]
+        /// The variables the monitors sample (`monitoring(variables:)`); nil until they say.
+        var monitored: Set<String>?
         var scrapeHooks: [@Sendable () -> Void] = []
     }
 
@@ -305,7 +307,9 @@ public final class HamnMetrics: Sendable {
             if failed { counters.failures.increment() }
             guard let observations else { return }
             var present: Set<Instance> = []
-            for observation in observations {
+            // A sample of the monitors before a reload, ending after it, makes no series for a
+            // variable the new ones no longer sample.
+            for observation in observations where state.monitored?.contains(observation.variable) ?? true {
                 switch observation.value {
                 case .scalar(.number(let value)):
                     present.insert(setValue(observation, field: "", to: value, in: &state))
@@ -326,9 +330,11 @@ public final class HamnMetrics: Sendable {
     }
 
     /// The variables the monitors sample from now on (the monitors start, or start again with
-    /// reloaded rules): the instances' series of any other variable are removed.
+    /// reloaded rules): the instances' series of any other variable are removed, and not made
+    /// again by a late sample of the monitors before.
     public func monitoring(variables: Set<String>) {
         state.withLock { state in
+            state.monitored = variables
             removeValues(in: &state) { !variables.contains($0.variable) }
         }
     }

@@ -220,6 +220,8 @@ struct HamnMetricsTests {
             ])
         // Reloaded rules that watch Paging only: FS.%totused's series go.
         metrics.monitoring(variables: ["Paging"])
+        // A sample of the monitors before the reload, ending after it, makes no series.
+        metrics.monitorSampled(variable: "FS.%totused", observations: [observation("/a", 13)])
         #expect(
             lines(metrics.exposition(), "hamn_variable_value") == [
                 #"hamn_variable_value{variable="Paging",instance="",field="Used"} 3.0"#
@@ -230,7 +232,7 @@ struct HamnMetricsTests {
         // The samples' counters stay (counters do not go back).
         #expect(
             lines(metrics.exposition(), "hamn_monitor_samples_total{variable=\"FS") == [
-                #"hamn_monitor_samples_total{variable="FS.%totused"} 4"#
+                #"hamn_monitor_samples_total{variable="FS.%totused"} 5"#
             ])
     }
 
