@@ -8,12 +8,13 @@ import Synchronization
 ///
 /// - The journal's entries, as the service records them (`record(_:at:)`): events by name and
 ///   outcome, event and segment durations, barrier waits, the held event, fencing outcomes.
-/// - The service's state after each delivery (`setState(queue:members:quorate:)`): three
-///   atomic stores, so a scrape never visits the service's thread.
+/// - The service's state after each delivery (`setState(queue:members:coordinatorQuorate:)`):
+///   three atomic stores, so a scrape never visits the service's thread.
 /// - The monitors' samples and failures (`monitorSampled(variable:observations:failed:)`), from
 ///   the monitors' tasks.
 /// - The journal's commits (`journalCommitted(seconds:)`), from the journal's queue.
-/// - What is read at scrape time (`onScrape(_:)`): the transport's count of dropped messages.
+/// - What is read at scrape time (`onScrape(_:)`): the transport's count of dropped messages
+///   and its quorum flag (`followQuorum(_:)`), the one `status` shows.
 ///
 /// `exposition()` is what `/metrics` serves (text format 0.0.4).
 public final class HamnMetrics: Sendable {
@@ -42,6 +43,7 @@ public final class HamnMetrics: Sendable {
     private let queueLength: Gauge
     private let members: Gauge
     private let quorate: Gauge
+    private let coordinatorQuorate: Gauge
     private let journalCommit: ValueHistogram
     private let wireDropped: Counter
 
@@ -69,6 +71,8 @@ public final class HamnMetrics: Sendable {
         var fences: [Key: Counter] = [:]
         var samples: [String: (samples: Counter, failures: Counter)] = [:]
         var values: [Instance: Gauge] = [:]
+        /// The variables the monitors sample (`monitoring(variables:)`); nil until they say.
+        var monitored: Set<String>?
         var scrapeHooks: [@Sendable () -> Void] = []
     }
 
@@ -98,7 +102,15 @@ public final class HamnMetrics: Sendable {
             descriptor: Self.name("members", "", "Nodes in the cluster's membership, as this node sees it."))
         quorate = registry.makeGauge(
             descriptor: Self.name(
-                "quorate", "", "1 while this node's partition has quorum (recovery programs run), 0 without."))
+                "quorate", "",
+                "1 while this node's partition has quorum (votequorum's flag, what `status` shows as quorum), 0 without."
+            ))
+        coordinatorQuorate = registry.makeGauge(
+            descriptor: Self.name(
+                "coordinator_quorate", "",
+                "1 while recovery programs may run: quorum as the coordinator applied it, in the deliveries' order "
+                    + "(lost with the membership change that lost it, back only once the change that came with it is applied)."
+            ))
         journalCommit = registry.makeValueHistogram(
             descriptor: Self.name("journal_commit", "seconds", "Time to commit one batch of journal writes."),
             buckets: Buckets.journal)
@@ -107,6 +119,7 @@ public final class HamnMetrics: Sendable {
                 "wire_messages_dropped", "total",
                 "Messages not sent because they need a wire version above the one the cluster agreed on."))
         quorate.set(to: 1)
+        coordinatorQuorate.set(to: 1)
     }
 
     private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -144,13 +157,22 @@ public final class HamnMetrics: Sendable {
         }
     }
 
+    /// `hamn_quorate` follows the transport's quorum flag (what `status` shows as quorum), read
+    /// at each scrape: the flag changes on the transport's thread, between deliveries.
+    public func followQuorum(_ read: @escaping @Sendable () -> Bool) {
+        let gauge = quorate
+        onScrape { gauge.set(to: read() ? 1 : 0) }
+    }
+
     // MARK: The service's state
 
     /// After each delivery, from the service's thread: three atomic stores.
-    public func setState(queue: Int, members count: Int, quorate isQuorate: Bool) {
+    /// `coordinatorQuorate` is the coordinator's quorum (`hamn_coordinator_quorate`), which lags
+    /// the transport's flag when quorum comes back.
+    public func setState(queue: Int, members count: Int, coordinatorQuorate isQuorate: Bool) {
         queueLength.set(to: Double(queue))
         members.set(to: Double(count))
-        quorate.set(to: isQuorate ? 1 : 0)
+        coordinatorQuorate.set(to: isQuorate ? 1 : 0)
     }
 
     // MARK: The journal's entries
@@ -273,25 +295,53 @@ public final class HamnMetrics: Sendable {
     /// One sample of `variable`, from the monitors' task: counted (a failure too when the
     /// sample, or one of its instances, failed); each observed instance's numeric value (each
     /// numeric field of a structured one) kept as a gauge.
-    public func monitorSampled(variable: String, observations: [SampleObservation] = [], failed: Bool = false) {
+    ///
+    /// `observations` is the sample's whole batch: an instance (or field) of `variable` that
+    /// had a gauge and is not in it with a number (gone, or reported as a problem) loses its
+    /// series, rather than keep its last value. nil: the sample failed as a whole and says
+    /// nothing about the instances; their series are kept.
+    public func monitorSampled(variable: String, observations: [SampleObservation]? = nil, failed: Bool = false) {
         state.withLock { state in
             let counters = monitorCounters(variable, in: &state)
             counters.samples.increment()
             if failed { counters.failures.increment() }
-            for observation in observations {
+            guard let observations else { return }
+            var present: Set<Instance> = []
+            // A sample of the monitors before a reload, ending after it, makes no series for a
+            // variable the new ones no longer sample.
+            for observation in observations where state.monitored?.contains(observation.variable) ?? true {
                 switch observation.value {
                 case .scalar(.number(let value)):
-                    valueGauge(observation, field: "", in: &state).set(to: value)
+                    present.insert(setValue(observation, field: "", to: value, in: &state))
                 case .scalar(.string):
                     break  // not a number: not a gauge
                 case .fields(let fields):
                     for field in fields {
                         if case .number(let value) = field.value {
-                            valueGauge(observation, field: field.name, in: &state).set(to: value)
+                            present.insert(setValue(observation, field: field.name, to: value, in: &state))
                         }
                     }
                 }
             }
+            // The batch's variables: the entry's, which its sampler's observations are named by.
+            let sampled = Set(observations.map(\.variable)).union([variable])
+            removeValues(in: &state) { sampled.contains($0.variable) && !present.contains($0) }
+        }
+    }
+
+    /// The variables the monitors sample from now on (the monitors start, or start again with
+    /// reloaded rules): the instances' series of any other variable are removed, and not made
+    /// again by a late sample of the monitors before.
+    public func monitoring(variables: Set<String>) {
+        state.withLock { state in
+            state.monitored = variables
+            removeValues(in: &state) { !variables.contains($0.variable) }
+        }
+    }
+
+    private func removeValues(in state: inout State, where gone: (Instance) -> Bool) {
+        for key in state.values.keys where gone(key) {
+            if let gauge = state.values.removeValue(forKey: key) { registry.unregisterGauge(gauge) }
         }
     }
 
@@ -310,17 +360,25 @@ public final class HamnMetrics: Sendable {
         return counters
     }
 
-    /// An instance's gauge (of one field; "" for a plain number), made at its first sample.
-    private func valueGauge(_ observation: SampleObservation, field: String, in state: inout State) -> Gauge {
+    /// Sets an instance's gauge (of one field; "" for a plain number), made at its first
+    /// sample; returns its key.
+    private func setValue(
+        _ observation: SampleObservation, field: String, to value: Double, in state: inout State
+    ) -> Instance {
         let key = Instance(variable: observation.variable, instance: observation.instance, field: field)
-        if let gauge = state.values[key] { return gauge }
+        if let gauge = state.values[key] {
+            gauge.set(to: value)
+            return key
+        }
         let gauge = registry.makeGauge(
             descriptor: Self.name(
                 "variable_value", "",
-                "The last sampled value of a resource-variable instance (field: of a structured value)."),
+                "The last sampled value of a resource-variable instance (field: of a structured value), while its monitor reports it."
+            ),
             labels: [("variable", observation.variable), ("instance", observation.instanceText), ("field", field)])
+        gauge.set(to: value)
         state.values[key] = gauge
-        return gauge
+        return key
     }
 
     // MARK: The journal's commits

@@ -92,6 +92,8 @@ public actor NodeService {
     ) {
         let metrics = metrics ?? HamnMetrics(node: configuration.node.name)
         self.metrics = metrics
+        // `hamn_quorate` is what `status` shows as quorum: the transport's flag, read at scrape.
+        metrics.followQuorum { transport.isQuorate }
         self.configuration = configuration
         self.configurationSource = configurationSource
         self.loop = loop
@@ -257,7 +259,7 @@ public actor NodeService {
         // Three atomic stores: a scrape reads them without visiting this thread.
         metrics.setState(
             queue: coordinator.state.queue.count, members: coordinator.state.members.count,
-            quorate: coordinator.isQuorate)
+            coordinatorQuorate: coordinator.isQuorate)
     }
 
     /// Once a second: `config_too_long`.

@@ -20,6 +20,9 @@ import Foundation
 ///   and records when it started and ended; the takeover waits for the fence. Reported: kill ->
 ///   agent started -> agent done (the fence) -> first takeover command; what the engine adds
 ///   is the whole minus corosync's membership time minus the agent's own time.
+/// - `--scrape-rate HZ`: during each barrier-latency run of engines, every engine's web view is
+///   under `hamn-bench service`'s scrape load (`ScrapeLoad`: /metrics HZ times a second, the
+///   live feed held open and read), from threads that entered that engine's network namespace.
 struct ClusterBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
@@ -43,7 +46,17 @@ struct ClusterBenchmark: ParsableCommand {
     @Option(name: .customLong("ns-cluster"), help: "scripts/ns-cluster.") var nsCluster: String?
     @Option(help: "Keep the work directory here.") var keep: String?
     @Flag(help: "Also measure the three engines on one corosync (one namespace).") var oneCorosync = false
+    @Option(
+        help: ArgumentHelp(
+            "During the barrier-latency runs, fetch each engine's /metrics RATE times a second and keep its live "
+                + "feed (/events) open and read, from inside the engine's namespace (0: no such load).",
+            valueName: "rate"))
+    var scrapeRate = 0.0
     @Option(help: "text or json.") var format: Format = .text
+
+    func validate() throws {
+        guard scrapeRate >= 0, scrapeRate <= 100 else { throw ValidationError("--scrape-rate: from 0 to 100") }
+    }
 
     func run() throws {
         guard getuid() == 0 else { throw ValidationError("hamn-bench cluster needs root (network namespaces)") }
@@ -80,7 +93,13 @@ struct ClusterBenchmark: ParsableCommand {
             engineBaseline: Summary(baseline.engine), engineCluster: Summary(cluster.engine),
             engineShared: shared.map { Summary($0.engine) }, cpgFloor: Summary(floor),
             failovers: failoverRuns, fencedFailovers: fencedRuns,
-            token: token, load: loadAverage())
+            token: token, load: loadAverage(),
+            scrapeLoad: [
+                ("three engines, three corosync namespaces", cluster.scrapeLoad),
+                ("one engine, in-process transport", baseline.scrapeLoad),
+            ].compactMap { name, load in load.map { "\(name): \($0)" } }
+                + (shared?.scrapeLoad.map { ["three engines on one corosync: \($0)"] } ?? []),
+            scrapeRate: scrapeRate)
         switch format {
         case .text: print(report.text)
         case .json: print(report.json)
@@ -95,6 +114,8 @@ struct ClusterBenchmark: ParsableCommand {
     struct BarrierTimes {
         var commandToCommand: [Double] = []
         var engine: [Double] = []
+        /// What `--scrape-rate` did meanwhile; nil without it.
+        var scrapeLoad: String?
     }
 
     private func barrierRun(
@@ -117,6 +138,14 @@ struct ClusterBenchmark: ParsableCommand {
                     cluster: cluster))
         }
         try waitFor("members \(nodes)", seconds: 60) { engines.allSatisfy { $0.members(tools) == nodes } }
+        var loads: [ScrapeLoad] = []
+        defer { for load in loads { _ = load.stop() } }
+        if scrapeRate > 0 {
+            for (index, engine) in engines.enumerated() {
+                let namespace = try cluster.map { try $0.namespace(node: min(index + 1, corosyncNodes)) }
+                loads.append(try startScrapeLoad(tools, engine, namespace: namespace))
+            }
+        }
         var times = BarrierTimes()
         for run in 0..<events {
             try? FileManager.default.removeItem(atPath: setup.stamps)
@@ -131,6 +160,24 @@ struct ClusterBenchmark: ParsableCommand {
                 let released = stamps.filter { $0.tag == "s\(index + 1)" }.map(\.time).max()!
                 times.commandToCommand.append(released - reached)
             }
+        }
+        if !loads.isEmpty {
+            let counts = loads.map { $0.stop() }
+            loads = []
+            let scrapes = counts.map(\.scrapes)
+            let summary =
+                "/metrics of each of the \(counts.count) engine(s) fetched at \(String(format: "%.1f", scrapeRate))/s "
+                + "(\(scrapes.map(String.init).joined(separator: "/")) times, \(counts.map(\.failed).reduce(0, +)) failed, "
+                + "\(counts.map(\.metricsBytes).max() ?? 0) bytes at most), each live feed open: "
+                + "\(counts.map { String($0.feedMessages) }.joined(separator: "/")) messages read"
+            progress("meanwhile: " + summary)
+            if let problem = counts.compactMap(\.problem).first {
+                throw BenchError("the scrape load could not start: \(problem)")
+            }
+            guard scrapes.allSatisfy({ $0 > 0 }), counts.allSatisfy({ $0.failed == 0 }) else {
+                throw BenchError("the scrape load failed: \(summary) (see the engines' logs, --keep DIR)")
+            }
+            times.scrapeLoad = summary
         }
         // Each journal has every node's results (with the time each node saw its command end)
         // and its own node's barrier passages.
@@ -152,6 +199,24 @@ struct ClusterBenchmark: ParsableCommand {
             if let reach = ended[key] { times.engine.append(release - reach) }
         }
         return times
+    }
+
+    /// `--scrape-rate`: the load on `engine`'s web view (its URL from `status --format json`),
+    /// from threads in its network namespace when it runs in one.
+    private func startScrapeLoad(_ tools: Tools, _ engine: Engine, namespace: String?) throws -> ScrapeLoad {
+        let out = try tools.cli(engine, ["status", "--format", "json"]).out
+        guard let start = out.range(of: "\"url\":\""),
+            let port = ScrapeLoad.loopbackPort(of: String(out[start.upperBound...]))
+        else {
+            throw BenchError(
+                "--scrape-rate: \(engine.name)'s status names no web view on 127.0.0.1: \(out.prefix(300))")
+        }
+        let load = ScrapeLoad(port: port, rate: scrapeRate, namespace: namespace)
+        load.start()
+        progress(
+            "scraping \(engine.name)'s http://127.0.0.1:\(port)/metrics \(String(format: "%.1f", scrapeRate)) times a second"
+                + "\(namespace.map { " in namespace \($0)" } ?? ""), /events open")
+        return load
     }
 
     /// The same barrier with no engine: a `cpg-peer` in each namespace runs /bin/true, multicasts
@@ -413,6 +478,14 @@ private final class NamespaceCluster {
         return cluster
     }
 
+    /// Node `node`'s network namespace (`ns-cluster netns`), for setns(2).
+    func namespace(node: Int) throws -> String {
+        let result = try runTool(tools.nsCluster, ["netns", directory, "\(node)"])
+        let name = result.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard result.status == 0, !name.isEmpty else { throw BenchError("ns-cluster netns: \(result.err)") }
+        return name
+    }
+
     func kill(_ node: Int) throws {
         let result = try runTool(tools.nsCluster, ["kill", directory, "\(node)"])
         guard result.status == 0 else { throw BenchError("ns-cluster kill: \(result.err)") }
@@ -610,11 +683,21 @@ private struct Report: Encodable {
     var fencedFailovers: [ClusterBenchmark.Failover]
     var token: Int
     var load: String
+    /// What `--scrape-rate` did during each barrier run (empty without it).
+    var scrapeLoad: [String]
+    var scrapeRate: Double
+
+    /// The barrier runs' scrape load, in short (the report's end says what it did).
+    private var loadTag: String {
+        scrapeLoad.isEmpty
+            ? "no scrape load"
+            : "each engine's /metrics scraped \(String(format: "%.1f", scrapeRate))/s, its /events open"
+    }
 
     var text: String {
         func ms(_ value: Double) -> String { String(format: "%.2f ms", value) }
         var lines = [
-            "barrier latency in the engines: last participant's command ended -> last participant passed (\(barriers) barriers; from the journals)",
+            "barrier latency in the engines: last participant's command ended -> last participant passed (\(barriers) barriers; from the journals; \(loadTag))",
             "  three engines, three corosync namespaces:  p50 \(ms(engineCluster.p50))  p99 \(ms(engineCluster.p99))  max \(ms(engineCluster.max))",
             "  one engine, in-process transport:          p50 \(ms(engineBaseline.p50))  p99 \(ms(engineBaseline.p99))  max \(ms(engineBaseline.max))",
         ]
@@ -659,6 +742,14 @@ private struct Report: Encodable {
             lines.append(
                 "  run \(index + 1): \(s(run.failover)); corosync's membership \(s(run.corosyncMembership)), agent started \(s(run.agentStarted)), fence done \(s(run.agentDone)) (the agent's own \(ms(run.agent))); the engine adds \(adds): membership -> agent \(ms(run.agentStarted.flatMap { start in run.corosyncMembership.map { start - $0 } })), fence done -> command \(ms(run.agentDone.map { run.failover - $0 }))"
             )
+        }
+        if scrapeLoad.isEmpty {
+            lines.append("scrape load during the barrier runs: none (--scrape-rate not given)")
+        } else {
+            lines.append(
+                "scrape load during the barrier runs (--scrape-rate \(String(format: "%.1f", scrapeRate))), per engine:"
+            )
+            lines += scrapeLoad.map { "  \($0)" }
         }
         lines.append("load average: \(load)")
         return lines.joined(separator: "\n")

@@ -8,24 +8,32 @@
 /// fetched `rate` times a second (a new connection each time, as a conservative Prometheus), and
 /// the live feed (`/events`) held open and read, as an open browser tab would. Two threads of
 /// hamn-bench's own, plain sockets: no HTTP library in the measuring process.
+///
+/// With `namespace` (`hamn-bench cluster`, whose engines run in network namespaces), both
+/// threads first enter that network namespace (setns(2) on /run/netns/NAME: a thread's own,
+/// the rest of the process stays where it is), so that 127.0.0.1 is the engine's loopback.
 final class ScrapeLoad: @unchecked Sendable {
     struct Counts {
         var scrapes = 0
         var failed = 0
         var feedMessages = 0
         var metricsBytes = 0
+        /// Why a thread could not start its load (it could not enter the namespace).
+        var problem: String?
     }
 
     private let port: UInt16
     private let rate: Double
+    private let namespace: String?
     private var lock = pthread_mutex_t()
     private var counts = Counts()
     private var stopping = false
     private var threads: [pthread_t] = []
 
-    init(port: UInt16, rate: Double) {
+    init(port: UInt16, rate: Double, namespace: String? = nil) {
         self.port = port
         self.rate = rate
+        self.namespace = namespace
         pthread_mutex_init(&lock, nil)
     }
 
@@ -37,7 +45,14 @@ final class ScrapeLoad: @unchecked Sendable {
     }
 
     func start() {
-        for body in [scrapeLoop, feedLoop] {
+        for loop in [scrapeLoop, feedLoop] {
+            let body = { [self] in
+                if let namespace, let problem = Self.enter(namespace: namespace) {
+                    locked { counts.problem = problem }
+                    return
+                }
+                loop()
+            }
             let box = Unmanaged.passRetained(Body(body))
             var thread = pthread_t()
             pthread_create(
@@ -57,6 +72,21 @@ final class ScrapeLoad: @unchecked Sendable {
         for thread in threads { pthread_join(thread, nil) }
         threads = []
         return locked { counts }
+    }
+
+    // setns is left out of Swift's Glibc module (it needs _GNU_SOURCE): found by dlsym.
+    private typealias SetNS = @convention(c) (Int32, Int32) -> Int32
+    private static let cloneNewNet: Int32 = 0x4000_0000  // CLONE_NEWNET
+
+    /// Moves the calling thread into network namespace `name`; nil when it did, else why not.
+    private static func enter(namespace name: String) -> String? {
+        guard let symbol = dlsym(nil, "setns") else { return "setns: not found" }
+        let setns = unsafeBitCast(symbol, to: SetNS.self)
+        let fd = open("/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "open /run/netns/\(name): \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
+        guard setns(fd, cloneNewNet) == 0 else { return "setns \(name): \(String(cString: strerror(errno)))" }
+        return nil
     }
 
     private final class Body: @unchecked Sendable {

@@ -167,10 +167,81 @@ struct HamnMetricsTests {
     }
 
     @Test(
-        "queue, members and quorum as set after a delivery; journal commits; dropped messages followed at each scrape")
+        "an instance the monitor no longer reports loses its series (a field too); a failed sample keeps them; a variable no longer monitored loses all"
+    )
+    func instancesGo() {
+        let metrics = HamnMetrics(node: "n1")
+        func observation(_ name: String, _ value: Double) -> SampleObservation {
+            SampleObservation(variable: "FS.%totused", instance: ["Name": name], value: .number(value))
+        }
+        metrics.monitorSampled(variable: "FS.%totused", observations: [observation("/a", 10), observation("/b", 20)])
+        metrics.monitorSampled(
+            variable: "Paging",
+            observations: [
+                SampleObservation(
+                    variable: "Paging", instance: [:],
+                    value: .fields([.init("Used", .number(1)), .init("Free", .number(2))]))
+            ])
+        #expect(
+            Set(lines(metrics.exposition(), "hamn_variable_value{variable=\"FS")) == [
+                #"hamn_variable_value{variable="FS.%totused",instance="Name=/a",field=""} 10.0"#,
+                #"hamn_variable_value{variable="FS.%totused",instance="Name=/b",field=""} 20.0"#,
+            ])
+        // /b unmounted: the next batch has /a only.
+        metrics.monitorSampled(variable: "FS.%totused", observations: [observation("/a", 11)])
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value{variable=\"FS") == [
+                #"hamn_variable_value{variable="FS.%totused",instance="Name=/a",field=""} 11.0"#
+            ])
+        // A sample that failed as a whole says nothing of the instances: /a is kept.
+        metrics.monitorSampled(variable: "FS.%totused", failed: true)
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value{variable=\"FS") == [
+                #"hamn_variable_value{variable="FS.%totused",instance="Name=/a",field=""} 11.0"#
+            ])
+        // A field that is no longer a number goes; the other stays.
+        metrics.monitorSampled(
+            variable: "Paging",
+            observations: [
+                SampleObservation(
+                    variable: "Paging", instance: [:],
+                    value: .fields([.init("Used", .number(3)), .init("Free", .string("?"))]))
+            ])
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value{variable=\"Paging") == [
+                #"hamn_variable_value{variable="Paging",instance="",field="Used"} 3.0"#
+            ])
+        // /b back: a series again.
+        metrics.monitorSampled(variable: "FS.%totused", observations: [observation("/a", 12), observation("/b", 5)])
+        #expect(
+            Set(lines(metrics.exposition(), "hamn_variable_value{variable=\"FS")) == [
+                #"hamn_variable_value{variable="FS.%totused",instance="Name=/a",field=""} 12.0"#,
+                #"hamn_variable_value{variable="FS.%totused",instance="Name=/b",field=""} 5.0"#,
+            ])
+        // Reloaded rules that watch Paging only: FS.%totused's series go.
+        metrics.monitoring(variables: ["Paging"])
+        // A sample of the monitors before the reload, ending after it, makes no series.
+        metrics.monitorSampled(variable: "FS.%totused", observations: [observation("/a", 13)])
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value") == [
+                #"hamn_variable_value{variable="Paging",instance="",field="Used"} 3.0"#
+            ])
+        // No variable at all: no series, and no family left in the exposition.
+        metrics.monitoring(variables: [])
+        #expect(!metrics.exposition().contains("hamn_variable_value"))
+        // The samples' counters stay (counters do not go back).
+        #expect(
+            lines(metrics.exposition(), "hamn_monitor_samples_total{variable=\"FS") == [
+                #"hamn_monitor_samples_total{variable="FS.%totused"} 5"#
+            ])
+    }
+
+    @Test(
+        "queue, members and the coordinator's quorum as set after a delivery; journal commits; dropped messages and the transport's quorum flag followed at each scrape"
+    )
     func stateAndScrape() {
         let metrics = HamnMetrics(node: "n1")
-        metrics.setState(queue: 2, members: 3, quorate: false)
+        metrics.setState(queue: 2, members: 3, coordinatorQuorate: false)
         metrics.journalCommitted(seconds: 0.003)
         let dropped = Dropped()
         metrics.followDroppedMessages { dropped.count }
@@ -178,7 +249,9 @@ struct HamnMetricsTests {
         var text = metrics.exposition()
         #expect(lines(text, "hamn_queue_length") == ["hamn_queue_length 2.0"])
         #expect(lines(text, "hamn_members") == ["hamn_members 3.0"])
-        #expect(lines(text, "hamn_quorate") == ["hamn_quorate 0.0"])
+        // Nothing follows the transport's flag yet: 1 as at start; the coordinator's is as set.
+        #expect(lines(text, "hamn_quorate") == ["hamn_quorate 1.0"])
+        #expect(lines(text, "hamn_coordinator_quorate") == ["hamn_coordinator_quorate 0.0"])
         #expect(lines(text, "hamn_journal_commit_seconds_count") == ["hamn_journal_commit_seconds_count 1"])
         #expect(
             lines(text, #"hamn_journal_commit_seconds_bucket{le="0.0025"}"#) == [
@@ -194,6 +267,12 @@ struct HamnMetricsTests {
         #expect(lines(text, "hamn_wire_messages_dropped_total") == ["hamn_wire_messages_dropped_total 5"])
         #expect(
             lines(metrics.exposition(), "hamn_wire_messages_dropped_total") == ["hamn_wire_messages_dropped_total 5"])
+        let flag = Mutex(false)
+        metrics.followQuorum { flag.withLock { $0 } }
+        #expect(lines(metrics.exposition(), "hamn_quorate") == ["hamn_quorate 0.0"])
+        flag.withLock { $0 = true }
+        #expect(lines(metrics.exposition(), "hamn_quorate") == ["hamn_quorate 1.0"])
+        #expect(lines(metrics.exposition(), "hamn_coordinator_quorate") == ["hamn_coordinator_quorate 0.0"])
     }
 
     @Test("each service's registry is its own: swift-metrics through its factory lands there, not in another's")
@@ -201,7 +280,7 @@ struct HamnMetricsTests {
         let one = HamnMetrics(node: "n1")
         let other = HamnMetrics(node: "n2")
         Counter(label: "hamn_test_total", dimensions: [("kind", "a")], factory: one.factory).increment(by: 2)
-        one.setState(queue: 1, members: 1, quorate: true)
+        one.setState(queue: 1, members: 1, coordinatorQuorate: true)
         #expect(lines(one.exposition(), "hamn_test_total") == [#"hamn_test_total{kind="a"} 2"#])
         #expect(lines(other.exposition(), "hamn_test_total") == [])
         #expect(lines(other.exposition(), "hamn_queue_length") == ["hamn_queue_length 0.0"])

@@ -49,6 +49,7 @@ struct PromtoolTests {
         for family in [
             "hamn_events_total", "hamn_event_duration_seconds", "hamn_segment_duration_seconds",
             "hamn_barrier_wait_seconds", "hamn_event_held", "hamn_queue_length", "hamn_members", "hamn_quorate",
+            "hamn_coordinator_quorate",
             "hamn_journal_commit_seconds", "hamn_wire_messages_dropped_total",
         ] {
             #expect(exposition.contains("# TYPE \(family) "), "\(family) missing from:\n\(exposition)")

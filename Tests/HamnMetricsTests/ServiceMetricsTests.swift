@@ -110,6 +110,7 @@ struct ServiceMetricsTests {
             #expect(lines(text, "hamn_queue_length") == ["hamn_queue_length 0.0"])
             #expect(lines(text, "hamn_members") == ["hamn_members 2.0"])
             #expect(lines(text, "hamn_quorate") == ["hamn_quorate 1.0"])
+            #expect(lines(text, "hamn_coordinator_quorate") == ["hamn_coordinator_quorate 1.0"])
             let commits = lines(text, "hamn_journal_commit_seconds_count ").first.flatMap {
                 Int($0.split(separator: " ")[1])
             }
@@ -139,26 +140,48 @@ struct ServiceMetricsTests {
     }
 }
 
-/// Fails its first two samples, reports a problem with one instance on its third, answers on
-/// its fourth, and sleeps from its fifth on (until cancelled).
+/// Answers its samples as scripted, in order (a batch or an error each), and sleeps from the
+/// one after the last on (until cancelled).
 private final class ScriptedSampler: InstanceReportingSampler {
-    let variable = "TEST.scripted"
+    let variable: String
     let calls = Mutex(0)
+    private let answers: [Result<SampleBatch, SamplerError>]
+
+    init(_ variable: String, _ answers: [Result<SampleBatch, SamplerError>]) {
+        self.variable = variable
+        self.answers = answers
+    }
+
+    /// Instance `Name=name` of `variable` with `value`.
+    static func named(_ variable: String, _ name: String, _ value: Double) -> SampleObservation {
+        SampleObservation(variable: variable, instance: ["Name": name], value: .number(value))
+    }
 
     func sampleBatch(node: ClusterNode) async throws(SamplerError) -> SampleBatch {
         let call = calls.withLock { value -> Int in
             value += 1
             return value
         }
-        let a = SampleObservation(variable: variable, instance: ["Name": "a"], value: .number(Double(call)))
-        switch call {
-        case 1, 2: throw SamplerError("broken \(call)")
-        case 3: return SampleBatch(observations: [a], problems: [SampleProblem(instance: "Name=b", message: "no b")])
-        case 4: return SampleBatch(observations: [a])
-        default:
+        guard call <= answers.count else {
             try? await Task.sleep(for: .seconds(3600))
             throw SamplerError("cancelled")
         }
+        switch answers[call - 1] {
+        case .success(let batch): return batch
+        case .failure(let error): throw error
+        }
+    }
+
+    /// A scheduler of this sampler alone, every 5 ms, into `metrics`. A deadline of an hour: the
+    /// sample left sleeping is not a failure.
+    func scheduler(_ metrics: HamnMetrics) -> MonitorScheduler {
+        MonitorScheduler(
+            entries: [
+                MonitorPlan.Entry(
+                    variable: variable, interval: .milliseconds(5), target: .node, sampler: self,
+                    deadline: .seconds(3600))
+            ],
+            node: ClusterNode(name: "n1", number: 1), metrics: metrics)
     }
 }
 
@@ -167,17 +190,21 @@ struct MonitorMetricsTests {
     @Test(
         "the scheduler counts every sample and every failed one (not once per streak), and sets the instances' values")
     func samplesAndFailures() async throws {
-        let sampler = ScriptedSampler()
+        // Fails its first two samples, reports a problem with one instance on its third,
+        // answers on its fourth.
+        let variable = "TEST.scripted"
+        let sampler = ScriptedSampler(
+            variable,
+            [
+                .failure(SamplerError("broken 1")), .failure(SamplerError("broken 2")),
+                .success(
+                    SampleBatch(
+                        observations: [ScriptedSampler.named(variable, "a", 3)],
+                        problems: [SampleProblem(instance: "Name=b", message: "no b")])),
+                .success(SampleBatch(observations: [ScriptedSampler.named(variable, "a", 4)])),
+            ])
         let metrics = HamnMetrics(node: "n1")
-        // A deadline of an hour: the fifth sample, left sleeping, is not a failure.
-        let scheduler = MonitorScheduler(
-            entries: [
-                MonitorPlan.Entry(
-                    variable: sampler.variable, interval: .milliseconds(5), target: .node, sampler: sampler,
-                    deadline: .seconds(3600))
-            ],
-            node: ClusterNode(name: "n1", number: 1), metrics: metrics)
-        let run = Task { await scheduler.run { _ in } }
+        let run = Task { await sampler.scheduler(metrics).run { _ in } }
         try await waitUntil("the fifth sample started") { () async in sampler.calls.withLock { $0 } >= 5 }
         run.cancel()
         await run.value
@@ -190,6 +217,46 @@ struct MonitorMetricsTests {
         #expect(
             lines(text, "hamn_variable_value") == [
                 #"hamn_variable_value{variable="TEST.scripted",instance="Name=a",field=""} 4.0"#
+            ])
+    }
+
+    /// Reports instances a and b on its first sample, a alone on its second.
+    private static func shrinking(_ variable: String) -> ScriptedSampler {
+        ScriptedSampler(
+            variable,
+            [
+                .success(
+                    SampleBatch(
+                        observations: [
+                            ScriptedSampler.named(variable, "a", 1), ScriptedSampler.named(variable, "b", 7),
+                        ])),
+                .success(SampleBatch(observations: [ScriptedSampler.named(variable, "a", 2)])),
+            ])
+    }
+
+    @Test(
+        "an instance the sampler stops reporting loses its series; after a reload, a variable no longer sampled loses all of its"
+    )
+    func instancesGo() async throws {
+        let metrics = HamnMetrics(node: "n1")
+        let shrinking = Self.shrinking("TEST.shrinking")
+        let run = Task { await shrinking.scheduler(metrics).run { _ in } }
+        try await waitUntil("the third sample started") { () async in shrinking.calls.withLock { $0 } >= 3 }
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value") == [
+                #"hamn_variable_value{variable="TEST.shrinking",instance="Name=a",field=""} 2.0"#
+            ])
+        // The reload: the monitors start again, with another variable only.
+        run.cancel()
+        await run.value
+        let other = Self.shrinking("TEST.other")
+        let again = Task { await other.scheduler(metrics).run { _ in } }
+        try await waitUntil("the other's third sample started") { () async in other.calls.withLock { $0 } >= 3 }
+        again.cancel()
+        await again.value
+        #expect(
+            lines(metrics.exposition(), "hamn_variable_value") == [
+                #"hamn_variable_value{variable="TEST.other",instance="Name=a",field=""} 2.0"#
             ])
     }
 }

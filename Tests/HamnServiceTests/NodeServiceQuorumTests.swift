@@ -152,6 +152,55 @@ struct NodeServiceQuorumTests {
         await running.value
     }
 
+    /// `hamn_quorate` once showed the coordinator's quorum, which comes back only with the
+    /// delivery: while `status` said "quorum: yes (back; ...)", the gauge still said 0.
+    @Test(
+        "hamn_quorate is the quorum status shows (the transport's flag); hamn_coordinator_quorate the coordinator's, back only with the delivery"
+    )
+    func quorumMetrics() async throws {
+        let (directory, n1, n2, configuration) = try twoNodes("hamn-quorum-metrics")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let transport = ScriptedTransport(node: n1)
+        let journal = NotesJournal()
+        let service = NodeService(
+            configuration: configuration, rules: ruleBook([]), catalogue: .builtIn, transport: transport,
+            journal: journal, logger: Logger(label: "test"), loop: try EventLoopThread(name: "quorum-metrics"))
+        let running = Task { await service.run() }
+        /// The quorum gauges' lines of the exposition (sorted: the families come in no set order), and `status`'s quorate flag.
+        func observed() async -> (gauges: [String], status: Bool?) {
+            let gauges = service.metrics.exposition().split(separator: "\n").map(String.init).filter {
+                $0.hasPrefix("hamn_quorate ") || $0.hasPrefix("hamn_coordinator_quorate ")
+            }.sorted()
+            guard case .report(_, let json) = await service.handle(.status()) else { return (gauges, nil) }
+            return (gauges, json.contains("\"quorate\":true") ? true : json.contains("\"quorate\":false") ? false : nil)
+        }
+
+        transport.deliver.yield(.membership(MembershipChange(view: 1, members: [n1, n2], joined: [n1, n2], left: [])))
+        transport.quorate.withLock { $0 = false }
+        transport.deliver.yield(.quorum(false))
+        transport.deliver.yield(.membership(MembershipChange(view: 2, members: [n1], joined: [], left: [n2])))
+        #expect(await eventually(5) { journal.entries.withLock { $0.contains(.quorum(false, waiting: 0)) } })
+        var now = await observed()
+        #expect(now.status == false)
+        #expect(now.gauges == ["hamn_coordinator_quorate 0.0", "hamn_quorate 0.0"])
+
+        // votequorum says quorum is back; the coordinator has not had it delivered.
+        transport.quorate.withLock { $0 = true }
+        transport.notice.yield(.quorum(true))
+        now = await observed()
+        #expect(now.status == true)
+        #expect(now.gauges == ["hamn_coordinator_quorate 0.0", "hamn_quorate 1.0"])
+
+        transport.deliver.yield(.quorum(true))
+        #expect(await eventually(5) { journal.entries.withLock { $0.contains(.quorum(true, waiting: 0)) } })
+        now = await observed()
+        #expect(now.status == true)
+        #expect(now.gauges == ["hamn_coordinator_quorate 1.0", "hamn_quorate 1.0"])
+
+        await transport.leave()
+        await running.value
+    }
+
     @Test("a transport that delivers on another thread than the service's is a fatal error, not a silent hang")
     func foreignLoop() async throws {
         let n1 = ClusterNode(name: "n1", number: 1)

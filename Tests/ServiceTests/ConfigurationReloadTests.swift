@@ -46,6 +46,35 @@ struct ConfigurationReloadServiceTests {
         #expect(harness.eventually { harness.read("paged") == "85\n" }, "sampled again within seconds")
     }
 
+    @Test(
+        "a configured variable removed: its hamn_variable_value series leaves /metrics at the reload; the one still sampled stays"
+    )
+    func variableRemovedFromMetrics() throws {
+        let (harness, _) = try ServiceHarness.paging()
+        // A second configured variable, sampled whether rules use it or not, in the same list.
+        let extra = "\n  - name: Site.Queue.Depth\n    command: /bin/echo 7\n    interval: 0.2s"
+        try edit(harness, "\nhttp:", extra + "\nhttp:")
+        try harness.start()
+        let port = try WebViewServiceTests.port(harness)
+        func series() throws -> [String] {
+            try fetch(port, "/metrics").split(separator: "\n").map(String.init).filter {
+                $0.hasPrefix("hamn_variable_value{")
+            }.sorted()
+        }
+        let paging =
+            #"hamn_variable_value{variable="IBM.PSSP.aixos.PagSp.%totalused",instance="NodeNum=1",field=""} 40.0"#
+        let depth = #"hamn_variable_value{variable="Site.Queue.Depth",instance="NodeNum=1",field=""} 7.0"#
+        try waitUntil("/metrics has both variables' series", observed: { "\((try? series()) ?? [])" }) {
+            try series() == [paging, depth]
+        }
+        try edit(harness, extra, "")
+        harness.signal(SIGHUP)
+        try harness.waitForOutput("configuration reloaded: variables (SIGHUP)")
+        try waitUntil("/metrics has the paging variable's series only", observed: { "\((try? series()) ?? [])" }) {
+            try series() == [paging]
+        }
+    }
+
     @Test("an event's new command timeout: the next event's command is killed after it")
     func commandTimeout() throws {
         let harness = try ServiceHarness(definitions: [], extraConfiguration: "timeouts: {slow: 0}")

@@ -55,6 +55,9 @@ public struct MonitorScheduler: Sendable {
 
     /// Samples until the calling task is cancelled; returns at once when there is nothing to sample.
     public func run(_ report: @escaping @Sendable (MonitorReport) async -> Void) async {
+        // After a reload: the series of the variables no longer sampled go (their last values
+        // would stay otherwise); those of an instance no longer sampled go at its entry's next batch.
+        metrics?.monitoring(variables: Set(entries.map(\.variable)))
         await withTaskGroup(of: Void.self) { group in
             for entry in entries {
                 group.addTask { await Self.run(entry, node: node, metrics: metrics, report: report) }
