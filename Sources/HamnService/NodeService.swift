@@ -1511,7 +1511,7 @@ public actor NodeService {
     }
 
     /// What `status` shows, copied in one step (rendered off this actor).
-    private func statusReport() -> StatusReport {
+    private func statusReport(listingInstances: Bool = true) -> StatusReport {
         let state = coordinator.state
         return StatusReport(
             node: configuration.node, transport: configuration.transport, synchronised: coordinator.isSynchronised,
@@ -1519,8 +1519,9 @@ public actor NodeService {
             waitingForQuorum: coordinator.waitingForQuorum.count, engines: engines,
             wireVersion: transport.wireAgreement?.version ?? Int(WireFormat.version),
             configurationDifferences: configurationDifferences, recoveryOff: state.recoveryOff.sorted(),
-            running: coordinator.runningEvents, queue: state.queue, monitors: monitors, rules: coordinator.rules,
-            recent: recentSamples,
+            running: coordinator.runningEvents, queue: state.queue, monitors: listingInstances ? monitors : nil,
+            rules: coordinator.rules,
+            recent: listingInstances ? recentSamples : RecentSamples(),
             monitorFailures: monitorFailures, fencingWarning: configuration.fencingWarning,
             pendingFences: state.pendingFences.values.sorted { $0.node < $1.node },
             fenceAttempts: coordinator.fencing.attempts,
@@ -1553,13 +1554,15 @@ public actor NodeService {
     /// The actor is visited only to copy the status; rendering and the journal read are off it,
     /// at the lowest CPU priority (`ViewWork`).
     public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
-        let report = await statusReport()
+        // The monitors are copied only when the view lists the instances (once a second).
+        let now = ContinuousClock.now
+        let viewInstances = self.viewInstances
+        let report = await statusReport(listingInstances: viewInstances.isDue(at: now))
         let journal = self.journal
         let writes = self.writes
         let viewHistory = self.viewHistory
-        let viewInstances = self.viewInstances
         return await ViewWork.shared.run {
-            let status = viewInstances.json(report)
+            let status = viewInstances.json(report, now: now)
             let history = viewHistory.json(limit: historyLimit, journal: journal, committed: writes.committedTicket)
             return #"{"status":\#(status),"history":\#(history)}"#
         }

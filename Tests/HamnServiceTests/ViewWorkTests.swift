@@ -69,7 +69,10 @@ struct ViewInstancesTests {
                 return Array("[\(renders)]".utf8)
             }
         }
+        #expect(instances.isDue(at: start))
         #expect(list(at: .zero) == Array("[1]".utf8))
+        #expect(!instances.isDue(at: start + .milliseconds(999)))
+        #expect(instances.isDue(at: start + .seconds(1)))
         #expect(list(at: .milliseconds(200)) == Array("[1]".utf8))
         #expect(list(at: .milliseconds(999)) == Array("[1]".utf8))
         #expect(list(at: .seconds(1)) == Array("[2]".utf8))

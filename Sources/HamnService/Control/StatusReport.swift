@@ -39,10 +39,12 @@ struct StatusReport: Sendable {
     /// write: O(1)); the instances are listed, sorted and paired with their samples when the
     /// report is rendered, off it. Listing 1,000 pairs there took milliseconds, enough to delay
     /// a sample's predicate while the web view polled (`hamn-bench service --scrape-rate`).
-    var monitors: NodeMonitors
+    /// nil when the caller does not list the instances (the web view between its once-a-second
+    /// lists: sharing the monitors' storage would make the next sample copy it on the actor).
+    var monitors: NodeMonitors?
     var rules: RuleBook
     var recent: RecentSamples
-    var instances: [Instance] { monitors.instances }
+    var instances: [Instance] { monitors?.instances ?? [] }
     var monitorFailures: [String: String]
     var fencingWarning: String?
     var pendingFences: [PendingFence]

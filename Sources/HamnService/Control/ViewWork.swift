@@ -77,9 +77,18 @@ final class ViewInstances: Sendable {
         self.interval = interval
     }
 
-    /// The status document of `report`, its instances as they were at most `interval` ago.
+    /// Whether the list is to be rendered again at `now` (the report must then carry the monitors).
+    func isDue(at now: ContinuousClock.Instant) -> Bool {
+        last.withLock { last in last.map { now - $0.at >= interval } ?? true }
+    }
+
+    /// The status document of `report`, its instances as they were at most `interval` ago. A
+    /// report without the monitors (`isDue` was false) uses the list kept.
     func json(_ report: StatusReport, now: ContinuousClock.Instant = .now) -> String {
-        let instances = instances(at: now) { StatusJSON.Instance.rendered(report.instanceDocuments) }
+        let instances =
+            report.monitors == nil
+            ? last.withLock { $0?.bytes } ?? Array("[]".utf8)
+            : instances(at: now) { StatusJSON.Instance.rendered(report.instanceDocuments) }
         return report.document(listingInstances: false).text(instances: instances)
     }
 
