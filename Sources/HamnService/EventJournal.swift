@@ -10,6 +10,9 @@ public protocol EventJournal: Sendable {
     func note(_ text: String, kind: String, at time: Date) throws
     /// The newest `limit` events, newest first, as text and as JSON.
     func historyReport(limit: Int) throws -> (text: String, json: String)
+    /// The web view's history: `historyReport`'s JSON without each event's commands and
+    /// barriers (the view's table needs neither; its timeline reads them for one event), no text.
+    func viewHistoryJSON(limit: Int) throws -> String
     /// The event log's lines after row `rowID`, oldest first, at most `limit`; when `rowID` is
     /// nil, the newest `limit`. What `mon` follows (each line has its row id).
     func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine]
@@ -67,4 +70,10 @@ extension EventJournal {
     public func timeline(event id: Int, run: Int64?) throws -> Timeline? { nil }
 
     public func storageProblem() -> String? { nil }
+}
+
+extension EventJournal {
+    public func viewHistoryJSON(limit: Int) throws -> String {
+        try historyReport(limit: limit).json
+    }
 }

@@ -24,13 +24,28 @@ extension Journal: EventJournal {
             }
         }
         if lines.isEmpty { lines.append("no events yet") }
+        // Names and commands may hold anything: each line is one line on a terminal.
+        return (lines.map(TerminalText.line).joined(separator: "\n"), try Self.historyJSON(events))
+    }
+
+    /// An event of 100 barriers has hundreds of commands: encoding them at every commit cost
+    /// the web view most of its CPU in `hamn-bench cluster`.
+    public func viewHistoryJSON(limit: Int) throws -> String {
+        try Self.historyJSON(
+            history(limit: limit).map { event in
+                var event = event
+                event.commands = []
+                event.barriers = []
+                return event
+            })
+    }
+
+    private static func historyJSON(_ events: [JournalEvent]) throws -> String {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let json = String(decoding: try encoder.encode(["events": events]), as: UTF8.self)
-        // Names and commands may hold anything: each line is one line on a terminal.
-        return (lines.map(TerminalText.line).joined(separator: "\n"), json)
+        return String(decoding: try encoder.encode(["events": events]), as: UTF8.self)
     }
 
     public func logTail(after rowID: Int64?, limit: Int) throws -> [JournalLogLine] {

@@ -91,6 +91,13 @@ struct JournalTests {
         #expect(held.outcome == nil)
         try journal.append(.finished(event, outcome: .failed), at: at(7))
 
+        // The web view's history: the same event, without its commands and barriers.
+        let full = try journal.historyReport(limit: 10).json
+        let view = try journal.viewHistoryJSON(limit: 10)
+        #expect(full.contains(#""command":"/bin/stop db2""#) && full.contains(#""barriers":[{"#))
+        #expect(view.contains(#""commands":[]"#) && view.contains(#""barriers":[]"#))
+        #expect(view.contains(#""name":"db2_paging""#) && view.contains(#""outcome":"failed""#))
+
         let history = try journal.history(limit: 10)
         #expect(history.count == 1)
         let read = try #require(history.first)

@@ -60,7 +60,7 @@ final class ViewHistory: Sendable {
     func json(limit: Int, journal: any EventJournal, committed: JournalWrites.Ticket) -> String {
         if let last = last.withLock({ $0 }), last.committed == committed, last.limit == limit { return last.json }
         // A read that failed is not kept: the next poll tries again.
-        guard let json = try? journal.historyReport(limit: limit).json else { return #"{"events":[]}"# }
+        guard let json = try? journal.viewHistoryJSON(limit: limit) else { return #"{"events":[]}"# }
         last.withLock { $0 = (committed, limit, json) }
         return json
     }
