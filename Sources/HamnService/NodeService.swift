@@ -1549,22 +1549,26 @@ public actor NodeService {
     }
 
     /// The web view's state, one JSON document: `{"status": STATUS, "history": HISTORY}`, the
-    /// documents of `status --format json` and `history --format json` (the newest
-    /// `historyLimit` events that the journal committed: the view never makes it commit sooner).
+    /// documents of `status --format json` (its instances at most a second old) and
+    /// `history --format json` without commands and barriers (the newest `historyLimit` events
+    /// that the journal committed: the view never makes it commit sooner).
     /// The actor is visited only to copy the status; rendering and the journal read are off it,
     /// at the lowest CPU priority (`ViewWork`).
     public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
-        // The monitors are copied only when the view lists the instances (once a second).
-        let now = ContinuousClock.now
-        let viewInstances = self.viewInstances
-        let report = await statusReport(listingInstances: viewInstances.isDue(at: now))
         let journal = self.journal
         let writes = self.writes
         let viewHistory = self.viewHistory
+        let viewInstances = self.viewInstances
+        // The history first, the status after it: an event the history shows completed is then
+        // never shown running too (the service ends the event before its journal commit).
+        let history = await ViewWork.shared.run {
+            viewHistory.json(limit: historyLimit, journal: journal, committed: writes.committedTicket)
+        }
+        // The monitors are copied only when the view lists the instances (once a second).
+        let now = ContinuousClock.now
+        let report = await statusReport(listingInstances: viewInstances.isDue(at: now))
         return await ViewWork.shared.run {
-            let status = viewInstances.json(report, now: now)
-            let history = viewHistory.json(limit: historyLimit, journal: journal, committed: writes.committedTicket)
-            return #"{"status":\#(status),"history":\#(history)}"#
+            #"{"status":\#(viewInstances.json(report, now: now)),"history":\#(history)}"#
         }
     }
 
