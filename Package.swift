@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // Text -> syntax trees + diagnostics. Pure: no clocks, no processes, no sockets.
@@ -83,6 +84,7 @@ let package = Package(
         ),
         // The HTTP listener (Hummingbird): the read-only web view, its live updates (server-sent
         // events) and /metrics. Knows nothing of the service: it is handed closures that ask it.
+        // Runs on two threads of its own at nice 19 (a NIO event loop and a task executor).
         .target(
             name: "HamnWeb",
             dependencies: [
@@ -90,6 +92,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The service: NodeService, ServiceRunner, the journal (SQLite), monitors, control socket.

@@ -70,9 +70,8 @@ extension EventJournal {
     public func timeline(event id: Int, run: Int64?) throws -> Timeline? { nil }
 
     public func storageProblem() -> String? { nil }
-}
 
-extension EventJournal {
+    /// For journals that keep no commands: the history report's document.
     public func viewHistoryJSON(limit: Int) throws -> String {
         try historyReport(limit: limit).json
     }

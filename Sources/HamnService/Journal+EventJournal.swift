@@ -28,16 +28,11 @@ extension Journal: EventJournal {
         return (lines.map(TerminalText.line).joined(separator: "\n"), try Self.historyJSON(events))
     }
 
-    /// An event of 100 barriers has hundreds of commands: encoding them at every commit cost
-    /// the web view most of its CPU in `hamn-bench cluster`.
+    /// The history without each event's commands and barrier passages, which are neither read
+    /// nor encoded: an event of 100 barriers has hundreds of commands, and encoding them at
+    /// every commit cost the web view most of its CPU in `hamn-bench cluster`.
     public func viewHistoryJSON(limit: Int) throws -> String {
-        try Self.historyJSON(
-            history(limit: limit).map { event in
-                var event = event
-                event.commands = []
-                event.barriers = []
-                return event
-            })
+        try Self.historyJSON(history(limit: limit, steps: false))
     }
 
     private static func historyJSON(_ events: [JournalEvent]) throws -> String {

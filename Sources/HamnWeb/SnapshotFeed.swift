@@ -41,7 +41,7 @@ final class SnapshotFeed: Sendable {
             }
             state.watchers[id] = continuation
             if let latest = state.latest { continuation.yield(.snapshot(latest)) }
-            if state.poller == nil { state.poller = Task { await self.poll() } }
+            if state.poller == nil { state.poller = Task(executorPreference: WebThreads.tasks) { await self.poll() } }
             return id
         }
         return (stream, id)

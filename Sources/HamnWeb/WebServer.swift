@@ -53,7 +53,8 @@ public struct WebServerError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
 
-/// The HTTP listener (Hummingbird, on SwiftNIO's own threads, never the service's): `/` the
+/// The HTTP listener (Hummingbird, on two threads of its own at nice 19, `WebThreads`, never
+/// the service's): `/` the
 /// page, `/app.js` and `/app.css` its script and style, `/state` the snapshot once,
 /// `/events` the snapshot as server-sent events whenever it changes, `/timeline/RUN/EVENT`
 /// an event's timeline (SVG), `/metrics`. GET and HEAD only (others 405), anything else 404.
@@ -87,8 +88,10 @@ public final class WebServer: Sendable {
                 address: .hostname(address, port: port), serverName: nil, backlog: 64,
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
             onServerRunning: { channel in bound.resume(.success(channel.localAddress?.port ?? port)) },
+            eventLoopGroupProvider: .shared(WebThreads.eventLoops),
             logger: quiet)
-        let task = Task {
+        // Every connection's task is a child of this one, and prefers its executor (WebThreads).
+        let task = Task(executorPreference: WebThreads.tasks) {
             do {
                 try await application.run()
                 bound.resume(.failure(WebServerError(description: "the listener stopped")))

@@ -148,6 +148,53 @@ struct WebServerTests {
         #expect(second == "15\r\ndata: {\"changed\":1}\n\n\r\n", "\(second)")
     }
 
+    @Test(
+        "the listener answers at nice 19: /metrics rendered, the state asked for and the feed polled on its own threads, never at the service's priority"
+    )
+    func lowPriority() async throws {
+        let seen = Mutex<[String: Int32]>([:])
+        // The calling thread's nice value: `who` 0 is the calling thread on Linux.
+        let nice: @Sendable (String) -> Void = { route in
+            let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+            seen.withLock { $0[route] = value }
+        }
+        let sources = WebSources(
+            snapshot: {
+                nice("snapshot")
+                return "{}"
+            },
+            timeline: { _, _ in nil },
+            metricsExposition: {
+                nice("metrics")
+                return WebSources.minimalExposition()
+            })
+        var limits = WebLimits()
+        limits.pollInterval = .milliseconds(20)
+        let server = try await WebServer.start(
+            address: "127.0.0.1", port: 0, sources: sources, limits: limits, logger: Logger(label: "test"))
+        defer { server.stop() }
+        let port = try #require(Int(server.url.split(separator: ":").last!.dropLast()))
+        #expect(statusCode(try fetch(port, "/metrics")) == 200)
+        #expect(statusCode(try fetch(port, "/state")) == 200)
+        #expect(seen.withLock { $0 } == ["snapshot": 19, "metrics": 19])
+        seen.withLock { $0 = [:] }
+        let stream = try RawConnection(port: port)
+        stream.send("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        #expect(stream.read(until: "\n\n").hasSuffix("data: {}\n\n\r\n"))
+        #expect(seen.withLock { $0 } == ["snapshot": 19])
+        // The kernel's view of the listener's threads: field 19 of /proc/self/task/TID/stat.
+        var threads: [String: [Int]] = [:]
+        for tid in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
+            guard let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
+                let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            threads[String(stat[stat.index(after: open)..<close]), default: []].append(Int(fields[16]) ?? -100)
+        }
+        #expect(threads["hamn-web"] == [19], "\(threads)")
+        #expect(threads["hamn-web-io"] == [19], "\(threads)")
+    }
+
     @Test("a port in use: start throws, naming the address and why")
     func portInUse() async throws {
         let (server, port) = try await Self.start(FakeService())

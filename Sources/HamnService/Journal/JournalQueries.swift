@@ -4,11 +4,12 @@ import RecoveryPrograms
 import RulesEngine
 
 extension Journal {
-    /// The newest `limit` events, newest first (by run, then id), with their participants,
-    /// commands and barrier passages.
-    public func history(limit: Int) throws(JournalError) -> [JournalEvent] {
+    /// The newest `limit` events, newest first (by run, then id), with their participants and,
+    /// unless `steps` is false, their commands and barrier passages (two queries more per event).
+    public func history(limit: Int, steps: Bool = true) throws(JournalError) -> [JournalEvent] {
         try read("the history") { reader in
-            try reader.events(sql: "ORDER BY run DESC, id DESC LIMIT ?", arguments: [max(0, limit)])
+            try reader.events(
+                sql: "ORDER BY run DESC, id DESC LIMIT ?", arguments: [max(0, limit)], steps: steps)
         }
     }
 
@@ -158,8 +159,9 @@ struct JournalReader {
         }
     }
 
-    /// The events selected by `clause` (a WHERE, ORDER BY and LIMIT over `event`).
-    func events(sql clause: String, arguments: StatementArguments) throws -> [JournalEvent] {
+    /// The events selected by `clause` (a WHERE, ORDER BY and LIMIT over `event`); without
+    /// their commands and barrier passages when `steps` is false.
+    func events(sql clause: String, arguments: StatementArguments, steps: Bool = true) throws -> [JournalEvent] {
         try Row.fetchAll(db, sql: "SELECT * FROM event \(clause)", arguments: arguments).map { row in
             let run: Int64 = row["run"]
             let id: Int = row["id"]
@@ -183,8 +185,8 @@ struct JournalReader {
                         segment: row["failure_segment"] ?? 0,
                         at: Date(timeIntervalSince1970: row["failed_at"] ?? 0))
                 },
-                commands: try commands(run: run, id: id),
-                barriers: try barriers(run: run, id: id))
+                commands: steps ? try commands(run: run, id: id) : [],
+                barriers: steps ? try barriers(run: run, id: id) : [])
         }
     }
 
