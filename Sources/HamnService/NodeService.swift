@@ -3,7 +3,6 @@ import CommandExecution
 import Foundation
 import HamnConfiguration
 import HamnMetrics
-import HamnWeb
 import Logging
 import RecoveryPrograms
 import RulesEngine
@@ -1554,7 +1553,7 @@ public actor NodeService {
     /// `history --format json` without commands and barriers (the newest `historyLimit` events
     /// that the journal committed: the view never makes it commit sooner).
     /// The actor is visited only to copy the status; rendering and the journal read are off it,
-    /// on the web view's thread at the lowest CPU priority (`WebThreads.tasks`).
+    /// at the lowest CPU priority (`ViewWork`).
     public nonisolated func webSnapshot(historyLimit: Int = 20) async -> String {
         let journal = self.journal
         let writes = self.writes
@@ -1562,13 +1561,13 @@ public actor NodeService {
         let viewInstances = self.viewInstances
         // The history first, the status after it: an event the history shows completed is then
         // never shown running too (the service ends the event before its journal commit).
-        let history = await WebThreads.tasks.run {
+        let history = await ViewWork.shared.run {
             viewHistory.json(limit: historyLimit, journal: journal, committed: writes.committedTicket)
         }
         // The monitors are copied only when the view lists the instances (once a second).
         let now = ContinuousClock.now
         let report = await statusReport(listingInstances: viewInstances.isDue(at: now))
-        return await WebThreads.tasks.run {
+        return await ViewWork.shared.run {
             #"{"status":\#(viewInstances.json(report, now: now)),"history":\#(history)}"#
         }
     }

@@ -18,12 +18,11 @@ import NIOPosix
 ///   writing), instead of NIO's shared singleton at the service's priority;
 /// - `tasks`: the task executor every request is answered on (routing, `/metrics`' rendering,
 ///   the live feed's polling and writing): the listener's tasks prefer it, and their child
-///   tasks inherit the preference. The service renders the view's state on it too
-///   (`tasks.run`), so the whole view is on these two threads.
+///   tasks inherit the preference.
 ///
 /// One of each for the whole process: servers started and stopped (the tests start many)
 /// share them, and they are never shut down.
-public enum WebThreads {
+enum WebThreads {
     /// The nice value of both threads.
     static let niceness: Int32 = 19
 
@@ -34,7 +33,7 @@ public enum WebThreads {
         return group
     }()
 
-    public static let tasks = LowPriorityExecutor(name: "hamn-web")
+    static let tasks = LowPriorityExecutor(name: "hamn-web")
 
     /// Gives the calling thread nice 19 and `name` (as `top -H` shows it).
     static func lowerPriority(naming name: String) {
@@ -45,12 +44,11 @@ public enum WebThreads {
     }
 }
 
-/// A task executor of one thread at nice 19 that runs its jobs in order: the tasks that prefer
-/// it, and the closures given to `run`.
-public final class LowPriorityExecutor: TaskExecutor, @unchecked Sendable {
+/// A task executor of one thread at nice 19 that runs its jobs in order.
+final class LowPriorityExecutor: TaskExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     /// Guarded by `condition`.
-    private var jobs: [() -> Void] = []
+    private var jobs: [UnownedJob] = []
 
     init(name: String) {
         let thread = Thread { [self] in
@@ -61,26 +59,14 @@ public final class LowPriorityExecutor: TaskExecutor, @unchecked Sendable {
                 let batch = jobs
                 jobs.removeAll(keepingCapacity: true)
                 condition.unlock()
-                for job in batch { job() }
+                for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
             }
         }
         thread.start()
     }
 
-    public func enqueue(_ job: consuming ExecutorJob) {
+    func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        append { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-    }
-
-    /// `body`'s result, computed on this thread after the jobs already queued: for work that
-    /// is the view's, wherever it is asked from (the service renders the view's state here).
-    public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            append { continuation.resume(returning: body()) }
-        }
-    }
-
-    private func append(_ job: @escaping () -> Void) {
         condition.lock()
         jobs.append(job)
         condition.signal()

@@ -195,24 +195,6 @@ struct WebServerTests {
         #expect(threads["hamn-web-io"] == [19], "\(threads)")
     }
 
-    @Test(
-        "the view's own work (the service's rendering of its state) runs on the listener's nice-19 thread, not the caller's, in the order given"
-    )
-    func runOnTheViewThread() async {
-        let caller = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
-        let (nice, name) = await WebThreads.tasks.run {
-            // The kernel's name of the calling thread.
-            let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
-            return (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), comm.trimmingCharacters(in: .newlines))
-        }
-        #expect(nice == 19)
-        #expect(name == "hamn-web")
-        #expect(caller != 19)
-        var order: [Int] = []
-        for index in 0..<5 { order.append(await WebThreads.tasks.run { index }) }
-        #expect(order == [0, 1, 2, 3, 4])
-    }
-
     @Test("a port in use: start throws, naming the address and why")
     func portInUse() async throws {
         let (server, port) = try await Self.start(FakeService())
