@@ -53,11 +53,11 @@ public struct WebServerError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
 
-/// The HTTP listener (Hummingbird, on two threads of its own at nice 19, `WebThreads`, never
-/// the service's): `/` the
-/// page, `/app.js` and `/app.css` its script and style, `/state` the snapshot once,
-/// `/events` the snapshot as server-sent events whenever it changes, `/timeline/RUN/EVENT`
-/// an event's timeline (SVG), `/metrics`. GET and HEAD only (others 405), anything else 404.
+/// The HTTP listener (Hummingbird, on two threads of its own at the lowest priority,
+/// `WebThreads`, never the service's): `/` the page, `/app.js` and `/app.css` its script and
+/// style, `/state` the snapshot once, `/events` the snapshot as server-sent events whenever it
+/// changes, `/timeline/RUN/EVENT` an event's timeline (SVG), `/metrics`. GET and HEAD only
+/// (others 405), anything else 404.
 public final class WebServer: Sendable {
     /// `http://ADDRESS:PORT/`, with the port actually bound.
     public let url: String

@@ -20,15 +20,19 @@ struct ViewWorkTests {
         return comm.trimmingCharacters(in: .newlines)
     }
 
-    @Test("runs at nice 19 on one thread, not the caller's, and in the order given")
+    @Test("runs at SCHED_IDLE and nice 19 on one thread, not the caller's, and in the order given")
     func lowestPriority() async {
         let caller = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
-        let (nice, name) = await ViewWork.shared.run {
-            (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), Self.threadName())
+        let callerPolicy = sched_getscheduler(0)
+        let (nice, policy, name) = await ViewWork.shared.run {
+            (getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), sched_getscheduler(0), Self.threadName())
         }
         #expect(nice == 19)
+        // SCHED_IDLE (5): a waking thread of the service's policy preempts it at once.
+        #expect(policy == 5)
         #expect(name == "hamn-view")
         #expect(caller != 19)
+        #expect(callerPolicy == SCHED_OTHER)
         var order: [Int] = []
         for index in 0..<5 { order.append(await ViewWork.shared.run { index }) }
         #expect(order == [0, 1, 2, 3, 4])

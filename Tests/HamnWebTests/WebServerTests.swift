@@ -149,13 +149,16 @@ struct WebServerTests {
     }
 
     @Test(
-        "the listener answers at nice 19: /metrics rendered, the state asked for and the feed polled on its own threads, never at the service's priority"
+        "the listener answers at SCHED_IDLE and nice 19: /metrics rendered, the state asked for and the feed polled on its own threads, never at the service's priority"
     )
     func lowPriority() async throws {
         let seen = Mutex<[String: Int32]>([:])
-        // The calling thread's nice value: `who` 0 is the calling thread on Linux.
+        // The calling thread's nice value, or -1 when its policy is not SCHED_IDLE (5): `who` and
+        // pid 0 are the calling thread on Linux.
         let nice: @Sendable (String) -> Void = { route in
-            let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+            let value =
+                sched_getscheduler(0) == WebThreads.idlePolicy
+                ? getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) : -1
             seen.withLock { $0[route] = value }
         }
         let sources = WebSources(
@@ -182,17 +185,23 @@ struct WebServerTests {
         stream.send("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         #expect(stream.read(until: "\n\n").hasSuffix("data: {}\n\n\r\n"))
         #expect(seen.withLock { $0 } == ["snapshot": 19])
-        // The kernel's view of the listener's threads: field 19 of /proc/self/task/TID/stat.
+        // The kernel's view of the listener's threads: fields 19 (nice) and 41 (policy) of
+        // /proc/self/task/TID/stat.
         var threads: [String: [Int]] = [:]
+        var policies: [String: [Int]] = [:]
         for tid in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
             guard let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
                 let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
             else { continue }
             let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-            threads[String(stat[stat.index(after: open)..<close]), default: []].append(Int(fields[16]) ?? -100)
+            let name = String(stat[stat.index(after: open)..<close])
+            threads[name, default: []].append(Int(fields[16]) ?? -100)
+            policies[name, default: []].append(Int(fields[38]) ?? -100)
         }
         #expect(threads["hamn-web"] == [19], "\(threads)")
         #expect(threads["hamn-web-io"] == [19], "\(threads)")
+        #expect(policies["hamn-web"] == [5], "\(policies)")
+        #expect(policies["hamn-web-io"] == [5], "\(policies)")
     }
 
     @Test("a port in use: start throws, naming the address and why")

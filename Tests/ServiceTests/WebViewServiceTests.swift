@@ -117,6 +117,47 @@ struct WebViewServiceTests {
         #expect(held.count == 40)
     }
 
+    @Test(
+        "slow clients do not delay the service's thread: a variable sampled every 100 ms keeps its schedule while 40 connections stall the listener"
+    )
+    func slowClientsDoNotDelayTheServiceThread() throws {
+        // Each sample is reported to the service's actor and the next one waits for that
+        // (MonitorScheduler): a service's thread held by a client would stretch the gaps.
+        let (harness, paging) = try ServiceHarness.paging(interval: "0.1s")
+        let ticks = harness.outputDirectory + "/ticks"
+        let tick = try harness.script("tick", "date +%s.%N >> \(ticks)\nexec /bin/cat \(paging)")
+        let configuration = try String(contentsOfFile: harness.configPath, encoding: .utf8)
+        try harness.write(harness.configPath, configuration.replacingOccurrences(of: "/bin/cat \(paging)", with: tick))
+        try harness.start()
+        let port = try Self.port(harness)
+        func stamps() -> [Double] {
+            (harness.read("ticks") ?? "").split(separator: "\n").compactMap { Double($0) }
+        }
+        try waitUntil("the variable is sampled", observed: { "\(stamps().count) samples" }) { stamps().count >= 5 }
+        let before = stamps().count
+        // Half requests, and live streams never read (the state changes at every sample, so the
+        // listener's writes to them back up), more than the listener serves at once (32).
+        var held: [RawConnection] = []
+        for index in 0..<40 {
+            let connection = try RawConnection(port: port)
+            connection.send(index % 4 == 0 ? "GET /events HTTP/1.1\r\nHost: x\r\n\r\n" : "GET /state HTTP/1.1\r\nHo")
+            held.append(connection)
+        }
+        // And one client that sends its request a byte at a time.
+        let trickle = try RawConnection(port: port)
+        for byte in "GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8.prefix(20) {
+            trickle.send(String(UnicodeScalar(byte)))
+            usleep(100_000)
+        }
+        let during = Array(stamps().dropFirst(before))
+        let gaps = zip(during.dropFirst(), during).map { $0 - $1 }
+        // 2 s at one sample per 100 ms: 20. The bound is a stall's, not a benchmark's: a service's
+        // thread waiting on a client would wait for its 10 s idle time-out.
+        #expect(during.count >= 10, "\(during.count) samples in 2 s")
+        #expect((gaps.max() ?? 0) < 1.0, "gaps between samples: \(gaps)")
+        #expect(held.count == 40)
+    }
+
     @Test("status JSON keeps each instance's recent samples, oldest first (the view's sparkline)")
     func recentSamples() throws {
         let (harness, paging) = try ServiceHarness.paging()

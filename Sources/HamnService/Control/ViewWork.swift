@@ -1,53 +1,17 @@
 import Foundation
+import HamnWeb
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
-
 /// The web view's rendering (the status document, the history read): on one thread of its own
-/// at the lowest CPU priority (nice 19), so that it never takes a core from the service's thread
-/// or from a recovery command being started. Rendering the state of 1,000 tracked pairs takes
-/// about 17 ms of CPU; at the BlockingWork threads' priority, every 200 ms while a view was open,
-/// it doubled the sample-to-command p99 of `hamn-bench service` on 2 cores. One thread: a
-/// second view waits for the first's document instead of taking a second core.
-final class ViewWork: @unchecked Sendable {
-    static let shared = ViewWork()
-
-    private let condition = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
-
-    private init() {
-        let thread = Thread { [self] in
-            // Linux: a nice value is a thread's own, and `who` 0 names the calling thread
-            // (setpriority(2), NOTES), not the process.
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-            Thread.current.name = "hamn-view"
-            // Foundation's setter names the kernel's thread only once `Thread` knows its pthread,
-            // which the starting thread records after `pthread_create` (a race: the thread kept
-            // the name it inherited, now and then). The kernel's name, set directly:
-            try? "hamn-view".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
-            while true {
-                condition.lock()
-                while jobs.isEmpty { condition.wait() }
-                let job = jobs.removeFirst()
-                condition.unlock()
-                job()
-            }
-        }
-        thread.start()
-    }
-
-    func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            condition.lock()
-            jobs.append { continuation.resume(returning: body()) }
-            condition.signal()
-            condition.unlock()
-        }
-    }
+/// at the lowest CPU priority (`SCHED_IDLE`, nice 19: HamnWeb's `WebThreads`), so that it never
+/// takes a core from the service's thread or from a recovery command being started. Rendering
+/// the state of 1,000 tracked pairs takes about 17 ms of CPU; at the BlockingWork threads'
+/// priority, every 200 ms while a view was open, it doubled the sample-to-command p99 of
+/// `hamn-bench service` on 2 cores. One thread: a second view waits for the first's document
+/// instead of taking a second core. Not the listener's thread (`WebThreads.tasks`): a scrape of
+/// `/metrics` does not wait behind a rendering.
+enum ViewWork {
+    static let shared = LowPriorityExecutor(name: "hamn-view")
 }
 
 /// The history the web view shows, read from the journal again only once it committed since
